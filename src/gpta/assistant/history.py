@@ -1,0 +1,100 @@
+"""The run's history: every round and every proposal, appended to ``history.jsonl`` as it
+happens, and kept in memory as the TA's feedback."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gpta.assistant.prompts import ScoredPrefix
+
+
+@dataclass
+class RoundRecord:
+    """One training round and its dev evaluation."""
+
+    round: int
+    prefix: str
+    dev_score: float
+    dev_loss: float | None
+    train_loss: float | None
+    dev_metrics: dict[str, Any]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+class History:
+    """Rounds, proposals and screened scores of one run."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.rounds: list[RoundRecord] = []
+        self.screened: dict[str, float] = {}  # prefix -> best screened score seen
+
+    def _append(self, record: dict[str, Any]) -> None:
+        record = {"time": round(time.time(), 3), **record}
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def log(self, event: str, **fields: Any) -> None:
+        """Append a free-form event (selection, TA error, ...)."""
+        self._append({"event": event, **fields})
+
+    def add_round(self, record: RoundRecord) -> None:
+        self.rounds.append(record)
+        self._append({"event": "round", **asdict(record)})
+
+    def add_proposal(
+        self,
+        *,
+        round: int,
+        raw: str,
+        prefix: str | None,
+        reason: str | None,
+        truncated: bool,
+        screen_score: float | None,
+        screen_loss: float | None,
+        improved: bool,
+    ) -> None:
+        if prefix is not None and screen_score is not None:
+            self.screened[prefix] = max(screen_score, self.screened.get(prefix, screen_score))
+        self._append(
+            {
+                "event": "proposal",
+                "round": round,
+                "raw": raw,
+                "prefix": prefix,
+                "valid": prefix is not None,
+                "reason": reason,
+                "truncated": truncated,
+                "screen_score": screen_score,
+                "screen_loss": screen_loss,
+                "improved": improved,
+            }
+        )
+
+    def note_screened(self, prefix: str, score: float) -> None:
+        self.screened[prefix] = max(score, self.screened.get(prefix, score))
+
+    def tried(self, top_m: int) -> list[ScoredPrefix]:
+        """The top-M distinct prefixes by their best known score (dev or screened)."""
+        best: dict[str, float] = dict(self.screened)
+        for r in self.rounds:
+            best[r.prefix] = max(r.dev_score, best.get(r.prefix, r.dev_score))
+        ranked = sorted(best.items(), key=lambda kv: kv[1], reverse=True)[:top_m]
+        return [ScoredPrefix(p, s) for p, s in ranked]
+
+    def all_prefixes(self) -> set[str]:
+        """Every prefix trained with or screened, for duplicate rejection."""
+        return set(self.screened) | {r.prefix for r in self.rounds}
+
+    def best_round(self) -> RoundRecord | None:
+        """Highest dev score; ties go to the lower dev loss, then the earlier round."""
+        if not self.rounds:
+            return None
+        return max(self.rounds, key=lambda r: (r.dev_score, -(r.dev_loss or 0.0), -r.round))

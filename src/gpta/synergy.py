@@ -1,0 +1,225 @@
+"""The synergistic loop, and nothing else.
+
+round 0:  the TA proposes K prefixes from the description; take the first valid one
+each round r: train with prefix_r (the Trainer does this) -> then, here:
+    evaluate on dev -> score_r; record the round; keep the model if it is the best so far
+    dialogue gradient: the TA sees the scored prefixes, the change, per-label numbers
+    the TA proposes K candidates; screen them, the current prefix and the empty prefix
+        on a dev subset with the current model (forward passes only)
+    prefix_{r+1} = the best screened candidate if it beats the current prefix, else prefix_r
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from gpta.assistant import History, RoundRecord, ScoredPrefix, TaskBrief, TeachingAssistant
+from gpta.assistant.prompts import feedback_messages, initial_messages
+from gpta.config import AssistantConfig
+from gpta.downstream.inference import run_classifier
+from gpta.progress import Progress
+from gpta.tasks.classification import ClassificationTask
+
+
+@dataclass(frozen=True)
+class Screened:
+    """A prefix's score on the screening subset with the current model."""
+
+    prefix: str
+    score: float
+    loss: float
+
+    def beats(self, other: Screened, margin: float) -> bool:
+        """Higher score by more than ``margin``; on an exact tie, a clearly lower loss wins."""
+        if self.score > other.score + margin:
+            return True
+        return margin == 0 and self.score == other.score and self.loss < other.loss * 0.98
+
+
+class SynergyLoop:
+    """Chooses the prefix of each round from the TA's proposals and the model's scores."""
+
+    def __init__(
+        self,
+        *,
+        task: ClassificationTask,
+        tokenizer: Any,
+        assistant: TeachingAssistant,
+        brief: TaskBrief,
+        history: History,
+        config: AssistantConfig,
+        dev_texts: Sequence[str],
+        dev_labels: Sequence[int],
+        screen_indices: Sequence[int],
+        eval_batch_size: int,
+        rounds: int,
+        seed: int,
+        on_new_best: Callable[[Any, RoundRecord], None],
+        progress: Progress,
+    ) -> None:
+        self.task = task
+        self.tokenizer = tokenizer
+        self.assistant = assistant
+        self.brief = brief
+        self.history = history
+        self.config = config
+        self.dev_texts = list(dev_texts)
+        self.dev_labels = list(dev_labels)
+        self.screen_texts = [self.dev_texts[i] for i in screen_indices]
+        self.screen_labels = [self.dev_labels[i] for i in screen_indices]
+        self.eval_batch_size = eval_batch_size
+        self.rounds = rounds
+        self.seed = seed
+        self.on_new_best = on_new_best
+        self.progress = progress
+        self.prefix = ""
+        self.best: RoundRecord | None = None
+        self._round_started = time.perf_counter()
+
+    # --- round 0 -----------------------------------------------------------------------------
+    def initial_prefix(self) -> str:
+        """The TA's first valid proposal from the description alone (or the empty prefix)."""
+        if self.config.initial == "empty":
+            self.prefix = ""
+        else:
+            self.progress.ta_start(0)
+            batch = self.assistant.propose(initial_messages(self.brief), seed=self.seed * 1000)
+            self.progress.ta_done(batch)
+            for proposal in batch.proposals:
+                self.history.add_proposal(
+                    round=0,
+                    raw=proposal.raw,
+                    prefix=proposal.prefix,
+                    reason=proposal.reason,
+                    truncated=proposal.truncated,
+                    screen_score=None,
+                    screen_loss=None,
+                    improved=False,
+                )
+            if batch.error:
+                self.history.log("ta_error", round=0, error=batch.error)
+            self.prefix = batch.valid[0] if batch.valid else ""
+        self.history.log("select", round=0, prefix=self.prefix, reason="initial")
+        self.progress.prefix_chosen(0, self.prefix, changed=True)
+        self._round_started = time.perf_counter()
+        return self.prefix
+
+    # --- every round boundary ----------------------------------------------------------------
+    def end_of_round(self, round_index: int, model: Any, train_loss: float | None) -> str:
+        """Evaluate the round, then choose the next prefix; returns it."""
+        train_seconds = time.perf_counter() - self._round_started
+        started = time.perf_counter()
+        dev = run_classifier(
+            model,
+            self.tokenizer,
+            self.task,
+            self.dev_texts,
+            self.prefix,
+            batch_size=self.eval_batch_size,
+            labels=self.dev_labels,
+        )
+        metrics = self.task.metrics(dev.predictions, self.dev_labels)
+        record = RoundRecord(
+            round=round_index,
+            prefix=self.prefix,
+            dev_score=metrics[self.task.primary_metric],
+            dev_loss=dev.loss,
+            train_loss=train_loss,
+            dev_metrics=metrics,
+            seconds={
+                "train": round(train_seconds, 3),
+                "eval": round(time.perf_counter() - started, 3),
+            },
+        )
+        is_best = self.best is None or (record.dev_score, -(record.dev_loss or 0.0)) > (
+            self.best.dev_score,
+            -(self.best.dev_loss or 0.0),
+        )
+        if is_best:
+            self.best = record
+            self.on_new_best(model, record)
+        previous = self.history.rounds[-1].dev_score if self.history.rounds else None
+        self.progress.round_done(record, self.task.primary_metric, is_best, self.rounds)
+
+        last_round = round_index == self.rounds - 1
+        if not last_round and not self.config.frozen:
+            record.seconds.update(self._next_prefix(round_index, model, record, previous))
+        self.history.add_round(record)
+        if not last_round:
+            self.history.log(
+                "select",
+                round=round_index + 1,
+                prefix=self.prefix,
+                reason="screened" if not self.config.frozen else "frozen",
+            )
+        self._round_started = time.perf_counter()
+        return self.prefix
+
+    def _next_prefix(
+        self, round_index: int, model: Any, record: RoundRecord, previous: float | None
+    ) -> dict[str, float]:
+        messages = feedback_messages(
+            self.brief,
+            tried=self.history.tried(self.config.history_top_m),
+            current=ScoredPrefix(self.prefix, record.dev_score),
+            previous_score=previous,
+            per_label=record.dev_metrics.get("recall_per_class", {}),
+        )
+        self.progress.ta_start(round_index + 1)
+        batch = self.assistant.propose(
+            messages,
+            seed=self.seed * 1000 + round_index + 1,
+            previous=self.history.all_prefixes() | {self.prefix},
+        )
+        self.progress.ta_done(batch)
+        if batch.error:
+            self.history.log("ta_error", round=round_index + 1, error=batch.error)
+
+        started = time.perf_counter()
+        current = self._screen(model, self.prefix)
+        self.history.note_screened(current.prefix, current.score)
+        challengers = [p for p in dict.fromkeys([*batch.valid, ""]) if p != self.prefix]
+        screened = {p: self._screen(model, p) for p in challengers}
+        for proposal in batch.proposals:
+            result = screened.get(proposal.prefix) if proposal.prefix is not None else None
+            self.history.add_proposal(
+                round=round_index + 1,
+                raw=proposal.raw,
+                prefix=proposal.prefix,
+                reason=proposal.reason,
+                truncated=proposal.truncated,
+                screen_score=result.score if result else None,
+                screen_loss=result.loss if result else None,
+                improved=bool(result and result.beats(current, self.config.margin)),
+            )
+        if "" in screened:
+            self.history.note_screened("", screened[""].score)
+        self.history.log(
+            "screen",
+            round=round_index + 1,
+            current=current.__dict__,
+            candidates=[s.__dict__ for s in screened.values()],
+        )
+        best = max(screened.values(), key=lambda s: (s.score, -s.loss), default=None)
+        changed = best is not None and best.beats(current, self.config.margin)
+        if changed:
+            self.prefix = best.prefix
+        self.progress.screen_done(current, list(screened.values()), self.prefix, changed)
+        self.progress.prefix_chosen(round_index + 1, self.prefix, changed=changed)
+        return {"ta": round(batch.seconds, 3), "screen": round(time.perf_counter() - started, 3)}
+
+    def _screen(self, model: Any, prefix: str) -> Screened:
+        output = run_classifier(
+            model,
+            self.tokenizer,
+            self.task,
+            self.screen_texts,
+            prefix,
+            batch_size=self.eval_batch_size,
+            labels=self.screen_labels,
+        )
+        metrics = self.task.metrics(output.predictions, self.screen_labels)
+        return Screened(prefix, metrics[self.task.primary_metric], output.loss or 0.0)

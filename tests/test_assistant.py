@@ -1,0 +1,118 @@
+"""The TA's conversations, fault handling and the exposure ledger.
+
+The scripted chat models here exist only to test parsing and fault handling;
+every real run uses a real LLM (see test_end_to_end.py)."""
+
+from __future__ import annotations
+
+import json
+
+from gpta.assistant import History, RoundRecord, ScoredPrefix, TaskBrief, TeachingAssistant
+from gpta.assistant.prompts import feedback_messages, initial_messages
+from gpta.config import AssistantConfig
+from gpta.llm.base import ChatResult, Usage
+from gpta.privacy import ExposureChannel, ExposureLedger
+
+BRIEF = TaskBrief(
+    family="classification",
+    description="Tweets about airlines.",
+    label_names=["negative", "neutral", "positive"],
+    metric="accuracy",
+    max_words=30,
+)
+
+
+class FailingChat:
+    backend, model_name = "scripted", "always-fails"
+
+    def __init__(self):
+        self.calls = 0
+
+    def chat(self, messages, **params):
+        self.calls += 1
+        raise ConnectionError("server went away")
+
+
+class ScriptedChat:
+    backend, model_name = "scripted", "fixed-replies"
+
+    def __init__(self, texts):
+        self.texts = texts
+
+    def chat(self, messages, *, n, **params):
+        return ChatResult(texts=self.texts[:n], usage=Usage(10 * n, 5 * n), seconds=0.01)
+
+
+def _assistant(chat, tmp_path, candidates=3):
+    ledger = ExposureLedger(tmp_path / "exposure.jsonl")
+    config = AssistantConfig(candidates=candidates)
+    return TeachingAssistant(
+        ExposureChannel(chat, ledger), BRIEF, config, count_tokens=lambda s: len(s.split())
+    ), ledger
+
+
+def _ledger(tmp_path):
+    return [json.loads(x) for x in (tmp_path / "exposure.jsonl").read_text().splitlines()]
+
+
+def test_llm_failure_is_retried_then_reported_not_raised(tmp_path):
+    chat = FailingChat()
+    assistant, _ = _assistant(chat, tmp_path)
+    batch = assistant.propose(initial_messages(BRIEF), seed=0)
+    assert chat.calls == 2
+    assert batch.valid == [] and "server went away" in batch.error
+    events = [r["event"] for r in _ledger(tmp_path)]
+    assert events == ["request", "error", "request", "error"]  # logged before each send
+
+
+def test_proposals_are_parsed_and_ledgered(tmp_path):
+    chat = ScriptedChat(
+        [
+            'Instruction: "Decide how the traveller feels about the airline."',
+            "positive",
+            "Decide how the traveller feels about the airline.",
+        ]
+    )
+    assistant, _ = _assistant(chat, tmp_path)
+    batch = assistant.propose(initial_messages(BRIEF), seed=0)
+    assert batch.valid == ["Decide how the traveller feels about the airline."]
+    assert [p.valid for p in batch.proposals] == [True, False, False]
+    records = _ledger(tmp_path)
+    assert [r["event"] for r in records] == ["request", "response"]
+    assert records[0]["row_ids"] == [] and records[0]["model"] == "fixed-replies"
+    assert records[1]["usage"] == {"prompt_tokens": 30, "completion_tokens": 15}
+
+
+def test_ledger_ids_continue_across_reopen(tmp_path):
+    ledger = ExposureLedger(tmp_path / "exposure.jsonl")
+    first = ledger.record_request(backend="b", model="m", messages=[], row_ids=[], params={})
+    again = ExposureLedger(tmp_path / "exposure.jsonl")
+    second = again.record_request(backend="b", model="m", messages=[], row_ids=[], params={})
+    assert (first, second) == (1, 2)
+
+
+def test_feedback_lists_scores_best_last_with_per_label_numbers():
+    messages = feedback_messages(
+        BRIEF,
+        tried=[ScoredPrefix("B", 0.7), ScoredPrefix("", 0.5), ScoredPrefix("A", 0.6)],
+        current=ScoredPrefix("B", 0.7),
+        previous_score=0.6,
+        per_label={"negative": 0.9, "neutral": 0.2, "positive": 0.8},
+    )
+    user = messages[-1]["content"]
+    assert (
+        user.index("(no instruction): 0.500") < user.index('"A": 0.600') < user.index('"B": 0.700')
+    )
+    assert "up 0.100" in user and "neutral 0.20" in user
+    assert "Tweets about airlines." in user
+
+
+def test_history_tried_keeps_top_m_and_best_round(tmp_path):
+    history = History(tmp_path / "history.jsonl")
+    for i, score in enumerate([0.5, 0.8, 0.6]):
+        history.add_round(RoundRecord(i, f"p{i}", score, 1.0 - score, 0.3, {}))
+    history.note_screened("q", 0.9)
+    assert [s.prefix for s in history.tried(2)] == ["q", "p1"]
+    assert history.best_round().round == 1
+    lines = (tmp_path / "history.jsonl").read_text().splitlines()
+    assert [json.loads(x)["round"] for x in lines] == [0, 1, 2]
