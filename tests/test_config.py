@@ -10,7 +10,10 @@ from gpta.errors import GptaUserError
 
 def test_defaults_are_the_bundled_models():
     config = GptaConfig()
-    assert config.model.name_or_path == "bundled:minilm"
+    assert config.model.resolved_name("classification") == "bundled:minilm"
+    assert config.model.resolved_name("qa") == "bundled:minilm"
+    assert config.model.resolved_name("summarization") == "bundled:smollm2"
+    assert build_config({"model": {"name_or_path": "x/y"}}).model.resolved_name("qa") == "x/y"
     assert config.assistant.model == "bundled:smollm2"
     assert config.privacy.exposure == "none"
 

@@ -162,9 +162,9 @@ def test_predict_equals_training_time_evaluation(run):
 
     texts = [json.loads(line)["text"] for line in run["test"].open(encoding="utf-8")]
     pipeline = load_pipeline(run_dir)
-    assert [p.label for p in pipeline(texts)] == expected
+    assert [p["label"] for p in pipeline(texts)] == expected
     for p in pipeline(texts[:3]):
-        assert sum(p.probabilities.values()) == pytest.approx(1.0, abs=1e-4)
+        assert sum(p["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
 
     result = _gpta("eval", "--model", str(run_dir / "model"), "--data", str(run["test"]))
     assert result.returncode == 0, result.stderr

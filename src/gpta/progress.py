@@ -86,8 +86,8 @@ class Progress:
         out.print(table)
         out.print(f"* saved model: round {best_round}")
         if test_metrics is not None:
-            out.print(
-                f"test {metric}: {test_metrics[metric]:.4f}  "
-                f"macro-F1: {test_metrics.get('macro_f1', float('nan')):.4f}"
+            shown = ", ".join(
+                f"{k} {v:.4f}" for k, v in test_metrics.items() if isinstance(v, float)
             )
+            out.print(f"test: {shown}")
         out.print(f"run directory: {run_dir}")

@@ -13,30 +13,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from gpta.assistant import History, RoundRecord, ScoredPrefix, TaskBrief, TeachingAssistant
 from gpta.assistant.prompts import feedback_messages, initial_messages
 from gpta.config import AssistantConfig
-from gpta.downstream.inference import run_classifier
 from gpta.progress import Progress
-from gpta.tasks.classification import ClassificationTask
-
-
-@dataclass(frozen=True)
-class Screened:
-    """A prefix's score on the screening subset with the current model."""
-
-    prefix: str
-    score: float
-    loss: float
-
-    def beats(self, other: Screened, margin: float) -> bool:
-        """Higher score by more than ``margin``; on an exact tie, a clearly lower loss wins."""
-        if self.score > other.score + margin:
-            return True
-        return margin == 0 and self.score == other.score and self.loss < other.loss * 0.98
+from gpta.tasks.base import Screening, Task
 
 
 class SynergyLoop:
@@ -45,14 +28,13 @@ class SynergyLoop:
     def __init__(
         self,
         *,
-        task: ClassificationTask,
+        task: Task,
         tokenizer: Any,
         assistant: TeachingAssistant,
         brief: TaskBrief,
         history: History,
         config: AssistantConfig,
-        dev_texts: Sequence[str],
-        dev_labels: Sequence[int],
+        dev_rows: Sequence[dict[str, Any]],
         screen_indices: Sequence[int],
         eval_batch_size: int,
         rounds: int,
@@ -66,10 +48,8 @@ class SynergyLoop:
         self.brief = brief
         self.history = history
         self.config = config
-        self.dev_texts = list(dev_texts)
-        self.dev_labels = list(dev_labels)
-        self.screen_texts = [self.dev_texts[i] for i in screen_indices]
-        self.screen_labels = [self.dev_labels[i] for i in screen_indices]
+        self.dev_rows = list(dev_rows)
+        self.screen_rows = [self.dev_rows[i] for i in screen_indices]
         self.eval_batch_size = eval_batch_size
         self.rounds = rounds
         self.seed = seed
@@ -77,6 +57,7 @@ class SynergyLoop:
         self.progress = progress
         self.prefix = ""
         self.best: RoundRecord | None = None
+        self.ta_seconds = 0.0
         self._round_started = time.perf_counter()
 
     # --- round 0 -----------------------------------------------------------------------------
@@ -87,6 +68,7 @@ class SynergyLoop:
         else:
             self.progress.ta_start(0)
             batch = self.assistant.propose(initial_messages(self.brief), seed=self.seed * 1000)
+            self.ta_seconds += batch.seconds
             self.progress.ta_done(batch)
             for proposal in batch.proposals:
                 self.history.add_proposal(
@@ -112,28 +94,22 @@ class SynergyLoop:
         """Evaluate the round, then choose the next prefix; returns it."""
         train_seconds = time.perf_counter() - self._round_started
         started = time.perf_counter()
-        dev = run_classifier(
-            model,
-            self.tokenizer,
-            self.task,
-            self.dev_texts,
-            self.prefix,
-            batch_size=self.eval_batch_size,
-            labels=self.dev_labels,
+        dev = self.task.evaluate(
+            model, self.tokenizer, self.dev_rows, self.prefix, batch_size=self.eval_batch_size
         )
-        metrics = self.task.metrics(dev.predictions, self.dev_labels)
         record = RoundRecord(
             round=round_index,
             prefix=self.prefix,
-            dev_score=metrics[self.task.primary_metric],
+            dev_score=dev.score,
             dev_loss=dev.loss,
             train_loss=train_loss,
-            dev_metrics=metrics,
+            dev_metrics=dev.metrics,
             seconds={
                 "train": round(train_seconds, 3),
                 "eval": round(time.perf_counter() - started, 3),
             },
         )
+        self._last_eval = dev
         is_best = self.best is None or (record.dev_score, -(record.dev_loss or 0.0)) > (
             self.best.dev_score,
             -(self.best.dev_loss or 0.0),
@@ -161,12 +137,18 @@ class SynergyLoop:
     def _next_prefix(
         self, round_index: int, model: Any, record: RoundRecord, previous: float | None
     ) -> dict[str, float]:
+        started = time.perf_counter()
+        current = self._screen(model, self.prefix)
+        self.history.note_screened(current.prefix, current.score)
+        screen_seconds = time.perf_counter() - started
+        title, per_field = self.task.feedback(self._last_eval)
         messages = feedback_messages(
             self.brief,
             tried=self.history.tried(self.config.history_top_m),
             current=ScoredPrefix(self.prefix, record.dev_score),
             previous_score=previous,
-            per_label=record.dev_metrics.get("recall_per_class", {}),
+            feedback_title=title,
+            feedback=per_field,
         )
         self.progress.ta_start(round_index + 1)
         batch = self.assistant.propose(
@@ -175,12 +157,11 @@ class SynergyLoop:
             previous=self.history.all_prefixes() | {self.prefix},
         )
         self.progress.ta_done(batch)
+        self.ta_seconds += batch.seconds
         if batch.error:
             self.history.log("ta_error", round=round_index + 1, error=batch.error)
 
         started = time.perf_counter()
-        current = self._screen(model, self.prefix)
-        self.history.note_screened(current.prefix, current.score)
         challengers = [p for p in dict.fromkeys([*batch.valid, ""]) if p != self.prefix]
         screened = {p: self._screen(model, p) for p in challengers}
         for proposal in batch.proposals:
@@ -195,8 +176,8 @@ class SynergyLoop:
                 screen_loss=result.loss if result else None,
                 improved=bool(result and result.beats(current, self.config.margin)),
             )
-        if "" in screened:
-            self.history.note_screened("", screened[""].score)
+        for result in screened.values():
+            self.history.note_screened(result.prefix, result.score)
         self.history.log(
             "screen",
             round=round_index + 1,
@@ -209,17 +190,10 @@ class SynergyLoop:
             self.prefix = best.prefix
         self.progress.screen_done(current, list(screened.values()), self.prefix, changed)
         self.progress.prefix_chosen(round_index + 1, self.prefix, changed=changed)
-        return {"ta": round(batch.seconds, 3), "screen": round(time.perf_counter() - started, 3)}
+        screen_seconds += time.perf_counter() - started
+        return {"ta": round(batch.seconds, 3), "screen": round(screen_seconds, 3)}
 
-    def _screen(self, model: Any, prefix: str) -> Screened:
-        output = run_classifier(
-            model,
-            self.tokenizer,
-            self.task,
-            self.screen_texts,
-            prefix,
-            batch_size=self.eval_batch_size,
-            labels=self.screen_labels,
+    def _screen(self, model: Any, prefix: str) -> Screening:
+        return self.task.screen(
+            model, self.tokenizer, self.screen_rows, prefix, batch_size=self.eval_batch_size
         )
-        metrics = self.task.metrics(output.predictions, self.screen_labels)
-        return Screened(prefix, metrics[self.task.primary_metric], output.loss or 0.0)

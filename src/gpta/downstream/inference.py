@@ -1,58 +1,36 @@
-"""Batched forward passes with a fixed prefix: the one code path for dev evaluation,
-candidate screening, the final test evaluation and ``gpta predict``."""
+"""Batched forward passes in eval mode: the one code path for dev evaluation, candidate
+screening, the final test evaluation and ``gpta predict``."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 import torch
 
-from gpta.tasks.classification import ClassificationTask
+Row = TypeVar("Row")
 
 
-@dataclass
-class ClassifierOutput:
-    """Per-row logits, and the mean cross-entropy when labels were given."""
-
-    logits: torch.Tensor  # (rows, classes), float32 on CPU
-    loss: float | None
-
-    @property
-    def predictions(self) -> list[int]:
-        return self.logits.argmax(dim=-1).tolist()
-
-    @property
-    def probabilities(self) -> torch.Tensor:
-        return self.logits.softmax(dim=-1)
-
-
-@torch.inference_mode()
-def run_classifier(
+def forward_batches(
     model: Any,
-    tokenizer: Any,
-    task: ClassificationTask,
-    texts: Sequence[str],
-    prefix: str,
+    rows: Sequence[Row],
+    make_batch: Callable[[Sequence[Row]], dict[str, Any]],
     *,
-    batch_size: int = 64,
-    labels: Sequence[int] | None = None,
-) -> ClassifierOutput:
-    """Score ``texts`` with ``prefix``; restores the model's train/eval mode afterwards."""
+    batch_size: int,
+) -> Iterator[tuple[dict[str, Any], Any]]:
+    """Yield ``(batch, outputs)`` per batch of ``rows``; restores the model's mode afterwards.
+
+    ``make_batch`` turns a slice of rows into model inputs; keys the model does not take
+    (anything not a tensor) stay in ``batch`` for the caller and are not passed on.
+    """
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    chunks = []
     try:
-        for start in range(0, len(texts), batch_size):
-            batch = task.encode(tokenizer, texts[start : start + batch_size], prefix)
-            batch = {k: v.to(device) for k, v in batch.items()}
-            chunks.append(model(**batch).logits.float().cpu())
+        with torch.inference_mode():
+            for start in range(0, len(rows), batch_size):
+                batch = make_batch(rows[start : start + batch_size])
+                inputs = {k: v.to(device) for k, v in batch.items() if torch.is_tensor(v)}
+                yield batch, model(**inputs)
     finally:
         model.train(was_training)
-    logits = torch.cat(chunks) if chunks else torch.empty(0, len(task.labels))
-    loss = None
-    if labels is not None and len(labels):
-        loss = float(torch.nn.functional.cross_entropy(logits, torch.as_tensor(list(labels))))
-    return ClassifierOutput(logits=logits, loss=loss)

@@ -1,4 +1,4 @@
-"""Load the downstream classifier and its tokenizer."""
+"""Load a downstream model and its tokenizer, bundled or from the Hugging Face cache."""
 
 from __future__ import annotations
 
@@ -8,28 +8,26 @@ from gpta.bundled import resolve_model_path
 from gpta.errors import GptaUserError
 
 
-def load_classifier(name_or_path: str, labels: list[str]) -> tuple[Any, Any]:
-    """A sequence-classification model with a fresh head for ``labels``, and its tokenizer."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+def load_pretrained(auto_class: Any, name_or_path: str, **model_kwargs: Any) -> tuple[Any, Any]:
+    """``auto_class.from_pretrained`` (e.g. AutoModelForSequenceClassification) and the tokenizer.
+
+    A freshly initialised task head is expected here, so transformers' load report about
+    missing head weights is silenced.
+    """
+    from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     path = resolve_model_path(name_or_path)
     verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # the fresh head is expected; its load report is noise
+    hf_logging.set_verbosity_error()
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForSequenceClassification.from_pretrained(
-            path,
-            num_labels=len(labels),
-            id2label=dict(enumerate(labels)),
-            label2id={label: i for i, label in enumerate(labels)},
-            ignore_mismatched_sizes=True,
-        )
+        model = auto_class.from_pretrained(path, **model_kwargs)
     except OSError as err:
         raise GptaUserError(
             f"model.name_or_path: could not load {name_or_path!r} ({err})",
             hint="give a local model folder, a model id already in the Hugging Face cache, "
-            "or 'bundled:minilm'",
+            "or a bundled model (bundled:minilm, bundled:smollm2)",
         ) from None
     finally:
         hf_logging.set_verbosity(verbosity)

@@ -21,13 +21,12 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import torch
 from torch.utils.data import Dataset
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import ProgressCallback
 
 from gpta.config import TrainingConfig
-from gpta.tasks.classification import ClassificationTask
+from gpta.tasks.base import Task
 
 
 class RoundDataset(Dataset):
@@ -40,41 +39,36 @@ class RoundDataset(Dataset):
 
     def __init__(
         self,
-        texts: Sequence[str],
-        labels: Sequence[int],
+        rows: Sequence[dict[str, Any]],
         *,
         epochs_per_round: int = 1,
         rows_per_round: int | None = None,
     ) -> None:
-        self.texts = list(texts)
-        self.labels = list(labels)
-        self.length = rows_per_round or epochs_per_round * len(self.texts)
+        self.rows = list(rows)
+        self.length = rows_per_round or epochs_per_round * len(self.rows)
         self.offset = 0
 
     def set_round(self, round_index: int) -> None:
         """Move the window for ``steps_per_round`` rounds (no effect for epoch rounds)."""
-        self.offset = (round_index * self.length) % len(self.texts)
+        self.offset = (round_index * self.length) % len(self.rows)
 
     def __len__(self) -> int:
         return self.length
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        row = (self.offset + index) % len(self.texts)
-        return {"text": self.texts[row], "label": self.labels[row]}
+        return self.rows[(self.offset + index) % len(self.rows)]
 
 
 class PrefixCollator:
-    """Tokenizes a batch of raw rows with the current prefix."""
+    """Turns a batch of raw rows into model inputs with the current prefix."""
 
-    def __init__(self, task: ClassificationTask, tokenizer: Any, prefix: str = "") -> None:
+    def __init__(self, task: Task, tokenizer: Any, prefix: str = "") -> None:
         self.task = task
         self.tokenizer = tokenizer
         self.prefix = prefix
 
-    def __call__(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        batch = self.task.encode(self.tokenizer, [r["text"] for r in rows], self.prefix)
-        batch["labels"] = torch.tensor([r["label"] for r in rows], dtype=torch.long)
-        return batch
+    def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        return self.task.collate(rows, self.tokenizer, self.prefix)
 
 
 class RoundEndCallback(TrainerCallback):
@@ -143,9 +137,8 @@ def build_trainer(
     *,
     model: Any,
     tokenizer: Any,
-    task: ClassificationTask,
-    texts: Sequence[str],
-    labels: Sequence[int],
+    task: Task,
+    rows: Sequence[dict[str, Any]],
     config: TrainingConfig,
     rounds: int,
     seed: int,
@@ -162,7 +155,7 @@ def build_trainer(
             config.steps_per_round * config.batch_size * config.gradient_accumulation_steps
         )
     dataset = RoundDataset(
-        texts, labels, epochs_per_round=config.epochs_per_round, rows_per_round=rows_per_round
+        rows, epochs_per_round=config.epochs_per_round, rows_per_round=rows_per_round
     )
     collator = PrefixCollator(task, tokenizer, prefix)
     loss_meter = LossMeter()

@@ -1,5 +1,50 @@
-"""Task families: how a prefix joins the input, what is scored, how outputs decode."""
+"""Task families: how a prefix joins the input, what is scored, how outputs decode.
 
+``TASKS`` is the registry: one class per family, each implementing
+:class:`gpta.tasks.base.Task` with ``from_config`` (build and validate for a run) and
+``from_manifest`` (rebuild for a saved model).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from gpta.tasks.base import Evaluation, Screening, Task, TaskIO
 from gpta.tasks.classification import ClassificationTask
 
-__all__ = ["ClassificationTask"]
+if TYPE_CHECKING:
+    from gpta.config import GptaConfig
+    from gpta.data import Table
+
+TASKS: dict[str, Any] = {
+    "classification": ClassificationTask,
+}
+
+
+def build_task(config: GptaConfig, tables: dict[str, Table]) -> Task:
+    """The configured task family, validated against every split."""
+    return TASKS[config.task].from_config(config, tables)
+
+
+def task_from_manifest(manifest: dict[str, Any]) -> Task:
+    """Rebuild the task a saved model was trained for."""
+    family = manifest.get("task")
+    if family not in TASKS:
+        from gpta.errors import GptaUserError
+
+        raise GptaUserError(
+            f"gpta.json names an unknown task {family!r}", hint=f"known tasks: {', '.join(TASKS)}"
+        )
+    return TASKS[family].from_manifest(manifest)
+
+
+__all__ = [
+    "TASKS",
+    "ClassificationTask",
+    "Evaluation",
+    "Screening",
+    "Task",
+    "TaskIO",
+    "build_task",
+    "task_from_manifest",
+]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torchmetrics.functional.classification import (
@@ -21,7 +21,13 @@ from torchmetrics.functional.classification import (
 )
 
 from gpta.data import Table, require_columns, require_text
+from gpta.downstream.inference import forward_batches
+from gpta.downstream.model import load_pretrained
 from gpta.errors import GptaUserError
+from gpta.tasks.base import Evaluation, Screening, TaskIO
+
+if TYPE_CHECKING:
+    from gpta.config import GptaConfig
 
 PREFIX_SEPARATOR = " "
 
@@ -43,6 +49,21 @@ class ClassificationTask:
     primary_metric: str = field(default="accuracy", init=False)
 
     # --- building and validating -------------------------------------------------------------
+    @staticmethod
+    def stratify_column_for(config: GptaConfig) -> str | None:
+        """Splits and low-resource samples are stratified by the label."""
+        return config.data.label_column or "label"
+
+    @classmethod
+    def from_config(cls, config: GptaConfig, tables: dict[str, Table]) -> ClassificationTask:
+        """Build from the run configuration; validates every split."""
+        return cls.from_tables(
+            tables,
+            text_column=config.data.text_column or "text",
+            label_column=config.data.label_column or "label",
+            max_length=config.model.max_length,
+        )
+
     @classmethod
     def from_tables(
         cls, tables: dict[str, Table], *, text_column: str, label_column: str, max_length: int
@@ -95,6 +116,166 @@ class ClassificationTask:
             max_length=self.max_length,
             padding=True,
             return_tensors="pt",
+        )
+
+    def collate(
+        self, rows: Sequence[dict[str, Any]], tokenizer: Any, prefix: str
+    ) -> dict[str, Any]:
+        """A training batch: inputs with the prefix, and class ids as ``labels``."""
+        batch = self.encode(tokenizer, [r[self.text_column] for r in rows], prefix)
+        batch["labels"] = torch.tensor(self._ids([r[self.label_column] for r in rows]))
+        return batch
+
+    def _ids(self, values: Sequence[Any]) -> list[int]:
+        index = {label: i for i, label in enumerate(self.labels)}
+        ids = []
+        for position, value in enumerate(values, start=1):
+            key = _label_key(value)
+            if key not in index:
+                raise GptaUserError(
+                    f"row {position}: label {value!r} is not one the model knows "
+                    f"(known: {self.labels})",
+                    hint="fix the label, or pass the right --label-column",
+                )
+            ids.append(index[key])
+        return ids
+
+    # --- models ----------------------------------------------------------------------------------
+    def load_model(self, name_or_path: str) -> tuple[Any, Any]:
+        """A pretrained encoder with a fresh classification head for these labels."""
+        from transformers import AutoModelForSequenceClassification
+
+        names = self.label_names
+        return load_pretrained(
+            AutoModelForSequenceClassification,
+            name_or_path,
+            num_labels=len(names),
+            id2label=dict(enumerate(names)),
+            label2id={n: i for i, n in enumerate(names)},
+            ignore_mismatched_sizes=True,
+        )
+
+    def load_trained(self, model_dir: str) -> tuple[Any, Any]:
+        """A model saved by a run."""
+        from transformers import AutoModelForSequenceClassification
+
+        return load_pretrained(AutoModelForSequenceClassification, model_dir)
+
+    # --- scoring ---------------------------------------------------------------------------------
+    def logits(
+        self, model: Any, tokenizer: Any, texts: Sequence[str], prefix: str, *, batch_size: int
+    ) -> torch.Tensor:
+        """Class logits for ``texts`` with ``prefix`` (float32, CPU)."""
+        chunks = [
+            out.logits.float().cpu()
+            for _, out in forward_batches(
+                model,
+                list(texts),
+                lambda part: self.encode(tokenizer, part, prefix),
+                batch_size=batch_size,
+            )
+        ]
+        return torch.cat(chunks) if chunks else torch.empty(0, len(self.labels))
+
+    def evaluate(
+        self,
+        model: Any,
+        tokenizer: Any,
+        rows: Sequence[dict[str, Any]],
+        prefix: str,
+        *,
+        batch_size: int,
+    ) -> Evaluation:
+        """Accuracy (primary), macro-F1, per-class recall and mean cross-entropy."""
+        logits = self.logits(
+            model, tokenizer, [r[self.text_column] for r in rows], prefix, batch_size=batch_size
+        )
+        references = self._ids([r[self.label_column] for r in rows])
+        loss = float(torch.nn.functional.cross_entropy(logits, torch.tensor(references)))
+        predicted = logits.argmax(dim=-1).tolist()
+        metrics = self.metrics(predicted, references)
+        return Evaluation(
+            score=metrics["accuracy"],
+            loss=loss,
+            metrics=metrics,
+            predictions=[self.labels[i] for i in predicted],
+        )
+
+    def screen(
+        self,
+        model: Any,
+        tokenizer: Any,
+        rows: Sequence[dict[str, Any]],
+        prefix: str,
+        *,
+        batch_size: int,
+    ) -> Screening:
+        """Accuracy on the screening rows; loss breaks exact ties."""
+        result = self.evaluate(model, tokenizer, rows, prefix, batch_size=batch_size)
+        return Screening(prefix, result.score, result.loss or 0.0)
+
+    def feedback(self, evaluation: Evaluation) -> tuple[str, dict[str, float]]:
+        """Per-class recall: aggregate numbers only."""
+        return "Share of each label found correctly", evaluation.metrics["recall_per_class"]
+
+    def predict(
+        self,
+        model: Any,
+        tokenizer: Any,
+        rows: Sequence[dict[str, Any]],
+        prefix: str,
+        *,
+        batch_size: int,
+    ) -> list[dict[str, Any]]:
+        """Per row: the label, its probability, and every class's probability."""
+        probs = self.logits(
+            model, tokenizer, [r[self.text_column] for r in rows], prefix, batch_size=batch_size
+        ).softmax(dim=-1)
+        names = self.label_names
+        out = []
+        for row in probs.tolist():
+            best = max(range(len(row)), key=row.__getitem__)
+            out.append(
+                {
+                    "label": self.labels[best],
+                    "score": row[best],
+                    "probabilities": dict(zip(names, row, strict=True)),
+                }
+            )
+        return out
+
+    # --- what the TA and the saved model know ---------------------------------------------------
+    def io(self) -> TaskIO:
+        return TaskIO(
+            family="text classification",
+            reads="The network reads your instruction followed by one input text and must "
+            "predict one label.",
+            labels=self.label_names,
+            metric="accuracy",
+            screen_metric="accuracy",
+            example="Decide which topic the news article is mainly about: world, sports, "
+            "business or science.",
+        )
+
+    def stratify_column(self) -> str | None:
+        return self.label_column
+
+    def manifest(self) -> dict[str, Any]:
+        return {
+            "text_column": self.text_column,
+            "label_column": self.label_column,
+            "input_columns": [self.text_column],
+            "labels": self.labels,
+            "max_length": self.max_length,
+        }
+
+    @classmethod
+    def from_manifest(cls, manifest: dict[str, Any]) -> ClassificationTask:
+        return cls(
+            manifest["text_column"],
+            manifest["label_column"],
+            manifest["labels"],
+            manifest["max_length"],
         )
 
     # --- metrics ---------------------------------------------------------------------------------

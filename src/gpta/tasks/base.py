@@ -1,0 +1,105 @@
+"""The one small interface every task family implements.
+
+A task knows how a prefix joins its input (``collate``), how a model is
+scored with a prefix (``evaluate`` for a round, ``screen`` for candidates,
+forward passes only where the family allows), what aggregate numbers the TA
+may see (``feedback``), how outputs decode for users (``predict``), and how to
+load its model. The synergy loop, the Trainer rounds and the pipeline only
+talk to this interface.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+@dataclass
+class Evaluation:
+    """A model with one prefix on a set of rows."""
+
+    score: float  # the primary metric (higher is better)
+    loss: float | None  # mean loss on the rows, when the family defines one
+    metrics: dict[str, Any]  # every metric, including aggregate per-label/per-field numbers
+    predictions: list[Any]  # one JSON-able prediction per row
+
+
+@dataclass(frozen=True)
+class Screening:
+    """A candidate prefix's score on the screening subset (forward passes only)."""
+
+    prefix: str
+    score: float
+    loss: float
+
+    def beats(self, other: Screening, margin: float) -> bool:
+        """Higher score by more than ``margin``; on an exact tie, a clearly lower loss wins."""
+        if self.score > other.score + margin:
+            return True
+        return margin == 0 and self.score == other.score and self.loss < other.loss * 0.98
+
+
+@dataclass(frozen=True)
+class TaskIO:
+    """What the TA is told about the task: never anything taken from a row."""
+
+    family: str
+    reads: str  # what the network reads, in a sentence
+    labels: list[str]  # label names the TA must not give as an answer (may be empty)
+    metric: str  # the round's dev metric
+    screen_metric: str  # the scale candidates are screened on
+    example: str  # an instruction for another dataset of the same family
+
+
+class Task(Protocol):
+    """A task family."""
+
+    family: str
+    primary_metric: str
+
+    def io(self) -> TaskIO: ...
+
+    def load_model(self, name_or_path: str) -> tuple[Any, Any]: ...
+
+    def load_trained(self, model_dir: str) -> tuple[Any, Any]: ...
+
+    def collate(
+        self, rows: Sequence[dict[str, Any]], tokenizer: Any, prefix: str
+    ) -> dict[str, Any]: ...
+
+    def evaluate(
+        self,
+        model: Any,
+        tokenizer: Any,
+        rows: Sequence[dict[str, Any]],
+        prefix: str,
+        *,
+        batch_size: int,
+    ) -> Evaluation: ...
+
+    def screen(
+        self,
+        model: Any,
+        tokenizer: Any,
+        rows: Sequence[dict[str, Any]],
+        prefix: str,
+        *,
+        batch_size: int,
+    ) -> Screening: ...
+
+    def feedback(self, evaluation: Evaluation) -> tuple[str, dict[str, float]]: ...
+
+    def predict(
+        self,
+        model: Any,
+        tokenizer: Any,
+        rows: Sequence[dict[str, Any]],
+        prefix: str,
+        *,
+        batch_size: int,
+    ) -> list[Any]: ...
+
+    def stratify_column(self) -> str | None: ...
+
+    def manifest(self) -> dict[str, Any]: ...
