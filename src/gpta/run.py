@@ -32,15 +32,14 @@ from gpta.config import GptaConfig, dump_config
 from gpta.data import Table, read_splits, require_columns, sample_rows, stratified_split
 from gpta.downstream.artifact import save_model, write_manifest
 from gpta.downstream.device import resolve_device
-from gpta.downstream.model import load_classifier
-from gpta.downstream.pipeline import ClassificationPipeline
+from gpta.downstream.pipeline import GptaPipeline
 from gpta.downstream.training import build_trainer
 from gpta.errors import GptaUserError
 from gpta.llm import make_chat_model
 from gpta.privacy import ExposureChannel, ExposureLedger
 from gpta.progress import Progress
 from gpta.synergy import SynergyLoop
-from gpta.tasks.classification import ClassificationTask
+from gpta.tasks import TASKS, build_task
 
 RUN_FILES = (
     "config.yaml",
@@ -82,7 +81,10 @@ def prepare_run_dir(path: str | Path, *, overwrite: bool) -> Path:
 
 
 def load_data(config: GptaConfig) -> dict[str, Table]:
-    """Read the splits; carve dev/test out of train when not given; sample low-resource."""
+    """Read the splits; carve dev/test out of train when not given; sample low-resource.
+
+    Splits and samples are stratified by label for classification, plain seeded otherwise.
+    """
     data = config.data
     if data.train is None:
         raise GptaUserError(
@@ -91,19 +93,23 @@ def load_data(config: GptaConfig) -> dict[str, Table]:
         )
     tables = read_splits(data.train, data.dev, data.test, fmt=data.format)
     train = tables["train"]
-    require_columns(train, [data.label_column], option="data.label_column")
+    column = TASKS[config.task].stratify_column_for(config)
+
+    def strata(table: Table) -> list | None:
+        return table.column(column) if column else None
+
+    if column:
+        require_columns(train, [column], option="data.label_column")
     if "test" not in tables:
         train, tables["test"] = stratified_split(
-            train, data.test_fraction, seed=config.seed, stratify=train.column(data.label_column)
+            train, data.test_fraction, seed=config.seed, stratify=strata(train)
         )
     if "dev" not in tables:
         train, tables["dev"] = stratified_split(
-            train, data.dev_fraction, seed=config.seed, stratify=train.column(data.label_column)
+            train, data.dev_fraction, seed=config.seed, stratify=strata(train)
         )
     if data.train_size is not None:
-        train = sample_rows(
-            train, data.train_size, seed=config.seed, stratify=train.column(data.label_column)
-        )
+        train = sample_rows(train, data.train_size, seed=config.seed, stratify=strata(train))
     tables["train"] = train
     return tables
 
@@ -137,62 +143,55 @@ def _save_best(
         staging.rename(target)
 
 
-def _write_predictions(
-    path: Path, table: Table, task: ClassificationTask, predictions: list[int]
-) -> None:
+def _write_predictions(path: Path, table: Table, predictions: list[Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as handle:
-        for where, gold, pred in zip(
-            table.locations, table.column(task.label_column), predictions, strict=True
-        ):
+        for where, prediction in zip(table.locations, predictions, strict=True):
             handle.write(
-                json.dumps(
-                    {"row": where, "label": gold, "prediction": task.labels[pred]},
-                    ensure_ascii=False,
-                )
-                + "\n"
+                json.dumps({"row": where, "prediction": prediction}, ensure_ascii=False) + "\n"
             )
 
 
 def train(config: GptaConfig, *, overwrite: bool = False, quiet: bool = False) -> RunResult:
-    """Run GPTA for single-label classification and write the run directory."""
+    """Run GPTA for the configured task and write the run directory."""
     from transformers import set_seed
 
     wall_started = time.perf_counter()
     progress = Progress(quiet=quiet)
     description = config.description_text()
     tables = load_data(config)
-    task = ClassificationTask.from_tables(
-        tables,
-        text_column=config.data.text_column,
-        label_column=config.data.label_column,
-        max_length=config.model.max_length,
-    )
+    task = build_task(config, tables)
     run_dir = prepare_run_dir(config.output_dir, overwrite=overwrite)
     dump_config(config, run_dir / "config.yaml")
     _write_json(
         run_dir / "splits.json",
         {name: {"source": t.source, "rows": len(t)} for name, t in tables.items()},
     )
+    io = task.io()
+    labels = f"; labels {io.labels}" if io.labels else ""
     progress.info(
-        f"data: train {len(tables['train'])}, dev {len(tables['dev'])}, "
-        f"test {len(tables['test'])} rows; labels {task.label_names}"
+        f"{config.task}: train {len(tables['train'])}, dev {len(tables['dev'])}, "
+        f"test {len(tables['test'])} rows{labels}"
     )
 
     device = resolve_device(config.device)
     set_seed(config.seed)
-    model, tokenizer = load_classifier(config.model.name_or_path, task.label_names)
-    progress.info(f"downstream model: {config.model.name_or_path} on {device}")
+    model_name = config.model.resolved_name(config.task)
+    model, tokenizer = task.load_model(model_name)
+    progress.info(f"downstream model: {model_name} on {device}")
 
     ledger = ExposureLedger(run_dir / "exposure.jsonl")
     progress.info(f"teaching assistant: {config.assistant.backend} {config.assistant.model}")
     chat_model = make_chat_model(config.assistant, device=device)
     brief = TaskBrief(
-        family=task.family,
+        family=io.family,
+        reads=io.reads,
         description=description,
-        label_names=task.label_names,
-        metric=task.primary_metric,
+        label_names=io.labels,
+        metric=io.metric,
         max_words=config.assistant.max_prefix_tokens,
+        screen_metric=io.screen_metric,
+        example=io.example,
     )
     channel = ExposureChannel(chat_model, ledger)
     assistant = TeachingAssistant(
@@ -203,21 +202,13 @@ def train(config: GptaConfig, *, overwrite: bool = False, quiet: bool = False) -
     )
     history = History(run_dir / "history.jsonl")
 
-    dev, test, train_table = tables["dev"], tables["test"], tables["train"]
-    dev_texts, dev_labels = dev.column(task.text_column), task.label_ids(dev)
+    dev, test = tables["dev"], tables["test"]
     screen_indices = sorted(
         random.Random(config.seed).sample(
             range(len(dev)), min(config.assistant.screen_size, len(dev))
         )
     )
-    manifest = {
-        "task": task.family,
-        "text_column": task.text_column,
-        "label_column": task.label_column,
-        "labels": task.labels,
-        "max_length": task.max_length,
-        "base_model": config.model.name_or_path,
-    }
+    manifest = {"task": config.task, **task.manifest(), "base_model": model_name}
     loop = SynergyLoop(
         task=task,
         tokenizer=tokenizer,
@@ -225,8 +216,7 @@ def train(config: GptaConfig, *, overwrite: bool = False, quiet: bool = False) -
         brief=brief,
         history=history,
         config=config.assistant,
-        dev_texts=dev_texts,
-        dev_labels=dev_labels,
+        dev_rows=dev.rows,
         screen_indices=screen_indices,
         eval_batch_size=config.training.eval_batch_size,
         rounds=config.training.rounds,
@@ -241,8 +231,7 @@ def train(config: GptaConfig, *, overwrite: bool = False, quiet: bool = False) -
             model=model,
             tokenizer=tokenizer,
             task=task,
-            texts=train_table.column(task.text_column),
-            labels=task.label_ids(train_table),
+            rows=tables["train"].rows,
             config=config.training,
             rounds=config.training.rounds,
             seed=config.seed,
@@ -259,18 +248,18 @@ def train(config: GptaConfig, *, overwrite: bool = False, quiet: bool = False) -
     # Evaluate the saved model exactly as `gpta predict` will run it.
     best = loop.best
     assert best is not None
-    pipeline = ClassificationPipeline(
+    pipeline = GptaPipeline(
         run_dir / "model", device=device, batch_size=config.training.eval_batch_size
     )
     results: dict[str, dict[str, Any]] = {}
     for name, table in (("dev", dev), ("test", test)):
-        predictions = pipeline.predict_ids(table.column(task.text_column))
-        results[name] = task.metrics(predictions, task.label_ids(table))
-        _write_predictions(run_dir / "predictions" / f"{name}.jsonl", table, task, predictions)
+        evaluation = pipeline.evaluate(table.rows)
+        results[name] = evaluation.metrics
+        _write_predictions(run_dir / "predictions" / f"{name}.jsonl", table, evaluation.predictions)
 
     rounds = history.rounds
-    ta_seconds = sum(r.seconds.get("ta", 0.0) for r in rounds)
     metrics = {
+        "task": config.task,
         "primary_metric": task.primary_metric,
         "best_round": best.round,
         "prefix": best.prefix,
@@ -288,7 +277,7 @@ def train(config: GptaConfig, *, overwrite: bool = False, quiet: bool = False) -
             for r in rounds
         ],
         "wall_seconds": round(time.perf_counter() - wall_started, 2),
-        "ta_seconds_after_round0": round(ta_seconds, 2),
+        "ta_seconds": round(loop.ta_seconds, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "ta_requests": channel.requests,
         "ta_prompt_tokens": channel.usage.prompt_tokens,
