@@ -1,6 +1,17 @@
-"""Chat backends for the teaching assistant."""
+"""Chat backends for the teaching assistant: local transformers and OpenAI-compatible
+servers, behind one interface, a response cache and a usage meter."""
 
-from gpta.llm.base import ChatModel, ChatResult, Message, Usage
+from gpta.llm.base import ChatModel, ChatResult, LLMRequestError, Message, Usage
 from gpta.llm.factory import make_chat_model
+from gpta.llm.usage import BudgetExhausted, UsageMeter
 
-__all__ = ["ChatModel", "ChatResult", "Message", "Usage", "make_chat_model"]
+__all__ = [
+    "BudgetExhausted",
+    "ChatModel",
+    "ChatResult",
+    "LLMRequestError",
+    "Message",
+    "Usage",
+    "UsageMeter",
+    "make_chat_model",
+]

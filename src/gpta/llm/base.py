@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 Message = dict[str, str]  # {"role": "system"|"user"|"assistant", "content": "..."}
@@ -21,14 +21,38 @@ class Usage:
             self.completion_tokens + other.completion_tokens,
         )
 
+    @property
+    def total(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
 
 @dataclass(frozen=True)
 class ChatResult:
-    """``n`` sampled completions for one conversation."""
+    """``n`` sampled completions for one conversation.
+
+    ``cached`` is true when the answer came from the response cache (nothing was sent);
+    ``attempts`` counts the HTTP requests made (retries included) and ``faults`` names
+    what went wrong on the way (``"RateLimitError: ..."``) even when a retry then worked.
+    """
 
     texts: list[str]
     usage: Usage
     seconds: float
+    cached: bool = False
+    attempts: int = 1
+    faults: tuple[str, ...] = field(default_factory=tuple)
+
+
+class LLMRequestError(RuntimeError):
+    """The TA could not answer: the retry budget is spent or the request cannot succeed.
+
+    The message never contains an API key; ``attempts`` and ``faults`` say what happened.
+    """
+
+    def __init__(self, message: str, *, attempts: int = 1, faults: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+        self.faults = faults
 
 
 class ChatModel(Protocol):
@@ -47,3 +71,16 @@ class ChatModel(Protocol):
         max_new_tokens: int,
         seed: int,
     ) -> ChatResult: ...
+
+
+def cache_identity(model: ChatModel) -> dict[str, str]:
+    """What, besides the request, decides a backend's answer (never a key or a header)."""
+    identity = getattr(model, "identity", None)
+    if callable(identity):
+        return identity()
+    return {"backend": model.backend, "model": model.model_name}
+
+
+def count_tokens_approx(text: str) -> int:
+    """A conservative token count for models whose tokenizer we do not have (~3 chars/token)."""
+    return max(1, (len(text) + 2) // 3)

@@ -20,12 +20,43 @@ class LocalChatModel:
 
         self.model_name = model_name
         path = resolve_model_path(model_name)
+        self.path = str(path)
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
         self.model.to(device).eval()
         self.device = device
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.context_window = int(getattr(self.model.config, "max_position_embeddings", 0) or 2048)
+        self.adapter: str | None = None  # a LoRA adapter folder merged into the weights
+
+    def identity(self) -> dict[str, str]:
+        """Cache identity: the resolved weights folder (bundled names carry a file stamp)."""
+        identity = {"backend": self.backend, "model": self.model_name, "path": self.path}
+        if self.adapter is not None:
+            identity["adapter"] = self.adapter
+        return identity
+
+    def load_adapter(self, adapter: str | None) -> None:
+        """Reload the base weights and merge a peft LoRA adapter into them (``None``: none).
+
+        Merged, generation runs at the base model's speed and the adapter can be swapped
+        (a TA tuned during a run) without stacking one adapter on another.
+        """
+        from peft import PeftModel
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained(self.path, dtype=torch.float32)
+        if adapter is not None:
+            model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+        self.model = model.to(self.device).eval()
+        self.adapter = str(adapter) if adapter is not None else None
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def count_message_tokens(self, messages: list[Message]) -> int:
+        return int(self._prompt_ids(messages)["input_ids"].shape[1])
 
     def _prompt_ids(self, messages: list[Message]) -> dict[str, torch.Tensor]:
         if self.tokenizer.chat_template:

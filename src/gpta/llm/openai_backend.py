@@ -1,0 +1,313 @@
+"""The ``openai`` backend: any OpenAI-compatible chat-completions server.
+
+OpenAI, Azure OpenAI (its ``/openai/v1`` endpoint), vLLM, Ollama, llama.cpp's server, LM
+Studio and hosted providers all speak this protocol. The official ``openai`` SDK sends the
+requests; its own retry loop is switched off (``max_retries=0``) and tenacity retries
+instead, so that the waits honour ``Retry-After``, add jitter, and every fault is recorded.
+
+- The API key is read from the environment variable named by ``assistant.api_key_env``;
+  it never appears in a config file, a cache key, the ledger, the history or an error message.
+- Servers that ignore ``n`` (llama.cpp, Ollama) return one choice: the missing candidates
+  are fetched by single-completion requests, in parallel, with seeds ``seed+1, seed+2, ...``.
+- At most ``assistant.max_in_flight`` requests are in flight per process and endpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from gpta.errors import GptaUserError
+from gpta.llm.base import ChatResult, LLMRequestError, Message, Usage, count_tokens_approx
+
+if TYPE_CHECKING:
+    from gpta.config import AssistantConfig
+
+DEFAULT_CONTEXT_WINDOW = 8192
+CLIP_CHARS_PER_TOKEN = 8  # a runaway completion is cut to this many characters a token
+_SEMAPHORES: dict[tuple[str, int], threading.BoundedSemaphore] = {}
+_SEMAPHORES_LOCK = threading.Lock()
+
+
+def _in_flight_gate(endpoint: str, limit: int) -> threading.BoundedSemaphore:
+    """One semaphore per endpoint and limit, shared by every model object in the process."""
+    with _SEMAPHORES_LOCK:
+        return _SEMAPHORES.setdefault((endpoint, limit), threading.BoundedSemaphore(limit))
+
+
+def resolve_secret(value: str, *, option: str) -> str:
+    """``env:NAME`` reads the environment variable NAME; anything else is used as written."""
+    if not value.startswith("env:"):
+        return value
+    name = value[4:]
+    secret = os.environ.get(name)
+    if not secret:
+        raise GptaUserError(
+            f"{option}: the environment variable {name} is not set",
+            hint=f"export {name}=... before running gpta",
+        )
+    return secret
+
+
+class MalformedResponseError(RuntimeError):
+    """The server answered 2xx with a body that is not a chat completion."""
+
+
+def _status(err: BaseException) -> int | None:
+    return getattr(err, "status_code", None)
+
+
+def is_retryable(err: BaseException) -> bool:
+    """429, 408, 409, 5xx, timeouts, dropped connections and garbled bodies are transient."""
+    import openai
+
+    if isinstance(err, openai.APIConnectionError):  # includes APITimeoutError
+        return True
+    if isinstance(err, MalformedResponseError | openai.APIResponseValidationError):
+        return True
+    if isinstance(err, json.JSONDecodeError):
+        return True
+    status = _status(err)
+    return status is not None and (status in (408, 409, 429) or status >= 500)
+
+
+def _retry_after(err: BaseException | None) -> float | None:
+    response = getattr(err, "response", None)
+    headers = getattr(response, "headers", None)
+    if headers is None:
+        return None
+    for name, divisor in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            return max(0.0, float(value) / divisor)
+        except ValueError:
+            import email.utils
+
+            parsed = email.utils.parsedate_to_datetime(value) if value else None
+            if parsed is not None:
+                return max(0.0, parsed.timestamp() - time.time())
+    return None
+
+
+class _Wait:
+    """Exponential backoff with full jitter; a server's Retry-After wins (capped)."""
+
+    def __init__(self, base: float, cap: float) -> None:
+        self.cap = cap
+        self.backoff = wait_random_exponential(multiplier=base, max=cap)
+
+    def __call__(self, state: RetryCallState) -> float:
+        err = state.outcome.exception() if state.outcome else None
+        after = _retry_after(err)
+        if after is not None:
+            return min(after + random.uniform(0, 0.1), self.cap)
+        return self.backoff(state)
+
+
+class OpenAIChatModel:
+    """Chat completions from an OpenAI-compatible server through the official SDK."""
+
+    backend = "openai"
+
+    def __init__(self, config: AssistantConfig) -> None:
+        import openai
+
+        self.model_name = config.model
+        self.base_url = (config.base_url or "https://api.openai.com/v1").rstrip("/")
+        key = os.environ.get(config.api_key_env, "")
+        if not key and config.base_url is None:
+            raise GptaUserError(
+                f"assistant.backend openai: the environment variable {config.api_key_env} "
+                "holding the API key is not set",
+                hint=f"export {config.api_key_env}=sk-... (or set assistant.api_key_env to the "
+                "variable that holds it; servers you host may need no key: set assistant.base_url)",
+            )
+        self._secrets = [key] if key else []
+        headers = {}
+        for name, value in config.extra_headers.items():
+            headers[name] = resolve_secret(value, option=f"assistant.extra_headers.{name}")
+            if value.startswith("env:"):
+                self._secrets.append(headers[name])
+        self.client = openai.OpenAI(
+            api_key=key or "no-key",
+            base_url=self.base_url,
+            timeout=config.request_timeout,
+            max_retries=0,
+            default_headers=headers or None,
+        )
+        self.max_retries = config.max_retries
+        self.backoff_base = config.retry_backoff
+        self.backoff_cap = config.retry_max_wait
+        self.token_param = config.token_param
+        self.max_in_flight = config.max_in_flight
+        self.gate = _in_flight_gate(self.base_url, config.max_in_flight)
+        self.context_window = config.context_window or DEFAULT_CONTEXT_WINDOW
+        self.count_tokens = count_tokens_approx
+
+    def identity(self) -> dict[str, str]:
+        """Cache identity: backend, endpoint and model; never the key or the headers."""
+        return {"backend": self.backend, "base_url": self.base_url, "model": self.model_name}
+
+    def count_message_tokens(self, messages: list[Message]) -> int:
+        return sum(count_tokens_approx(m["content"]) + 4 for m in messages) + 3
+
+    def redact(self, text: str) -> str:
+        """Remove every secret this backend holds from ``text``."""
+        for secret in self._secrets:
+            if secret:
+                text = text.replace(secret, "***")
+        return text
+
+    # --- one HTTP request, retried ---------------------------------------------------------
+    def _create(self, messages: list[Message], n: int, params: dict[str, Any]) -> Any:
+        request = {
+            "model": self.model_name,
+            "messages": messages,
+            "n": n,
+            "temperature": params["temperature"],
+            "top_p": params["top_p"],
+            "seed": params["seed"],
+            self.token_param: params["max_new_tokens"],
+        }
+        with self.gate:
+            response = self.client.chat.completions.create(**request)
+        choices = getattr(response, "choices", None)
+        if not isinstance(choices, list) or not choices:
+            raise MalformedResponseError("the response has no choices")
+        return response
+
+    def _request(
+        self, messages: list[Message], n: int, params: dict[str, Any]
+    ) -> tuple[Any, int, list[str]]:
+        """One completion request with retries; returns (response, attempts, faults)."""
+        faults: list[str] = []
+
+        def note(state: RetryCallState) -> None:
+            err = state.outcome.exception() if state.outcome else None
+            if err is not None:
+                faults.append(self.redact(_describe(err)))
+
+        retrying = Retrying(
+            retry=retry_if_exception(is_retryable),
+            stop=stop_after_attempt(self.max_retries + 1),
+            wait=_Wait(self.backoff_base, self.backoff_cap),
+            after=note,
+            reraise=True,
+        )
+        attempts = 0
+        try:
+            for attempt in retrying:
+                with attempt:
+                    attempts = attempt.retry_state.attempt_number
+                    response = self._create(messages, n, params)
+        except Exception as err:
+            message = self.redact(_describe(err))
+            if not faults or faults[-1] != message:
+                faults.append(message)
+            verdict = f"gave up after {attempts} attempts" if is_retryable(err) else "not retryable"
+            raise LLMRequestError(
+                f"{self.model_name} at {self.base_url}: {message} ({verdict})",
+                attempts=attempts,
+                faults=tuple(faults),
+            ) from None
+        return response, attempts, faults
+
+    def _usage(self, response: Any, messages: list[Message], texts: list[str]) -> Usage:
+        """The server's token counts; an estimate when it reports none."""
+        usage = getattr(response, "usage", None)
+        prompt = getattr(usage, "prompt_tokens", None) if usage is not None else None
+        completion = getattr(usage, "completion_tokens", None) if usage is not None else None
+        if prompt is None:
+            prompt = self.count_message_tokens(messages)
+        if completion is None:
+            completion = sum(count_tokens_approx(t) for t in texts if t)
+        return Usage(int(prompt), int(completion))
+
+    # --- the ChatModel interface -----------------------------------------------------------
+    def chat(
+        self,
+        messages: list[Message],
+        *,
+        n: int,
+        temperature: float,
+        top_p: float,
+        max_new_tokens: int,
+        seed: int,
+    ) -> ChatResult:
+        start = time.perf_counter()
+        params = {
+            "temperature": temperature,
+            "top_p": top_p,
+            "max_new_tokens": max_new_tokens,
+            "seed": seed,
+        }
+        response, attempts, faults = self._request(messages, n, params)
+        texts = [_choice_text(c) for c in response.choices][:n]
+        usage = self._usage(response, messages, texts)
+        missing = n - len(texts)
+        if missing > 0:  # the server ignored n: fetch the rest one by one, in parallel
+
+            def one(i: int) -> tuple[Any, int, list[str]] | LLMRequestError:
+                try:
+                    return self._request(messages, 1, {**params, "seed": seed + i})
+                except LLMRequestError as err:  # keep the candidates that did arrive
+                    return err
+
+            workers = min(missing, self.max_in_flight)
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                extra = list(pool.map(one, range(1, missing + 1)))
+            for item in extra:
+                if isinstance(item, LLMRequestError):
+                    attempts += item.attempts
+                    faults += list(item.faults)
+                    continue
+                more, more_attempts, more_faults = item
+                more_texts = [_choice_text(more.choices[0])]
+                texts += more_texts
+                usage = usage + self._usage(more, messages, more_texts)
+                attempts += more_attempts
+                faults += more_faults
+        allowed = len(texts) * max_new_tokens
+        if usage.completion_tokens > allowed * 1.25 + 8:  # the server ignored the limit
+            faults.append(
+                f"LimitIgnored: {usage.completion_tokens} completion tokens for "
+                f"{len(texts)} x {max_new_tokens} allowed; each text clipped to "
+                f"{CLIP_CHARS_PER_TOKEN * max_new_tokens} characters"
+            )
+            texts = [t[: CLIP_CHARS_PER_TOKEN * max_new_tokens] for t in texts]
+        return ChatResult(
+            texts=texts,
+            usage=usage,
+            seconds=time.perf_counter() - start,
+            attempts=attempts,
+            faults=tuple(faults),
+        )
+
+
+def _describe(err: BaseException) -> str:
+    status = _status(err)
+    detail = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    detail = detail[:200]
+    head = type(err).__name__ + (f" {status}" if status is not None else "")
+    return f"{head}: {detail}" if detail else head
+
+
+def _choice_text(choice: Any) -> str:
+    message = getattr(choice, "message", None)
+    content = getattr(message, "content", None)
+    return content if isinstance(content, str) else ""
