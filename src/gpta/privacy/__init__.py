@@ -1,6 +1,26 @@
-"""Everything sent to the teaching assistant passes through here and is recorded."""
+"""Everything sent to the teaching assistant passes through here and is recorded.
 
-from gpta.privacy.channel import ExposureChannel
+policy.py (what may leave: none or redacted exemplars), redaction.py (the patterns),
+guard.py (the n-gram leak guard), channel.py (the only path to an LLM), ledger.py
+(exposure.jsonl), secrets.py (keys never written), audit.py (``gpta audit``).
+"""
+
+from gpta.privacy.channel import ExposureChannel, RequestBlocked
+from gpta.privacy.guard import LeakGuard, LeakReport
 from gpta.privacy.ledger import ExposureLedger
+from gpta.privacy.policy import Exemplar, Exposure, build_exposure, row_ids
+from gpta.privacy.redaction import Redactor, redact
 
-__all__ = ["ExposureChannel", "ExposureLedger"]
+__all__ = [
+    "Exemplar",
+    "Exposure",
+    "ExposureChannel",
+    "ExposureLedger",
+    "LeakGuard",
+    "LeakReport",
+    "Redactor",
+    "RequestBlocked",
+    "build_exposure",
+    "redact",
+    "row_ids",
+]

@@ -1,0 +1,284 @@
+"""The exposure policy of a run: row ids, the allowed exemplars, the guard, the channel.
+
+``privacy.exposure``:
+
+* ``none`` (default): the TA reads the description, label names and aggregate scores. No
+  row, no part of a row. The leak guard enforces it: any request holding
+  ``privacy.guard_ngram`` consecutive words of a data row is blocked.
+* ``exemplars``: additionally ``k`` training rows, named by ``privacy.exemplar_ids`` or
+  sampled (seeded, spread over the labels), each redacted (:mod:`gpta.privacy.redaction`),
+  cut to :data:`MAX_EXEMPLAR_CHARS`, printed at run start and listed in the run's
+  ``exemplars.jsonl``. Exactly those redacted texts may be sent; the guard blocks anything
+  else, including an unredacted form of the same rows.
+
+Row ids: the value of ``privacy.id_column`` when the user names one (it must be unique in
+the training split), else ``<file name>:<location>``, e.g. ``train.jsonl:line 12`` or
+``train.parquet:row 7`` (``hub:imdb[train]:row 7`` for Hub data) — the place the row sits in
+the user's own file, stable across runs and seeds.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gpta.errors import GptaUserError
+from gpta.privacy.channel import ExposureChannel
+from gpta.privacy.guard import LeakGuard
+from gpta.privacy.ledger import ExposureLedger
+from gpta.privacy.redaction import Redactor
+from gpta.privacy.secrets import register_config_secrets
+
+if TYPE_CHECKING:
+    from gpta.config import GptaConfig
+    from gpta.data import Table
+    from gpta.llm.base import ChatModel
+
+DEFAULT_EXEMPLARS = 4
+MAX_EXEMPLAR_CHARS = 600
+EXEMPLARS_FILE = "exemplars.jsonl"
+
+
+@dataclass(frozen=True)
+class Exemplar:
+    """One training row as the TA may see it: redacted, with its id (the id is not sent)."""
+
+    row_id: str
+    text: str
+    label: str | None = None
+    redactions: dict[str, int] = field(default_factory=dict)
+
+
+def source_name(source: str) -> str:
+    """The short name of a table's source used in row ids."""
+    if source.startswith("hub:"):
+        return source
+    return Path(source).name or source
+
+
+def row_ids(table: Table, id_column: str | None = None) -> list[str]:
+    """A stable id per row: the id column's value, else ``<file name>:<location>``."""
+    if id_column is not None and table.rows and all(id_column in row for row in table.rows):
+        return [str(row[id_column]) for row in table.rows]
+    name = source_name(table.source)
+    return [f"{name}:{where}" for where in table.locations]
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _strings(item)
+
+
+def build_guard(tables: dict[str, Table], *, n: int, id_column: str | None = None) -> LeakGuard:
+    """The n-gram index over every string of every row of every split (all the user's data)."""
+
+    def rows() -> Iterator[tuple[str, list[str]]]:
+        seen: set[int] = set()
+        for table in tables.values():
+            if id(table) in seen:
+                continue
+            seen.add(id(table))
+            for row_id, row in zip(row_ids(table, id_column), table.rows, strict=True):
+                yield row_id, list(_strings(row))
+
+    return LeakGuard(rows(), n=n)
+
+
+def _cut(text: str, limit: int = MAX_EXEMPLAR_CHARS) -> str:
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0] + " …"
+
+
+def select_exemplars(
+    config: GptaConfig,
+    train: Table,
+    *,
+    text_column: str,
+    label_column: str | None,
+) -> list[Exemplar]:
+    """The exemplars the policy allows: none, the named rows, or k sampled over the labels."""
+    privacy = config.privacy
+    if privacy.exposure == "none":
+        return []
+    ids = row_ids(train, privacy.id_column)
+    if privacy.id_column is not None:
+        _check_id_column(train, ids, privacy.id_column)
+    position = {row_id: i for i, row_id in enumerate(ids)}
+    if privacy.exemplar_ids:
+        missing = [r for r in privacy.exemplar_ids if r not in position]
+        if missing:
+            raise GptaUserError(
+                f"privacy.exemplar_ids: no training row with id {missing[0]!r}"
+                + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""),
+                hint=f"row ids look like {ids[0]!r}; only rows of the training split can be "
+                "exemplars (dev/test rows and rows left out by data.train_size cannot)",
+            )
+        chosen = [position[r] for r in privacy.exemplar_ids]
+    else:
+        chosen = _sample(train, privacy.exemplars or DEFAULT_EXEMPLARS, config.seed, label_column)
+    redactor = Redactor(privacy.redact_names)
+    exemplars = []
+    for i in chosen:
+        row = train.rows[i]
+        value = row.get(text_column)
+        if not isinstance(value, str) or not value.strip():
+            raise GptaUserError(
+                f"privacy.exposure exemplars: training row {ids[i]!r} has no text in column "
+                f"{text_column!r}",
+                hint="exemplars are shown for tasks whose rows have one text column; name other "
+                "rows with privacy.exemplar_ids, or use privacy.exposure: none",
+            )
+        redacted = redactor.redact(_cut(value))
+        label = row.get(label_column) if label_column else None
+        exemplars.append(
+            Exemplar(ids[i], redacted.text, None if label is None else str(label), redacted.counts)
+        )
+    return exemplars
+
+
+def _check_id_column(train: Table, ids: list[str], column: str) -> None:
+    if not all(column in row for row in train.rows):
+        raise GptaUserError(
+            f"privacy.id_column: column {column!r} is missing in {train.source}",
+            hint=f"name a column every row has: {', '.join(train.columns)}",
+        )
+    if len(set(ids)) != len(ids):
+        seen: set[str] = set()
+        duplicate = next(r for r in ids if r in seen or seen.add(r))
+        raise GptaUserError(
+            f"privacy.id_column: {column!r} is not unique in {train.source} "
+            f"(id {duplicate!r} repeats)",
+            hint="name a column with one distinct value per row, or leave it out "
+            "(rows are then named by file and line)",
+        )
+
+
+def _sample(train: Table, k: int, seed: int, label_column: str | None) -> list[int]:
+    """k row indices, seeded, round-robin over the labels so each label is shown."""
+    rng = random.Random(seed)
+    groups: dict[str, list[int]] = {}
+    for i, row in enumerate(train.rows):
+        key = str(row.get(label_column)) if label_column else ""
+        groups.setdefault(key, []).append(i)
+    for members in groups.values():
+        rng.shuffle(members)
+    order = sorted(groups)
+    picked: list[int] = []
+    while len(picked) < min(k, len(train)):
+        for key in order:
+            if groups[key] and len(picked) < k:
+                picked.append(groups[key].pop())
+    return picked
+
+
+@dataclass
+class Exposure:
+    """What a run's TA requests are held to; :meth:`channel` wraps a chat model with it."""
+
+    policy: str
+    exemplars: list[Exemplar]
+    guard: LeakGuard
+    ledger: ExposureLedger
+    build_seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+    def channel(self, chat_model: ChatModel, meter: Any = None) -> ExposureChannel:
+        return ExposureChannel(
+            chat_model,
+            self.ledger,
+            meter,
+            guard=self.guard,
+            exemplars=self.exemplars,
+            policy=self.policy,
+        )
+
+    def announce(self, progress: Any) -> None:
+        """Print the warnings and :meth:`describe` (not read as terminal markup)."""
+        from rich.markup import escape
+
+        for warning in self.warnings:
+            progress.info(f"[bold red]warning:[/] {escape(warning)}")
+        for line in self.describe():
+            progress.info(escape(line))
+
+    def describe(self) -> list[str]:
+        """Lines for the terminal: the policy and every exemplar exactly as it will be sent."""
+        if self.policy == "none":
+            return [
+                "privacy: exposure none: the TA sees the description and aggregate scores, "
+                f"no row (leak guard: {self.guard.n}-word runs of "
+                f"{len(self.guard.row_ids)} rows)"
+            ]
+        lines = [
+            f"privacy: exposure exemplars: these {len(self.exemplars)} redacted training rows "
+            f"will be sent to the TA (also in {EXEMPLARS_FILE}):"
+        ]
+        for e in self.exemplars:
+            label = f" [{e.label}]" if e.label is not None else ""
+            lines.append(f"  {e.row_id}{label}: {e.text}")
+        return lines
+
+
+def build_exposure(
+    config: GptaConfig,
+    tables: dict[str, Table],
+    run_dir: str | Path,
+    *,
+    text_column: str,
+    label_column: str | None,
+    description: str | None = None,
+) -> Exposure:
+    """Everything privacy needs for one run, built once before the first TA request.
+
+    Registers the configured secrets, builds the leak guard over every split, chooses and
+    redacts the exemplars, writes ``exemplars.jsonl`` (exposure ``exemplars``) and the
+    ledger's ``policy`` record. A description that copies a data row is not an error (the
+    guard blocks each request that carries it, and the run goes on without proposals), but
+    it is named in :attr:`Exposure.warnings` so the user hears of it before round 0.
+    """
+    import time
+
+    register_config_secrets(config)
+    privacy = config.privacy
+    run_dir = Path(run_dir)
+    started = time.perf_counter()
+    guard = build_guard(tables, n=privacy.guard_ngram, id_column=privacy.id_column)
+    build_seconds = time.perf_counter() - started
+    exemplars = select_exemplars(
+        config, tables["train"], text_column=text_column, label_column=label_column
+    )
+    guard.allow(e.text for e in exemplars)
+    warnings = []
+    if description is not None:
+        report = guard.check([{"role": "user", "content": description}])
+        if report is not None:
+            warnings.append(
+                f"the dataset description copies data rows word for word ({report.summary()}); "
+                "the leak guard will block every TA request that carries it: describe the "
+                "data in your own words"
+            )
+    if exemplars:
+        with (run_dir / EXEMPLARS_FILE).open("w", encoding="utf-8") as handle:
+            for e in exemplars:
+                handle.write(json.dumps(asdict(e), ensure_ascii=False) + "\n")
+    ledger = ExposureLedger(run_dir / "exposure.jsonl")
+    ledger.record_policy(
+        exposure=privacy.exposure,
+        exemplar_ids=[e.row_id for e in exemplars],
+        guard_ngram=privacy.guard_ngram,
+        indexed_rows=len(guard.row_ids),
+        indexed_windows=guard.windows,
+    )
+    return Exposure(privacy.exposure, exemplars, guard, ledger, build_seconds, warnings)
