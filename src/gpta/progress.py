@@ -1,15 +1,49 @@
-"""What a run prints on the terminal: rounds, TA proposals, screening, the final table."""
+"""What a run prints on the terminal: rounds, TA proposals, screening, an ETA, the final table.
+
+Two formats on stderr: ``text`` (rich, for people) and ``json`` (one JSON object per event
+and line, for log collectors: ``gpta train --log-format json``). ``-q`` silences both; the
+closing table on stdout is printed either way. The format is a process-wide setting
+(:func:`configure`), like logging's, so the CLI sets it once for everything a run prints,
+the Trainer's step progress included.
+"""
 
 from __future__ import annotations
 
+import json
+import sys
+import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from rich.console import Console
+from rich.errors import MarkupError
+from rich.markup import escape
 from rich.table import Table as RichTable
+from rich.text import Text
 
 if TYPE_CHECKING:
     from gpta.assistant import ProposalBatch, RoundRecord
+
+LogFormat = Literal["text", "json"]
+_settings: dict[str, Any] = {"log_format": "text"}
+
+
+def configure(*, log_format: LogFormat = "text") -> None:
+    """Set how progress is written for the rest of the process: ``text`` or ``json``."""
+    if log_format not in ("text", "json"):
+        raise ValueError(f"log_format must be 'text' or 'json', not {log_format!r}")
+    _settings["log_format"] = log_format
+
+
+def log_format() -> LogFormat:
+    return _settings["log_format"]
+
+
+def emit_json(event: str, **fields: Any) -> None:
+    """One JSON log line on stderr (``time`` in Unix seconds, then ``event``, then fields)."""
+    record = {"time": round(time.time(), 3), "event": event, **fields}
+    sys.stderr.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+    sys.stderr.flush()
 
 
 def _short(prefix: str, width: int = 70) -> str:
@@ -18,50 +52,141 @@ def _short(prefix: str, width: int = 70) -> str:
     return prefix if len(prefix) <= width else prefix[: width - 1] + "…"
 
 
-class Progress:
-    """Human-readable progress on stderr; silent when ``quiet``."""
+def format_seconds(seconds: float) -> str:
+    """``42s``, ``3m05s``, ``1h02m``."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
-    def __init__(self, *, quiet: bool = False) -> None:
+
+class Progress:
+    """Progress on stderr, as rich text or JSON lines; silent when ``quiet``."""
+
+    def __init__(self, *, quiet: bool = False, log_format: LogFormat | None = None) -> None:
         self.quiet = quiet
+        self.json = (log_format or _settings["log_format"]) == "json"
         self.console = Console(stderr=True, highlight=False, soft_wrap=True)
+        self._mark = time.perf_counter()
+        self._round_seconds: list[float] = []
 
     def info(self, message: str) -> None:
-        if not self.quiet:
+        """A line of rich markup (text) or an ``info`` event with its plain text (json)."""
+        if self.quiet:
+            return
+        if self.json:
+            try:
+                plain = Text.from_markup(message).plain
+            except MarkupError:  # text that only looks like markup
+                plain = message
+            emit_json("info", message=plain)
+        else:
             self.console.print(message)
 
     def ta_start(self, round_index: int) -> None:
+        if self.json:
+            if not self.quiet:
+                emit_json("ta_start", round=round_index)
+            return
         self.info(f"[bold]TA[/] proposing prefixes for round {round_index} …")
 
     def ta_done(self, batch: ProposalBatch) -> None:
-        if batch.error:
-            self.info(f"  [red]TA failed[/] ({batch.error}); keeping the current prefix")
+        if self.json:
+            if not self.quiet:
+                emit_json(
+                    "ta_proposals",
+                    seconds=round(batch.seconds, 3),
+                    error=batch.error,
+                    valid=len(batch.valid),
+                    proposals=[
+                        {"prefix": p.prefix, "rejected": p.reason if p.prefix is None else None}
+                        for p in batch.proposals
+                    ],
+                )
             return
+        if batch.error:
+            self.info(
+                f"  [red]TA failed[/] ({escape(str(batch.error))}); keeping the current prefix"
+            )
+            return
+        how = " (cached)" if getattr(batch, "cached", False) else ""
+        faults = getattr(batch, "faults", [])
+        if faults:
+            how += f" after {len(faults)} fault(s), last: {escape(faults[-1])}"
         self.info(
-            f"  {len(batch.proposals)} proposals in {batch.seconds:.1f}s, {len(batch.valid)} valid"
+            f"  {len(batch.proposals)} proposals in {batch.seconds:.1f}s{how}, "
+            f"{len(batch.valid)} valid"
         )
         for proposal in batch.proposals:
             if proposal.prefix is not None:
-                self.info(f"  [green]+[/] {_short(proposal.prefix)}")
+                self.info(f"  [green]+[/] {escape(_short(proposal.prefix))}")
             else:
-                self.info(f"  [dim]- rejected ({proposal.reason})[/]")
+                self.info(f"  [dim]- rejected ({escape(str(proposal.reason))})[/]")
 
     def prefix_chosen(self, round_index: int, prefix: str, *, changed: bool) -> None:
+        if round_index == 0:  # training starts now: the ETA counts from here
+            self._mark = time.perf_counter()
+        if self.json:
+            if not self.quiet:
+                emit_json("prefix", round=round_index, prefix=prefix, changed=changed)
+            return
         note = "" if changed else " (unchanged)"
-        self.info(f"[bold]round {round_index}[/] prefix{note}: [cyan]{_short(prefix)}[/]")
+        self.info(f"[bold]round {round_index}[/] prefix{note}: [cyan]{escape(_short(prefix))}[/]")
 
     def screen_done(
         self, current: Any, screened: Sequence[Any], prefix: str, changed: bool
     ) -> None:
+        if self.json:
+            if not self.quiet:
+                emit_json(
+                    "screen",
+                    current={"prefix": current.prefix, "score": current.score},
+                    candidates=[{"prefix": s.prefix, "score": s.score} for s in screened],
+                    changed=changed,
+                )
+            return
         scores = ", ".join(f"{s.score:.3f}" for s in screened) or "none"
         verdict = "a candidate wins" if changed else "the current prefix stays"
         self.info(f"  screened: current {current.score:.3f}; candidates {scores}: {verdict}")
 
+    def eta(self, round_index: int, rounds: int) -> float | None:
+        """Seconds left: the mean measured round (training, evaluation, TA, screening) times
+        the rounds still to run; None before the first round has been timed."""
+        if not self._round_seconds:
+            return None
+        mean = sum(self._round_seconds) / len(self._round_seconds)
+        return mean * max(0, rounds - round_index - 1)
+
     def round_done(self, record: RoundRecord, metric: str, is_best: bool, rounds: int) -> None:
+        now = time.perf_counter()
+        # the time since the previous round ended: this round's training, and the previous
+        # round's TA and screening (which ran between the two)
+        self._round_seconds.append(now - self._mark)
+        self._mark = now
+        eta = self.eta(record.round, rounds)
+        if self.json:
+            if not self.quiet:
+                emit_json(
+                    "round",
+                    round=record.round,
+                    rounds=rounds,
+                    train_loss=record.train_loss,
+                    dev_loss=record.dev_loss,
+                    metric=metric,
+                    dev_score=record.dev_score,
+                    best=is_best,
+                    seconds=round(self._round_seconds[-1], 3),
+                    eta_seconds=round(eta, 1) if eta is not None else None,
+                )
+            return
         loss = f"{record.train_loss:.4f}" if record.train_loss is not None else "-"
         best = " [yellow](best)[/]" if is_best else ""
+        left = f", ETA {format_seconds(eta)}" if eta and record.round + 1 < rounds else ""
         self.info(
             f"[bold]round {record.round}[/] ({record.round + 1} of {rounds}) done: "
-            f"train loss {loss}, dev {metric} {record.dev_score:.4f}{best}"
+            f"train loss {loss}, dev {metric} {record.dev_score:.4f}{best}{left}"
         )
 
     def summary(
@@ -72,15 +197,28 @@ class Progress:
         best_round: int,
         test_metrics: dict[str, Any] | None,
     ) -> None:
-        """The closing table: round, prefix, dev score. Printed even when quiet."""
-        table = RichTable(title=f"GPTA run: {run_dir}")
+        """The closing table: round, prefix, dev score. Printed on stdout even when quiet."""
+        if self.json and not self.quiet:
+            emit_json(
+                "summary",
+                run_dir=run_dir,
+                best_round=best_round,
+                metric=metric,
+                rounds=[
+                    {"round": r.round, "prefix": r.prefix, "dev_score": r.dev_score} for r in rounds
+                ],
+                test=test_metrics,
+            )
+        table = RichTable(title=f"GPTA run: {escape(run_dir)}")
         table.add_column("round", justify="right")
         table.add_column("prefix")
         table.add_column(f"dev {metric}", justify="right")
         for record in rounds:
             mark = " *" if record.round == best_round else ""
             table.add_row(
-                str(record.round), _short(record.prefix, 80), f"{record.dev_score:.4f}{mark}"
+                str(record.round),
+                escape(_short(record.prefix, 80)),
+                f"{record.dev_score:.4f}{mark}",
             )
         out = Console(highlight=False, soft_wrap=True)
         out.print(table)
@@ -90,4 +228,4 @@ class Progress:
                 f"{k} {v:.4f}" for k, v in test_metrics.items() if isinstance(v, float)
             )
             out.print(f"test: {shown}")
-        out.print(f"run directory: {run_dir}")
+        out.print(f"run directory: {escape(run_dir)}")
