@@ -11,6 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 from gpta.tasks.base import Evaluation, Screening, Task, TaskIO
 from gpta.tasks.classification import ClassificationTask
+from gpta.tasks.multiple_choice import MultipleChoiceTask
+from gpta.tasks.qa import QATask
+from gpta.tasks.summarization import SummarizationTask
 
 if TYPE_CHECKING:
     from gpta.config import GptaConfig
@@ -18,6 +21,9 @@ if TYPE_CHECKING:
 
 TASKS: dict[str, Any] = {
     "classification": ClassificationTask,
+    "qa": QATask,
+    "multiple_choice": MultipleChoiceTask,
+    "summarization": SummarizationTask,
 }
 
 
@@ -42,7 +48,10 @@ __all__ = [
     "TASKS",
     "ClassificationTask",
     "Evaluation",
+    "MultipleChoiceTask",
+    "QATask",
     "Screening",
+    "SummarizationTask",
     "Task",
     "TaskIO",
     "build_task",
