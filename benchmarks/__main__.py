@@ -1,0 +1,372 @@
+"""The GPTA benchmark suite: datasets x training rows x methods x seeds -> tables and plots.
+
+    python -m benchmarks run --profile smoke|cpu|gpu [--datasets twitter yelp] \
+        [--methods finetune gpta] [--seeds 0 1 2] [--levels 64 256 full] [--out DIR]
+    python -m benchmarks table --out DIR     # re-make results.md and the plots
+
+Writes into ``--out`` (default ``runs/bench/<profile>``, git-ignored): ``results.jsonl`` (one
+line per dataset x level x method x seed, appended as each run ends), ``efficiency.json``,
+``environment.json``, ``results.md`` and PNG plots; run folders go under ``runs/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from benchmarks import methods as M
+from benchmarks.profiles import ALL_METHODS, DATASETS, PROFILES, Profile, prepare_splits, setting
+from benchmarks.table import read_results, write_markdown
+
+
+def environment(profile: Profile) -> dict[str, Any]:
+    import importlib.metadata as md
+
+    info: dict[str, Any] = {
+        "profile": profile.name,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "ram_gb": _ram_gb(),
+        "load_average_start": os.getloadavg(),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+    }
+    for name in ("torch", "transformers", "peft", "accelerate", "gpta"):
+        try:
+            info[name] = md.version(name)
+        except md.PackageNotFoundError:
+            info[name] = None
+    try:
+        import torch
+
+        info["torch_threads"] = torch.get_num_threads()
+        if torch.cuda.is_available():
+            info["gpu"] = torch.cuda.get_device_name(0)
+    except ImportError:  # pragma: no cover
+        pass
+    return info
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def _ram_gb() -> float | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                return round(int(line.split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    return None
+
+
+def _parse_levels(values: list[str] | None) -> tuple[int | None, ...] | None:
+    if not values:
+        return None
+    return tuple(None if v in ("full", "all") else int(v) for v in values)
+
+
+def run(args: argparse.Namespace) -> Path:
+    profile = PROFILES[args.profile]
+    changes: dict[str, Any] = {}
+    if args.datasets:
+        changes["datasets"] = tuple(args.datasets)
+    if args.methods:
+        changes["methods"] = tuple(args.methods)
+    if args.seeds:
+        changes["seeds"] = tuple(args.seeds)
+    if args.levels:
+        changes["levels"] = _parse_levels(args.levels)
+    if args.no_efficiency:
+        changes["efficiency"] = False
+    if args.device:
+        changes["device"] = args.device
+    for item in args.set or []:
+        key, _, value = item.partition("=")
+        if key not in Profile.__dataclass_fields__ or key in ("name", "overrides"):
+            raise SystemExit(f"--set {item}: not a profile setting")
+        try:
+            changes[key] = json.loads(value)
+        except json.JSONDecodeError:
+            changes[key] = value
+        if key in ("dev_rows", "test_rows", "max_length"):  # beats the per-dataset overrides
+            overrides = {
+                d: {k: v for k, v in o.items() if k != key} for d, o in profile.overrides.items()
+            }
+            changes["overrides"] = overrides
+            profile = profile.with_(overrides=overrides)
+    profile = profile.with_(**changes)
+    for name in profile.datasets:
+        if name not in DATASETS:
+            raise SystemExit(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+    for name in profile.methods:
+        if name not in ALL_METHODS:
+            raise SystemExit(f"unknown method {name!r}; known: {', '.join(ALL_METHODS)}")
+    out = Path(args.out or Path(__file__).resolve().parents[1] / "runs" / "bench" / profile.name)
+    out.mkdir(parents=True, exist_ok=True)
+    results_path = out / "results.jsonl"
+    if results_path.exists() and not args.append:
+        results_path.unlink()
+    # nothing the benchmark does may touch the user's prefix library or TA cache
+    os.environ.setdefault("GPTA_DATA_DIR", str(out / "gpta-data"))
+    env = environment(profile)
+    (out / "environment.json").write_text(json.dumps(env, indent=2) + "\n")
+    print(f"[bench] profile {profile.name} -> {out}", flush=True)
+
+    splits = {name: prepare_splits(profile, name, out) for name in profile.datasets}
+    done = {
+        (r["dataset"], r["level"], r["method"], r["seed"])
+        for r in (read_results(results_path) if results_path.exists() else [])
+    }
+    # transfer needs the partner dataset's gpta run: it goes last
+    ordered = [m for m in profile.methods if m != "transfer"]
+    passes = [ordered] + ([["transfer"]] if "transfer" in profile.methods else [])
+    keep_models = {"gpta"}
+    started = time.perf_counter()
+    for methods in passes:
+        for dataset in profile.datasets:
+            for level in profile.levels:
+                for seed in profile.seeds:
+                    for method in methods:
+                        if (dataset, level, method, seed) in done:
+                            continue
+                        row = run_one(profile, out, splits, dataset, level, seed, method)
+                        with results_path.open("a", encoding="utf-8") as handle:
+                            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+                        score = row.get("test")
+                        print(
+                            f"[bench] {dataset} rows={level} seed={seed} {method}: "
+                            f"{row['status']} test={score if score is None else round(score, 4)}"
+                            f" wall={row.get('wall_seconds')}s "
+                            f"({time.perf_counter() - started:.0f}s elapsed)",
+                            flush=True,
+                        )
+                        run_dir = row.get("run_dir")
+                        if run_dir and method not in keep_models and not args.keep_models:
+                            shutil.rmtree(Path(run_dir) / "model", ignore_errors=True)
+
+    if profile.efficiency:
+        efficiency = measure_efficiency(profile, out, splits)
+        (out / "efficiency.json").write_text(json.dumps(efficiency, indent=2) + "\n")
+    env["load_average_end"] = os.getloadavg()
+    env["seconds"] = round(time.perf_counter() - started, 1)
+    (out / "environment.json").write_text(json.dumps(env, indent=2) + "\n")
+    return finish(out, profile.methods)
+
+
+def run_one(
+    profile: Profile,
+    out: Path,
+    splits: dict,
+    dataset: str,
+    level: int | None,
+    seed: int,
+    method: str,
+) -> dict[str, Any]:
+    level_name = "full" if level is None else str(level)
+    run_dir = out / "runs" / dataset / level_name / method / f"seed{seed}"
+    row: dict[str, Any] = {
+        "dataset": dataset,
+        "task": DATASETS[dataset].task,
+        "level": level,
+        "method": method,
+        "seed": seed,
+        "profile": profile.name,
+        "epochs": profile.rounds * profile.epochs_per_round,
+        "max_length": setting(profile, dataset, "max_length"),
+        "dev_rows": splits[dataset]["rows"]["dev"],
+        "test_rows": splits[dataset]["rows"]["test"],
+    }
+    pool = splits[dataset]["rows"]["train_pool"]
+    row["train_rows"] = pool if level is None else min(level, pool)
+    base = M.base_config(profile, dataset, level, seed, splits[dataset], run_dir)
+    try:
+        if method == "prompt-tuning":
+            result = M.run_prompt_tuning(base, learning_rate=profile.prompt_tuning_lr)
+        else:
+            partner = DATASETS[dataset].partner
+            source = out / "runs" / partner / level_name / "gpta" / f"seed{seed}"
+            config = M.method_config(method, base, transfer_from=source)
+            result = M.run_gpta_method(config)
+            if method == "transfer":
+                result["transfer_from"] = str(source)
+        row.update(result)
+        row["status"] = "ok"
+    except M.NotRun as reason:
+        row.update(status="not_run", reason=str(reason))
+    except Exception as err:  # one failed run must not end the study
+        row.update(status="error", reason=f"{type(err).__name__}: {err}")
+        traceback.print_exc()
+    return row
+
+
+def measure_efficiency(profile: Profile, out: Path, splits: dict) -> dict[str, Any]:
+    from benchmarks import efficiency as E
+
+    rows = read_results(out / "results.jsonl")
+    result: dict[str, Any] = {}
+    # latency: the first gpta run whose saved prefix is not empty (classification first)
+    # (its saved prefix; else the first non-empty prefix the run trained with, on its model)
+    candidates = sorted(
+        (
+            r
+            for r in rows
+            if r.get("status") == "ok" and r["method"] == "gpta" and any(r.get("prefixes") or [])
+        ),
+        key=lambda r: (not r.get("prefix"), r["task"] != "classification", r["dataset"], r["seed"]),
+    )
+    if candidates:
+        chosen = candidates[0]
+        prefix = chosen["prefix"] or next(p for p in chosen["prefixes"] if p)
+        try:
+            from benchmarks.profiles import read_jsonl
+
+            test_rows = read_jsonl(Path(splits[chosen["dataset"]]["test"]))
+            result["latency"] = E.latency(
+                chosen["run_dir"], test_rows, device=profile.device, prefix=prefix
+            )
+            result["latency"]["dataset"] = chosen["dataset"]
+            result["latency"]["saved_prefix"] = bool(chosen["prefix"])
+        except Exception as err:
+            result["latency"] = {"error": f"{type(err).__name__}: {err}"}
+            traceback.print_exc()
+    else:
+        result["latency"] = {"error": "no gpta run with a non-empty saved prefix"}
+    # throughput: the first classification dataset
+    dataset = next((d for d in profile.datasets if DATASETS[d].task == "classification"), None)
+    if dataset is None:
+        result["throughput"] = {"error": "no classification dataset in this invocation"}
+    else:
+        base = M.base_config(
+            profile,
+            dataset,
+            profile.efficiency_rows,
+            profile.seeds[0],
+            splits[dataset],
+            out / "runs" / "_throughput",
+        )
+        try:
+            result["throughput"] = E.throughput(base)
+            result["throughput"]["dataset"] = dataset
+        except Exception as err:
+            result["throughput"] = {"error": f"{type(err).__name__}: {err}"}
+            traceback.print_exc()
+    print(f"[bench] efficiency: {json.dumps(result)[:400]}", flush=True)
+    return result
+
+
+def efficiency_only(args: argparse.Namespace) -> None:
+    """The efficiency ratios alone, on the runs an earlier ``run`` left in ``--out``."""
+    profile = PROFILES[args.profile]
+    changes: dict[str, Any] = {}
+    if args.datasets:
+        changes["datasets"] = tuple(args.datasets)
+    for item in args.set or []:
+        key, _, value = item.partition("=")
+        try:
+            changes[key] = json.loads(value)
+        except json.JSONDecodeError:
+            changes[key] = value
+        if key in ("dev_rows", "test_rows", "max_length"):
+            changes["overrides"] = {
+                d: {k: v for k, v in o.items() if k != key} for d, o in profile.overrides.items()
+            }
+    profile = profile.with_(**changes)
+    out = Path(args.out)
+    splits = {name: prepare_splits(profile, name, out) for name in profile.datasets}
+    efficiency = measure_efficiency(profile, out, splits)
+    efficiency["load_average"] = os.getloadavg()
+    (out / "efficiency.json").write_text(json.dumps(efficiency, indent=2) + "\n")
+
+
+def finish(out: Path, methods: tuple[str, ...] | list[str]) -> Path:
+    from benchmarks.plots import learning_curves, score_vs_rows
+
+    env_path = out / "environment.json"
+    env = json.loads(env_path.read_text()) if env_path.is_file() else {}
+    header = (
+        f"# GPTA benchmark — profile `{env.get('profile', '?')}`\n\n"
+        f"Machine: {env.get('cpu', '?')}, {env.get('cores', '?')} cores, "
+        f"{env.get('ram_gb', '?')} GB RAM{', GPU ' + env['gpu'] if env.get('gpu') else ''}; "
+        f"load average at start {env.get('load_average_start')}, at end "
+        f"{env.get('load_average_end')}. Python {env.get('python')}, torch {env.get('torch')}, "
+        f"transformers {env.get('transformers')}, peft {env.get('peft')}. "
+        f"Started {env.get('started')}; {env.get('seconds', '?')} seconds in all.\n"
+    )
+    order = [m for m in ALL_METHODS if m in methods] or list(ALL_METHODS)
+    path = write_markdown(out, order, header)
+    rows = read_results(out / "results.jsonl")
+    learning_curves(rows, out, order)
+    score_vs_rows(rows, out, order)
+    print(f"[bench] wrote {path}", flush=True)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_run = sub.add_parser("run", help="run a profile")
+    p_run.add_argument("--profile", choices=sorted(PROFILES), default="smoke")
+    p_run.add_argument("--datasets", nargs="+", choices=sorted(DATASETS))
+    p_run.add_argument("--methods", nargs="+", choices=ALL_METHODS)
+    p_run.add_argument("--seeds", nargs="+", type=int)
+    p_run.add_argument("--levels", nargs="+", help="training rows per level, or 'full'")
+    p_run.add_argument("--device", choices=("cpu", "cuda", "auto"))
+    p_run.add_argument("--out", help="output folder (default runs/bench/<profile>)")
+    p_run.add_argument(
+        "--append", action="store_true", help="keep results.jsonl and skip runs it already holds"
+    )
+    p_run.add_argument(
+        "--keep-models",
+        action="store_true",
+        help="keep every run's saved model (default: gpta runs only)",
+    )
+    p_run.add_argument("--no-efficiency", action="store_true")
+    p_run.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a profile setting, e.g. --set rounds=2 --set dev_rows=48",
+    )
+    p_eff = sub.add_parser(
+        "efficiency", help="(re-)measure latency and throughput on an invocation's runs"
+    )
+    p_eff.add_argument("--out", required=True)
+    p_eff.add_argument("--profile", choices=sorted(PROFILES), default="smoke")
+    p_eff.add_argument("--datasets", nargs="+", choices=sorted(DATASETS))
+    p_eff.add_argument("--set", action="append", metavar="KEY=VALUE")
+    p_table = sub.add_parser("table", help="re-make results.md and plots from results.jsonl")
+    p_table.add_argument("--out", required=True)
+    p_table.add_argument("--methods", nargs="+", default=list(ALL_METHODS))
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        run(args)
+    elif args.command == "efficiency":
+        efficiency_only(args)
+    else:
+        finish(Path(args.out), args.methods)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,249 @@
+"""The six benchmark datasets and the run profiles (smoke, cpu, gpu).
+
+Datasets are read from ``../shared/data/<name>/{train,test}.jsonl`` (``GPTA_BENCH_DATA``
+names another folder). Splits, the same for every method, level and seed of an invocation:
+
+- test: the first ``test_rows`` rows of the given ``test.jsonl`` (its order is already a
+  seeded random sample), all of them when ``test_rows`` is None;
+- dev: ``dev_rows`` rows drawn from ``train.jsonl`` with ``random.Random(0)``;
+- train pool: the other training rows. A level (e.g. 64 rows) is drawn from the pool by
+  ``data.train_size`` with the run's seed (stratified by label for classification), so the
+  seeds differ in their training sample as well as in their initialisation.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA_DIR = Path(os.environ.get("GPTA_BENCH_DATA", ROOT.parent / "shared" / "data"))
+
+ALL_METHODS = (
+    "finetune",
+    "static",
+    "ta-once",
+    "gpta",
+    "gpta-tuned",
+    "prompt-tuning",
+    "transfer",
+)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    task: str
+    domain: str
+    partner: str  # the other dataset of the same domain (for `transfer`)
+    description: str  # what the TA reads
+    static_prefix: str  # the fixed human-written instruction of `static`
+    columns: dict[str, str] = field(default_factory=dict)  # data.* column options
+    stratify: str | None = None
+
+
+DATASETS: dict[str, Dataset] = {
+    "yelp": Dataset(
+        "yelp",
+        "classification",
+        "sentiment",
+        "twitter",
+        "Yelp reviews of restaurants and local businesses written by customers. Each review is "
+        "labelled with the star rating its author gave: 0 = 1 star, 1 = 2 stars, 2 = 3 stars, "
+        "3 = 4 stars, 4 = 5 stars.",
+        "Rate this business review from 1 to 5 stars:",
+        {"text_column": "text", "label_column": "label"},
+        stratify="label",
+    ),
+    "twitter": Dataset(
+        "twitter",
+        "classification",
+        "sentiment",
+        "yelp",
+        "English tweets from the SemEval-2017 sentiment task, each labelled with the overall "
+        "sentiment of the message: negative, neutral or positive.",
+        "Is the sentiment of this tweet negative, neutral or positive?",
+        {"text_column": "text", "label_column": "label"},
+        stratify="label",
+    ),
+    "squad": Dataset(
+        "squad",
+        "qa",
+        "reading",
+        "race",
+        "SQuAD: questions written by crowdworkers about Wikipedia paragraphs; the answer to "
+        "each question is a span of the paragraph.",
+        "Answer with the exact words of the passage:",
+        {"text_column": "context", "label_column": "answers"},
+    ),
+    "race": Dataset(
+        "race",
+        "multiple_choice",
+        "reading",
+        "squad",
+        "RACE: English reading-comprehension exams for Chinese middle and high school "
+        "students. Each question about a passage has four options, one of them correct.",
+        "Choose the option that the passage supports:",
+        {"text_column": "article", "label_column": "answer"},
+    ),
+    "cnndm": Dataset(
+        "cnndm",
+        "summarization",
+        "news",
+        "xsum",
+        "CNN and Daily Mail news articles; each summary is the article's few bullet-point "
+        "highlights written by the journalists.",
+        "Summarize the news article in three short highlights:",
+        {"text_column": "article", "label_column": "highlights"},
+    ),
+    "xsum": Dataset(
+        "xsum",
+        "summarization",
+        "news",
+        "cnndm",
+        "BBC news articles; each summary is the single introductory sentence that tells what "
+        "the article is about.",
+        "Summarize the article in one sentence:",
+        {"text_column": "document", "label_column": "summary"},
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    datasets: tuple[str, ...]
+    levels: tuple[int | None, ...]  # training rows; None = the whole pool
+    seeds: tuple[int, ...]
+    methods: tuple[str, ...]
+    rounds: int
+    epochs_per_round: int
+    batch_size: int
+    learning_rate: float
+    max_length: int
+    dev_rows: int
+    test_rows: int | None
+    candidates: int
+    screen_size: int
+    ta_max_new_tokens: int
+    device: str = "cpu"
+    model: str | None = None  # None: the task's default
+    summarization_model: str | None = None
+    prompt_tuning_lr: float = 1e-2
+    efficiency: bool = True  # also measure the efficiency ratios
+    efficiency_rows: int = 256  # rows for the throughput comparison
+    overrides: dict[str, Any] = field(default_factory=dict)  # per dataset: {name: {key: value}}
+
+    def with_(self, **changes: Any) -> Profile:
+        return replace(self, **changes)
+
+
+PROFILES: dict[str, Profile] = {
+    # about a minute on 2 cores: the only part CI runs
+    "smoke": Profile(
+        name="smoke",
+        datasets=("twitter",),
+        levels=(32,),
+        seeds=(0,),
+        methods=("finetune", "gpta"),
+        rounds=2,
+        epochs_per_round=1,
+        batch_size=16,
+        learning_rate=5e-5,
+        max_length=64,
+        dev_rows=24,
+        test_rows=24,
+        candidates=2,
+        screen_size=8,
+        ta_max_new_tokens=24,
+        efficiency=True,
+        efficiency_rows=32,
+    ),
+    # classification + QA in under 60 minutes on 2 (uncontended) cores
+    "cpu": Profile(
+        name="cpu",
+        datasets=("twitter", "yelp", "squad"),
+        levels=(64, 256),
+        seeds=(0, 1, 2),
+        methods=("finetune", "static", "ta-once", "gpta", "prompt-tuning", "transfer"),
+        rounds=3,
+        epochs_per_round=1,
+        batch_size=16,
+        learning_rate=5e-5,
+        max_length=128,
+        dev_rows=96,
+        test_rows=200,
+        candidates=3,
+        screen_size=32,
+        ta_max_new_tokens=48,
+        efficiency_rows=128,
+        overrides={"squad": {"max_length": 256, "dev_rows": 64, "test_rows": 100}},
+    ),
+    # larger sizes, all six datasets, on CUDA (mixed precision: not plumbed yet, see
+    # BENCHMARKS.md)
+    "gpu": Profile(
+        name="gpu",
+        datasets=("yelp", "twitter", "squad", "race", "cnndm", "xsum"),
+        levels=(64, 256, 1000, None),
+        seeds=(0, 1, 2),
+        methods=ALL_METHODS,
+        rounds=5,
+        epochs_per_round=1,
+        batch_size=32,
+        learning_rate=5e-5,
+        max_length=256,
+        dev_rows=300,
+        test_rows=None,
+        candidates=4,
+        screen_size=64,
+        ta_max_new_tokens=64,
+        device="cuda",
+        efficiency_rows=1000,
+        overrides={"squad": {"max_length": 384}, "race": {"max_length": 512}},
+    ),
+}
+
+
+def setting(profile: Profile, dataset: str, key: str) -> Any:
+    """A profile setting, overridden per dataset where the profile says so."""
+    return profile.overrides.get(dataset, {}).get(key, getattr(profile, key))
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def prepare_splits(profile: Profile, dataset: str, out: Path) -> dict[str, Any]:
+    """Write train pool / dev / test files for ``dataset`` under ``out``; return their paths."""
+    source = DATA_DIR / dataset
+    if not (source / "train.jsonl").is_file():
+        raise FileNotFoundError(f"benchmark data not found: {source}/train.jsonl")
+    train = read_jsonl(source / "train.jsonl")
+    test = read_jsonl(source / "test.jsonl")
+    dev_rows = setting(profile, dataset, "dev_rows")
+    test_rows = setting(profile, dataset, "test_rows")
+    order = list(range(len(train)))
+    random.Random(0).shuffle(order)
+    dev_ids = set(order[:dev_rows])
+    pool = [row for i, row in enumerate(train) if i not in dev_ids]
+    dev = [train[i] for i in sorted(dev_ids)]
+    test = test if test_rows is None else test[:test_rows]
+    folder = out / "data" / dataset
+    paths = {}
+    for name, rows in (("train", pool), ("dev", dev), ("test", test)):
+        write_jsonl(folder / f"{name}.jsonl", rows)
+        paths[name] = str(folder / f"{name}.jsonl")
+    paths["rows"] = {"train_pool": len(pool), "dev": len(dev), "test": len(test)}
+    return paths

@@ -1,0 +1,240 @@
+"""results.jsonl -> a Markdown table: mean ± std over seeds, and the paired difference from
+``finetune`` with a paired t-test across seeds (scipy.stats.ttest_rel).
+
+With 3 seeds a paired t-test has 2 degrees of freedom: only a large, consistent difference
+reaches p < 0.05, and a small p is weak evidence. The table also gives wins/ties/losses
+per seed, which says the same thing without the test's normality assumption.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+
+def read_results(path: Path) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return (
+        "—"
+        if value is None or (isinstance(value, float) and math.isnan(value))
+        else (f"{value:.{digits}f}")
+    )
+
+
+def _mean_std(values: list[float]) -> str:
+    if not values:
+        return "—"
+    mean = statistics.fmean(values)
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{mean:.3f} ± {std:.3f}"
+
+
+def paired(method: list[tuple[int, float]], base: list[tuple[int, float]]) -> dict[str, Any]:
+    """Paired differences over the seeds both have; t-test when there are at least 2."""
+    by_seed = dict(base)
+    pairs = [(score, by_seed[seed]) for seed, score in method if seed in by_seed]
+    if not pairs:
+        return {"n": 0}
+    diffs = [a - b for a, b in pairs]
+    out: dict[str, Any] = {
+        "n": len(diffs),
+        "mean_diff": statistics.fmean(diffs),
+        "wins": sum(d > 0 for d in diffs),
+        "ties": sum(d == 0 for d in diffs),
+        "losses": sum(d < 0 for d in diffs),
+        "p": None,
+    }
+    if len(diffs) >= 2 and any(d != diffs[0] for d in diffs):
+        from scipy.stats import ttest_rel
+
+        out["p"] = float(ttest_rel([a for a, _ in pairs], [b for _, b in pairs]).pvalue)
+    return out
+
+
+def _level(value: Any) -> str:
+    return "full" if value is None else str(value)
+
+
+def _level_key(value: Any) -> float:
+    return math.inf if value is None else float(value)
+
+
+def main_table(rows: list[dict[str, Any]], methods_order: list[str]) -> str:
+    ok = [r for r in rows if r.get("status") == "ok"]
+    groups: dict[tuple, dict[str, list[tuple[int, float]]]] = defaultdict(lambda: defaultdict(list))
+    metric_of: dict[str, str] = {}
+    for r in ok:
+        groups[(r["dataset"], r["level"])][r["method"]].append((r["seed"], r["test"]))
+        metric_of[r["dataset"]] = r["metric"]
+    lines = [
+        "| dataset | train rows | method | test (mean ± std) | Δ vs finetune | W/T/L "
+        "| p (paired t) |",
+        "| --- | ---: | --- | --- | ---: | :---: | ---: |",
+    ]
+    for dataset, level in sorted(groups, key=lambda k: (k[0], _level_key(k[1]))):
+        by_method = groups[(dataset, level)]
+        base = by_method.get("finetune", [])
+        for method in methods_order:
+            if method not in by_method:
+                continue
+            scores = [s for _, s in by_method[method]]
+            if method == "finetune":
+                delta, wtl, p = "", "", ""
+            else:
+                cmp = paired(by_method[method], base)
+                if cmp["n"] == 0:
+                    delta, wtl, p = "—", "—", "—"
+                else:
+                    delta = f"{cmp['mean_diff']:+.3f}"
+                    wtl = f"{cmp['wins']}/{cmp['ties']}/{cmp['losses']}"
+                    p = _fmt(cmp["p"], 2)
+            lines.append(
+                f"| {dataset} ({metric_of[dataset]}) | {_level(level)} | {method} | "
+                f"{_mean_std(scores)} | {delta} | {wtl} | {p} |"
+            )
+    return "\n".join(lines)
+
+
+def cost_table(rows: list[dict[str, Any]], methods_order: list[str]) -> str:
+    """Mean wall seconds split, TA tokens and peak memory per dataset x level x method."""
+    ok = [r for r in rows if r.get("status") == "ok"]
+    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for r in ok:
+        groups[(r["dataset"], r["level"], r["method"])].append(r)
+    lines = [
+        "| dataset | rows | method | wall s | train s | TA s | screen s | eval s | TA tokens "
+        "| wall / finetune | peak RSS MB |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    keys = sorted(
+        groups,
+        key=lambda k: (
+            k[0],
+            _level_key(k[1]),
+            methods_order.index(k[2]) if k[2] in methods_order else 99,
+        ),
+    )
+    for dataset, level, method in keys:
+        runs = groups[(dataset, level, method)]
+        base = {r["seed"]: r for r in groups.get((dataset, level, "finetune"), [])}
+
+        def mean(f, runs=runs):
+            return statistics.fmean(f(r) for r in runs)
+
+        ratios = [
+            r["wall_seconds"] / base[r["seed"]]["wall_seconds"]
+            for r in runs
+            if r["seed"] in base and base[r["seed"]]["wall_seconds"]
+        ]
+        ratio = f"{statistics.fmean(ratios):.2f}" if ratios else "—"
+        rss = max((r.get("peak_rss_mb") or 0) for r in runs)
+        lines.append(
+            f"| {dataset} | {_level(level)} | {method} | {mean(lambda r: r['wall_seconds']):.1f} "
+            f"| {mean(lambda r: r['seconds']['train']):.1f} "
+            f"| {mean(lambda r: r['seconds']['ta']):.1f} "
+            f"| {mean(lambda r: r['seconds']['screen']):.1f} "
+            f"| {mean(lambda r: r['seconds']['eval']):.1f} "
+            f"| {mean(lambda r: r['ta_tokens']):.0f} | {ratio} | {rss:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def efficiency_summary(rows: list[dict[str, Any]], efficiency: dict[str, Any]) -> str:
+    ok = [r for r in rows if r.get("status") == "ok"]
+    lines = ["| figure | value | target | how |", "| --- | ---: | --- | --- |"]
+    by_key = {(r["dataset"], r["level"], r["seed"], r["method"]): r for r in ok}
+    ratios, shares, within = [], [], []
+    for (dataset, level, seed, method), r in by_key.items():
+        if method != "gpta":
+            continue
+        sec = r["seconds"]
+        if sec["train"] + sec["eval"] > 0:
+            within.append(sum(sec.values()) / (sec["train"] + sec["eval"]))
+        base = by_key.get((dataset, level, seed, "finetune"))
+        if base and base["wall_seconds"]:
+            ratios.append(r["wall_seconds"] / base["wall_seconds"])
+        if r["wall_seconds"]:
+            shares.append(r["seconds"]["ta"] / r["wall_seconds"])
+    if ratios:
+        lines.append(
+            f"| GPTA wall / finetune wall (equal epochs) | {statistics.fmean(ratios):.2f} "
+            f"(min {min(ratios):.2f}, max {max(ratios):.2f}, n={len(ratios)}) | <= 1.25 | "
+            "paired runs of this invocation; TA runs synchronously at round ends |"
+        )
+    if within:
+        lines.append(
+            f"| GPTA loop seconds / its training + eval seconds (same run) "
+            f"| {statistics.fmean(within):.2f} (min {min(within):.2f}, max {max(within):.2f}) "
+            "| <= 1.25 | (train+eval+TA+screen)/(train+eval) inside each gpta run: robust to "
+            "load changing between runs |"
+        )
+    if shares:
+        lines.append(
+            f"| TA share of GPTA wall time | {100 * statistics.fmean(shares):.0f}% "
+            f"(max {100 * max(shares):.0f}%) | — | metrics.json ta_seconds / wall |"
+        )
+    lat = efficiency.get("latency")
+    if lat and "ratio" in lat:
+        lines.append(
+            f"| inference latency with prefix / without | {lat['ratio']:.2f} "
+            f"({lat['ms_per_row_with']:.2f} vs {lat['ms_per_row_without']:.2f} ms/row, "
+            f"+{lat['prefix_tokens']} prefix tokens, {lat['rows']} rows) | only the prefix's "
+            'tokens, no LLM | load_pipeline, saved prefix vs "", medians |'
+        )
+    thr = efficiency.get("throughput")
+    if thr and "ratio" in thr:
+        lines.append(
+            f"| training throughput ours / plain Trainer | {thr['ratio']:.2f} "
+            f"({thr['ours_steps_per_s']:.2f} vs {thr['plain_steps_per_s']:.2f} steps/s, "
+            f"batch {thr['batch_size']}, {thr['rows']} rows) | >= 0.95 | "
+            "empty prefix, same model/args, warm-up then A-B/B-A medians |"
+        )
+    for key in ("latency", "throughput"):
+        if efficiency.get(key, {}).get("error"):
+            lines.append(f"| {key} | not measured: {efficiency[key]['error']} | | |")
+    return "\n".join(lines)
+
+
+def not_run_table(rows: list[dict[str, Any]]) -> str:
+    missing: dict[tuple[str, str], str] = {}
+    for r in rows:
+        if r.get("status") != "ok":
+            missing.setdefault((r["dataset"], r["method"]), r.get("reason", "?"))
+    if not missing:
+        return ""
+    lines = ["| dataset | method | why not run |", "| --- | --- | --- |"]
+    for (dataset, method), reason in sorted(missing.items()):
+        lines.append(f"| {dataset} | {method} | {reason} |")
+    return "\n".join(lines)
+
+
+def write_markdown(out: Path, methods_order: list[str], header: str) -> Path:
+    rows = read_results(out / "results.jsonl")
+    eff_path = out / "efficiency.json"
+    efficiency = json.loads(eff_path.read_text()) if eff_path.is_file() else {}
+    parts = [
+        header,
+        "## Test score (best round's saved model)\n",
+        main_table(rows, methods_order),
+        "\nΔ: mean paired difference from `finetune` over the seeds; W/T/L: seeds where the "
+        "method beat / tied / lost to `finetune`; p: paired t-test across seeds (2 degrees of "
+        "freedom with 3 seeds: weak evidence either way).\n",
+        "## Cost per run (means over seeds)\n",
+        cost_table(rows, methods_order),
+        "\n## Efficiency ratios (this invocation)\n",
+        efficiency_summary(rows, efficiency),
+    ]
+    skipped = not_run_table(rows)
+    if skipped:
+        parts += ["\n## Not run\n", skipped]
+    path = out / "results.md"
+    path.write_text("\n".join(parts) + "\n", encoding="utf-8")
+    return path
