@@ -26,8 +26,13 @@ $(STAMP): $(PY) pyproject.toml
 	$(PIP) install --quiet -e .
 	@touch $@
 
+# The test extras include llama-cpp-python[server] (a real OpenAI-compatible server for the TA
+# backend tests): pip compiles it once (~7 min on 2 cores) and reuses its cached wheel after.
+# tests/test_report.py opens the HTML report in headless Chromium: Debian's package (no
+# browser download by a Python package); installed here when missing (needs root, as on CI).
 $(TEST_STAMP): $(STAMP)
 	$(PIP) install --quiet -e '.[test]'
+	command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 	@touch $@
 
 install: $(STAMP)

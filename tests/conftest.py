@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -13,6 +16,16 @@ import json
 from pathlib import Path
 
 import pytest
+
+# The TA response cache of a test session is its own: runs never replay answers cached by an
+# earlier session or by the user's own runs (subprocesses inherit this).
+_LLM_CACHE_DIR = tempfile.mkdtemp(prefix="gpta-test-llm-cache-")
+atexit.register(shutil.rmtree, _LLM_CACHE_DIR, True)
+os.environ["GPTA_LLM_CACHE"] = os.path.join(_LLM_CACHE_DIR, "llm-cache.sqlite")
+# Likewise the prefix library: every finished run adds to it; never to the user's own.
+_DATA_DIR = tempfile.mkdtemp(prefix="gpta-test-data-")
+atexit.register(shutil.rmtree, _DATA_DIR, True)
+os.environ["GPTA_DATA_DIR"] = _DATA_DIR
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

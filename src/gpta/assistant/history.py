@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,37 @@ class History:
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
+
+    @classmethod
+    def resume(cls, path: str | Path, *, lines: int) -> History:
+        """Reopen a run's history at a checkpoint: keep its first ``lines`` events, drop the
+        rest (they belong to a round that did not finish), and rebuild the memory."""
+        history = cls(path)
+        kept = history.path.read_text(encoding="utf-8").splitlines(keepends=True)[:lines]
+        tmp = history.path.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(kept), encoding="utf-8")
+        os.replace(tmp, history.path)
+        for line in kept:
+            event = json.loads(line)
+            kind = event.pop("event")
+            if kind == "round":
+                known = {f.name for f in fields(RoundRecord)}
+                history.rounds.append(RoundRecord(**{k: v for k, v in event.items() if k in known}))
+            elif kind == "proposal" and event.get("prefix") is not None:
+                if event.get("screen_score") is not None:
+                    history.note_screened(event["prefix"], event["screen_score"])
+            elif kind == "screen":
+                history.note_screened(event["current"]["prefix"], event["current"]["score"])
+                for candidate in event["candidates"]:
+                    history.note_screened(candidate["prefix"], candidate["score"])
+        return history
+
+    def line_count(self) -> int:
+        """Events written so far."""
+        if not self.path.exists():
+            return 0
+        with self.path.open(encoding="utf-8") as handle:
+            return sum(1 for _ in handle)
 
     def log(self, event: str, **fields: Any) -> None:
         """Append a free-form event (selection, TA error, ...)."""
@@ -82,11 +113,8 @@ class History:
         self.screened[prefix] = max(score, self.screened.get(prefix, score))
 
     def tried(self, top_m: int) -> list[ScoredPrefix]:
-        """The top-M distinct prefixes by their best known score (dev or screened)."""
-        best: dict[str, float] = dict(self.screened)
-        for r in self.rounds:
-            best[r.prefix] = max(r.dev_score, best.get(r.prefix, r.dev_score))
-        ranked = sorted(best.items(), key=lambda kv: kv[1], reverse=True)[:top_m]
+        """The top-M distinct prefixes by their best screened score (one scale: the screen's)."""
+        ranked = sorted(self.screened.items(), key=lambda kv: kv[1], reverse=True)[:top_m]
         return [ScoredPrefix(p, s) for p, s in ranked]
 
     def all_prefixes(self) -> set[str]:

@@ -1,34 +1,42 @@
 """The teaching assistant's conversations: the first request and the dialogue gradient.
 
 Under the default exposure policy (``none``) these messages hold the dataset
-description, the label names, the metric and aggregate scores. Never a row.
+description, the label names, the metric and aggregate scores. Never a row. Under
+``privacy.exposure: exemplars`` the header also lists the allowed exemplars: redacted
+text and label only (their row ids stay on this machine, in the ledger).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from gpta.llm.base import Message
+
+if TYPE_CHECKING:
+    from gpta.privacy.policy import Exemplar
 
 SYSTEM = (
     "You write instructions for a small neural network. Your instruction is placed in front of "
     "every input the network reads, while it is trained and when it is used. A good instruction "
     "is one plain sentence that says what to look for in the input. Reply with the instruction "
-    "only: no quotes, no explanation, no answer, no label.\n"
-    "Example for a news topic classifier: Decide which topic the news article is mainly about: "
-    "world, sports, business or science."
+    "only: no quotes, no explanation, no answer, no label."
 )
 
 
 @dataclass(frozen=True)
 class TaskBrief:
-    """What the TA may know about the task: nothing that comes from a row."""
+    """What the TA may know about the task: no row, unless the policy allows exemplars."""
 
-    family: str  # "classification"
+    family: str  # e.g. "text classification"
+    reads: str  # what the network reads and must produce, in a sentence
     description: str
-    label_names: list[str]
+    label_names: list[str]  # may be empty (QA, summarization)
     metric: str
     max_words: int
+    screen_metric: str = "score"  # the scale of the scores in the list of tried prefixes
+    example: str = ""  # an instruction for another dataset of the same family
+    exemplars: tuple[Exemplar, ...] = ()  # redacted rows the privacy policy allows (default none)
 
 
 @dataclass(frozen=True)
@@ -40,14 +48,23 @@ class ScoredPrefix:
 
 
 def _header(brief: TaskBrief) -> str:
-    labels = ", ".join(brief.label_names)
-    return (
-        f"Task: text {brief.family}. The network reads your instruction followed by one input "
-        f"text and must predict one label.\n"
-        f"Labels: {labels}\n"
-        f"Score: {brief.metric} on held-out data (higher is better)\n"
-        f"Data: {brief.description}"
-    )
+    lines = [f"Task: {brief.family}. {brief.reads}"]
+    if brief.label_names:
+        lines.append(f"Labels: {', '.join(brief.label_names)}")
+    lines.append(f"Score: {brief.metric} on held-out data (higher is better)")
+    lines.append(f"Data: {brief.description}")
+    if brief.exemplars:
+        lines.append("Examples from the training data (personal details replaced by placeholders):")
+        for exemplar in brief.exemplars:
+            label = f"({exemplar.label}) " if exemplar.label is not None else ""
+            lines.append(f"- {label}{exemplar.text}")
+    return "\n".join(lines)
+
+
+def _system(brief: TaskBrief) -> str:
+    if not brief.example:
+        return SYSTEM
+    return f"{SYSTEM}\nExample for another dataset: {brief.example}"
 
 
 def _show(prefix: str) -> str:
@@ -60,7 +77,7 @@ def initial_messages(brief: TaskBrief) -> list[Message]:
         f"{_header(brief)}\n\n"
         f"Write one instruction of at most {brief.max_words} words for this network."
     )
-    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
+    return [{"role": "system", "content": _system(brief)}, {"role": "user", "content": user}]
 
 
 def feedback_messages(
@@ -69,10 +86,15 @@ def feedback_messages(
     tried: list[ScoredPrefix],
     current: ScoredPrefix,
     previous_score: float | None,
-    per_label: dict[str, float],
+    feedback_title: str = "",
+    feedback: dict[str, float] | None = None,
 ) -> list[Message]:
     """The dialogue gradient: scored prefixes (best last), the change, per-label numbers."""
-    lines = [_header(brief), "", f"Instructions tried so far and their {brief.metric} (best last):"]
+    lines = [
+        _header(brief),
+        "",
+        f"Instructions tried so far and their {brief.screen_metric} on a dev sample (best last):",
+    ]
     for item in sorted(tried, key=lambda s: s.score):
         lines.append(f"- {_show(item.prefix)}: {item.score:.3f}")
     change = ""
@@ -82,12 +104,15 @@ def feedback_messages(
     lines.append(
         f"Current instruction: {_show(current.prefix)}, {brief.metric} {current.score:.3f}{change}."
     )
-    if per_label:
-        recall = ", ".join(f"{name} {value:.2f}" for name, value in per_label.items())
-        lines.append(f"Share of each label found correctly: {recall}.")
+    if feedback:
+        numbers = ", ".join(f"{name} {value:.2f}" for name, value in feedback.items())
+        lines.append(f"{feedback_title}: {numbers}.")
     lines += [
         "",
         f"Write one new instruction of at most {brief.max_words} words that should score higher "
-        "than every instruction above. Focus on what the weaker labels need.",
+        "than every instruction above.",
     ]
-    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "\n".join(lines)}]
+    return [
+        {"role": "system", "content": _system(brief)},
+        {"role": "user", "content": "\n".join(lines)},
+    ]

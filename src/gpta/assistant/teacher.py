@@ -1,15 +1,24 @@
-"""The teaching assistant: asks the LLM for K prefixes and parses what comes back."""
+"""The teaching assistant: asks the LLM for K prefixes and parses what comes back.
+
+Retrying is the backend's job (tenacity, in ``gpta.llm.openai_backend``); here a request is
+made once, and whatever ends it (retry budget spent, TA budget reached, a bug in a backend)
+becomes ``ProposalBatch.error``: the training run always carries on.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
+from gpta.assistant.context import fit_tried
 from gpta.assistant.parsing import ParsedProposal, parse_proposals
-from gpta.assistant.prompts import TaskBrief
+from gpta.assistant.prompts import ScoredPrefix, TaskBrief, feedback_messages
 from gpta.config import AssistantConfig
 from gpta.llm.base import Message, Usage
+from gpta.llm.usage import Projection
 from gpta.privacy.channel import ExposureChannel
+from gpta.privacy.secrets import scrub
 
 
 @dataclass
@@ -20,6 +29,9 @@ class ProposalBatch:
     usage: Usage = field(default_factory=Usage)
     seconds: float = 0.0
     error: str | None = None
+    cached: bool = False
+    attempts: int = 0
+    faults: list[str] = field(default_factory=list)
 
     @property
     def valid(self) -> list[str]:
@@ -36,38 +48,149 @@ class TeachingAssistant:
         config: AssistantConfig,
         *,
         count_tokens: Callable[[str], int],
-        attempts: int = 2,
+        on_call: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.channel = channel
         self.brief = brief
         self.config = config
         self.count_tokens = count_tokens
-        self.attempts = attempts
+        self.on_call = on_call  # e.g. History.log("ta_call", ...): what each request did
+
+    @property
+    def context_window(self) -> int:
+        """The TA's window: ``assistant.context_window``, else what the backend says."""
+        window = self.config.context_window
+        return int(window or getattr(self.channel.chat_model, "context_window", 0) or 8192)
+
+    def count_message_tokens(self, messages: list[Message]) -> int:
+        counter = getattr(self.channel.chat_model, "count_message_tokens", None)
+        if callable(counter):
+            return int(counter(messages))
+        return sum(len(m["content"]) for m in messages) // 3 + 8
+
+    def projection(self, *, calls: int, first: list[Message]) -> Projection:
+        """Worst-case TA usage of a run with ``calls`` requests, ``first`` the round-0 request.
+
+        A feedback prompt is the first prompt plus at most M + recent listed prefixes
+        (each at most ``max_prefix_tokens`` downstream tokens, counted twice for the TA's
+        tokenizer), capped by the context window.
+        """
+        cfg = self.config
+        base = self.count_message_tokens(first)
+        listed = (cfg.history_top_m + cfg.history_recent) * (2 * cfg.max_prefix_tokens + 8)
+        prompt = min(base + listed + 60, max(base, self.context_window - cfg.max_new_tokens))
+        meter = self.channel.meter
+        return Projection(
+            calls=calls,
+            n=cfg.candidates,
+            prompt_tokens_per_call=prompt * cfg.candidates
+            if getattr(self.channel.chat_model, "backend", "local") == "local"
+            else prompt,
+            max_completion_tokens_per_call=cfg.candidates * cfg.max_new_tokens,
+            price=meter.price if meter is not None else None,
+        )
+
+    def feedback(
+        self,
+        history: Any,
+        *,
+        current: ScoredPrefix,
+        previous_score: float | None,
+        **kwargs: Any,
+    ) -> list[Message]:
+        """The dialogue-gradient conversation, cut to fit the TA's context window.
+
+        Shows the top-M screened prefixes and the last ``assistant.history_recent`` rounds'
+        prefixes (see :mod:`gpta.assistant.context`); ``kwargs`` go to ``feedback_messages``.
+        """
+        ranked = history.tried(max(self.config.history_top_m, 1))
+        screened = getattr(history, "screened", {})
+        recent_rounds = (
+            history.rounds[-self.config.history_recent :] if self.config.history_recent else []
+        )
+        recent, seen = [], set()
+        for record in recent_rounds:
+            if record.prefix in screened and record.prefix not in seen:
+                seen.add(record.prefix)
+                recent.append(ScoredPrefix(record.prefix, screened[record.prefix]))
+
+        def build(tried: list[ScoredPrefix]) -> list[Message]:
+            return feedback_messages(
+                self.brief, tried=tried, current=current, previous_score=previous_score, **kwargs
+            )
+
+        messages, _ = fit_tried(
+            build,
+            ranked,
+            recent,
+            top_m=self.config.history_top_m,
+            window=self.context_window,
+            max_new_tokens=self.config.max_new_tokens,
+            count_messages=self.count_message_tokens,
+        )
+        return messages
 
     def propose(
-        self, messages: list[Message], *, seed: int, previous: Iterable[str] = ()
+        self,
+        messages: list[Message],
+        *,
+        seed: int,
+        previous: Iterable[str] = (),
+        round_index: int | None = None,
     ) -> ProposalBatch:
         """K sampled proposals for ``messages``; an LLM failure is reported, not raised."""
-        error = None
-        for attempt in range(self.attempts):
-            try:
-                result = self.channel.send(
-                    messages,
-                    n=self.config.candidates,
-                    temperature=self.config.temperature,
-                    top_p=self.config.top_p,
-                    max_new_tokens=self.config.max_new_tokens,
-                    seed=seed + attempt,
-                )
-            except Exception as err:  # a TA failure must never end the training run
-                error = f"{type(err).__name__}: {err}"
-                continue
-            proposals = parse_proposals(
-                result.texts,
-                label_names=self.brief.label_names,
-                previous=list(previous),
-                max_tokens=self.config.max_prefix_tokens,
-                count_tokens=self.count_tokens,
+        try:
+            result = self.channel.send(
+                messages,
+                n=self.config.candidates,
+                temperature=self.config.temperature,
+                top_p=self.config.top_p,
+                max_new_tokens=self.config.max_new_tokens,
+                seed=seed,
             )
-            return ProposalBatch(proposals, result.usage, result.seconds)
-        return ProposalBatch(error=error)
+        except Exception as err:  # a TA failure must never end the training run
+            batch = ProposalBatch(
+                error=scrub(f"{type(err).__name__}: {err}"),
+                attempts=getattr(err, "attempts", 1),
+                faults=[scrub(f) for f in getattr(err, "faults", ())],
+            )
+            self._report(batch, round_index)
+            return batch
+        proposals = parse_proposals(
+            result.texts,
+            label_names=self.brief.label_names,
+            previous=list(previous),
+            max_tokens=self.config.max_prefix_tokens,
+            count_tokens=self.count_tokens,
+        )
+        batch = ProposalBatch(
+            proposals,
+            result.usage,
+            result.seconds,
+            cached=result.cached,
+            attempts=result.attempts,
+            faults=[scrub(f) for f in result.faults],
+        )
+        self._report(batch, round_index)
+        return batch
+
+    def _report(self, batch: ProposalBatch, round_index: int | None) -> None:
+        if self.on_call is None:
+            return
+        meter = self.channel.meter
+        self.on_call(
+            {
+                "round": round_index,
+                "ok": batch.error is None,
+                "error": batch.error,
+                "cached": batch.cached,
+                "attempts": batch.attempts,
+                "faults": batch.faults,
+                "completions": len(batch.proposals),
+                "valid": len(batch.valid),
+                "prompt_tokens": batch.usage.prompt_tokens,
+                "completion_tokens": batch.usage.completion_tokens,
+                "seconds": round(batch.seconds, 4),
+                "run_cost_usd": meter.summary()["cost_usd"] if meter is not None else None,
+            }
+        )

@@ -18,14 +18,19 @@ batch of round r is built with prefix_r.
 from __future__ import annotations
 
 import math
+import os
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from torch.utils.data import Dataset
 from transformers import Trainer, TrainerCallback, TrainingArguments
-from transformers.trainer_callback import ProgressCallback
+from transformers.trainer_callback import PrinterCallback, ProgressCallback
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from gpta.config import TrainingConfig
+from gpta.errors import GptaUserError
+from gpta.progress import emit_json, log_format
 from gpta.tasks.base import Task
 
 
@@ -72,18 +77,26 @@ class PrefixCollator:
 
 
 class RoundEndCallback(TrainerCallback):
-    """Calls ``on_round_end(round_index, model, train_loss)`` at the end of every round."""
+    """Hands each round boundary to the synergy loop.
+
+    ``on_round_end(round_index, model, train_loss)`` runs at the end of every round;
+    ``on_checkpoint(round_index, path)`` runs once the Trainer has written that round's
+    checkpoint (model, optimizer, scheduler, RNG states) to ``path``.
+    """
 
     def __init__(
         self,
         dataset: RoundDataset,
         loss_meter: LossMeter,
         on_round_end: Callable[[int, Any, float | None], None],
+        on_checkpoint: Callable[[int, str], None] | None = None,
+        start_round: int = 0,
     ) -> None:
         self.dataset = dataset
         self.loss_meter = loss_meter
         self.on_round_end = on_round_end
-        self.round_index = 0
+        self.on_checkpoint = on_checkpoint
+        self.round_index = start_round
 
     def on_epoch_begin(self, args, state, control, **kwargs):
         self.dataset.set_round(self.round_index)
@@ -92,6 +105,11 @@ class RoundEndCallback(TrainerCallback):
     def on_epoch_end(self, args, state, control, model=None, **kwargs):
         self.on_round_end(self.round_index, model, self.loss_meter.mean())
         self.round_index += 1
+
+    def on_save(self, args, state, control, **kwargs):
+        if self.on_checkpoint is not None:
+            path = os.path.join(args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")
+            self.on_checkpoint(self.round_index - 1, path)
 
 
 class LossMeter:
@@ -113,10 +131,66 @@ class LossMeter:
 
 
 class StepProgress(ProgressCallback):
-    """The Trainer's step bar, without printing its log dicts (the synergy loop reports)."""
+    """The Trainer's step bar with the round's running loss, without printing its log dicts
+    (the synergy loop reports)."""
+
+    def __init__(self, loss_meter: LossMeter | None = None) -> None:
+        super().__init__()
+        self.loss_meter = loss_meter
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.training_bar is not None and self.loss_meter is not None and self.loss_meter.count:
+            self.training_bar.set_postfix(loss=f"{self.loss_meter.mean():.4f}", refresh=False)
+        super().on_step_end(args, state, control, **kwargs)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         return
+
+
+class JsonStepLog(TrainerCallback):
+    """``step`` events for ``--log-format json``: about 20 per run, and the last step."""
+
+    def __init__(self, loss_meter: LossMeter) -> None:
+        self.loss_meter = loss_meter
+        self.started = 0.0
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.started = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        every = max(1, state.max_steps // 20)
+        if state.global_step % every and state.global_step != state.max_steps:
+            return
+        elapsed = time.perf_counter() - self.started
+        done = max(1, state.global_step)
+        emit_json(
+            "step",
+            step=state.global_step,
+            max_steps=state.max_steps,
+            round_loss=self.loss_meter.mean(),
+            elapsed_seconds=round(elapsed, 2),
+            train_eta_seconds=round(elapsed / done * (state.max_steps - state.global_step), 1),
+        )
+
+
+def report_integrations(names: Sequence[str]) -> list[str] | str:
+    """``training.report_to`` for TrainingArguments; a named integration that is not installed
+    is a user error (\"all\" takes whichever are installed)."""
+    from transformers.integrations import get_available_reporting_integrations
+
+    wanted = [n for n in names if n != "none"]
+    if not wanted:
+        return "none"
+    if "all" in wanted:
+        return "all"
+    available = set(get_available_reporting_integrations())
+    missing = [n for n in wanted if n not in available]
+    if missing:
+        raise GptaUserError(
+            f"training.report_to: {', '.join(missing)} is not installed",
+            hint=f"pip install {' '.join(missing)}, or leave it out of training.report_to",
+        )
+    return wanted
 
 
 class PrefixTrainer(Trainer):
@@ -143,10 +217,13 @@ def build_trainer(
     rounds: int,
     seed: int,
     device: str,
-    scratch_dir: str,
+    checkpoint_dir: str,
     on_round_end: Callable[[int, Any, float | None], None],
+    on_checkpoint: Callable[[int, str], None] | None = None,
+    start_round: int = 0,
     prefix: str,
     show_progress: bool = True,
+    logs_dir: str | None = None,
 ) -> tuple[PrefixTrainer, PrefixCollator]:
     """A Trainer that runs ``rounds`` rounds and calls back at each round's end."""
     rows_per_round = None
@@ -162,8 +239,9 @@ def build_trainer(
     steps_per_round = math.ceil(
         len(dataset) / (config.batch_size * config.gradient_accumulation_steps)
     )
+    report_to = report_integrations(config.report_to)
     args = TrainingArguments(
-        output_dir=scratch_dir,
+        output_dir=checkpoint_dir,
         num_train_epochs=rounds,
         per_device_train_batch_size=config.batch_size,
         gradient_accumulation_steps=config.gradient_accumulation_steps,
@@ -174,10 +252,15 @@ def build_trainer(
         seed=seed,
         data_seed=seed,
         use_cpu=device == "cpu",
-        save_strategy="no",
+        # A checkpoint at every round boundary; two kept, so that a crash while writing the
+        # newest still leaves a complete one to resume from.
+        save_strategy="epoch" if on_checkpoint is not None else "no",
+        save_total_limit=2,
         eval_strategy="no",
-        logging_strategy="no",
-        report_to="none",
+        # the integrations get the training loss and learning rate every ~5% of the steps
+        logging_strategy="steps" if report_to != "none" else "no",
+        logging_steps=max(1, steps_per_round * rounds // 20),
+        report_to=report_to,
         remove_unused_columns=False,
         dataloader_num_workers=0,
         disable_tqdm=not show_progress,
@@ -188,9 +271,20 @@ def build_trainer(
         args=args,
         train_dataset=dataset,
         data_collator=collator,
-        callbacks=[RoundEndCallback(dataset, loss_meter, on_round_end)],
+        callbacks=[
+            RoundEndCallback(dataset, loss_meter, on_round_end, on_checkpoint, start_round)
+        ],
         loss_meter=loss_meter,
     )
-    if trainer.pop_callback(ProgressCallback) is not None:
-        trainer.add_callback(StepProgress)
+    trainer.pop_callback(ProgressCallback)
+    trainer.pop_callback(PrinterCallback)  # it would print the integrations' log dicts
+    if show_progress:
+        json_logs = log_format() == "json"
+        trainer.add_callback(JsonStepLog(loss_meter) if json_logs else StepProgress(loss_meter))
+    for callback in trainer.callback_handler.callbacks:
+        if type(callback).__name__ == "TensorBoardCallback" and callback.logging_dir is None:
+            # next to the checkpoints, not inside them: they are deleted when the run ends
+            callback.logging_dir = logs_dir or os.path.join(
+                os.path.dirname(os.path.abspath(checkpoint_dir)), "logs"
+            )
     return trainer, collator
