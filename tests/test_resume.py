@@ -38,8 +38,10 @@ def _config(base: Path, output: str) -> Path:
                  "description": "Tweets labelled negative, neutral or positive."},
         "model": {"max_length": 48},
         "training": {"rounds": ROUNDS, "batch_size": 8, "learning_rate": 1e-4},
+        # no response cache: the killed run must really send its TA requests (the kill point
+        # is a request in flight), and sampling with the same seed gives the same proposals
         "assistant": {"candidates": 2, "screen_size": 8, "max_new_tokens": 32,
-                      "max_prefix_tokens": 20},
+                      "max_prefix_tokens": 20, "cache": False},
     }
     path = base / f"{output}.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
@@ -76,8 +78,8 @@ def _round0_checkpoint_done(run_dir: Path) -> bool:
 
 def _ta_request_pending(run_dir: Path, request_id: int) -> bool:
     events = _lines(run_dir / "exposure.jsonl")
-    sent = any(e["event"] == "request" and e["id"] == request_id for e in events)
-    answered = any(e["event"] != "request" and e["id"] == request_id for e in events)
+    sent = any(e["event"] == "request" and e.get("id") == request_id for e in events)
+    answered = any(e["event"] != "request" and e.get("id") == request_id for e in events)
     return sent and not answered
 
 
