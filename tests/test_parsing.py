@@ -471,10 +471,10 @@ def test_custom_counter_decides_truncation_not_word_count() -> None:
 
 
 def test_cap_default_is_48_words() -> None:
-    raw = " ".join(["word"] * 60)
-    result = parse(raw)
+    words = [f"word{i}" for i in range(60)]  # distinct words: "word word ..." is repetitive
+    result = parse(" ".join(words))
     assert result.truncated is True
-    assert result.prefix == " ".join(["word"] * 48)
+    assert result.prefix == " ".join(words[:48])
 
 
 def test_cut_removes_dangling_punctuation() -> None:
@@ -848,3 +848,17 @@ def test_realistic_accepted(raw: str, expected: str) -> None:
 )
 def test_realistic_rejected(raw: str, code: str) -> None:
     assert parse(raw).code == code
+
+
+def test_runaway_repetition_is_rejected_but_ordinary_text_is_not():
+    from gpta.assistant.parsing import parse_proposal
+
+    runaway = parse_proposal("word " * 40, label_names=["negative", "positive"], max_tokens=12)
+    assert runaway.prefix is None and runaway.reason.startswith("repetitive")
+    looped = parse_proposal("the the the the review the the", label_names=["negative", "positive"])
+    assert looped.prefix is None and looped.code == "repetitive"
+    fine = parse_proposal(
+        "Read the review and judge how the writer feels about the product.",
+        label_names=["negative", "positive"],
+    )
+    assert fine.prefix is not None

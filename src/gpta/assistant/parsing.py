@@ -11,6 +11,8 @@ proposals that are unusable:
   "Sentiment: negative", "Classify it as positive.") instead of instructing; listing the labels
   ("... as negative, neutral or positive") or asking about one ("Is it positive?") is fine;
 * ``too_short`` -- fewer than two words;
+* ``repetitive`` -- degenerate text where one word makes up half or more of six or more words
+  ("word word word word ..."), as a runaway completion cut at the cap produces;
 * ``too_long`` -- not even the first word fits under the token cap;
 * ``duplicate`` -- same as a previous prefix or an earlier one in the batch, compared with
   :func:`normalize_prefix`.
@@ -42,6 +44,7 @@ REASON_CODES = (
     "template_junk",
     "names_label",
     "too_short",
+    "repetitive",
     "too_long",
     "duplicate",
 )
@@ -474,6 +477,11 @@ def _reject_reason(text: str, labels: list[_Label], seen: dict[str, str]) -> str
     n_words = len(_WORD_RE.findall(text))
     if n_words < 2:
         return f"too_short: {n_words} word{'s' if n_words != 1 else ''}"
+    words = [w.casefold() for w in _WORD_RE.findall(text)]
+    if len(words) >= 6:
+        top = max(set(words), key=words.count)
+        if words.count(top) * 2 >= len(words):
+            return f"repetitive: {top!r} is {words.count(top)} of {len(words)} words"
     origin = seen.get(normalize_prefix(text))
     if origin is not None:
         return f"duplicate: of {origin}"
