@@ -153,3 +153,14 @@ def test_real_process_exits_2_without_traceback(tmp_path):
     assert "missing.jsonl" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "run").exists()  # nothing was written for a rejected run
+
+
+def test_eval_names_a_missing_user_column(capsys, tmp_path):
+    from gpta.cli import _rename
+    from gpta.errors import GptaUserError
+
+    rows = [{"text": "ok", "label": "positive"}]
+    with pytest.raises(GptaUserError) as err:
+        _rename(rows, {"label": "stars"})
+    assert "'stars'" in err.value.message and "label" in err.value.message
+    assert _rename(rows, {"text": "label"})[0]["text"] == "positive"

@@ -165,8 +165,13 @@ def cli() -> None:
     help="Any config option by its dotted name, e.g. assistant.temperature=0.7.",
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing run in --output-dir.")
-@click.option("--resume", "resume_dir", type=click.Path(file_okay=False), default=None,
-              help="Continue an interrupted run from its last complete round.")
+@click.option(
+    "--resume",
+    "resume_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Continue an interrupted run from its last complete round.",
+)
 @click.option(
     "--no-cache", is_flag=True, help="Do not use the TA response cache. [assistant.cache=false]"
 )
@@ -284,6 +289,13 @@ def _rename(rows: list[dict], renames: dict[str, str | None]) -> list[dict]:
     renames = {trained: given for trained, given in renames.items() if given}
     if not renames:
         return rows
+    present = set().union(*(row.keys() for row in rows)) if rows else set()
+    for given in renames.values():
+        if given not in present:
+            raise GptaUserError(
+                f"column {given!r} is not in the input (columns: {sorted(present)})",
+                hint="check --text-column / --label-column",
+            )
     return [
         {**row, **{trained: row.get(given) for trained, given in renames.items()}} for row in rows
     ]
@@ -587,8 +599,7 @@ def assistant_tune(
     "--output-dir",
     default=None,
     type=click.Path(file_okay=False),
-    help="Where report.html and the PNGs go (default: RUN_DIR/report; compare: "
-    "./compare-report).",
+    help="Where report.html and the PNGs go (default: RUN_DIR/report; compare: ./compare-report).",
 )
 def report(run_dirs: tuple[str, ...], compare: bool, output_dir: str | None) -> None:
     """Write report.html (self-contained) and PNG figures for a run, or compare runs."""

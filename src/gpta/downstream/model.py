@@ -20,6 +20,8 @@ def load_pretrained(auto_class: Any, name_or_path: str, **model_kwargs: Any) -> 
     path = resolve_model_path(name_or_path)
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # "Loading weights" bars are noise on every load
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = auto_class.from_pretrained(path, **model_kwargs)
@@ -31,6 +33,8 @@ def load_pretrained(auto_class: Any, name_or_path: str, **model_kwargs: Any) -> 
         ) from None
     finally:
         hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
         model.config.pad_token_id = tokenizer.pad_token_id
