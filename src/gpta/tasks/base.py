@@ -33,6 +33,11 @@ class Screening:
     score: float
     loss: float
 
+    @classmethod
+    def from_evaluation(cls, prefix: str, evaluation: Evaluation) -> Screening:
+        """Screen by the primary metric of a full evaluation (forward passes, no generation)."""
+        return cls(prefix, evaluation.score, evaluation.loss or 0.0)
+
     def beats(self, other: Screening, margin: float) -> bool:
         """Higher score by more than ``margin``; on an exact tie, a clearly lower loss wins."""
         if self.score > other.score + margin:

@@ -331,8 +331,8 @@ class MultipleChoiceTask:
         batch_size: int,
     ) -> Screening:
         """Accuracy on the screening rows; loss breaks exact ties."""
-        result = self.evaluate(model, tokenizer, rows, prefix, batch_size=batch_size)
-        return Screening(prefix, result.score, result.loss or 0.0)
+        evaluation = self.evaluate(model, tokenizer, rows, prefix, batch_size=batch_size)
+        return Screening.from_evaluation(prefix, evaluation)
 
     def feedback(self, evaluation: Evaluation) -> tuple[str, dict[str, float]]:
         """Accuracy per correct answer letter: aggregate numbers only."""

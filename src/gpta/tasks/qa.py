@@ -365,8 +365,8 @@ class QATask:
         batch_size: int,
     ) -> Screening:
         """F1 on the screening rows (forward passes and span decoding); loss breaks ties."""
-        result = self.evaluate(model, tokenizer, rows, prefix, batch_size=batch_size)
-        return Screening(prefix, result.score, result.loss or 0.0)
+        evaluation = self.evaluate(model, tokenizer, rows, prefix, batch_size=batch_size)
+        return Screening.from_evaluation(prefix, evaluation)
 
     def feedback(self, evaluation: Evaluation) -> tuple[str, dict[str, float]]:
         """F1 by question word: aggregate numbers only."""
