@@ -110,12 +110,27 @@ class ModelConfig(_Section):
     )
     max_new_tokens: int = Field(64, ge=1, description="Summarization: generated tokens.")
     num_beams: int = Field(1, ge=1, description="Summarization: beams at generation.")
+    head: Literal["sequence", "lm-verbalizer", "cloze"] = Field(
+        "sequence",
+        description="Classification: how the model scores a class. sequence: a new "
+        "classification head on the encoder (AutoModelForSequenceClassification). "
+        "lm-verbalizer: a causal LM scores each label's words after the prefix and the text "
+        f"(default model '{BUNDLED_TA}'). cloze: a masked LM scores the label words at a "
+        "mask slot of a template (pass a real MLM checkpoint, e.g. roberta-base).",
+    )
+    label_words: dict[str, str] | None = Field(
+        None,
+        description="lm-verbalizer/cloze: the word(s) the model says for each label, "
+        "{label: words}; default: the label names (numeric labels need this).",
+    )
 
     def resolved_name(self, task: str) -> str:
         """The model to load for ``task`` when none was named."""
         if self.name_or_path:
             return self.name_or_path
-        return BUNDLED_TA if task == "summarization" else BUNDLED_ENCODER
+        if task == "summarization" or self.head == "lm-verbalizer":
+            return BUNDLED_TA
+        return BUNDLED_ENCODER
 
 
 class TrainingConfig(_Section):
@@ -137,6 +152,24 @@ class TrainingConfig(_Section):
     weight_decay: float = Field(0.01, ge=0)
     warmup_ratio: float = Field(0.06, ge=0, lt=1)
     gradient_accumulation_steps: int = Field(1, ge=1)
+    mixed_precision: Literal["no", "fp16", "bf16"] = Field(
+        "no",
+        description="Mixed-precision training (the Trainer's fp16/bf16): fp16 needs CUDA; "
+        "bf16 needs an Ampere+ GPU, or a CPU with bf16 support.",
+    )
+    augment_prefixes: int = Field(
+        0,
+        ge=0,
+        le=16,
+        description="Classification: prefix variety as augmentation. Train each row with a "
+        "prefix drawn from the top-M screened prefixes of the run so far and the empty "
+        "prefix (M = this value; 0 = off, every row gets the round's prefix).",
+    )
+    augment_predict: Literal["final", "mean"] = Field(
+        "final",
+        description="With augment_prefixes: predict with the final prefix, or average the "
+        "class probabilities over the top-M prefixes.",
+    )
     report_to: list[str] = Field(
         default_factory=lambda: ["none"],
         description="The Trainer's logging integrations (e.g. ['tensorboard'], ['mlflow'], "
@@ -152,6 +185,7 @@ class TrainingConfig(_Section):
                 f"unknown integration(s) {', '.join(unknown)}; known: {', '.join(REPORT_TO_NAMES)}"
             )
         return names or ["none"]
+
     keep_checkpoints: bool = Field(
         False, description="Keep the round checkpoints (for --resume) after a run finishes."
     )
@@ -398,6 +432,16 @@ class GptaConfig(_Section):
 
     @model_validator(mode="after")
     def _check_prefix_fits(self) -> GptaConfig:
+        if self.task != "classification":
+            if self.model.head != "sequence":
+                raise ValueError(
+                    f"model.head={self.model.head} applies to task classification only "
+                    f"(task is {self.task}); leave model.head at sequence"
+                )
+            if self.training.augment_prefixes:
+                raise ValueError(
+                    "training.augment_prefixes applies to task classification only; set it to 0"
+                )
         if self.assistant.max_prefix_tokens > self.model.max_length // 2:
             raise ValueError(
                 f"assistant.max_prefix_tokens ({self.assistant.max_prefix_tokens}) must be at most "

@@ -13,6 +13,9 @@ The run directory::
     metrics.json       dev and test metrics of the saved model, timings, memory
     predictions/       dev.jsonl and test.jsonl from the saved model
     model/             the best round's model and tokenizer (Hugging Face format) + gpta.json
+
+Launched by torchrun / accelerate launch, every process runs this; the main process alone
+talks to the TA and writes the run directory (see :mod:`gpta.distributed`).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from gpta.assistant.prompts import initial_messages
 from gpta.assistant.tuning import DialogueGradient
 from gpta.config import GptaConfig, dump_config, load_config
 from gpta.data import Table, read_splits, require_columns, sample_rows, stratified_split
+from gpta.distributed import Ranks, init_ranks
 from gpta.downstream.artifact import save_model, write_manifest
 from gpta.downstream.device import resolve_device
 from gpta.downstream.pipeline import GptaPipeline
@@ -74,8 +78,12 @@ class RunResult:
     test_metrics: dict[str, Any] | None
 
 
-def prepare_run_dir(path: str | Path, *, overwrite: bool) -> Path:
-    """Create the run directory; refuse to mix a new run into an old one."""
+def prepare_run_dir(path: str | Path, *, overwrite: bool, ranks: Ranks | None = None) -> Path:
+    """Create the run directory; refuse to mix a new run into an old one.
+
+    Every process checks (and fails alike) before the main process changes anything.
+    """
+    ranks = ranks or Ranks()
     run_dir = Path(path)
     existing = [name for name in RUN_FILES if (run_dir / name).exists()]
     if existing and not overwrite:
@@ -83,10 +91,13 @@ def prepare_run_dir(path: str | Path, *, overwrite: bool) -> Path:
             f"output_dir {run_dir} already holds a run ({', '.join(existing)})",
             hint="choose another --output-dir, or pass --overwrite to replace it",
         )
-    for name in existing:
-        target = run_dir / name
-        shutil.rmtree(target) if target.is_dir() else target.unlink()
-    run_dir.mkdir(parents=True, exist_ok=True)
+    ranks.barrier()
+    if ranks.is_main:
+        for name in existing:
+            target = run_dir / name
+            shutil.rmtree(target) if target.is_dir() else target.unlink()
+        run_dir.mkdir(parents=True, exist_ok=True)
+    ranks.barrier()
     return run_dir
 
 
@@ -170,10 +181,14 @@ def train(config: GptaConfig, *, overwrite: bool = False, quiet: bool = False) -
     description = config.description_text()
     tables = load_data(config)
     task = build_task(config, tables)
-    run_dir = prepare_run_dir(config.output_dir, overwrite=overwrite)
-    dump_config(config, run_dir / "config.yaml")
-    _write_json(run_dir / "splits.json", _split_summary(tables))
-    return _execute(config, run_dir, tables, task, description, resume_from=None, quiet=quiet)
+    ranks = init_ranks(resolve_device(config.device))
+    run_dir = prepare_run_dir(config.output_dir, overwrite=overwrite, ranks=ranks)
+    if ranks.is_main:
+        dump_config(config, run_dir / "config.yaml")
+        _write_json(run_dir / "splits.json", _split_summary(tables))
+    return _execute(
+        config, run_dir, tables, task, description, resume_from=None, quiet=quiet, ranks=ranks
+    )
 
 
 def resume(run_dir: str | Path, *, quiet: bool = False) -> RunResult:
@@ -198,8 +213,9 @@ def resume(run_dir: str | Path, *, quiet: bool = False) -> RunResult:
             hint="resume needs the same data files as the interrupted run",
         )
     task = build_task(config, tables)
+    ranks = init_ranks(resolve_device(config.device))
     return _execute(config, run_dir, tables, task, description, resume_from=checkpoint,
-                    quiet=quiet)
+                    quiet=quiet, ranks=ranks)
 
 
 def latest_checkpoint(run_dir: Path) -> tuple[Path, dict[str, Any]] | None:
@@ -239,11 +255,12 @@ def _write_state(path: Path, state: dict[str, Any]) -> None:
 
 def _execute(config: GptaConfig, run_dir: Path, tables: dict[str, Table], task: Task,
              description: str, *, resume_from: tuple[Path, dict[str, Any]] | None,
-             quiet: bool) -> RunResult:
+             quiet: bool, ranks: Ranks | None = None) -> RunResult:
     from transformers import set_seed
 
+    ranks = ranks or Ranks()
     wall_started = time.perf_counter()
-    progress = Progress(quiet=quiet)
+    progress = Progress(quiet=quiet or not ranks.is_main)
     io = task.io()
     labels = f"; labels {io.labels}" if io.labels else ""
     progress.info(
@@ -257,6 +274,191 @@ def _execute(config: GptaConfig, run_dir: Path, tables: dict[str, Table], task: 
     model, tokenizer = task.load_model(model_name)
     progress.info(f"downstream model: {model_name} on {device}")
 
+    # the TA, the exposure ledger and the history live on the main process only
+    side = (
+        _teaching_side(config, run_dir, tables, task, description, tokenizer, device,
+                       progress, resume_from)
+        if ranks.is_main
+        else None
+    )
+
+    dev, test = tables["dev"], tables["test"]
+    screen_indices = sorted(
+        random.Random(config.seed).sample(
+            range(len(dev)), min(config.assistant.screen_size, len(dev))
+        )
+    )
+    manifest = {"task": config.task, **task.manifest(), "base_model": model_name}
+    loop = SynergyLoop(
+        task=task,
+        tokenizer=tokenizer,
+        assistant=side.assistant if side else None,
+        brief=side.brief if side else None,
+        history=side.history if side else None,
+        config=config.assistant,
+        dev_rows=dev.rows,
+        screen_indices=screen_indices,
+        eval_batch_size=config.training.eval_batch_size,
+        rounds=config.training.rounds,
+        seed=config.seed,
+        on_new_best=lambda _model, record: pending_best.append(record),
+        progress=progress,
+        dialogue=side.dialogue if side else None,
+        ranks=ranks,
+        augment=config.training.augment_prefixes,
+    )
+    pending_best: list[RoundRecord] = []
+    best_pool: list[str] = []  # prefix variety: the prefixes the best round trained with
+
+    def on_round_end(round_index: int, round_model: Any, train_loss: float | None) -> None:
+        trained_pool = [p for p in collator.pool if p]
+        known = len(pending_best)
+        prefix = loop.end_of_round(round_index, round_model, train_loss)
+        if len(pending_best) > known:
+            best_pool[:] = trained_pool
+        collator.set_prefix(prefix, loop.pool)
+
+    def extra_manifest() -> dict[str, Any]:
+        if config.training.augment_predict == "mean" and best_pool:
+            return {"predict_prefixes": best_pool}
+        return {}
+
+    def on_checkpoint(round_index: int, path: str) -> None:
+        # The model has not changed since the round ended: save it now if it was the best,
+        # then mark the checkpoint complete. Resume only trusts marked checkpoints.
+        if not ranks.is_main:
+            return
+        if pending_best:
+            _save_best(run_dir, model, tokenizer, {**manifest, **extra_manifest()},
+                       pending_best.pop())
+        state = {"round": round_index, "history_lines": side.history.line_count(),
+                 "loop": loop.state()}
+        _write_state(Path(path) / STATE_FILE, state)
+
+    if resume_from is None:
+        prefix = loop.initial_prefix()
+        start_round, checkpoint = 0, None
+    else:
+        loop.load_state(resume_from[1]["loop"])
+        prefix, start_round = loop.prefix, resume_from[1]["round"] + 1
+        checkpoint = str(resume_from[0])
+        progress.info(f"resuming after round {start_round - 1} from {checkpoint}")
+
+    trainer, collator = build_trainer(
+        model=model,
+        tokenizer=tokenizer,
+        task=task,
+        rows=tables["train"].rows,
+        config=config.training,
+        rounds=config.training.rounds,
+        seed=config.seed,
+        device=device,
+        checkpoint_dir=str(run_dir / CHECKPOINTS),
+        prefix=prefix,
+        show_progress=not quiet and ranks.is_main,
+        on_round_end=on_round_end,
+        on_checkpoint=on_checkpoint,
+        start_round=start_round,
+    )
+    collator.set_prefix(prefix, loop.pool)
+    try:
+        trainer.train(resume_from_checkpoint=checkpoint)
+    except KeyboardInterrupt:
+        done = len(side.history.rounds) if side else 0
+        progress.console.print(
+            f"interrupted after {done} complete round(s); continue with: "
+            f"gpta train --resume {run_dir}"
+        )
+        raise
+    ranks.barrier()  # the main process has written the best model
+    if ranks.is_main and not config.training.keep_checkpoints:
+        shutil.rmtree(run_dir / CHECKPOINTS, ignore_errors=True)
+
+    # Evaluate the saved model exactly as `gpta predict` will run it (sharded across
+    # processes, like the rounds' evaluation).
+    best = ranks.broadcast(loop.best)
+    assert best is not None
+    pipeline = GptaPipeline(
+        run_dir / "model", device=device, batch_size=config.training.eval_batch_size
+    )
+    results: dict[str, dict[str, Any]] = {}
+    for name, table in (("dev", dev), ("test", test)):
+        evaluation = pipeline.evaluate(table.rows, ranks=ranks)
+        results[name] = evaluation.metrics
+        if ranks.is_main:
+            _write_predictions(
+                run_dir / "predictions" / f"{name}.jsonl", table, evaluation.predictions
+            )
+    if side is None:  # another process: the main one writes the rest
+        ranks.barrier()
+        return RunResult(run_dir, best.prefix, best.round, [], results["dev"], results["test"])
+    history, channel, meter, dialogue = side.history, side.channel, side.meter, side.dialogue
+    projection = side.projection
+
+    rounds = history.rounds
+    metrics = {
+        "task": config.task,
+        "primary_metric": task.primary_metric,
+        "best_round": best.round,
+        "prefix": best.prefix,
+        "dev": results["dev"],
+        "test": results["test"],
+        "rounds": [
+            {
+                "round": r.round,
+                "prefix": r.prefix,
+                "dev_score": r.dev_score,
+                "dev_loss": r.dev_loss,
+                "train_loss": r.train_loss,
+                "seconds": r.seconds,
+            }
+            for r in rounds
+        ],
+        "wall_seconds": round(time.perf_counter() - wall_started, 2),
+        "ta_seconds": round(loop.ta_seconds, 2),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "ta_requests": channel.requests,
+        "ta_blocked": channel.blocked,
+        "ta_prompt_tokens": channel.usage.prompt_tokens,
+        "ta_completion_tokens": channel.usage.completion_tokens,
+        "ta_usage": meter.summary(),
+        "ta_projection": projection.as_dict(),
+        # share of the TA's proposals that beat the current prefix, per round and overall
+        "ta_improvement": dialogue.finish() if dialogue is not None else None,
+    }
+    _write_json(run_dir / "metrics.json", metrics)
+    write_manifest(
+        run_dir / "model",
+        {**manifest, **extra_manifest(), "prefix": best.prefix, "best_round": best.round,
+         "metrics": results},
+    )
+    if config.assistant.library:
+        record_run(run_dir, domain=config.data.domain, history=history, progress=progress)
+    progress.info(_usage_line(meter))
+    progress.summary(str(run_dir), rounds, task.primary_metric, best.round, results["test"])
+    ranks.barrier()
+    return RunResult(run_dir, best.prefix, best.round, rounds, results["dev"], results["test"])
+
+
+@dataclass
+class _TeachingSide:
+    """What the main process holds besides the model: the TA and what it was told."""
+
+    assistant: TeachingAssistant
+    brief: TaskBrief
+    history: History
+    dialogue: DialogueGradient | None
+    channel: Any
+    meter: UsageMeter
+    projection: Any
+
+
+def _teaching_side(config: GptaConfig, run_dir: Path, tables: dict[str, Table], task: Task,
+                   description: str, tokenizer: Any, device: str, progress: Progress,
+                   resume_from: tuple[Path, dict[str, Any]] | None) -> _TeachingSide:
+    """The privacy channel and ledger, the TA, its usage meter, the history, the dialogue
+    gradient."""
+    io = task.io()
     exposure = build_exposure(  # privacy: leak guard over every row, exemplars, ledger
         config,
         tables,
@@ -332,130 +534,7 @@ def _execute(config: GptaConfig, run_dir: Path, tables: dict[str, Table], task: 
             device=device,
         )
 
-    dev, test = tables["dev"], tables["test"]
-    screen_indices = sorted(
-        random.Random(config.seed).sample(
-            range(len(dev)), min(config.assistant.screen_size, len(dev))
-        )
-    )
-    manifest = {"task": config.task, **task.manifest(), "base_model": model_name}
-    loop = SynergyLoop(
-        task=task,
-        tokenizer=tokenizer,
-        assistant=assistant,
-        brief=brief,
-        history=history,
-        config=config.assistant,
-        dev_rows=dev.rows,
-        screen_indices=screen_indices,
-        eval_batch_size=config.training.eval_batch_size,
-        rounds=config.training.rounds,
-        seed=config.seed,
-        on_new_best=lambda _model, record: pending_best.append(record),
-        progress=progress,
-        dialogue=dialogue,
-    )
-    pending_best: list[RoundRecord] = []
-
-    def on_checkpoint(round_index: int, path: str) -> None:
-        # The model has not changed since the round ended: save it now if it was the best,
-        # then mark the checkpoint complete. Resume only trusts marked checkpoints.
-        if pending_best:
-            _save_best(run_dir, model, tokenizer, manifest, pending_best.pop())
-        state = {"round": round_index, "history_lines": history.line_count(),
-                 "loop": loop.state()}
-        _write_state(Path(path) / STATE_FILE, state)
-
-    if resume_from is None:
-        prefix = loop.initial_prefix()
-        start_round, checkpoint = 0, None
-    else:
-        loop.load_state(resume_from[1]["loop"])
-        prefix, start_round = loop.prefix, resume_from[1]["round"] + 1
-        checkpoint = str(resume_from[0])
-        progress.info(f"resuming after round {start_round - 1} from {checkpoint}")
-
-    trainer, collator = build_trainer(
-        model=model,
-        tokenizer=tokenizer,
-        task=task,
-        rows=tables["train"].rows,
-        config=config.training,
-        rounds=config.training.rounds,
-        seed=config.seed,
-        device=device,
-        checkpoint_dir=str(run_dir / CHECKPOINTS),
-        prefix=prefix,
-        show_progress=not quiet,
-        on_round_end=lambda r, m, loss: setattr(collator, "prefix", loop.end_of_round(r, m, loss)),
-        on_checkpoint=on_checkpoint,
-        start_round=start_round,
-    )
-    try:
-        trainer.train(resume_from_checkpoint=checkpoint)
-    except KeyboardInterrupt:
-        done = len(history.rounds)
-        progress.console.print(
-            f"interrupted after {done} complete round(s); continue with: "
-            f"gpta train --resume {run_dir}"
-        )
-        raise
-    if not config.training.keep_checkpoints:
-        shutil.rmtree(run_dir / CHECKPOINTS, ignore_errors=True)
-
-    # Evaluate the saved model exactly as `gpta predict` will run it.
-    best = loop.best
-    assert best is not None
-    pipeline = GptaPipeline(
-        run_dir / "model", device=device, batch_size=config.training.eval_batch_size
-    )
-    results: dict[str, dict[str, Any]] = {}
-    for name, table in (("dev", dev), ("test", test)):
-        evaluation = pipeline.evaluate(table.rows)
-        results[name] = evaluation.metrics
-        _write_predictions(run_dir / "predictions" / f"{name}.jsonl", table, evaluation.predictions)
-
-    rounds = history.rounds
-    metrics = {
-        "task": config.task,
-        "primary_metric": task.primary_metric,
-        "best_round": best.round,
-        "prefix": best.prefix,
-        "dev": results["dev"],
-        "test": results["test"],
-        "rounds": [
-            {
-                "round": r.round,
-                "prefix": r.prefix,
-                "dev_score": r.dev_score,
-                "dev_loss": r.dev_loss,
-                "train_loss": r.train_loss,
-                "seconds": r.seconds,
-            }
-            for r in rounds
-        ],
-        "wall_seconds": round(time.perf_counter() - wall_started, 2),
-        "ta_seconds": round(loop.ta_seconds, 2),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "ta_requests": channel.requests,
-        "ta_blocked": channel.blocked,
-        "ta_prompt_tokens": channel.usage.prompt_tokens,
-        "ta_completion_tokens": channel.usage.completion_tokens,
-        "ta_usage": meter.summary(),
-        "ta_projection": projection.as_dict(),
-        # share of the TA's proposals that beat the current prefix, per round and overall
-        "ta_improvement": dialogue.finish() if dialogue is not None else None,
-    }
-    _write_json(run_dir / "metrics.json", metrics)
-    write_manifest(
-        run_dir / "model",
-        {**manifest, "prefix": best.prefix, "best_round": best.round, "metrics": results},
-    )
-    if config.assistant.library:
-        record_run(run_dir, domain=config.data.domain, history=history, progress=progress)
-    progress.info(_usage_line(meter))
-    progress.summary(str(run_dir), rounds, task.primary_metric, best.round, results["test"])
-    return RunResult(run_dir, best.prefix, best.round, rounds, results["dev"], results["test"])
+    return _TeachingSide(assistant, brief, history, dialogue, channel, meter, projection)
 
 
 def _usage_line(meter: UsageMeter) -> str:

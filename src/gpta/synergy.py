@@ -7,6 +7,10 @@ each round r: train with prefix_r (the Trainer does this) -> then, here:
     the TA proposes K candidates; screen them, the current prefix and the empty prefix
         on a dev subset with the current model (forward passes only)
     prefix_{r+1} = the best screened candidate if it beats the current prefix, else prefix_r
+
+Under several processes (torchrun / accelerate launch) every process runs this loop: the
+evaluation and screening rows are sharded and gathered (:mod:`gpta.distributed`), the main
+process alone asks the TA and keeps the history, and its chosen prefix is broadcast.
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ from typing import Any
 from gpta.assistant import History, RoundRecord, ScoredPrefix, TaskBrief, TeachingAssistant
 from gpta.assistant.prompts import initial_messages
 from gpta.config import AssistantConfig
+from gpta.distributed import Ranks
 from gpta.progress import Progress
-from gpta.tasks.base import Screening, Task
+from gpta.tasks.base import Evaluation, Screening, Task
 
 
 class SynergyLoop:
@@ -43,6 +48,8 @@ class SynergyLoop:
         on_new_best: Callable[[Any, RoundRecord], None],
         progress: Progress,
         dialogue: Any = None,
+        ranks: Ranks | None = None,
+        augment: int = 0,
     ) -> None:
         self.task = task
         self.tokenizer = tokenizer
@@ -58,7 +65,12 @@ class SynergyLoop:
         self.on_new_best = on_new_best
         self.progress = progress
         self.dialogue = dialogue  # gpta.assistant.tuning.DialogueGradient: TA tuning, rates
+        # On processes other than the main one, assistant/history/dialogue are None: they
+        # only take part in the sharded evaluation and screening.
+        self.ranks = ranks or Ranks()
+        self.augment = augment  # prefix variety: train with the top-M screened prefixes
         self.prefix = ""
+        self.pool: list[str] = []  # with augment: the prefixes a training row may draw
         self.best: RoundRecord | None = None
         self.ta_seconds = 0.0
         self._round_started = time.perf_counter()
@@ -66,6 +78,13 @@ class SynergyLoop:
     # --- round 0 -----------------------------------------------------------------------------
     def initial_prefix(self) -> str:
         """The TA's first valid proposal from the description alone (or the empty prefix)."""
+        if self.ranks.is_main:
+            self._initial_prefix()
+        self._share_prefix()
+        self._round_started = time.perf_counter()
+        return self.prefix
+
+    def _initial_prefix(self) -> None:
         select: dict[str, Any] = {"reason": "initial"}
         if self.config.warm_start:  # a transferred prefix: no TA request for round 0
             from gpta.library import warm_start_select
@@ -102,17 +121,24 @@ class SynergyLoop:
             self.prefix = batch.valid[0] if batch.valid else ""
         self.history.log("select", round=0, prefix=self.prefix, **select)
         self.progress.prefix_chosen(0, self.prefix, changed=True)
-        self._round_started = time.perf_counter()
-        return self.prefix
+        self.pool = self._pool()
 
     # --- every round boundary ----------------------------------------------------------------
     def end_of_round(self, round_index: int, model: Any, train_loss: float | None) -> str:
         """Evaluate the round, then choose the next prefix; returns it."""
         train_seconds = time.perf_counter() - self._round_started
         started = time.perf_counter()
-        dev = self.task.evaluate(
-            model, self.tokenizer, self.dev_rows, self.prefix, batch_size=self.eval_batch_size
-        )
+        dev = self._evaluate(model, self.prefix)
+        train_loss = self.ranks.mean(train_loss)
+        last_round = round_index == self.rounds - 1
+        fixed = self.config.fixed_prefix
+        if not self.ranks.is_main:
+            if not last_round and not fixed:
+                self._screen_many(model, [self.prefix])  # the main process's current screen
+                self._screen_many(model, self.ranks.broadcast(None))  # its challengers
+            self._share_prefix()
+            self._round_started = time.perf_counter()
+            return self.prefix
         record = RoundRecord(
             round=round_index,
             prefix=self.prefix,
@@ -136,8 +162,6 @@ class SynergyLoop:
         previous = self.history.rounds[-1].dev_score if self.history.rounds else None
         self.progress.round_done(record, self.task.primary_metric, is_best, self.rounds)
 
-        last_round = round_index == self.rounds - 1
-        fixed = self.config.fixed_prefix
         if not last_round and not fixed:
             if self.dialogue is not None:
                 self.dialogue.before_proposals(round_index)  # tunes the TA when due
@@ -152,6 +176,8 @@ class SynergyLoop:
                 prefix=self.prefix,
                 reason="screened" if not fixed else "frozen",
             )
+        self.pool = self._pool()
+        self._share_prefix()
         self._round_started = time.perf_counter()
         return self.prefix
 
@@ -159,7 +185,7 @@ class SynergyLoop:
         self, round_index: int, model: Any, record: RoundRecord, previous: float | None
     ) -> dict[str, float]:
         started = time.perf_counter()
-        current = self._screen(model, self.prefix)
+        (current,) = self._screen_many(model, [self.prefix])
         self.history.note_screened(current.prefix, current.score)
         screen_seconds = time.perf_counter() - started
         title, per_field = self.task.feedback(self._last_eval)
@@ -189,7 +215,13 @@ class SynergyLoop:
 
         started = time.perf_counter()
         challengers = [p for p in dict.fromkeys([*batch.valid, ""]) if p != self.prefix]
-        screened = {p: self._screen(model, p) for p in challengers}
+        screened = dict(
+            zip(
+                challengers,
+                self._screen_many(model, self.ranks.broadcast(challengers)),
+                strict=True,
+            )
+        )
         for proposal in batch.proposals:
             result = screened.get(proposal.prefix) if proposal.prefix is not None else None
             self.history.add_proposal(
@@ -226,6 +258,7 @@ class SynergyLoop:
             "prefix": self.prefix,
             "best": asdict(self.best) if self.best else None,
             "ta_seconds": self.ta_seconds,
+            "pool": self.pool,
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -233,9 +266,46 @@ class SynergyLoop:
         self.prefix = state["prefix"]
         self.best = RoundRecord(**state["best"]) if state["best"] else None
         self.ta_seconds = state["ta_seconds"]
+        self.pool = state.get("pool", [])
         self._round_started = time.perf_counter()
 
-    def _screen(self, model: Any, prefix: str) -> Screening:
-        return self.task.screen(
-            model, self.tokenizer, self.screen_rows, prefix, batch_size=self.eval_batch_size
+    # --- scoring, sharded across processes ---------------------------------------------------
+    def _evaluate(self, model: Any, prefix: str) -> Evaluation:
+        rows = self.dev_rows
+        outputs = self.task.outputs(
+            model, self.tokenizer, self.ranks.shard(rows), prefix, batch_size=self.eval_batch_size
         )
+        return self.task.score(rows, self.ranks.gather_shards(outputs, len(rows)))
+
+    def _screen_many(self, model: Any, prefixes: Sequence[str]) -> list[Screening]:
+        """Every prefix on the screening rows, in one batched pass per process."""
+        if not prefixes:
+            return []
+        rows = self.screen_rows
+        outputs = self.task.outputs_many(
+            model,
+            self.tokenizer,
+            self.ranks.shard(rows),
+            list(prefixes),
+            batch_size=self.eval_batch_size,
+        )
+        return [
+            self.task.screen_score(p, rows, self.ranks.gather_shards(out, len(rows)))
+            for p, out in zip(prefixes, outputs, strict=True)
+        ]
+
+    # --- what every process trains on ----------------------------------------------------------
+    def _pool(self) -> list[str]:
+        """Prefix variety: the top-M screened prefixes (the current one always among them)
+        and the empty prefix; empty when augmentation is off."""
+        if not self.augment:
+            return []
+        top = [s.prefix for s in self.history.tried(self.augment)]
+        if self.prefix not in top:
+            top = [self.prefix, *top[: self.augment - 1]]
+        return list(dict.fromkeys([*top, ""]))
+
+    def _share_prefix(self) -> None:
+        """The main process's prefix (and pool) on every process, checked to be equal."""
+        self.prefix, self.pool = self.ranks.broadcast((self.prefix, self.pool))
+        self.ranks.assert_same((self.prefix, self.pool), "the prefix of the next round")

@@ -17,11 +17,14 @@ def forward_batches(
     make_batch: Callable[[Sequence[Row]], dict[str, Any]],
     *,
     batch_size: int,
+    call_model: bool = True,
 ) -> Iterator[tuple[dict[str, Any], Any]]:
     """Yield ``(batch, outputs)`` per batch of ``rows``; restores the model's mode afterwards.
 
     ``make_batch`` turns a slice of rows into model inputs; keys the model does not take
-    (anything not a tensor) stay in ``batch`` for the caller and are not passed on.
+    (anything not a tensor) stay in ``batch`` for the caller and are not passed on. With
+    ``call_model=False`` the caller runs the model: it gets ``(inputs on the model's
+    device, None)``, still in eval mode and without gradients.
     """
     was_training = model.training
     model.eval()
@@ -31,6 +34,9 @@ def forward_batches(
             for start in range(0, len(rows), batch_size):
                 batch = make_batch(rows[start : start + batch_size])
                 inputs = {k: v.to(device) for k, v in batch.items() if torch.is_tensor(v)}
-                yield batch, model(**inputs)
+                if call_model:
+                    yield batch, model(**inputs)
+                else:
+                    yield inputs, None
     finally:
         model.train(was_training)

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from gpta.distributed import Ranks
 from gpta.downstream.artifact import find_model_dir, read_manifest
 from gpta.downstream.device import resolve_device
 from gpta.tasks import task_from_manifest
@@ -23,6 +24,8 @@ class GptaPipeline:
         self.model_dir = find_model_dir(model_dir)
         self.manifest = read_manifest(self.model_dir)
         self.prefix: str = self.manifest["prefix"]
+        # prefix variety with `augment_predict: mean`: class probabilities averaged over these
+        self.prefixes: list[str] | None = self.manifest.get("predict_prefixes")
         self.task = task_from_manifest(self.manifest)
         self.model, self.tokenizer = self.task.load_trained(str(self.model_dir))
         self.model.to(resolve_device(device)).eval()
@@ -38,14 +41,25 @@ class GptaPipeline:
     def __call__(self, inputs: str | Sequence[str | dict[str, Any]]) -> list[Any]:
         """Predictions, one per input: see each task's ``predict``."""
         return self.task.predict(
-            self.model, self.tokenizer, self.rows(inputs), self.prefix, batch_size=self.batch_size
+            self.model,
+            self.tokenizer,
+            self.rows(inputs),
+            self.prefixes or self.prefix,
+            batch_size=self.batch_size,
         )
 
-    def evaluate(self, rows: Sequence[dict[str, Any]]) -> Evaluation:
-        """Metrics on labelled rows, computed exactly as during training."""
-        return self.task.evaluate(
-            self.model, self.tokenizer, list(rows), self.prefix, batch_size=self.batch_size
+    def evaluate(self, rows: Sequence[dict[str, Any]], *, ranks: Ranks | None = None) -> Evaluation:
+        """Metrics on labelled rows, computed exactly as during training; with ``ranks``
+        (several processes) each scores its shard of the rows."""
+        rows, ranks = list(rows), ranks or Ranks()
+        outputs = self.task.outputs(
+            self.model,
+            self.tokenizer,
+            ranks.shard(rows),
+            self.prefixes or self.prefix,
+            batch_size=self.batch_size,
         )
+        return self.task.score(rows, ranks.gather_shards(outputs, len(rows)))
 
 
 def load_pipeline(path: str | Path, *, device: str = "auto") -> GptaPipeline:

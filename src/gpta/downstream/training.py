@@ -7,7 +7,8 @@ as they do for any Trainer script. A Trainer *epoch* is one GPTA *round*:
 - :class:`RoundDataset` makes an epoch as long as a round (``epochs_per_round``
   passes over the rows, or ``steps_per_round`` batches);
 - :class:`PrefixCollator` tokenizes each batch with the prefix of the current
-  round, so a new prefix takes effect at the next round without re-tokenizing;
+  round, so a new prefix takes effect at the next round without re-tokenizing
+  (with prefix variety on, each row draws its prefix from the round's pool);
 - :class:`RoundEndCallback` hands control to the synergy loop at every round
   boundary, which may set a new prefix on the collator.
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import math
 import os
+import random
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -29,6 +31,7 @@ from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from gpta.config import TrainingConfig
+from gpta.distributed import launched_world_size
 from gpta.errors import GptaUserError
 from gpta.progress import emit_json, log_format
 from gpta.tasks.base import Task
@@ -65,14 +68,29 @@ class RoundDataset(Dataset):
 
 
 class PrefixCollator:
-    """Turns a batch of raw rows into model inputs with the current prefix."""
+    """Turns a batch of raw rows into model inputs with the current prefix.
 
-    def __init__(self, task: Task, tokenizer: Any, prefix: str = "") -> None:
+    With a non-empty ``pool`` (``training.augment_prefixes``) each row gets a prefix drawn
+    uniformly from the pool instead: prefix variety as input augmentation.
+    """
+
+    def __init__(self, task: Task, tokenizer: Any, prefix: str = "", *, seed: int = 0) -> None:
         self.task = task
         self.tokenizer = tokenizer
         self.prefix = prefix
+        self.pool: list[str] = []
+        self.rng = random.Random(seed)
+
+    def set_prefix(self, prefix: str, pool: Sequence[str] = ()) -> None:
+        """The prefix (and pool) of the next round."""
+        self.prefix = prefix
+        self.pool = list(pool)
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        if self.pool:
+            return self.task.collate(
+                rows, self.tokenizer, [self.rng.choice(self.pool) for _ in rows]
+            )
         return self.task.collate(rows, self.tokenizer, self.prefix)
 
 
@@ -194,14 +212,31 @@ def report_integrations(names: Sequence[str]) -> list[str] | str:
 
 
 class PrefixTrainer(Trainer):
-    """The Trainer, also recording each batch's loss for the round summary."""
+    """The Trainer, also recording each batch's loss for the round summary.
 
-    def __init__(self, *args: Any, loss_meter: LossMeter, **kwargs: Any) -> None:
+    ``task_loss(model, inputs) -> (loss, logits)`` replaces the model's own loss where the
+    task defines one (classification: cross-entropy over the head's class scores).
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        loss_meter: LossMeter,
+        task_loss: Callable[[Any, dict[str, Any]], tuple[Any, Any]] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.loss_meter = loss_meter
+        self.task_loss = task_loss
+        if task_loss is not None:
+            self.loss_is_scaled_for_ga = False  # a batch mean: the Trainer divides for GA
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        result = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        if self.task_loss is not None:
+            loss, logits = self.task_loss(model, inputs)
+            result = (loss, {"logits": logits}) if return_outputs else loss
+        else:
+            result = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         loss = result[0] if return_outputs else result
         self.loss_meter.add(float(loss.detach()))
         return result
@@ -228,44 +263,57 @@ def build_trainer(
     """A Trainer that runs ``rounds`` rounds and calls back at each round's end."""
     rows_per_round = None
     if config.steps_per_round is not None:
-        rows_per_round = (
-            config.steps_per_round * config.batch_size * config.gradient_accumulation_steps
+        rows_per_round = (  # every process takes its share of a round's rows
+            config.steps_per_round
+            * config.batch_size
+            * config.gradient_accumulation_steps
+            * launched_world_size()
         )
     dataset = RoundDataset(
         rows, epochs_per_round=config.epochs_per_round, rows_per_round=rows_per_round
     )
-    collator = PrefixCollator(task, tokenizer, prefix)
+    collator = PrefixCollator(task, tokenizer, prefix, seed=seed)
     loss_meter = LossMeter()
     steps_per_round = math.ceil(
         len(dataset) / (config.batch_size * config.gradient_accumulation_steps)
     )
     report_to = report_integrations(config.report_to)
-    args = TrainingArguments(
-        output_dir=checkpoint_dir,
-        num_train_epochs=rounds,
-        per_device_train_batch_size=config.batch_size,
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
-        learning_rate=config.learning_rate,
-        weight_decay=config.weight_decay,
-        warmup_steps=int(config.warmup_ratio * steps_per_round * rounds),
-        lr_scheduler_type="linear",
-        seed=seed,
-        data_seed=seed,
-        use_cpu=device == "cpu",
-        # A checkpoint at every round boundary; two kept, so that a crash while writing the
-        # newest still leaves a complete one to resume from.
-        save_strategy="epoch" if on_checkpoint is not None else "no",
-        save_total_limit=2,
-        eval_strategy="no",
-        # the integrations get the training loss and learning rate every ~5% of the steps
-        logging_strategy="steps" if report_to != "none" else "no",
-        logging_steps=max(1, steps_per_round * rounds // 20),
-        report_to=report_to,
-        remove_unused_columns=False,
-        dataloader_num_workers=0,
-        disable_tqdm=not show_progress,
-        log_level="warning",
-    )
+    try:
+        args = TrainingArguments(
+            output_dir=checkpoint_dir,
+            num_train_epochs=rounds,
+            per_device_train_batch_size=config.batch_size,
+            gradient_accumulation_steps=config.gradient_accumulation_steps,
+            learning_rate=config.learning_rate,
+            weight_decay=config.weight_decay,
+            warmup_steps=int(config.warmup_ratio * steps_per_round * rounds),
+            lr_scheduler_type="linear",
+            seed=seed,
+            data_seed=seed,
+            use_cpu=device == "cpu",
+            fp16=config.mixed_precision == "fp16",
+            bf16=config.mixed_precision == "bf16",
+            # A checkpoint at every round boundary; two kept, so that a crash while writing the
+            # newest still leaves a complete one to resume from.
+            save_strategy="epoch" if on_checkpoint is not None else "no",
+            save_total_limit=2,
+            eval_strategy="no",
+            # the integrations get the training loss and learning rate every ~5% of the steps
+            logging_strategy="steps" if report_to != "none" else "no",
+            logging_steps=max(1, steps_per_round * rounds // 20),
+            report_to=report_to,
+            remove_unused_columns=False,
+            dataloader_num_workers=0,
+            disable_tqdm=not show_progress,
+            log_level="warning",
+        )
+    except ValueError as err:  # e.g. fp16 without CUDA, bf16 on hardware without it
+        if config.mixed_precision == "no":
+            raise
+        raise GptaUserError(
+            f"training.mixed_precision={config.mixed_precision} is not available here: {err}",
+            hint="use training.mixed_precision: no (or bf16 where the hardware supports it)",
+        ) from None
     trainer = PrefixTrainer(
         model=model,
         args=args,
@@ -275,7 +323,15 @@ def build_trainer(
             RoundEndCallback(dataset, loss_meter, on_round_end, on_checkpoint, start_round)
         ],
         loss_meter=loss_meter,
+        task_loss=getattr(task, "compute_loss", None),
     )
+    if trainer.is_fsdp_enabled or trainer.is_deepspeed_enabled:
+        raise GptaUserError(
+            "FSDP and DeepSpeed are not supported: GPTA evaluates and screens the whole model "
+            "on every process at each round's end",
+            hint="launch with plain data parallelism (DDP: accelerate config with "
+            "distributed_type MULTI_GPU or MULTI_CPU)",
+        )
     trainer.pop_callback(ProgressCallback)
     trainer.pop_callback(PrinterCallback)  # it would print the integrations' log dicts
     if show_progress:

@@ -1,11 +1,15 @@
 """The one small interface every task family implements.
 
 A task knows how a prefix joins its input (``collate``), how a model is
-scored with a prefix (``evaluate`` for a round, ``screen`` for candidates,
-forward passes only where the family allows), what aggregate numbers the TA
-may see (``feedback``), how outputs decode for users (``predict``), and how to
-load its model. The synergy loop, the Trainer rounds and the pipeline only
-talk to this interface.
+scored with a prefix, what aggregate numbers the TA may see (``feedback``), how
+outputs decode for users (``predict``), and how to load its model. The synergy
+loop, the Trainer rounds and the pipeline only talk to this interface.
+
+Scoring is split in two so that it can be sharded across processes: ``outputs``
+runs the model on some rows and returns one picklable output per row; ``score``
+(a round's evaluation) and ``screen_score`` (a candidate's screening, forward
+passes only where the family allows) turn the outputs of *all* rows into numbers.
+:class:`RowScoring` builds ``evaluate``/``screen``/``screen_many`` from them.
 """
 
 from __future__ import annotations
@@ -55,6 +59,95 @@ class TaskIO:
     metric: str  # the round's dev metric
     screen_metric: str  # the scale candidates are screened on
     example: str  # an instruction for another dataset of the same family
+    slot: str | None = None  # a placeholder every proposal must contain (cloze), or None
+
+
+class RowScoring:
+    """``evaluate``, ``screen`` and ``screen_many`` from ``outputs``/``score``/``screen_score``.
+
+    A family implements ``outputs(model, tokenizer, rows, prefix, *, batch_size, screening)``
+    and ``score(rows, outputs)``; it may override ``screen_score`` (default: the primary
+    metric of ``score``) and ``outputs_many`` (default: one pass per prefix).
+    """
+
+    def outputs(
+        self,
+        model: Any,
+        tokenizer: Any,
+        rows: Sequence[dict[str, Any]],
+        prefix: str,
+        *,
+        batch_size: int,
+        screening: bool = False,
+    ) -> list[Any]:
+        raise NotImplementedError
+
+    def score(self, rows: Sequence[dict[str, Any]], outputs: Sequence[Any]) -> Evaluation:
+        raise NotImplementedError
+
+    def screen_score(
+        self, prefix: str, rows: Sequence[dict[str, Any]], outputs: Sequence[Any]
+    ) -> Screening:
+        """Screen by the primary metric; loss breaks exact ties."""
+        return Screening.from_evaluation(prefix, self.score(rows, outputs))
+
+    def outputs_many(
+        self,
+        model: Any,
+        tokenizer: Any,
+        rows: Sequence[dict[str, Any]],
+        prefixes: Sequence[str],
+        *,
+        batch_size: int,
+    ) -> list[list[Any]]:
+        """Screening outputs of ``rows`` under each prefix (one list per prefix)."""
+        return [
+            self.outputs(model, tokenizer, rows, p, batch_size=batch_size, screening=True)
+            for p in prefixes
+        ]
+
+    def evaluate(
+        self,
+        model: Any,
+        tokenizer: Any,
+        rows: Sequence[dict[str, Any]],
+        prefix: str,
+        *,
+        batch_size: int,
+    ) -> Evaluation:
+        """A model with one prefix on ``rows``: every metric, and one prediction per row."""
+        rows = list(rows)
+        return self.score(rows, self.outputs(model, tokenizer, rows, prefix, batch_size=batch_size))
+
+    def screen(
+        self,
+        model: Any,
+        tokenizer: Any,
+        rows: Sequence[dict[str, Any]],
+        prefix: str,
+        *,
+        batch_size: int,
+    ) -> Screening:
+        """One candidate prefix on the screening rows."""
+        rows = list(rows)
+        outputs = self.outputs(
+            model, tokenizer, rows, prefix, batch_size=batch_size, screening=True
+        )
+        return self.screen_score(prefix, rows, outputs)
+
+    def screen_many(
+        self,
+        model: Any,
+        tokenizer: Any,
+        rows: Sequence[dict[str, Any]],
+        prefixes: Sequence[str],
+        *,
+        batch_size: int,
+    ) -> list[Screening]:
+        """Several candidate prefixes on the screening rows, batched where the family can."""
+        rows = list(rows)
+        outputs = self.outputs_many(model, tokenizer, rows, prefixes, batch_size=batch_size)
+        return [self.screen_score(p, rows, o) for p, o in zip(prefixes, outputs, strict=True)]
 
 
 class Task(Protocol):
@@ -72,6 +165,33 @@ class Task(Protocol):
     def collate(
         self, rows: Sequence[dict[str, Any]], tokenizer: Any, prefix: str
     ) -> dict[str, Any]: ...
+
+    def outputs(
+        self,
+        model: Any,
+        tokenizer: Any,
+        rows: Sequence[dict[str, Any]],
+        prefix: str,
+        *,
+        batch_size: int,
+        screening: bool = False,
+    ) -> list[Any]: ...
+
+    def outputs_many(
+        self,
+        model: Any,
+        tokenizer: Any,
+        rows: Sequence[dict[str, Any]],
+        prefixes: Sequence[str],
+        *,
+        batch_size: int,
+    ) -> list[list[Any]]: ...
+
+    def score(self, rows: Sequence[dict[str, Any]], outputs: Sequence[Any]) -> Evaluation: ...
+
+    def screen_score(
+        self, prefix: str, rows: Sequence[dict[str, Any]], outputs: Sequence[Any]
+    ) -> Screening: ...
 
     def evaluate(
         self,
@@ -92,6 +212,16 @@ class Task(Protocol):
         *,
         batch_size: int,
     ) -> Screening: ...
+
+    def screen_many(
+        self,
+        model: Any,
+        tokenizer: Any,
+        rows: Sequence[dict[str, Any]],
+        prefixes: Sequence[str],
+        *,
+        batch_size: int,
+    ) -> list[Screening]: ...
 
     def feedback(self, evaluation: Evaluation) -> tuple[str, dict[str, float]]: ...
 

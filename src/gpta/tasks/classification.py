@@ -1,9 +1,11 @@
 """Single-label text classification.
 
-The prefix joins the text as one segment, ``prefix + " " + text``, and the
-sequence is truncated on the right. Because the prefix comes first and is
-capped well below ``max_length``, truncation only ever removes text tokens.
-With the empty prefix the input is exactly the plain fine-tuning input.
+How the prefix joins the text and how classes are scored is the *head*'s job
+(:mod:`gpta.tasks.heads`): a new linear head on an encoder (``sequence``, the
+plain fine-tuning recipe), label words scored by a causal LM (``lm-verbalizer``)
+or at the mask of a masked LM (``cloze``). Every head yields class scores from one
+forward pass, so training (cross-entropy over them), evaluation, screening and
+prediction are the same code for all. Only text tokens are ever truncated.
 """
 
 from __future__ import annotations
@@ -22,29 +24,26 @@ from torchmetrics.functional.classification import (
 
 from gpta.data import Table, require_columns, require_text
 from gpta.downstream.inference import forward_batches
-from gpta.downstream.model import load_pretrained
 from gpta.errors import GptaUserError
-from gpta.tasks.base import Evaluation, Screening, TaskIO
+from gpta.tasks.base import Evaluation, RowScoring, TaskIO
+from gpta.tasks.heads import ClassificationHead, SequenceHead, build_head, head_from_manifest
+from gpta.tasks.heads.sequence import join_prefix
 
 if TYPE_CHECKING:
     from gpta.config import GptaConfig
 
-PREFIX_SEPARATOR = " "
-
-
-def join_prefix(prefix: str, text: str) -> str:
-    """The model input for one row: the prefix, a separator, the text."""
-    return f"{prefix}{PREFIX_SEPARATOR}{text}" if prefix else text
+__all__ = ["ClassificationTask", "join_prefix"]
 
 
 @dataclass
-class ClassificationTask:
+class ClassificationTask(RowScoring):
     """Labels, input encoding and metrics for single-label classification."""
 
     text_column: str
     label_column: str
     labels: list[Any]  # index = class id; values as they appear in the data
     max_length: int
+    head: ClassificationHead = field(default_factory=SequenceHead)
     family: str = field(default="classification", init=False)
     primary_metric: str = field(default="accuracy", init=False)
 
@@ -62,11 +61,20 @@ class ClassificationTask:
             text_column=config.data.text_column or "text",
             label_column=config.data.label_column or "label",
             max_length=config.model.max_length,
+            head=config.model.head,
+            label_words=config.model.label_words,
         )
 
     @classmethod
     def from_tables(
-        cls, tables: dict[str, Table], *, text_column: str, label_column: str, max_length: int
+        cls,
+        tables: dict[str, Table],
+        *,
+        text_column: str,
+        label_column: str,
+        max_length: int,
+        head: str = "sequence",
+        label_words: dict[str, str] | None = None,
     ) -> ClassificationTask:
         """Validate every split and take the label set from the training split."""
         for table in tables.values():
@@ -81,7 +89,20 @@ class ClassificationTask:
                 f"({labels[0]!r}); classification needs at least two",
                 hint="check data.label_column, or sample more rows (data.train_size)",
             )
-        task = cls(text_column, label_column, labels, max_length)
+        names = [str(label) for label in labels]
+        if label_words is not None:
+            unknown = sorted(set(label_words) - set(names))
+            if unknown:
+                raise GptaUserError(
+                    f"model.label_words names labels that are not in the training data: "
+                    f"{unknown} (labels: {names})",
+                    hint="key model.label_words by the label values as they appear in the data",
+                )
+        try:
+            built = build_head(head, label_names=names, label_words=label_words)
+        except ValueError as err:
+            raise GptaUserError(f"model.head: {err}") from None
+        task = cls(text_column, label_column, labels, max_length, built)
         for name, table in tables.items():
             if name != "train":
                 task.label_ids(table)  # raises on a label unseen in training
@@ -108,23 +129,28 @@ class ClassificationTask:
         return [str(label) for label in self.labels]
 
     # --- model inputs --------------------------------------------------------------------------
-    def encode(self, tokenizer: Any, texts: Sequence[str], prefix: str) -> dict[str, torch.Tensor]:
-        """Tokenize ``prefix + text`` for a batch; only text tokens are ever truncated."""
-        return tokenizer(
-            [join_prefix(prefix, text) for text in texts],
-            truncation=True,
-            max_length=self.max_length,
-            padding=True,
-            return_tensors="pt",
-        )
+    def encode(
+        self, tokenizer: Any, texts: Sequence[str], prefix: str | Sequence[str]
+    ) -> dict[str, torch.Tensor]:
+        """Model inputs for a batch: one prefix for all rows, or one per row."""
+        prefixes = [prefix] * len(texts) if isinstance(prefix, str) else list(prefix)
+        return self.head.encode(tokenizer, list(texts), prefixes, self.max_length)
 
     def collate(
-        self, rows: Sequence[dict[str, Any]], tokenizer: Any, prefix: str
+        self, rows: Sequence[dict[str, Any]], tokenizer: Any, prefix: str | Sequence[str]
     ) -> dict[str, Any]:
-        """A training batch: inputs with the prefix, and class ids as ``labels``."""
+        """A training batch: inputs with the prefix (or a prefix per row), class ids as
+        ``labels``."""
         batch = self.encode(tokenizer, [r[self.text_column] for r in rows], prefix)
         batch["labels"] = torch.tensor(self._ids([r[self.label_column] for r in rows]))
         return batch
+
+    def compute_loss(self, model: Any, inputs: dict[str, Any]) -> tuple[torch.Tensor, Any]:
+        """Training loss of a batch: cross-entropy over the head's class scores."""
+        inputs = dict(inputs)
+        labels = inputs.pop("labels")
+        logits = self.head.class_logits(model, inputs)
+        return torch.nn.functional.cross_entropy(logits.float(), labels), logits
 
     def _ids(self, values: Sequence[Any]) -> list[int]:
         index = {label: i for i, label in enumerate(self.labels)}
@@ -142,54 +168,93 @@ class ClassificationTask:
 
     # --- models ----------------------------------------------------------------------------------
     def load_model(self, name_or_path: str) -> tuple[Any, Any]:
-        """A pretrained encoder with a fresh classification head for these labels."""
-        from transformers import AutoModelForSequenceClassification
-
-        names = self.label_names
-        return load_pretrained(
-            AutoModelForSequenceClassification,
-            name_or_path,
-            num_labels=len(names),
-            id2label=dict(enumerate(names)),
-            label2id={n: i for i, n in enumerate(names)},
-            ignore_mismatched_sizes=True,
-        )
+        """A pretrained model made ready by the head for these labels."""
+        return self.head.load_model(name_or_path, self.label_names)
 
     def load_trained(self, model_dir: str) -> tuple[Any, Any]:
         """A model saved by a run."""
-        from transformers import AutoModelForSequenceClassification
-
-        return load_pretrained(AutoModelForSequenceClassification, model_dir)
+        return self.head.load_trained(model_dir)
 
     # --- scoring ---------------------------------------------------------------------------------
     def logits(
-        self, model: Any, tokenizer: Any, texts: Sequence[str], prefix: str, *, batch_size: int
+        self,
+        model: Any,
+        tokenizer: Any,
+        texts: Sequence[str],
+        prefix: str | Sequence[str],
+        *,
+        batch_size: int,
     ) -> torch.Tensor:
-        """Class logits for ``texts`` with ``prefix`` (float32, CPU)."""
+        """Class scores for ``texts`` (float32, CPU). A sequence of prefixes (prefix variety,
+        ``training.augment_predict: mean``) averages the class probabilities over them."""
+        if not isinstance(prefix, str):
+            probs = torch.stack(
+                [
+                    self.logits(model, tokenizer, texts, p, batch_size=batch_size).softmax(-1)
+                    for p in prefix
+                ]
+            )
+            return probs.mean(dim=0).log()
+        return self._pair_logits(
+            model, tokenizer, [(prefix, t) for t in texts], batch_size=batch_size
+        )
+
+    def _pair_logits(
+        self, model: Any, tokenizer: Any, pairs: Sequence[tuple[str, str]], *, batch_size: int
+    ) -> torch.Tensor:
+        """Class scores of ``(prefix, text)`` pairs, in order. Pairs are batched by length so
+        that a batch pads little (same results: every row is scored on its own)."""
+        order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
         chunks = [
-            out.logits.float().cpu()
-            for _, out in forward_batches(
+            self.head.class_logits(model, batch).float().cpu()
+            for batch, _ in forward_batches(
                 model,
-                list(texts),
-                lambda part: self.encode(tokenizer, part, prefix),
+                [pairs[i] for i in order],
+                lambda part: self.encode(tokenizer, [t for _, t in part], [p for p, _ in part]),
                 batch_size=batch_size,
+                call_model=False,
             )
         ]
-        return torch.cat(chunks) if chunks else torch.empty(0, len(self.labels))
+        if not chunks:
+            return torch.empty(0, len(self.labels))
+        ordered = torch.cat(chunks)
+        out = torch.empty_like(ordered)
+        out[torch.tensor(order)] = ordered
+        return out
 
-    def evaluate(
+    def outputs(
         self,
         model: Any,
         tokenizer: Any,
         rows: Sequence[dict[str, Any]],
-        prefix: str,
+        prefix: str | Sequence[str],
         *,
         batch_size: int,
-    ) -> Evaluation:
+        screening: bool = False,
+    ) -> list[torch.Tensor]:
+        """Class scores per row."""
+        texts = [r[self.text_column] for r in rows]
+        return list(self.logits(model, tokenizer, texts, prefix, batch_size=batch_size))
+
+    def outputs_many(
+        self,
+        model: Any,
+        tokenizer: Any,
+        rows: Sequence[dict[str, Any]],
+        prefixes: Sequence[str],
+        *,
+        batch_size: int,
+    ) -> list[list[torch.Tensor]]:
+        """Class scores of every row under every prefix, in one length-batched pass."""
+        texts = [r[self.text_column] for r in rows]
+        pairs = [(p, t) for p in prefixes for t in texts]
+        logits = self._pair_logits(model, tokenizer, pairs, batch_size=batch_size)
+        n = len(texts)
+        return [list(logits[k * n : (k + 1) * n]) for k in range(len(prefixes))]
+
+    def score(self, rows: Sequence[dict[str, Any]], outputs: Sequence[torch.Tensor]) -> Evaluation:
         """Accuracy (primary), macro-F1, per-class recall and mean cross-entropy."""
-        logits = self.logits(
-            model, tokenizer, [r[self.text_column] for r in rows], prefix, batch_size=batch_size
-        )
+        logits = torch.stack(list(outputs)) if outputs else torch.empty(0, len(self.labels))
         references = self._ids([r[self.label_column] for r in rows])
         loss = float(torch.nn.functional.cross_entropy(logits, torch.tensor(references)))
         predicted = logits.argmax(dim=-1).tolist()
@@ -201,19 +266,6 @@ class ClassificationTask:
             predictions=[self.labels[i] for i in predicted],
         )
 
-    def screen(
-        self,
-        model: Any,
-        tokenizer: Any,
-        rows: Sequence[dict[str, Any]],
-        prefix: str,
-        *,
-        batch_size: int,
-    ) -> Screening:
-        """Accuracy on the screening rows; loss breaks exact ties."""
-        evaluation = self.evaluate(model, tokenizer, rows, prefix, batch_size=batch_size)
-        return Screening.from_evaluation(prefix, evaluation)
-
     def feedback(self, evaluation: Evaluation) -> tuple[str, dict[str, float]]:
         """Per-class recall: aggregate numbers only."""
         return "Share of each label found correctly", evaluation.metrics["recall_per_class"]
@@ -223,7 +275,7 @@ class ClassificationTask:
         model: Any,
         tokenizer: Any,
         rows: Sequence[dict[str, Any]],
-        prefix: str,
+        prefix: str | Sequence[str],
         *,
         batch_size: int,
     ) -> list[dict[str, Any]]:
@@ -248,13 +300,12 @@ class ClassificationTask:
     def io(self) -> TaskIO:
         return TaskIO(
             family="text classification",
-            reads="The network reads your instruction followed by one input text and must "
-            "predict one label.",
+            reads=self.head.reads,
             labels=self.label_names,
             metric="accuracy",
             screen_metric="accuracy",
-            example="Decide which topic the news article is mainly about: world, sports, "
-            "business or science.",
+            example=self.head.example,
+            slot=self.head.slot,
         )
 
     def stratify_column(self) -> str | None:
@@ -267,6 +318,7 @@ class ClassificationTask:
             "input_columns": [self.text_column],
             "labels": self.labels,
             "max_length": self.max_length,
+            **self.head.manifest(),
         }
 
     @classmethod
@@ -276,6 +328,7 @@ class ClassificationTask:
             manifest["label_column"],
             manifest["labels"],
             manifest["max_length"],
+            head_from_manifest(manifest),
         )
 
     # --- metrics ---------------------------------------------------------------------------------

@@ -34,9 +34,9 @@ from gpta.data import Table, require_columns, require_text
 from gpta.downstream.inference import forward_batches
 from gpta.downstream.model import load_pretrained
 from gpta.errors import GptaUserError
-from gpta.tasks.base import Evaluation, Screening, TaskIO
-from gpta.tasks.classification import join_prefix
+from gpta.tasks.base import Evaluation, RowScoring, TaskIO
 from gpta.tasks.common import load_tokenizer
+from gpta.tasks.heads.sequence import join_prefix
 
 if TYPE_CHECKING:
     from gpta.config import GptaConfig
@@ -59,7 +59,7 @@ def letters(count: int) -> list[str]:
 
 
 @dataclass
-class MultipleChoiceTask:
+class MultipleChoiceTask(RowScoring):
     """Option pairs, the answer letter, accuracy."""
 
     article_column: str
@@ -299,7 +299,7 @@ class MultipleChoiceTask:
         ]
         return torch.cat(chunks) if chunks else torch.empty(0, self.num_choices)
 
-    def evaluate(
+    def outputs(
         self,
         model: Any,
         tokenizer: Any,
@@ -307,9 +307,14 @@ class MultipleChoiceTask:
         prefix: str,
         *,
         batch_size: int,
-    ) -> Evaluation:
+        screening: bool = False,
+    ) -> list[torch.Tensor]:
+        """Option scores per row."""
+        return list(self.logits(model, tokenizer, rows, prefix, batch_size=batch_size))
+
+    def score(self, rows: Sequence[dict[str, Any]], outputs: Sequence[torch.Tensor]) -> Evaluation:
         """Accuracy (primary), accuracy per correct answer letter, mean cross-entropy."""
-        logits = self.logits(model, tokenizer, rows, prefix, batch_size=batch_size)
+        logits = torch.stack(list(outputs)) if outputs else torch.empty(0, self.num_choices)
         references = self._indices(rows)
         loss = float(torch.nn.functional.cross_entropy(logits, torch.tensor(references)))
         predicted = logits.argmax(dim=-1).tolist()
@@ -320,19 +325,6 @@ class MultipleChoiceTask:
             metrics=metrics,
             predictions=[self.letters[i] for i in predicted],
         )
-
-    def screen(
-        self,
-        model: Any,
-        tokenizer: Any,
-        rows: Sequence[dict[str, Any]],
-        prefix: str,
-        *,
-        batch_size: int,
-    ) -> Screening:
-        """Accuracy on the screening rows; loss breaks exact ties."""
-        evaluation = self.evaluate(model, tokenizer, rows, prefix, batch_size=batch_size)
-        return Screening.from_evaluation(prefix, evaluation)
 
     def feedback(self, evaluation: Evaluation) -> tuple[str, dict[str, float]]:
         """Accuracy per correct answer letter: aggregate numbers only."""

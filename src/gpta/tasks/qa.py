@@ -38,9 +38,9 @@ from gpta.data import Table, require_columns, require_text
 from gpta.downstream.inference import forward_batches
 from gpta.downstream.model import load_pretrained
 from gpta.errors import GptaUserError
-from gpta.tasks.base import Evaluation, Screening, TaskIO
-from gpta.tasks.classification import join_prefix
+from gpta.tasks.base import Evaluation, RowScoring, TaskIO
 from gpta.tasks.common import load_tokenizer
+from gpta.tasks.heads.sequence import join_prefix
 
 if TYPE_CHECKING:
     from gpta.config import GptaConfig
@@ -77,7 +77,7 @@ class Features:
 
 
 @dataclass
-class QATask:
+class QATask(RowScoring):
     """Windows, span labels, decoding and SQuAD metrics for extractive QA."""
 
     context_column: str
@@ -310,9 +310,10 @@ class QATask:
         *,
         batch_size: int,
         labelled: bool,
-    ) -> tuple[list[dict[str, Any]], float | None]:
+    ) -> tuple[list[dict[str, Any]], list[tuple[float, int]] | None]:
         """Per row the best span over its windows (``answer``, ``score``, ``start``, ``end``),
-        and with ``labelled`` the mean start/end cross-entropy over the windows."""
+        and with ``labelled`` per row the sum of its windows' start/end cross-entropy and the
+        number of windows."""
         feats = self.features(tokenizer, rows, prefix, labelled=labelled)
         starts, ends = [], []
         for _, out in forward_batches(
@@ -326,19 +327,21 @@ class QATask:
         width = self.max_length
         start_logits = torch.cat(starts) if starts else torch.empty(0, width)
         end_logits = torch.cat(ends) if ends else torch.empty(0, width)
-        loss = None
-        if labelled and len(feats):
-            ce = torch.nn.functional.cross_entropy
-            loss = float(
-                (
-                    ce(start_logits, torch.tensor(feats.start_positions))
-                    + ce(end_logits, torch.tensor(feats.end_positions))
-                )
-                / 2
-            )
-        return decode(rows, self.context_column, feats, start_logits, end_logits), loss
+        losses = None
+        if labelled:
+            losses = [(0.0, 0) for _ in rows]
+            if len(feats):
+                ce = torch.nn.functional.cross_entropy
+                per_window = (
+                    ce(start_logits, torch.tensor(feats.start_positions), reduction="none")
+                    + ce(end_logits, torch.tensor(feats.end_positions), reduction="none")
+                ) / 2
+                for row_index, value in zip(feats.row, per_window.tolist(), strict=True):
+                    total, count = losses[row_index]
+                    losses[row_index] = (total + value, count + 1)
+        return decode(rows, self.context_column, feats, start_logits, end_logits), losses
 
-    def evaluate(
+    def outputs(
         self,
         model: Any,
         tokenizer: Any,
@@ -346,27 +349,25 @@ class QATask:
         prefix: str,
         *,
         batch_size: int,
-    ) -> Evaluation:
-        """F1 (primary) and exact match, F1 by question word, mean start/end cross-entropy."""
-        answers, loss = self.answer(
+        screening: bool = False,
+    ) -> list[tuple[str, float, int]]:
+        """Per row: the predicted answer, its windows' summed loss, its window count."""
+        answers, losses = self.answer(
             model, tokenizer, rows, prefix, batch_size=batch_size, labelled=True
         )
-        predictions = [a["answer"] for a in answers]
+        assert losses is not None
+        return [(a["answer"], total, n) for a, (total, n) in zip(answers, losses, strict=True)]
+
+    def score(
+        self, rows: Sequence[dict[str, Any]], outputs: Sequence[tuple[str, float, int]]
+    ) -> Evaluation:
+        """F1 (primary) and exact match, F1 by question word, mean start/end cross-entropy
+        per window."""
+        predictions = [answer for answer, _, _ in outputs]
+        windows = sum(n for _, _, n in outputs)
+        loss = sum(total for _, total, _ in outputs) / windows if windows else None
         metrics = self.metrics(predictions, rows)
         return Evaluation(score=metrics["f1"], loss=loss, metrics=metrics, predictions=predictions)
-
-    def screen(
-        self,
-        model: Any,
-        tokenizer: Any,
-        rows: Sequence[dict[str, Any]],
-        prefix: str,
-        *,
-        batch_size: int,
-    ) -> Screening:
-        """F1 on the screening rows (forward passes and span decoding); loss breaks ties."""
-        evaluation = self.evaluate(model, tokenizer, rows, prefix, batch_size=batch_size)
-        return Screening.from_evaluation(prefix, evaluation)
 
     def feedback(self, evaluation: Evaluation) -> tuple[str, dict[str, float]]:
         """F1 by question word: aggregate numbers only."""

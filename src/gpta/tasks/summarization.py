@@ -45,7 +45,7 @@ from gpta.data import Table, require_columns, require_text
 from gpta.downstream.inference import forward_batches
 from gpta.downstream.model import load_pretrained
 from gpta.errors import GptaUserError
-from gpta.tasks.base import Evaluation, Screening, TaskIO
+from gpta.tasks.base import Evaluation, RowScoring, Screening, TaskIO
 
 if TYPE_CHECKING:
     from gpta.config import GptaConfig
@@ -107,7 +107,7 @@ def model_architecture(name_or_path: str) -> str:
 
 
 @dataclass
-class SummarizationTask:
+class SummarizationTask(RowScoring):
     """Input encoding, generation and ROUGE for abstractive summarization."""
 
     text_column: str
@@ -282,27 +282,37 @@ class SummarizationTask:
         batch_size: int,
     ) -> float:
         """Mean cross-entropy per summary token (EOS included) over all rows."""
-        total, count = 0.0, 0
-        for batch, out in forward_batches(
+        losses = self.row_losses(model, tokenizer, rows, prefix, batch_size=batch_size)
+        return _pooled_loss(losses)
+
+    def row_losses(
+        self,
+        model: Any,
+        tokenizer: Any,
+        rows: Sequence[dict[str, Any]],
+        prefix: str,
+        *,
+        batch_size: int,
+    ) -> list[tuple[float, int]]:
+        """Per row: summed cross-entropy over its summary tokens, and their count."""
+        out: list[tuple[float, int]] = []
+        for batch, result in forward_batches(
             model,
             list(rows),
             lambda part: self.collate(part, tokenizer, prefix),
             batch_size=batch_size,
         ):
-            logits = out.logits.float()
+            logits = result.logits.float()
             labels = batch["labels"].to(logits.device)
             if not self.seq2seq:  # token t predicts token t+1
                 logits, labels = logits[:, :-1], labels[:, 1:]
-            total += float(
-                torch.nn.functional.cross_entropy(
-                    logits.reshape(-1, logits.shape[-1]),
-                    labels.reshape(-1),
-                    ignore_index=IGNORE,
-                    reduction="sum",
-                )
+            per_token = torch.nn.functional.cross_entropy(
+                logits.transpose(1, 2), labels, ignore_index=IGNORE, reduction="none"
             )
-            count += int((labels != IGNORE).sum())
-        return total / max(count, 1)
+            sums = per_token.sum(dim=1).tolist()
+            counts = (labels != IGNORE).sum(dim=1).tolist()
+            out += [(float(a), int(b)) for a, b in zip(sums, counts, strict=True)]
+        return out
 
     # --- generation -------------------------------------------------------------------------------
     def _generation_kwargs(self, tokenizer: Any) -> dict[str, Any]:
@@ -405,7 +415,7 @@ class SummarizationTask:
         return [tokenizer.decode(row, skip_special_tokens=True).strip() for row in ids]
 
     # --- scoring ----------------------------------------------------------------------------------
-    def evaluate(
+    def outputs(
         self,
         model: Any,
         tokenizer: Any,
@@ -413,15 +423,30 @@ class SummarizationTask:
         prefix: str,
         *,
         batch_size: int,
+        screening: bool = False,
+    ) -> list[tuple[str | None, float, int]]:
+        """Per row: the generated summary (none when screening: forward passes only), the
+        summed loss over its summary tokens and their count."""
+        rows = list(rows)
+        losses = self.row_losses(model, tokenizer, rows, prefix, batch_size=batch_size)
+        if screening:
+            summaries: list[str | None] = [None] * len(rows)
+        else:
+            summaries = list(
+                self.generate(
+                    model, tokenizer, self._documents(rows), prefix, batch_size=batch_size
+                )
+            )
+        return [(text, total, n) for text, (total, n) in zip(summaries, losses, strict=True)]
+
+    def score(
+        self, rows: Sequence[dict[str, Any]], outputs: Sequence[tuple[str | None, float, int]]
     ) -> Evaluation:
         """ROUGE-L F1 (primary) and ROUGE-1/2/Lsum of generated summaries; loss per summary
         token; mean summary lengths in words."""
-        rows = list(rows)
-        references = self._summaries(rows)
-        loss = self.summary_loss(model, tokenizer, rows, prefix, batch_size=batch_size)
-        predictions = self.generate(
-            model, tokenizer, self._documents(rows), prefix, batch_size=batch_size
-        )
+        references = self._summaries(list(rows))
+        predictions = [text or "" for text, _, _ in outputs]
+        loss = _pooled_loss([(total, n) for _, total, n in outputs])
         metrics: dict[str, Any] = {
             name: round(value, 4) for name, value in rouge_scores(predictions, references).items()
         }
@@ -432,17 +457,14 @@ class SummarizationTask:
             score=metrics[PRIMARY], loss=loss, metrics=metrics, predictions=predictions
         )
 
-    def screen(
+    def screen_score(
         self,
-        model: Any,
-        tokenizer: Any,
-        rows: Sequence[dict[str, Any]],
         prefix: str,
-        *,
-        batch_size: int,
+        rows: Sequence[dict[str, Any]],
+        outputs: Sequence[tuple[str | None, float, int]],
     ) -> Screening:
         """Minus the mean loss per summary token (forward passes only, no generation)."""
-        loss = self.summary_loss(model, tokenizer, rows, prefix, batch_size=batch_size)
+        loss = _pooled_loss([(total, n) for _, total, n in outputs])
         return Screening(prefix, -loss, loss)
 
     def feedback(self, evaluation: Evaluation) -> tuple[str, dict[str, float]]:
@@ -531,3 +553,8 @@ def _strip(ids: Sequence[int], eos: int | None, pad: int | None) -> list[int]:
 
 def _mean_words(texts: Sequence[str]) -> float:
     return sum(len(t.split()) for t in texts) / max(len(texts), 1)
+
+
+def _pooled_loss(losses: Sequence[tuple[float, int]]) -> float:
+    """Mean loss per token over rows given as (summed loss, token count)."""
+    return sum(total for total, _ in losses) / max(sum(n for _, n in losses), 1)

@@ -1,0 +1,46 @@
+"""How a classification model turns ``prefix + text`` into one score per class.
+
+A head owns the model class it loads, how a row and its prefix become model
+inputs, and how one forward pass yields class scores. The classification task
+trains with cross-entropy over those scores and evaluates with their argmax, so
+every head is trained, screened, sharded and served by the same code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import torch
+
+
+class ClassificationHead(Protocol):
+    """One way to score classes; see :mod:`gpta.tasks.heads`."""
+
+    name: str
+    reads: str  # what the network reads and predicts, told to the TA (one sentence)
+    example: str  # a good instruction for another dataset, told to the TA
+    slot: str | None  # a placeholder every proposal must contain (cloze: the mask), or None
+
+    def load_model(self, name_or_path: str, label_names: list[str]) -> tuple[Any, Any]:
+        """A pretrained model ready to fine-tune for these labels, and its tokenizer."""
+        ...
+
+    def load_trained(self, model_dir: str) -> tuple[Any, Any]:
+        """A model saved by a run (``model.save_pretrained`` + the tokenizer)."""
+        ...
+
+    def encode(
+        self, tokenizer: Any, texts: Sequence[str], prefixes: Sequence[str], max_length: int
+    ) -> dict[str, torch.Tensor]:
+        """Model inputs for a batch; ``prefixes[i]`` goes with ``texts[i]`` (rows of one batch
+        may carry different prefixes). Only text tokens are ever truncated."""
+        ...
+
+    def class_logits(self, model: Any, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``(batch, num_labels)`` class scores from one forward pass (differentiable)."""
+        ...
+
+    def manifest(self) -> dict[str, Any]:
+        """What a saved model needs to rebuild this head (JSON-able)."""
+        ...
