@@ -154,8 +154,9 @@ class TrainingConfig(_Section):
     gradient_accumulation_steps: int = Field(1, ge=1)
     mixed_precision: Literal["no", "fp16", "bf16"] = Field(
         "no",
-        description="Mixed-precision training (the Trainer's fp16/bf16): fp16 needs CUDA; "
-        "bf16 needs an Ampere+ GPU, or a CPU with bf16 support.",
+        description="Mixed-precision training through the Trainer/Accelerate autocast: fp16 "
+        "(CUDA; loss scaling) or bf16 (Ampere+ GPUs, recent CPUs). Evaluation and screening "
+        "run in the weights' own precision.",
     )
     augment_prefixes: int = Field(
         0,
