@@ -93,6 +93,25 @@ TRAIN_OPTIONS: list[tuple[str, str, Any, str]] = [
     ),
     ("--learning-rate", "training.learning_rate", float, "Learning rate."),
     ("--batch-size", "training.batch_size", int, "Training batch size."),
+    (
+        "--gradient-accumulation-steps",
+        "training.gradient_accumulation_steps",
+        int,
+        "Batches per optimizer step.",
+    ),
+    (
+        "--mixed-precision",
+        "training.mixed_precision",
+        click.Choice(["no", "fp16", "bf16"]),
+        "Mixed-precision training (fp16 on CUDA, bf16 on Ampere+ GPUs or recent CPUs).",
+    ),
+    (
+        "--head",
+        "model.head",
+        click.Choice(["sequence", "lm-verbalizer", "cloze"]),
+        "Classification: a new head (sequence), label words scored by a causal LM "
+        "(lm-verbalizer) or at a masked LM's mask (cloze).",
+    ),
     ("--candidates", "assistant.candidates", int, "TA proposals per round (K)."),
     ("--ta-model", "assistant.model", str, "TA model id/folder or bundled:smollm2."),
     (
