@@ -5,10 +5,11 @@ every real run uses a real LLM (see test_end_to_end.py)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 from gpta.assistant import History, RoundRecord, ScoredPrefix, TaskBrief, TeachingAssistant
-from gpta.assistant.prompts import feedback_messages, initial_messages
+from gpta.assistant.prompts import SYSTEM, feedback_messages, initial_messages
 from gpta.config import AssistantConfig
 from gpta.llm.base import ChatResult, Usage
 from gpta.privacy import ExposureChannel, ExposureLedger
@@ -121,3 +122,43 @@ def test_history_tried_keeps_top_m_by_screened_score_and_best_round(tmp_path):
     assert history.best_round().round == 1
     lines = (tmp_path / "history.jsonl").read_text().splitlines()
     assert [json.loads(x)["round"] for x in lines] == [0, 1, 2]
+
+
+SLOT_BRIEF = dataclasses.replace(
+    BRIEF,
+    reads="The network is a masked language model: it fills {mask} in your sentence.",
+    example="All in all, this news article is about {mask}.",
+    slot="{mask}",
+)
+
+
+def test_prompts_without_a_slot_ask_for_an_instruction():
+    system, user = (m["content"] for m in initial_messages(BRIEF))
+    assert system == SYSTEM
+    assert user.endswith("\n\nWrite one instruction of at most 30 words for this network.")
+    assert "{mask}" not in system + user
+
+
+def test_prompts_with_a_slot_ask_for_a_template_sentence_holding_it():
+    system, user = (m["content"] for m in initial_messages(SLOT_BRIEF))
+    assert "placed after every input" in system and "contains {mask} exactly once" in system
+    assert system.endswith(
+        "Example for another dataset: All in all, this news article is about {mask}."
+    )
+    assert user.endswith(
+        "Write one template sentence of at most 30 words, with {mask} where the answer word "
+        "goes, for this network."
+    )
+    messages = feedback_messages(
+        SLOT_BRIEF,
+        tried=[ScoredPrefix("", 0.5), ScoredPrefix("The tweet sounds {mask}.", 0.6)],
+        current=ScoredPrefix("The tweet sounds {mask}.", 0.6),
+        previous_score=None,
+    )
+    feedback = messages[-1]["content"]
+    assert "Sentences tried so far" in feedback and "(no sentence): 0.500" in feedback
+    assert 'Current sentence: "The tweet sounds {mask}."' in feedback
+    assert feedback.endswith(
+        "Write one new template sentence of at most 30 words, with {mask} where the answer word "
+        "goes, that should score higher than every sentence above."
+    )

@@ -862,3 +862,75 @@ def test_runaway_repetition_is_rejected_but_ordinary_text_is_not():
         label_names=["negative", "positive"],
     )
     assert fine.prefix is not None
+
+
+# --------------------------------------------------------------------------------------------
+# The slot (cloze head): a template sentence must hold {mask} exactly once
+# --------------------------------------------------------------------------------------------
+
+SLOT = "{mask}"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("It was {mask}.", "It was {mask}."),
+        (
+            'Sure! Here is the template: "All in all, it sounds [MASK]."',
+            "All in all, it sounds {mask}.",
+        ),
+        ("Sentence: The writer feels <mask> about it.", "The writer feels {mask} about it."),
+        (
+            "**Template sentence:** Honestly, the author sounds {mask}.",
+            "Honestly, the author sounds {mask}.",
+        ),
+        ("The tweet is ___ overall.", "The tweet is {mask} overall."),
+        ("Overall the mood is {{mask}} here.", "Overall the mood is {mask} here."),
+        ("Overall the mood is { MASK }.", "Overall the mood is {mask}."),
+    ],
+)
+def test_slot_kept_and_blank_spellings_become_the_slot(raw: str, expected: str) -> None:
+    result = parse(raw, slot=SLOT)
+    assert result.valid and result.prefix == expected and not result.repaired
+
+
+def test_a_proposal_without_the_slot_is_repaired():
+    result = parse("Classify the sentiment of this tweet", slot=SLOT)
+    assert result.valid and result.repaired
+    assert result.prefix == "Classify the sentiment of this tweet. It was {mask}."
+    colon = parse("Overall sentiment of the tweet:", slot=SLOT)
+    assert colon.prefix == "Overall sentiment of the tweet: {mask}." and colon.repaired
+    # Without a slot the same text is left alone.
+    plain = parse("Classify the sentiment of this tweet")
+    assert plain.prefix == "Classify the sentiment of this tweet" and not plain.repaired
+
+
+def test_the_repair_fits_under_the_token_cap():
+    raw = "Read the tweet slowly and think about how the author feels about the topic today"
+    result = parse(raw, slot=SLOT, max_tokens=10)
+    assert result.valid and result.repaired and result.truncated
+    assert result.prefix.endswith(". It was {mask}.")
+    assert default_count_tokens(result.prefix) <= 10
+    # No room for the repair at all: rejected, not cut into the slot.
+    assert parse("Classify the tweet", slot=SLOT, max_tokens=3).code == "too_long"
+
+
+def test_slot_rejections():
+    assert parse("{mask} or {mask}, which fits?", slot=SLOT).code == "slot"
+    assert parse("Use {text} to fill {mask}.", slot=SLOT).code == "template_junk"
+    # The TA's own words are still checked: giving the answer away is no template.
+    assert parse("positive", slot=SLOT).code == "names_label"
+    assert parse("The tweet is positive.", slot=SLOT).code == "names_label"
+    assert parse("{mask}.", slot=SLOT).code == "too_short"
+    # Without a slot, {mask} stays template junk (the sequence head's behaviour).
+    assert parse("It was {mask}.").code == "template_junk"
+
+
+def test_slot_duplicates_compare_the_normalised_template():
+    results = parse_proposals(
+        ["It was {mask}.", "it was [MASK]", "Classify the tweet."],
+        label_names=LABELS,
+        previous=["Classify the tweet. It was {mask}."],
+        slot=SLOT,
+    )
+    assert [r.code for r in results] == [None, "duplicate", "duplicate"]

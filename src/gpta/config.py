@@ -124,6 +124,14 @@ class ModelConfig(_Section):
         "{label: words}; default: the label names (numeric labels need this).",
     )
 
+    @field_validator("label_words", mode="before")
+    @classmethod
+    def _label_words_keys(cls, words: Any) -> Any:
+        # YAML reads `label_words: {0: terrible}` with int keys; labels compare as strings
+        if isinstance(words, dict):
+            return {str(k): v for k, v in words.items()}
+        return words
+
     def resolved_name(self, task: str) -> str:
         """The model to load for ``task`` when none was named."""
         if self.name_or_path:

@@ -361,6 +361,10 @@ def _execute(config: GptaConfig, run_dir: Path, tables: dict[str, Table], task: 
         start_round=start_round,
     )
     collator.set_prefix(prefix, loop.pool)
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # no "Writing model shards" bar at every checkpoint
     try:
         trainer.train(resume_from_checkpoint=checkpoint)
     except KeyboardInterrupt:
@@ -370,6 +374,9 @@ def _execute(config: GptaConfig, run_dir: Path, tables: dict[str, Table], task: 
             f"gpta train --resume {run_dir}"
         )
         raise
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
     ranks.barrier()  # the main process has written the best model
     if ranks.is_main and not config.training.keep_checkpoints:
         shutil.rmtree(run_dir / CHECKPOINTS, ignore_errors=True)
@@ -484,6 +491,7 @@ def _teaching_side(config: GptaConfig, run_dir: Path, tables: dict[str, Table], 
         max_words=config.assistant.max_prefix_tokens,
         screen_metric=io.screen_metric,
         example=io.example,
+        slot=io.slot,
         exemplars=tuple(exposure.exemplars),
     )
     meter = UsageMeter(

@@ -15,7 +15,18 @@ proposals that are unusable:
   ("word word word word ..."), as a runaway completion cut at the cap produces;
 * ``too_long`` -- not even the first word fits under the token cap;
 * ``duplicate`` -- same as a previous prefix or an earlier one in the batch, compared with
-  :func:`normalize_prefix`.
+  :func:`normalize_prefix`;
+* ``slot`` -- (only with ``slot=``) the slot placeholder appears more than once.
+
+With ``slot="{mask}"`` (the cloze head: the proposal is a template sentence whose slot the
+model fills with a label word) the usual ways a TA writes a blank -- ``[MASK]``, ``<mask>``,
+``{{mask}}``, ``___`` -- become the slot, and a ``Sentence:``/``Template:`` lead-in is
+dropped. A proposal *without* the slot is repaired, not rejected: :data:`SLOT_REPAIR`
+(``It was {mask}.``, the cloze head's own default template) is appended, or the slot is
+put after a trailing colon (``Sentiment:`` -> ``Sentiment: {mask}.``); the token cap leaves
+room for it and :attr:`ParsedProposal.repaired` is set. A tiny TA often forgets the slot,
+and its instruction still helps in front of the default template, so a rejection would
+only waste the proposal. The slot is not template junk, and is ignored by the other checks.
 
 A reason is a short machine-friendly code, optionally followed by ``": "`` and a detail, e.g.
 ``"names_label: 'positive'"``; :attr:`ParsedProposal.code` gives the code alone.
@@ -31,6 +42,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 __all__ = [
+    "SLOT_REPAIR",
     "ParsedProposal",
     "default_count_tokens",
     "normalize_prefix",
@@ -47,7 +59,11 @@ REASON_CODES = (
     "repetitive",
     "too_long",
     "duplicate",
+    "slot",
 )
+
+#: Appended to a proposal that lacks the slot (``{slot}`` is replaced by the slot itself).
+SLOT_REPAIR = "It was {slot}."
 
 
 @dataclass(frozen=True)
@@ -59,12 +75,14 @@ class ParsedProposal:
         prefix: the cleaned prefix, or ``None`` when the proposal was rejected.
         reason: why it was rejected (``"code"`` or ``"code: detail"``), ``None`` when accepted.
         truncated: ``True`` when the prefix was cut down to the token cap.
+        repaired: ``True`` when the slot was missing and :data:`SLOT_REPAIR` was added.
     """
 
     raw: str
     prefix: str | None
     reason: str | None
     truncated: bool = False
+    repaired: bool = False
 
     @property
     def valid(self) -> bool:
@@ -349,6 +367,7 @@ def parse_proposal(
     previous: Iterable[str] = (),
     max_tokens: int = 48,
     count_tokens: Callable[[str], int] | None = None,
+    slot: str | None = None,
 ) -> ParsedProposal:
     """Clean one TA completion into a prefix, or reject it with a reason.
 
@@ -359,6 +378,8 @@ def parse_proposal(
         previous: prefixes already tried; repeating one is rejected (``duplicate``).
         max_tokens: the token cap; longer prefixes are cut down (``truncated=True``).
         count_tokens: counts the tokens of a text (default: whitespace word count).
+        slot: a placeholder the prefix must hold exactly once (the cloze head's ``{mask}``);
+            missing, it is added (``repaired=True``); more than once is rejected (``slot``).
 
     Returns:
         A :class:`ParsedProposal`; ``valid`` tells whether it was accepted.
@@ -370,6 +391,7 @@ def parse_proposal(
         seen=seen,
         max_tokens=max_tokens,
         count_tokens=count_tokens or default_count_tokens,
+        slot=slot,
     )
 
 
@@ -380,6 +402,7 @@ def parse_proposals(
     previous: Iterable[str] = (),
     max_tokens: int = 48,
     count_tokens: Callable[[str], int] | None = None,
+    slot: str | None = None,
 ) -> list[ParsedProposal]:
     """Parse a batch; a proposal duplicating an earlier one in the same batch (or previous) is
     rejected as ``duplicate``.
@@ -393,7 +416,7 @@ def parse_proposals(
     results: list[ParsedProposal] = []
     for index, raw in enumerate(raws):
         parsed = _parse_one(
-            raw, labels=labels, seen=seen, max_tokens=max_tokens, count_tokens=counter
+            raw, labels=labels, seen=seen, max_tokens=max_tokens, count_tokens=counter, slot=slot
         )
         if parsed.valid and parsed.prefix is not None:
             seen.setdefault(normalize_prefix(parsed.prefix), f"batch item {index}")
@@ -445,14 +468,28 @@ def _parse_one(
     seen: dict[str, str],
     max_tokens: int,
     count_tokens: Callable[[str], int],
+    slot: str | None = None,
 ) -> ParsedProposal:
     if max_tokens < 1:
         raise ValueError(f"max_tokens must be at least 1, got {max_tokens}")
-    text = _clean_completion(raw if isinstance(raw, str) else "")
+    source = raw if isinstance(raw, str) else ""
+    if slot is not None:
+        source = _normalize_slot(source, slot)
+    text = _clean_completion(source)
     if not text:
         return ParsedProposal(raw=raw, prefix=None, reason="empty")
 
-    text, truncated = _apply_cap(text, max_tokens, count_tokens)
+    repaired = False
+    own = None  # the TA's own words, without a repair
+    if slot is None:
+        text, truncated = _apply_cap(text, max_tokens, count_tokens)
+    else:
+        count = text.count(slot)
+        if count > 1:
+            return ParsedProposal(
+                raw=raw, prefix=None, reason=f"slot: {slot} appears {count} times, not once"
+            )
+        text, own, truncated, repaired = _fit_slot(text, slot, max_tokens, count_tokens)
     if not text:
         return ParsedProposal(
             raw=raw,
@@ -461,13 +498,87 @@ def _parse_one(
             truncated=True,
         )
 
-    reason = _reject_reason(text, labels, seen)
+    reason = _reject_reason(text, labels, seen, slot=slot, own=own)
     if reason is not None:
-        return ParsedProposal(raw=raw, prefix=None, reason=reason, truncated=truncated)
-    return ParsedProposal(raw=raw, prefix=text, reason=None, truncated=truncated)
+        return ParsedProposal(
+            raw=raw, prefix=None, reason=reason, truncated=truncated, repaired=repaired
+        )
+    return ParsedProposal(raw=raw, prefix=text, reason=None, truncated=truncated, repaired=repaired)
 
 
-def _reject_reason(text: str, labels: list[_Label], seen: dict[str, str]) -> str | None:
+# --------------------------------------------------------------------------------------------
+# The slot (cloze templates)
+# --------------------------------------------------------------------------------------------
+
+_BLANK_VARIANTS = (r"\[\s*mask\s*\]", r"<\s*mask\s*>", r"_{3,}")
+_SLOT_LEADIN_RE = re.compile(
+    r"^([\s>*#_\-]*)(?:(?:new|improved|better|revised|updated|final|suggested|proposed|my|the|"
+    r"your|a)\s+){0,2}(?:template\s+sentence|template|sentence)(?:\s*#?\s*\d+)?"
+    r"\s*(?::|\s-\s|\s?[–—]\s)\s*",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+def _normalize_slot(raw: str, slot: str) -> str:
+    """Blanks the TA may write (``[MASK]``, ``<mask>``, ``{{mask}}``, ``___``) become the slot;
+    a ``Sentence:``/``Template:`` lead-in is dropped (it would read as a data line)."""
+    variants = [re.escape(slot)]
+    named = re.fullmatch(r"\{(\w+)\}", slot)
+    if named is not None:
+        name = re.escape(named.group(1))
+        variants += [
+            rf"\{{\{{\s*{name}\s*\}}\}}",
+            rf"\{{\s*{name}\s*\}}",
+            rf"\[\s*{name}\s*\]",
+            rf"<\s*{name}\s*>",
+        ]
+    variants += _BLANK_VARIANTS
+    pattern = re.compile("|".join(f"(?:{v})" for v in variants), re.IGNORECASE)
+    return _SLOT_LEADIN_RE.sub(r"\1", pattern.sub(lambda _m: slot, raw))
+
+
+def _fit_slot(
+    text: str, slot: str, max_tokens: int, count_tokens: Callable[[str], int]
+) -> tuple[str, str, bool, bool]:
+    """``(text, own, truncated, repaired)``: the text capped with its slot kept, or (no slot,
+    or the cap cut it off) capped to leave room for :data:`SLOT_REPAIR` and repaired; ``own``
+    is the TA's part of it (what the checks for junk, leaks and length read)."""
+    if slot in text:
+        capped, truncated = _apply_cap(text, max_tokens, count_tokens)
+        if slot in capped:
+            return capped, capped, truncated, False
+        text = " ".join(text.replace(slot, " ").split())
+    suffix = SLOT_REPAIR.format(slot=slot)
+    budget = max_tokens - count_tokens(suffix)
+    if budget < 1 or not text:
+        return "", "", True, False
+    capped, truncated = _apply_cap(text, budget, count_tokens)
+    capped = capped.rstrip()
+    if not capped:
+        return "", "", True, False
+    if capped.endswith(":"):
+        return f"{capped} {slot}.", capped, truncated, True  # "Sentiment:" -> "... {mask}."
+    if capped[-1] not in ".!?":
+        capped = capped.rstrip(",;-–— ") + "."
+    return f"{capped} {suffix}", capped, truncated, True
+
+
+def _reject_reason(
+    text: str,
+    labels: list[_Label],
+    seen: dict[str, str],
+    *,
+    slot: str | None = None,
+    own: str | None = None,
+) -> str | None:
+    """Why ``text`` is rejected, or None. With a slot, the checks read ``own`` (the TA's words
+    without a repair) with the slot removed: the slot is no junk and no word; duplicates are
+    found on the whole ``text``."""
+    full = text
+    if own is not None:
+        text = own
+    if slot is not None:
+        text = " ".join(text.replace(slot, " ").split())
     junk = _TEMPLATE_JUNK_RE.search(text)
     if junk is not None:
         return f"template_junk: {junk.group(0)!r}"
@@ -482,7 +593,7 @@ def _reject_reason(text: str, labels: list[_Label], seen: dict[str, str]) -> str
         top = max(set(words), key=words.count)
         if words.count(top) * 2 >= len(words):
             return f"repetitive: {top!r} is {words.count(top)} of {len(words)} words"
-    origin = seen.get(normalize_prefix(text))
+    origin = seen.get(normalize_prefix(full))
     if origin is not None:
         return f"duplicate: of {origin}"
     return None

@@ -162,6 +162,7 @@ class TeachingAssistant:
             previous=list(previous),
             max_tokens=self.config.max_prefix_tokens,
             count_tokens=self.count_tokens,
+            slot=self.brief.slot,
         )
         batch = ProposalBatch(
             proposals,

@@ -90,14 +90,6 @@ class ClassificationTask(RowScoring):
                 hint="check data.label_column, or sample more rows (data.train_size)",
             )
         names = [str(label) for label in labels]
-        if label_words is not None:
-            unknown = sorted(set(label_words) - set(names))
-            if unknown:
-                raise GptaUserError(
-                    f"model.label_words names labels that are not in the training data: "
-                    f"{unknown} (labels: {names})",
-                    hint="key model.label_words by the label values as they appear in the data",
-                )
         try:
             built = build_head(head, label_names=names, label_words=label_words)
         except ValueError as err:
