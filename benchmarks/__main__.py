@@ -1,7 +1,8 @@
 """The GPTA benchmark suite: datasets x training rows x methods x seeds -> tables and plots.
 
-    python -m benchmarks run --profile smoke|cpu|gpu [--datasets twitter yelp] \
+    python -m benchmarks run --profile smoke|cpu|gpu|heads|curves [--datasets twitter yelp] \
         [--methods finetune gpta] [--seeds 0 1 2] [--levels 64 256 full] [--out DIR]
+    python -m benchmarks efficiency --profile P --out DIR [--what latency throughput screening]
     python -m benchmarks table --out DIR     # re-make results.md and the plots
 
 Writes into ``--out`` (default ``runs/bench/<profile>``, git-ignored): ``results.jsonl`` (one
@@ -25,6 +26,8 @@ from typing import Any
 from benchmarks import methods as M
 from benchmarks.profiles import ALL_METHODS, DATASETS, PROFILES, Profile, prepare_splits, setting
 from benchmarks.table import read_results, write_markdown
+
+SECOND_PASS = ("transfer", "gpta-tuned")
 
 
 def environment(profile: Profile) -> dict[str, Any]:
@@ -134,9 +137,11 @@ def run(args: argparse.Namespace) -> Path:
         (r["dataset"], r["level"], r["method"], r["seed"])
         for r in (read_results(results_path) if results_path.exists() else [])
     }
-    # transfer needs the partner dataset's gpta run: it goes last
-    ordered = [m for m in profile.methods if m != "transfer"]
-    passes = [ordered] + ([["transfer"]] if "transfer" in profile.methods else [])
+    # transfer needs the partner dataset's gpta run, gpta-tuned every other seed's: they go
+    # last, in a second pass
+    later = [m for m in profile.methods if m in SECOND_PASS]
+    ordered = [m for m in profile.methods if m not in SECOND_PASS]
+    passes = [ordered] + ([later] if later else [])
     keep_models = {"gpta"}
     started = time.perf_counter()
     for methods in passes:
@@ -188,7 +193,11 @@ def run_one(
         "method": method,
         "seed": seed,
         "profile": profile.name,
-        "epochs": profile.rounds * profile.epochs_per_round,
+        # a round is epochs_per_round epochs, or steps_per_round batches when that is set
+        "epochs": None if profile.steps_per_round else profile.rounds * profile.epochs_per_round,
+        "optimizer_steps": profile.rounds * profile.steps_per_round
+        if profile.steps_per_round
+        else None,
         "max_length": setting(profile, dataset, "max_length"),
         "dev_rows": splits[dataset]["rows"]["dev"],
         "test_rows": splits[dataset]["rows"]["test"],
@@ -199,16 +208,19 @@ def run_one(
     try:
         if method == "prompt-tuning":
             result = M.run_prompt_tuning(base, learning_rate=profile.prompt_tuning_lr)
+        elif method == "gpta-tuned":
+            result = run_tuned(profile, out, dataset, level, seed, base)
         else:
             partner = DATASETS[dataset].partner
             source = out / "runs" / partner / level_name / "gpta" / f"seed{seed}"
-            config = M.method_config(method, base, transfer_from=source)
+            config = M.method_config(method, base, transfer_from=source, profile=profile)
             result = M.run_gpta_method(config)
             if method == "transfer":
                 result["transfer_from"] = str(source)
         row.update(result)
         row["status"] = "ok"
     except M.NotRun as reason:
+        row.update(reason.details)
         row.update(status="not_run", reason=str(reason))
     except Exception as err:  # one failed run must not end the study
         row.update(status="error", reason=f"{type(err).__name__}: {err}")
@@ -216,11 +228,60 @@ def run_one(
     return row
 
 
-def measure_efficiency(profile: Profile, out: Path, splits: dict) -> dict[str, Any]:
+def run_tuned(
+    profile: Profile, out: Path, dataset: str, level: int | None, seed: int, base: dict
+) -> dict[str, Any]:
+    """gpta-tuned: tune (or reuse) the TA adapter on the other seeds' gpta dialogues, then run
+    the full loop with it. Too few examples: not_run (``tuned_fallback=skip``) or the full
+    loop with the untuned TA, marked ``fallback`` (``tuned_fallback=untuned``)."""
+    if profile.tuned_fallback not in ("skip", "untuned"):
+        raise SystemExit(f"tuned_fallback must be skip or untuned, not {profile.tuned_fallback!r}")
+    tuning = M.tuned_adapter(profile, out, dataset, level, seed, base)
+    how = "reused" if tuning["reused"] else f"{tuning['seconds']}s"
+    print(
+        f"[bench] gpta-tuned {dataset} seed={seed}: {tuning['examples']} examples from "
+        f"{len(tuning['sources'])} runs of other seeds; adapter {tuning['adapter']} ({how})",
+        flush=True,
+    )
+    if tuning["adapter"] is None:
+        reason = (
+            f"{tuning['examples']} dialogue-gradient examples in the gpta runs of the other "
+            f"seeds ({len(tuning['sources'])} runs, pool={tuning['pool']}); tuning needs "
+            f"{tuning['needed']} (tuned_min_examples): no adapter"
+        )
+        if profile.tuned_fallback == "skip":
+            raise M.NotRun(reason, {"tuning": tuning})
+        config = M.method_config("gpta", base, profile=profile)
+        result = M.run_gpta_method(config)
+        result.update(tuning=tuning, fallback=f"untuned TA: {reason}")
+        return result
+    config = M.method_config(
+        "gpta-tuned",
+        base,
+        profile=profile,
+        adapter=tuning["adapter"],
+        store_examples=Path(tuning["examples_file"]),
+    )
+    result = M.run_gpta_method(config)
+    result["tuning"] = tuning
+    return result
+
+
+EFFICIENCY_PARTS = ("latency", "throughput", "screening")
+
+
+def measure_efficiency(
+    profile: Profile, out: Path, splits: dict, what: tuple[str, ...] = EFFICIENCY_PARTS
+) -> dict[str, Any]:
     from benchmarks import efficiency as E
 
-    rows = read_results(out / "results.jsonl")
+    results_path = out / "results.jsonl"
+    rows = read_results(results_path) if results_path.is_file() else []
     result: dict[str, Any] = {}
+    if "screening" in what:
+        result["screening"] = measure_screening(profile, out)
+    if "latency" not in what:
+        rows = []
     # latency: the first gpta run whose saved prefix is not empty (classification first)
     # (its saved prefix; else the first non-empty prefix the run trained with, on its model)
     candidates = sorted(
@@ -231,7 +292,9 @@ def measure_efficiency(profile: Profile, out: Path, splits: dict) -> dict[str, A
         ),
         key=lambda r: (not r.get("prefix"), r["task"] != "classification", r["dataset"], r["seed"]),
     )
-    if candidates:
+    if "latency" not in what:
+        pass
+    elif candidates:
         chosen = candidates[0]
         prefix = chosen["prefix"] or next(p for p in chosen["prefixes"] if p)
         try:
@@ -250,7 +313,9 @@ def measure_efficiency(profile: Profile, out: Path, splits: dict) -> dict[str, A
         result["latency"] = {"error": "no gpta run with a non-empty saved prefix"}
     # throughput: the first classification dataset
     dataset = next((d for d in profile.datasets if DATASETS[d].task == "classification"), None)
-    if dataset is None:
+    if "throughput" not in what:
+        pass
+    elif dataset is None:
         result["throughput"] = {"error": "no classification dataset in this invocation"}
     else:
         base = M.base_config(
@@ -271,6 +336,43 @@ def measure_efficiency(profile: Profile, out: Path, splits: dict) -> dict[str, A
     return result
 
 
+def measure_screening(profile: Profile, out: Path) -> list[dict[str, Any]]:
+    """Issue 9: K candidates on ``screening_rows`` dev rows, ``screen`` x K vs one
+    ``screen_many``, on the first classification dataset (else the first dataset); with the
+    lm-verbalizer head too when the invocation has an -lm method. The dev rows are drawn as
+    the profile's dev split is (``random.Random(0)``) but ``screening_rows`` of them, whatever
+    the profile's ``dev_rows``."""
+    from benchmarks import efficiency as E
+
+    dataset = next(
+        (d for d in profile.datasets if DATASETS[d].task == "classification"),
+        profile.datasets[0] if profile.datasets else None,
+    )
+    if dataset is None:
+        return [{"error": "no dataset in this invocation"}]
+    sized = profile.with_(dev_rows=profile.screening_rows, test_rows=8, overrides={})
+    paths = prepare_splits(sized, dataset, out / "_screening")
+    base = M.base_config(profile, dataset, 64, profile.seeds[0], paths, out / "_screening" / "run")
+    methods = ["finetune"]
+    if any(m in M.LM_METHODS for m in profile.methods) and DATASETS[dataset].task == (
+        "classification"
+    ):
+        methods.append("finetune-lm")
+    prefixes = E.candidate_prefixes(DATASETS[dataset].static_prefix, profile.screening_candidates)
+    figures = []
+    for method in methods:
+        config = M.method_config(method, base, profile=profile)
+        try:
+            figure = E.screening(config, prefixes, rows=profile.screening_rows)
+        except Exception as err:
+            figure = {"head": config["model"].get("head", "sequence"), "error": repr(err)}
+            traceback.print_exc()
+        figure["dataset"] = dataset
+        figures.append(figure)
+        print(f"[bench] screening: {json.dumps(figure)[:300]}", flush=True)
+    return figures
+
+
 def efficiency_only(args: argparse.Namespace) -> None:
     """The efficiency ratios alone, on the runs an earlier ``run`` left in ``--out``."""
     profile = PROFILES[args.profile]
@@ -289,14 +391,21 @@ def efficiency_only(args: argparse.Namespace) -> None:
             }
     profile = profile.with_(**changes)
     out = Path(args.out)
+    os.environ.setdefault("GPTA_DATA_DIR", str(out / "gpta-data"))
     splits = {name: prepare_splits(profile, name, out) for name in profile.datasets}
-    efficiency = measure_efficiency(profile, out, splits)
-    efficiency["load_average"] = os.getloadavg()
-    (out / "efficiency.json").write_text(json.dumps(efficiency, indent=2) + "\n")
+    what = tuple(args.what or EFFICIENCY_PARTS)
+    path = out / "efficiency.json"
+    efficiency = json.loads(path.read_text()) if path.is_file() else {}
+    load_start = os.getloadavg()
+    efficiency.update(measure_efficiency(profile, out, splits, what))
+    efficiency["load_average"] = [load_start, os.getloadavg()]
+    path.write_text(json.dumps(efficiency, indent=2) + "\n")
+    if (out / "results.jsonl").is_file():
+        finish(out, profile.methods)
 
 
 def finish(out: Path, methods: tuple[str, ...] | list[str]) -> Path:
-    from benchmarks.plots import learning_curves, score_vs_rows
+    from benchmarks.plots import epoch_curves, learning_curves, score_vs_rows
 
     env_path = out / "environment.json"
     env = json.loads(env_path.read_text()) if env_path.is_file() else {}
@@ -313,6 +422,7 @@ def finish(out: Path, methods: tuple[str, ...] | list[str]) -> Path:
     path = write_markdown(out, order, header)
     rows = read_results(out / "results.jsonl")
     learning_curves(rows, out, order)
+    epoch_curves(rows, out, order)
     score_vs_rows(rows, out, order)
     print(f"[bench] wrote {path}", flush=True)
     return path
@@ -355,6 +465,12 @@ def main(argv: list[str] | None = None) -> int:
     p_eff.add_argument("--profile", choices=sorted(PROFILES), default="smoke")
     p_eff.add_argument("--datasets", nargs="+", choices=sorted(DATASETS))
     p_eff.add_argument("--set", action="append", metavar="KEY=VALUE")
+    p_eff.add_argument(
+        "--what",
+        nargs="+",
+        choices=EFFICIENCY_PARTS,
+        help="measure only these (default: all); the others already in efficiency.json stay",
+    )
     p_table = sub.add_parser("table", help="re-make results.md and plots from results.jsonl")
     p_table.add_argument("--out", required=True)
     p_table.add_argument("--methods", nargs="+", default=list(ALL_METHODS))

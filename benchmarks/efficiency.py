@@ -8,6 +8,9 @@
 - ``latency``: inference seconds over the test rows through ``gpta.load_pipeline`` with the
   saved prefix over the same pipeline with prefix ``""`` (no LLM is loaded either way).
   Alternating repeats, medians; the prefix's extra tokens are reported with it.
+- ``screening``: screening K candidate prefixes on dev rows, ``task.screen`` once per
+  prefix over one batched ``task.screen_many`` (issue 9), same model, rows and batch size,
+  alternating, medians; the machine is named with the figure.
 - The wall-time ratio GPTA / finetune and the TA share come from the main runs (table.py).
 """
 
@@ -167,3 +170,147 @@ def latency(
         "ms_per_row_without": round(1000 * without_s / max(1, len(rows)), 3),
         "ratio": round(with_s / without_s, 3) if without_s else None,
     }
+
+
+# --- batched candidate screening (issue 9) ----------------------------------------------------
+# Fixed, human-written candidate prefixes (the dataset's own instruction first), so the figure
+# does not depend on what a TA happened to propose; lengths from 2 to ~25 tokens, like the
+# TA's proposals.
+SCREENING_PREFIXES = (
+    "Sentiment:",
+    "Classify the sentiment of the following text.",
+    "Read the text carefully and decide which label fits it best: weigh the overall tone of "
+    "the writer, not single words.",
+)
+
+
+def machine(device: str) -> str:
+    """The machine a figure was measured on, in words."""
+    import os
+    import platform
+    from pathlib import Path
+
+    try:
+        import torch
+
+        if device != "cpu" and torch.cuda.is_available():
+            return f"GPU {torch.cuda.get_device_name(0)}"
+    except ImportError:  # pragma: no cover
+        pass
+    cpu = platform.processor() or "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"CPU {cpu}, {os.cpu_count()} cores (torch threads {_threads()})"
+
+
+def _threads() -> int | None:
+    try:
+        import torch
+
+        return torch.get_num_threads()
+    except ImportError:  # pragma: no cover
+        return None
+
+
+def candidate_prefixes(first: str, k: int) -> list[str]:
+    """``k`` distinct candidates: ``first`` (the dataset's instruction), then the fixed ones."""
+    pool = [first, *SCREENING_PREFIXES]
+    out = []
+    for i in range(k):
+        base = pool[i % len(pool)]
+        out.append(base if i < len(pool) else f"{base} ({i // len(pool) + 1})")
+    return out
+
+
+def screening(
+    config_dict: dict[str, Any],
+    prefixes: list[str],
+    *,
+    rows: int = 64,
+    repeats: int = 3,
+) -> dict[str, Any]:
+    """Seconds to screen ``prefixes`` on ``rows`` dev rows: ``task.screen`` once per prefix
+    (sequential) against one ``task.screen_many`` call (one batched pass), same model, rows
+    and ``training.eval_batch_size``. A warm-up of each, then A-B / B-A alternation, medians;
+    the two must agree on every prefix's score (loss within 1e-3 relative)."""
+    from transformers import set_seed
+
+    from gpta.config import build_config
+    from gpta.downstream.device import resolve_device
+    from gpta.run import load_data
+    from gpta.tasks import build_task
+
+    config = build_config(config_dict, source="benchmark")
+    tables = load_data(config)
+    task = build_task(config, tables)
+    info: dict[str, Any] = {
+        "task": config.task,
+        "head": config.model.head if config.task == "classification" else None,
+        "model": config.model.resolved_name(config.task),
+        "candidates": len(prefixes),
+        "prefixes": prefixes,
+        "machine": machine(config.device),
+    }
+    if not hasattr(task, "screen_many"):
+        info["error"] = f"{type(task).__name__} has no screen_many yet (issue 9): not measured"
+        return info
+    device = resolve_device(config.device)
+    set_seed(config.seed)
+    model, tokenizer = task.load_model(config.model.resolved_name(config.task))
+    model.to(device)
+    model.eval()
+    dev = tables["dev"].rows[:rows]
+    batch = config.training.eval_batch_size
+    timings: dict[str, list[float]] = {"sequential": [], "batched": []}
+    results: dict[str, Any] = {}
+
+    def sequential() -> list[Any]:
+        return [task.screen(model, tokenizer, dev, p, batch_size=batch) for p in prefixes]
+
+    def batched() -> list[Any]:
+        return list(task.screen_many(model, tokenizer, dev, prefixes, batch_size=batch))
+
+    runners = {"sequential": sequential, "batched": batched}
+    for name, fn in runners.items():  # warm-up, not counted
+        results[name] = fn()
+    order = list(runners)
+    for index in range(repeats):
+        for name in order if index % 2 == 0 else order[::-1]:
+            started = time.perf_counter()
+            results[name] = runners[name]()
+            timings[name].append(time.perf_counter() - started)
+    by_prefix = {s.prefix: s for s in results["batched"]}
+    pairs = [(a, by_prefix.get(a.prefix)) for a in results["sequential"]]
+    agree = len(results["batched"]) == len(prefixes) and all(
+        b is not None
+        and a.score == b.score
+        and abs(a.loss - b.loss) <= 1e-3 * max(1.0, abs(a.loss))
+        for a, b in pairs
+    )
+    seq_s = statistics.median(timings["sequential"])
+    bat_s = statistics.median(timings["batched"])
+    info.update(
+        rows=len(dev),
+        batch_size=batch,
+        device=str(device),
+        sequential_seconds=[round(s, 4) for s in timings["sequential"]],
+        batched_seconds=[round(s, 4) for s in timings["batched"]],
+        sequential_median_s=round(seq_s, 4),
+        batched_median_s=round(bat_s, 4),
+        speedup=round(seq_s / bat_s, 3) if bat_s else None,
+        agree=agree,
+        scores=[
+            {
+                "prefix": a.prefix,
+                "sequential": [a.score, a.loss],
+                "batched": None if b is None else [b.score, b.loss],
+            }
+            for a, b in pairs
+        ],
+    )
+    return info

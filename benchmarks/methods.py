@@ -1,7 +1,8 @@
 """The compared methods: every GPTA-side method is one ``gpta.run.train(config)``.
 
-All methods share the model, training settings (rounds x epochs, batch size, learning rate,
-schedule), data sample and seed; they differ only in the prefix policy:
+All methods share the training settings (rounds x epochs or steps, batch size, learning rate,
+schedule), data sample and seed; they differ only in the prefix policy and, for the issue-10
+methods, the classification head and prefix augmentation:
 
 | method | config |
 | --- | --- |
@@ -10,26 +11,73 @@ schedule), data sample and seed; they differ only in the prefix policy:
 | ta-once | the TA's first prefix (round 0), fixed_prefix: no dialogue gradient |
 | gpta | the full loop |
 | transfer | assistant.warm_start = the partner dataset's gpta run (same level, seed), fixed |
-| gpta-tuned | the full loop with a TA LoRA adapter tuned on other runs' dialogues (not run yet) |
+| gpta-tuned | the full loop, the TA with a LoRA adapter tuned on the dialogue-gradient examples |
+|  | of this invocation's gpta runs of the same dataset with OTHER seeds (see tuned_adapter) |
 | prompt-tuning | PEFT prompt tuning initialised from the description (own loop below) |
+| finetune-lm | model.head=lm-verbalizer (+ label_words), no prefix (as finetune) |
+| static-lm | lm-verbalizer, the static method's instruction, fixed |
+| gpta-lm | lm-verbalizer, the full loop |
+| gpta-augment | sequence head, the full loop, training.augment_prefixes=M (profile, 3) |
+| gpta-augment-lm | lm-verbalizer, the full loop, training.augment_prefixes=M |
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import math
 import resource
+import shutil
 import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.profiles import DATASETS, Profile, setting
+from benchmarks.profiles import CLASSIFICATION_ONLY, DATASETS, Profile, setting
 
-GPTA_METHODS = ("finetune", "static", "ta-once", "gpta", "transfer", "gpta-tuned")
+GPTA_METHODS = (
+    "finetune",
+    "static",
+    "ta-once",
+    "gpta",
+    "transfer",
+    "gpta-tuned",
+    "finetune-lm",
+    "static-lm",
+    "gpta-lm",
+    "gpta-augment",
+    "gpta-augment-lm",
+)
+LM_METHODS = ("finetune-lm", "static-lm", "gpta-lm", "gpta-augment-lm")
+AUGMENT_METHODS = ("gpta-augment", "gpta-augment-lm")
+# methods that run the full loop (proposals, screening every round), each with its own store
+FULL_LOOP = ("gpta", "gpta-tuned", "gpta-lm", "gpta-augment", "gpta-augment-lm")
+
+
+_DEFAULTS = Profile(
+    name="defaults",
+    datasets=(),
+    levels=(),
+    seeds=(),
+    methods=(),
+    rounds=1,
+    epochs_per_round=1,
+    batch_size=1,
+    learning_rate=1.0,
+    max_length=16,
+    dev_rows=1,
+    test_rows=1,
+    candidates=1,
+    screen_size=4,
+    ta_max_new_tokens=8,
+)  # only its field defaults are read (augmentation settings when no profile is given)
 
 
 class NotRun(Exception):
-    """A method that cannot run here; the reason goes in results.jsonl."""
+    """A method that cannot run here; the reason goes in results.jsonl (``details`` too)."""
+
+    def __init__(self, reason: str, details: dict[str, Any] | None = None) -> None:
+        super().__init__(reason)
+        self.details = details or {}
 
 
 def base_config(
@@ -55,6 +103,18 @@ def base_config(
     name = profile.summarization_model if spec.task == "summarization" else profile.model
     if name:
         model["name_or_path"] = name
+    training: dict[str, Any] = {
+        "rounds": profile.rounds,
+        "epochs_per_round": profile.epochs_per_round,
+        "batch_size": profile.batch_size,
+        "eval_batch_size": profile.eval_batch_size,
+        "learning_rate": profile.learning_rate,
+        "report_to": ["none"],
+    }
+    if profile.steps_per_round is not None:
+        training["steps_per_round"] = profile.steps_per_round
+    if profile.mixed_precision != "no":
+        training["mixed_precision"] = profile.mixed_precision
     return {
         "task": spec.task,
         "output_dir": str(output_dir),
@@ -62,18 +122,13 @@ def base_config(
         "device": profile.device,
         "data": data,
         "model": model,
-        "training": {
-            "rounds": profile.rounds,
-            "epochs_per_round": profile.epochs_per_round,
-            "batch_size": profile.batch_size,
-            "learning_rate": profile.learning_rate,
-            "report_to": ["none"],
-        },
+        "training": training,
         "assistant": {
             "candidates": profile.candidates,
             "screen_size": profile.screen_size,
             "max_new_tokens": profile.ta_max_new_tokens,
-            "max_prefix_tokens": min(48, setting(profile, dataset, "max_length") // 2),
+            "max_prefix_tokens": profile.max_prefix_tokens
+            or min(48, setting(profile, dataset, "max_length") // 2),
             # every proposal is generated, none replayed: TA time is measured, not cached
             "cache": False,
             # the benchmark must not write into the user's prefix library
@@ -83,22 +138,62 @@ def base_config(
 
 
 def method_config(
-    method: str, base: dict[str, Any], *, transfer_from: Path | None = None
+    method: str,
+    base: dict[str, Any],
+    *,
+    transfer_from: Path | None = None,
+    profile: Profile | None = None,
+    adapter: str | None = None,
+    store_examples: Path | None = None,
 ) -> dict[str, Any]:
-    """The config dict of ``method`` (a GPTA-side method) from the shared base."""
+    """The config dict of ``method`` (a GPTA-side method) from the shared base.
+
+    ``profile`` gives the -lm model and the augmentation settings (defaults: the Profile
+    defaults); ``adapter`` is gpta-tuned's TA adapter, ``store_examples`` the examples file
+    its dialogue store starts from (both made by :func:`tuned_adapter`).
+    """
     config = copy.deepcopy(base)
     assistant = config["assistant"]
     spec = next(d for d in DATASETS.values() if d.description == config["data"]["description"])
-    if method == "finetune":
+    if method in CLASSIFICATION_ONLY and config["task"] != "classification":
+        raise NotRun(f"{method} is a classification method (task is {config['task']})")
+    if method in LM_METHODS:
+        model = config["model"]
+        model["head"] = "lm-verbalizer"
+        lm_model = profile.lm_model if profile is not None else None
+        if lm_model:
+            model["name_or_path"] = lm_model
+        else:  # the lm-verbalizer default (bundled SmolLM2-135M-Instruct), not the encoder
+            model.pop("name_or_path", None)
+        if spec.label_words:
+            model["label_words"] = dict(spec.label_words)
+    if method in AUGMENT_METHODS:
+        settings = profile or _DEFAULTS
+        config["training"]["augment_prefixes"] = settings.augment_prefixes
+        config["training"]["augment_predict"] = settings.augment_predict
+    if method in ("finetune", "finetune-lm"):
         assistant.update(initial="empty", fixed_prefix=True)
-    elif method == "static":
+    elif method in ("static", "static-lm"):
         assistant.update(initial="static", static_prefix=spec.static_prefix, fixed_prefix=True)
     elif method == "ta-once":
         assistant.update(initial="first", fixed_prefix=True)
-    elif method == "gpta":
-        # each seed keeps its own dialogue store: seeds stay independent runs
+    elif method in FULL_LOOP:
+        # each run keeps its own dialogue store: seeds and methods stay independent runs
         run_dir = Path(config["output_dir"])
-        assistant["dialogue_store"] = str(run_dir.parent / f"dialogue-{run_dir.name}")
+        store = run_dir.parent / f"dialogue-{run_dir.name}"
+        assistant["dialogue_store"] = str(store)
+        if method == "gpta-tuned":
+            if adapter is None:
+                raise NotRun("gpta-tuned needs a TA adapter (benchmarks.methods.tuned_adapter)")
+            assistant["adapter"] = str(adapter)
+            if profile is not None:
+                assistant["tune_min_examples"] = profile.tuned_min_examples
+            if store_examples is not None:
+                # the store starts with the examples the adapter was tuned on, so a tuning
+                # inside the run (assistant.tune_every) extends them instead of forgetting them
+                shutil.rmtree(store, ignore_errors=True)
+                store.mkdir(parents=True)
+                shutil.copyfile(store_examples, store / "examples.jsonl")
     elif method == "transfer":
         if transfer_from is None or not (transfer_from / "model").is_dir():
             raise NotRun(
@@ -106,21 +201,113 @@ def method_config(
                 "its prefix from: run gpta on it in the same invocation"
             )
         assistant.update(warm_start=str(transfer_from), fixed_prefix=True)
-    elif method == "gpta-tuned":
-        raise NotRun(
-            "not wired yet: the adapter support exists (assistant.adapter, "
-            "gpta.assistant.tuning), but the benchmark does not yet LoRA-tune a per-seed "
-            "adapter on the other seeds' gpta dialogues before this run"
-        )
     else:
         raise ValueError(method)
     return config
 
 
+# --- gpta-tuned: the TA adapter of one seed, from the other seeds' gpta runs ---------------
+POOL_FILE = "benchmark_pool.json"  # next to an adapter: the keys of the examples it learnt
+
+
+def tuned_sources(
+    out: Path, dataset: str, level: int | None, seed: int, pool: str = "dataset"
+) -> list[Path]:
+    """Finished ``gpta`` runs of this invocation (``out``) that may teach seed ``seed``'s TA.
+
+    Only OTHER seeds, and only the given dataset; ``pool="level"`` keeps the same level only,
+    ``"dataset"`` takes every level. A run counts when it finished (``metrics.json``) and has
+    its history (the screened proposals) and ledger (the TA conversations). Their examples
+    come from screening on dev rows: the test split never enters a TA conversation or a
+    screening.
+    """
+    if pool not in ("dataset", "level"):
+        raise ValueError(f"tuned_pool must be 'dataset' or 'level', not {pool!r}")
+    level_name = "full" if level is None else str(level)
+    root = out / "runs" / dataset
+    levels = [root / level_name] if pool == "level" else sorted(p for p in root.glob("*"))
+    found = []
+    for level_dir in levels:
+        for run_dir in sorted((level_dir / "gpta").glob("seed*")):
+            if run_dir.name == f"seed{seed}":
+                continue
+            needed = ("metrics.json", "history.jsonl", "exposure.jsonl")
+            if all((run_dir / name).is_file() for name in needed):
+                found.append(run_dir)
+    return found
+
+
+def tuned_adapter(
+    profile: Profile, out: Path, dataset: str, level: int | None, seed: int, base: dict[str, Any]
+) -> dict[str, Any]:
+    """Tune (or reuse) the TA adapter of ``seed``: LoRA on the other seeds' examples.
+
+    Returns ``{"adapter": dir or None, "examples_file", "examples", "sources", "needed",
+    "seconds", "reused", "loss_before", "loss_after", "steps"}``. ``adapter`` is None when the
+    pool holds fewer than ``profile.tuned_min_examples`` examples. One adapter per
+    (dataset, excluded seed, pool): with ``tuned_pool="dataset"`` the levels of a seed share it.
+    """
+    from gpta.assistant.dialogue import DialogueStore, examples_from_run
+    from gpta.assistant.tuning import adapter_meta, settings_from_config, tune_lora
+    from gpta.config import build_config
+
+    sources = tuned_sources(out, dataset, level, seed, profile.tuned_pool)
+    tag = "all-levels" if profile.tuned_pool == "dataset" else f"level-{level}"
+    store = DialogueStore(out / "tuned" / dataset / tag / f"without-seed{seed}")
+    examples: dict[str, Any] = {}
+    for run_dir in sources:
+        for example in examples_from_run(run_dir):
+            examples.setdefault(example.key, example)
+    info: dict[str, Any] = {
+        "adapter": None,
+        "examples": len(examples),
+        "needed": profile.tuned_min_examples,
+        "pool": profile.tuned_pool,
+        "sources": [str(p.relative_to(out)) for p in sources],
+        "examples_file": None,
+        "seconds": 0.0,
+        "reused": False,
+    }
+    if len(examples) < profile.tuned_min_examples:
+        return info
+    # a fresh examples file: exactly the pool's examples, nothing left from an older run
+    store.root.mkdir(parents=True, exist_ok=True)
+    store.examples_path.unlink(missing_ok=True)
+    store.add(examples.values())
+    info["examples_file"] = str(store.examples_path)
+    keys = sorted(examples)
+    latest = store.latest_adapter()
+    pool_file = latest / POOL_FILE if latest is not None else None
+    learnt = json.loads(pool_file.read_text()) if pool_file and pool_file.is_file() else {}
+    if learnt.get("keys") == keys:  # the same examples: the same adapter
+        info.update(adapter=str(latest), reused=True)
+        _loss_info(info, adapter_meta(latest))
+        return info
+    assistant = build_config(base, source="benchmark").assistant
+    started = time.perf_counter()
+    result = tune_lora(
+        list(examples.values()),
+        base_model=assistant.model,
+        out_dir=store.next_adapter_dir(),
+        settings=settings_from_config(assistant),
+        seed=seed,
+        device="cuda" if profile.device == "cuda" else "cpu",
+    )
+    info.update(adapter=result.adapter_dir, seconds=round(time.perf_counter() - started, 2))
+    (Path(result.adapter_dir) / POOL_FILE).write_text(
+        json.dumps({"keys": keys, "sources": info["sources"]}, indent=1) + "\n", encoding="utf-8"
+    )
+    _loss_info(info, {**result.__dict__})
+    return info
+
+
+def _loss_info(info: dict[str, Any], meta: dict[str, Any]) -> None:
+    for key in ("loss_before", "loss_after", "steps"):
+        info[key] = meta.get(key)
+
+
 def run_gpta_method(config_dict: dict[str, Any]) -> dict[str, Any]:
     """One ``gpta.run.train``; returns the fields of a results.jsonl line."""
-    import json
-
     from gpta.config import build_config
     from gpta.run import train
 
@@ -159,6 +346,14 @@ def run_gpta_method(config_dict: dict[str, Any]) -> dict[str, Any]:
         "peak_rss_mb": metrics.get("peak_rss_mb"),
         "peak_cuda_mb": _cuda_peak(cuda),
         "run_dir": str(run_dir),
+        "head": config.model.head,
+        "model": config.model.resolved_name(config.task),
+        "augment_prefixes": config.training.augment_prefixes,
+        "steps_per_round": config.training.steps_per_round,
+        "batch_size": config.training.batch_size,
+        "mixed_precision": config.training.mixed_precision,
+        "ta_adapter": config.assistant.adapter,
+        "ta_improvement": metrics.get("ta_improvement"),
     }
 
 

@@ -31,6 +31,23 @@ ALL_METHODS = (
     "gpta-tuned",
     "prompt-tuning",
     "transfer",
+    # issue 10: other heads and prefix augmentation (classification only)
+    "finetune-lm",
+    "static-lm",
+    "gpta-lm",
+    "gpta-augment",
+    "gpta-augment-lm",
+)
+# the methods that train with no prefix at all: the "best no-prefix baseline" of the table
+NO_PREFIX_BASELINES = ("finetune", "finetune-lm")
+# methods that need a classification task (a head or prefix augmentation)
+CLASSIFICATION_ONLY = (
+    "prompt-tuning",
+    "finetune-lm",
+    "static-lm",
+    "gpta-lm",
+    "gpta-augment",
+    "gpta-augment-lm",
 )
 
 
@@ -44,6 +61,8 @@ class Dataset:
     static_prefix: str  # the fixed human-written instruction of `static`
     columns: dict[str, str] = field(default_factory=dict)  # data.* column options
     stratify: str | None = None
+    # model.label_words of the lm-verbalizer methods ({label: words}); None = the label names
+    label_words: dict[str, str] | None = None
 
 
 DATASETS: dict[str, Dataset] = {
@@ -58,6 +77,8 @@ DATASETS: dict[str, Dataset] = {
         "Rate this business review from 1 to 5 stars:",
         {"text_column": "text", "label_column": "label"},
         stratify="label",
+        # labels 0..4 = 1..5 stars; one SmolLM2 token each (" terrible" ... " great")
+        label_words={"0": "terrible", "1": "bad", "2": "okay", "3": "good", "4": "great"},
     ),
     "twitter": Dataset(
         "twitter",
@@ -69,6 +90,8 @@ DATASETS: dict[str, Dataset] = {
         "Is the sentiment of this tweet negative, neutral or positive?",
         {"text_column": "text", "label_column": "label"},
         stratify="label",
+        # the label names themselves, one SmolLM2 token each
+        label_words={"negative": "negative", "neutral": "neutral", "positive": "positive"},
     ),
     "squad": Dataset(
         "squad",
@@ -136,6 +159,19 @@ class Profile:
     prompt_tuning_lr: float = 1e-2
     efficiency: bool = True  # also measure the efficiency ratios
     efficiency_rows: int = 256  # rows for the throughput comparison
+    steps_per_round: int | None = None  # a round = this many batches instead of epochs
+    max_prefix_tokens: int | None = None  # assistant.max_prefix_tokens; None: min(48, len/2)
+    eval_batch_size: int = 64
+    mixed_precision: str = "no"  # training.mixed_precision: no | fp16 | bf16
+    lm_model: str | None = None  # model of the -lm methods; None: the lm-verbalizer default
+    augment_prefixes: int = 3  # training.augment_prefixes of the gpta-augment methods
+    augment_predict: str = "final"  # training.augment_predict of the gpta-augment methods
+    # gpta-tuned: which gpta runs of this invocation feed the TA's adapter for seed s
+    tuned_pool: str = "dataset"  # "dataset": other seeds, any level; "level": same level only
+    tuned_min_examples: int = 4  # fewer dialogue-gradient examples: no adapter
+    tuned_fallback: str = "skip"  # too few: "skip" (row not_run) or "untuned" (marked row)
+    screening_candidates: int = 4  # the screen x K vs screen_many figure
+    screening_rows: int = 64
     overrides: dict[str, Any] = field(default_factory=dict)  # per dataset: {name: {key: value}}
 
     def with_(self, **changes: Any) -> Profile:
@@ -162,6 +198,7 @@ PROFILES: dict[str, Profile] = {
         ta_max_new_tokens=24,
         efficiency=True,
         efficiency_rows=32,
+        screening_rows=32,
     ),
     # classification + QA in under 60 minutes on 2 (uncontended) cores
     "cpu": Profile(
@@ -183,8 +220,7 @@ PROFILES: dict[str, Profile] = {
         efficiency_rows=128,
         overrides={"squad": {"max_length": 256, "dev_rows": 64, "test_rows": 100}},
     ),
-    # larger sizes, all six datasets, on CUDA (mixed precision: not plumbed yet, see
-    # BENCHMARKS.md)
+    # larger sizes, all six datasets, on CUDA, bf16 mixed precision
     "gpu": Profile(
         name="gpu",
         datasets=("yelp", "twitter", "squad", "race", "cnndm", "xsum"),
@@ -202,8 +238,65 @@ PROFILES: dict[str, Profile] = {
         screen_size=64,
         ta_max_new_tokens=64,
         device="cuda",
+        mixed_precision="bf16",
         efficiency_rows=1000,
         overrides={"squad": {"max_length": 384}, "race": {"max_length": 512}},
+    ),
+    # issue 10: heads (sequence vs lm-verbalizer) and prefix augmentation, on 2 CPU cores.
+    # Every run trains rounds x steps_per_round batches whatever its level (equal steps for
+    # every method AND level: 256 rows are seen less often than 64, not more), see
+    # BENCHMARKS.md for the sizing and every reduction.
+    "heads": Profile(
+        name="heads",
+        datasets=("yelp", "twitter"),
+        levels=(64, 256),
+        seeds=(0, 1, 2),
+        methods=(
+            "finetune",
+            "finetune-lm",
+            "static-lm",
+            "gpta-lm",
+            "gpta-augment",
+            "gpta-augment-lm",
+        ),
+        rounds=3,
+        epochs_per_round=1,
+        steps_per_round=6,  # 18 steps of 8 rows per run: 2.25 epochs at 64 rows, 0.56 at 256
+        batch_size=8,
+        mixed_precision="bf16",  # every method alike; 1.6x faster SmolLM2 steps on this CPU
+        learning_rate=1e-4,  # 12 steps at 5e-5 left the encoder at its majority class (cpu)
+        max_length=96,
+        # SmolLM2's chat frame takes 30 of the 96 tokens: a 24-token prefix leaves the text 42
+        # (a median tweet is 35 SmolLM2 tokens, a median yelp review 89)
+        max_prefix_tokens=24,
+        dev_rows=32,
+        test_rows=100,
+        candidates=2,
+        screen_size=16,
+        ta_max_new_tokens=24,
+        efficiency=False,
+    ),
+    # learning curves over 20 epochs (rounds=20 x 1 epoch): train loss, dev loss and dev
+    # score per epoch; a reduced set (twitter, 64 rows, 1 seed, 4 methods), see BENCHMARKS.md
+    # for its time and the smaller subsets
+    "curves": Profile(
+        name="curves",
+        datasets=("twitter",),
+        levels=(64,),
+        seeds=(0,),
+        methods=("finetune", "gpta-augment", "finetune-lm", "gpta-augment-lm"),
+        rounds=20,
+        epochs_per_round=1,
+        batch_size=8,
+        learning_rate=1e-4,  # as the heads profile
+        max_length=96,  # as the heads profile: 30 frame + 24 prefix + a tweet (median 35)
+        max_prefix_tokens=24,
+        dev_rows=32,
+        test_rows=100,
+        candidates=2,
+        screen_size=16,
+        ta_max_new_tokens=24,
+        efficiency=False,
     ),
 }
 

@@ -1,5 +1,7 @@
 """results.jsonl -> a Markdown table: mean ± std over seeds, and the paired difference from
-``finetune`` with a paired t-test across seeds (scipy.stats.ttest_rel).
+``finetune`` with a paired t-test across seeds (scipy.stats.ttest_rel); when ``finetune-lm``
+ran too, also from the best no-prefix baseline (``finetune`` or ``finetune-lm``, whichever
+has the higher mean test score at that dataset and level: the harder bar for a prefix method).
 
 With 3 seeds a paired t-test has 2 degrees of freedom: only a large, consistent difference
 reaches p < 0.05, and a small p is weak evidence. The table also gives wins/ties/losses
@@ -59,6 +61,41 @@ def paired(method: list[tuple[int, float]], base: list[tuple[int, float]]) -> di
     return out
 
 
+NO_PREFIX_BASELINES = ("finetune", "finetune-lm")
+
+
+def method_label(row: dict[str, Any]) -> str:
+    """The method as the tables show it: a gpta-tuned run that fell back to the untuned TA
+    (too few examples to tune on) is kept apart from the tuned ones."""
+    if row.get("method") == "gpta-tuned" and row.get("fallback"):
+        return "gpta-tuned (untuned fallback)"
+    return row["method"]
+
+
+def best_no_prefix(
+    by_method: dict[str, list[tuple[int, float]]],
+) -> tuple[str | None, list[tuple[int, float]]]:
+    """The no-prefix baseline with the higher mean test score (``finetune`` wins a tie)."""
+    present = [m for m in NO_PREFIX_BASELINES if by_method.get(m)]
+    if not present:
+        return None, []
+    best = max(
+        present, key=lambda m: (statistics.fmean(s for _, s in by_method[m]), m == present[0])
+    )
+    return best, by_method[best]
+
+
+def _cmp_cells(method: list[tuple[int, float]], base: list[tuple[int, float]]) -> list[str]:
+    cmp = paired(method, base)
+    if cmp["n"] == 0:
+        return ["—", "—", "—"]
+    return [
+        f"{cmp['mean_diff']:+.3f}",
+        f"{cmp['wins']}/{cmp['ties']}/{cmp['losses']}",
+        _fmt(cmp["p"], 2),
+    ]
+
+
 def _level(value: Any) -> str:
     return "full" if value is None else str(value)
 
@@ -72,35 +109,49 @@ def main_table(rows: list[dict[str, Any]], methods_order: list[str]) -> str:
     groups: dict[tuple, dict[str, list[tuple[int, float]]]] = defaultdict(lambda: defaultdict(list))
     metric_of: dict[str, str] = {}
     for r in ok:
-        groups[(r["dataset"], r["level"])][r["method"]].append((r["seed"], r["test"]))
+        groups[(r["dataset"], r["level"])][method_label(r)].append((r["seed"], r["test"]))
         metric_of[r["dataset"]] = r["metric"]
-    lines = [
+    order = _with_labels(methods_order, {m for g in groups.values() for m in g})
+    two_baselines = any("finetune-lm" in g for g in groups.values())
+    header = (
         "| dataset | train rows | method | test (mean ± std) | Δ vs finetune | W/T/L "
-        "| p (paired t) |",
-        "| --- | ---: | --- | --- | ---: | :---: | ---: |",
-    ]
+        "| p (paired t) |"
+    )
+    rule = "| --- | ---: | --- | --- | ---: | :---: | ---: |"
+    if two_baselines:
+        header += " best no-prefix | Δ vs best no-prefix | W/T/L | p (paired t) |"
+        rule += " --- | ---: | :---: | ---: |"
+    lines = [header, rule]
     for dataset, level in sorted(groups, key=lambda k: (k[0], _level_key(k[1]))):
         by_method = groups[(dataset, level)]
         base = by_method.get("finetune", [])
-        for method in methods_order:
+        best, best_scores = best_no_prefix(by_method)
+        for method in order:
             if method not in by_method:
                 continue
             scores = [s for _, s in by_method[method]]
-            if method == "finetune":
-                delta, wtl, p = "", "", ""
-            else:
-                cmp = paired(by_method[method], base)
-                if cmp["n"] == 0:
-                    delta, wtl, p = "—", "—", "—"
+            cells = ["", "", ""] if method == "finetune" else _cmp_cells(by_method[method], base)
+            if two_baselines:
+                cells.append(best or "—")
+                if method == best or best is None:
+                    cells += ["", "", ""]
                 else:
-                    delta = f"{cmp['mean_diff']:+.3f}"
-                    wtl = f"{cmp['wins']}/{cmp['ties']}/{cmp['losses']}"
-                    p = _fmt(cmp["p"], 2)
+                    cells += _cmp_cells(by_method[method], best_scores)
             lines.append(
                 f"| {dataset} ({metric_of[dataset]}) | {_level(level)} | {method} | "
-                f"{_mean_std(scores)} | {delta} | {wtl} | {p} |"
+                f"{_mean_std(scores)} | " + " | ".join(cells) + " |"
             )
     return "\n".join(lines)
+
+
+def _with_labels(methods_order: list[str], present: set[str]) -> list[str]:
+    """The method order, a fallback label right after its method, unknown labels last."""
+    order: list[str] = []
+    for method in methods_order:
+        order.append(method)
+        order.extend(sorted(p for p in present if p != method and p.startswith(method + " (")))
+    order.extend(sorted(p for p in present if p not in order))
+    return order
 
 
 def cost_table(rows: list[dict[str, Any]], methods_order: list[str]) -> str:
@@ -108,7 +159,8 @@ def cost_table(rows: list[dict[str, Any]], methods_order: list[str]) -> str:
     ok = [r for r in rows if r.get("status") == "ok"]
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for r in ok:
-        groups[(r["dataset"], r["level"], r["method"])].append(r)
+        groups[(r["dataset"], r["level"], method_label(r))].append(r)
+    methods_order = _with_labels(methods_order, {k[2] for k in groups})
     lines = [
         "| dataset | rows | method | wall s | train s | TA s | screen s | eval s | TA tokens "
         "| wall / finetune | peak RSS MB |",
@@ -200,6 +252,92 @@ def efficiency_summary(rows: list[dict[str, Any]], efficiency: dict[str, Any]) -
     for key in ("latency", "throughput"):
         if efficiency.get(key, {}).get("error"):
             lines.append(f"| {key} | not measured: {efficiency[key]['error']} | | |")
+    for fig in efficiency.get("screening") or []:
+        what = (
+            f"screening K={fig.get('candidates', '?')} candidates, {fig.get('head') or 'model'} "
+            f"({fig.get('dataset', '?')}): sequential screen x K / one screen_many"
+        )
+        if fig.get("speedup") is not None:
+            lines.append(
+                f"| {what} | {fig['speedup']:.2f} ({fig['sequential_median_s']:.3f} s vs "
+                f"{fig['batched_median_s']:.3f} s, {fig['rows']} dev rows, batch "
+                f"{fig['batch_size']}; results {'agree' if fig['agree'] else 'DIFFER'}) | > 1 | "
+                f"{fig['machine']}; warm-up then A-B/B-A medians |"
+            )
+        else:
+            lines.append(f"| {what} | not measured: {fig.get('error', '?')} | | |")
+    return "\n".join(lines)
+
+
+def curves_table(rows: list[dict[str, Any]], methods_order: list[str], *, min_rounds: int = 6):
+    """Learning curves in numbers (runs of at least ``min_rounds`` rounds): mean over seeds of
+    train loss / dev loss / dev score at a few epochs, and the epoch of the best dev score."""
+    ok = [
+        r for r in rows if r.get("status") == "ok" and len(r.get("dev_curve") or []) >= min_rounds
+    ]
+    if not ok:
+        return ""
+    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for r in ok:
+        groups[(r["dataset"], r["level"], method_label(r))].append(r)
+    length = min(len(r["dev_curve"]) for r in ok)
+    marks = sorted({1, *range(5, length + 1, 5), length})
+    order = _with_labels(methods_order, {k[2] for k in groups})
+    lines = [
+        "| dataset | rows | method | "
+        + " | ".join(f"epoch {m}: train / dev loss / dev" for m in marks)
+        + " | best dev epoch |",
+        "| --- | ---: | --- | " + " | ".join("---" for _ in marks) + " | ---: |",
+    ]
+
+    def at(runs: list[dict[str, Any]], key: str, i: int) -> str:
+        values = [r[key][i] for r in runs if r.get(key) and r[key][i] is not None]
+        return _fmt(statistics.fmean(values), 3) if values else "—"
+
+    for key in sorted(
+        groups,
+        key=lambda k: (k[0], _level_key(k[1]), order.index(k[2]) if k[2] in order else 99),
+    ):
+        runs = groups[key]
+        cells = [
+            f"{at(runs, 'train_loss_curve', m - 1)} / {at(runs, 'dev_loss_curve', m - 1)} / "
+            f"{at(runs, 'dev_curve', m - 1)}"
+            for m in marks
+        ]
+        mean_dev = [statistics.fmean(r["dev_curve"][i] for r in runs) for i in range(length)]
+        best = 1 + max(range(length), key=mean_dev.__getitem__)
+        lines.append(
+            f"| {key[0]} | {_level(key[1])} | {key[2]} | " + " | ".join(cells) + f" | {best} |"
+        )
+    return "\n".join(lines)
+
+
+def tuned_table(rows: list[dict[str, Any]]) -> str:
+    """gpta-tuned: per run, what its TA adapter was tuned on (or why there was none)."""
+    tuned = [r for r in rows if r.get("method") == "gpta-tuned"]
+    if not tuned:
+        return ""
+    lines = [
+        "| dataset | rows | seed | status | examples (needed) | source runs | adapter "
+        "| tune s | TA loss before → after |",
+        "| --- | ---: | ---: | --- | ---: | ---: | --- | ---: | --- |",
+    ]
+    for r in sorted(tuned, key=lambda r: (r["dataset"], _level_key(r["level"]), r["seed"])):
+        t = r.get("tuning") or {}
+        status = r.get("status", "?") + (" (untuned fallback)" if r.get("fallback") else "")
+        adapter = "—"
+        if t.get("adapter"):
+            adapter = Path(t["adapter"]).name + (" (reused)" if t.get("reused") else "")
+        losses = (
+            f"{t['loss_before']:.3f} → {t['loss_after']:.3f}"
+            if t.get("loss_before") is not None and t.get("loss_after") is not None
+            else "—"
+        )
+        lines.append(
+            f"| {r['dataset']} | {_level(r['level'])} | {r['seed']} | {status} "
+            f"| {t.get('examples', '—')} ({t.get('needed', '—')}) | {len(t.get('sources') or [])} "
+            f"| {adapter} | {t.get('seconds', 0.0):.1f} | {losses} |"
+        )
     return "\n".join(lines)
 
 
@@ -226,12 +364,29 @@ def write_markdown(out: Path, methods_order: list[str], header: str) -> Path:
         main_table(rows, methods_order),
         "\nΔ: mean paired difference from `finetune` over the seeds; W/T/L: seeds where the "
         "method beat / tied / lost to `finetune`; p: paired t-test across seeds (2 degrees of "
-        "freedom with 3 seeds: weak evidence either way).\n",
+        "freedom with 3 seeds: weak evidence either way). Best no-prefix (shown when "
+        "`finetune-lm` ran): of `finetune` and `finetune-lm`, the one with the higher mean "
+        "test score at that dataset and level, and the same paired figures against it.\n",
         "## Cost per run (means over seeds)\n",
         cost_table(rows, methods_order),
         "\n## Efficiency ratios (this invocation)\n",
         efficiency_summary(rows, efficiency),
     ]
+    curves = curves_table(rows, methods_order)
+    if curves:
+        parts += [
+            "\n## Learning curves (means over seeds; plots: epochs_<dataset>_<rows>.png)\n",
+            curves,
+        ]
+    tuned = tuned_table(rows)
+    if tuned:
+        parts += [
+            "\n## gpta-tuned: the TA adapters\n",
+            tuned,
+            "\nEach seed's adapter is LoRA-tuned on the dialogue-gradient examples of this "
+            "invocation's `gpta` runs of the same dataset with the OTHER seeds (screened on dev "
+            "rows; the test split is in no conversation).",
+        ]
     skipped = not_run_table(rows)
     if skipped:
         parts += ["\n## Not run\n", skipped]

@@ -51,7 +51,17 @@ def test_smoke_profile_writes_results_table_and_plots(tmp_path):
     efficiency = json.loads((out / "efficiency.json").read_text())
     assert efficiency["throughput"]["ratio"] > 0
     assert efficiency["throughput"]["steps"]["ours"] == efficiency["throughput"]["steps"]["plain"]
+    # issue 9's figure: measured when the task has screen_many, else said not to be
+    (screening,) = efficiency["screening"]
+    assert screening["candidates"] == 4 and screening["machine"]
+    if "error" in screening:
+        assert "screen_many" in screening["error"]
+        assert "screening K=4 candidates" in table and "not measured" in table
+    else:
+        assert screening["rows"] == 32 and screening["agree"] and screening["speedup"] > 0
+        assert "sequential screen x K / one screen_many" in table
     assert (out / "curves_twitter_32.png").stat().st_size > 0
+    assert (out / "epochs_twitter_32.png").stat().st_size > 0
     assert (out / "rows_twitter.png").stat().st_size > 0
     env = json.loads((out / "environment.json").read_text())
     assert env["profile"] == "smoke" and env["cores"] >= 1
@@ -106,3 +116,217 @@ def test_baseline_prefix_options_are_validated():
     assert config.assistant.static_prefix == "Rate it:" and config.assistant.fixed_prefix
     with pytest.raises(GptaUserError, match="static_prefix"):
         build_config({"assistant": {"initial": "static"}})
+
+
+# --- issue 10 methods, the best no-prefix baseline, gpta-tuned's wiring (no model runs) ---------
+def test_issue10_methods_make_valid_configs(tmp_path):
+    from benchmarks import methods as M
+    from benchmarks.profiles import ALL_METHODS, DATASETS, PROFILES
+    from gpta.config import build_config
+
+    heads = PROFILES["heads"]
+    assert set(heads.methods) <= set(ALL_METHODS)
+    paths = {"train": "train.jsonl", "dev": "dev.jsonl", "test": "test.jsonl"}
+    for dataset in ("yelp", "twitter"):
+        base = M.base_config(heads, dataset, 64, 0, paths, tmp_path / "finetune" / "seed0")
+        configs = {
+            m: build_config(M.method_config(m, base, profile=heads), source=m)
+            for m in heads.methods
+        }
+        words = DATASETS[dataset].label_words
+        for method, config in configs.items():
+            lm = method.endswith("-lm")
+            assert config.model.head == ("lm-verbalizer" if lm else "sequence"), method
+            assert config.model.resolved_name("classification") == (
+                "bundled:smollm2" if lm else "bundled:minilm"
+            )
+            assert config.model.label_words == (words if lm else None)
+            assert config.training.augment_prefixes == (3 if "augment" in method else 0)
+            # equal training steps for every method
+            assert (config.training.rounds, config.training.steps_per_round) == (2, 5)
+            assert config.assistant.max_prefix_tokens == 24
+            assert config.training.batch_size == 8
+        for no_prefix in ("finetune", "finetune-lm"):
+            assistant = configs[no_prefix].assistant
+            assert assistant.initial == "empty" and assistant.fixed_prefix
+        static = configs["static-lm"].assistant
+        assert static.initial == "static" and static.fixed_prefix
+        assert static.static_prefix == DATASETS[dataset].static_prefix
+        for loop in ("gpta-lm", "gpta-augment", "gpta-augment-lm"):
+            assistant = configs[loop].assistant
+            assert not assistant.fixed_prefix and assistant.initial == "first"
+    # yelp's integer labels need words; every label has one
+    assert set(DATASETS["yelp"].label_words) == {"0", "1", "2", "3", "4"}
+    # classification-only methods refuse the other task families instead of running wrong
+    squad = M.base_config(PROFILES["gpu"], "squad", 64, 0, paths, tmp_path / "q" / "seed0")
+    with pytest.raises(M.NotRun, match="classification"):
+        M.method_config("gpta-augment", squad, profile=PROFILES["gpu"])
+    gpu = build_config(M.base_config(PROFILES["gpu"], "yelp", 64, 0, paths, tmp_path / "g"))
+    assert gpu.training.mixed_precision == "bf16"
+    curves = PROFILES["curves"]
+    assert (curves.rounds, curves.epochs_per_round, curves.steps_per_round) == (20, 1, None)
+
+
+def _row(dataset, method, seed, score, **extra):
+    return {
+        "dataset": dataset,
+        "level": 64,
+        "method": method,
+        "seed": seed,
+        "status": "ok",
+        "metric": "accuracy",
+        "test": score,
+        "wall_seconds": 10.0,
+        "seconds": {"train": 8.0, "eval": 1.0, "ta": 0.5, "screen": 0.5},
+        "ta_tokens": 0,
+        "peak_rss_mb": 900.0,
+        "dev_curve": [0.1] * 8,
+        "dev_loss_curve": [1.0] * 8,
+        "train_loss_curve": [1.0] * 8,
+        **extra,
+    }
+
+
+def test_table_pairs_against_the_best_no_prefix_baseline(tmp_path):
+    from benchmarks.table import best_no_prefix, write_markdown
+
+    scores = {  # finetune-lm has the higher mean: it is the bar
+        "finetune": [0.30, 0.32, 0.28],
+        "finetune-lm": [0.50, 0.40, 0.45],
+        "gpta-augment-lm": [0.55, 0.45, 0.45],
+    }
+    rows = [
+        _row("yelp", method, seed, score)
+        for method, values in scores.items()
+        for seed, score in enumerate(values)
+    ]
+    rows.append(_row("yelp", "gpta-tuned", 0, 0.31, fallback="untuned TA: 1 example"))
+    rows.append(
+        {
+            "dataset": "yelp",
+            "level": 64,
+            "method": "gpta-tuned",
+            "seed": 1,
+            "status": "not_run",
+            "reason": "2 dialogue-gradient examples ...",
+            "tuning": {"examples": 2, "needed": 4, "sources": ["a", "b"], "adapter": None},
+        }
+    )
+    (tmp_path / "results.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    by_method = {m: list(enumerate(v)) for m, v in scores.items()}
+    assert best_no_prefix(by_method)[0] == "finetune-lm"
+    assert best_no_prefix({"finetune": [(0, 0.5)], "finetune-lm": [(0, 0.5)]})[0] == "finetune"
+    order = ["finetune", "finetune-lm", "gpta-augment-lm", "gpta-tuned"]
+    text = write_markdown(tmp_path, order, "# t\n").read_text()
+    line = next(x for x in text.splitlines() if x.startswith("| yelp (accuracy) | 64 | gpta-aug"))
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    # vs finetune: +0.183 (3 wins); vs finetune-lm: +0.033, 2 wins 1 tie
+    assert cells[4:6] == ["+0.183", "3/0/0"]
+    assert cells[7:10] == ["finetune-lm", "+0.033", "2/1/0"]
+    baseline = next(
+        x for x in text.splitlines() if x.startswith("| yelp (accuracy) | 64 | finetune-lm")
+    )
+    assert baseline.rstrip().endswith("| finetune-lm |  |  |  |")
+    # an untuned fallback is its own row, never counted as gpta-tuned
+    assert "| yelp (accuracy) | 64 | gpta-tuned (untuned fallback) |" in text
+    assert "| yelp (accuracy) | 64 | gpta-tuned |" not in text
+    assert "| yelp | 64 | 1 | not_run | 2 (4) | 2 | — |" in text
+    assert "## Learning curves" in text and "best dev epoch" in text
+
+
+def test_gpta_tuned_learns_only_from_other_seeds(tmp_path, monkeypatch):
+    """Which runs feed seed s's TA adapter, the too-few case, and the tuned config; the LoRA
+    tuning itself is replaced by a stub (gpta.assistant.tuning has its own tests)."""
+    import benchmarks.__main__ as bench
+    import gpta.assistant.dialogue as dialogue
+    import gpta.assistant.tuning as tuning
+    from benchmarks import methods as M
+    from benchmarks.profiles import PROFILES
+    from gpta.config import build_config
+
+    out = tmp_path / "bench"
+    for level in ("64", "256"):
+        for seed in (0, 1, 2):
+            run = out / "runs" / "twitter" / level / "gpta" / f"seed{seed}"
+            run.mkdir(parents=True)
+            for name in ("metrics.json", "history.jsonl", "exposure.jsonl"):
+                (run / name).write_text("{}\n")
+    unfinished = out / "runs" / "twitter" / "64" / "gpta" / "seed3"
+    unfinished.mkdir()
+    (unfinished / "history.jsonl").write_text("")
+
+    def names(paths):
+        return sorted(str(p.relative_to(out / "runs" / "twitter")) for p in paths)
+
+    assert names(M.tuned_sources(out, "twitter", 64, 1)) == [
+        "256/gpta/seed0",
+        "256/gpta/seed2",
+        "64/gpta/seed0",
+        "64/gpta/seed2",
+    ]
+    assert names(M.tuned_sources(out, "twitter", 64, 1, "level")) == [
+        "64/gpta/seed0",
+        "64/gpta/seed2",
+    ]
+
+    def fake_examples(run_dir, key=None):  # one example per source run
+        return [
+            dialogue.DialogueExample(
+                messages=[{"role": "user", "content": "scores ..."}],
+                target=f"prefix from {Path(run_dir).parent.parent.name}/{Path(run_dir).name}",
+                task_key="k",
+                run=str(Path(run_dir).resolve()),
+                round=1,
+                current_prefix="",
+                current_score=0.5,
+                target_score=0.6,
+            )
+        ]
+
+    tuned = []
+
+    def fake_tune(examples, *, base_model, out_dir, settings, seed, device):
+        tuned.append(sorted(e.target for e in examples))
+        Path(out_dir).mkdir(parents=True)
+        (Path(out_dir) / "adapter_config.json").write_text("{}")
+        return tuning.TuneResult(str(out_dir), base_model, len(examples), 3, 2.0, 1.0)
+
+    monkeypatch.setattr(dialogue, "examples_from_run", fake_examples)
+    monkeypatch.setattr(tuning, "tune_lora", fake_tune)
+    profile = PROFILES["smoke"]
+    paths = {"train": "t.jsonl", "dev": "d.jsonl", "test": "x.jsonl"}
+    run_dir = out / "runs" / "twitter" / "64" / "gpta-tuned" / "seed1"
+    base = M.base_config(profile, "twitter", 64, 1, paths, run_dir)
+
+    info = M.tuned_adapter(profile, out, "twitter", 64, 1, base)
+    assert info["examples"] == 4 and info["adapter"] and not info["reused"]
+    assert tuned == [
+        [
+            "prefix from 256/seed0",
+            "prefix from 256/seed2",
+            "prefix from 64/seed0",
+            "prefix from 64/seed2",
+        ]
+    ]
+    again = M.tuned_adapter(profile, out, "twitter", 256, 1, base)  # the other level: reused
+    assert again["adapter"] == info["adapter"] and again["reused"] and len(tuned) == 1
+
+    config = M.method_config(
+        "gpta-tuned",
+        base,
+        profile=profile,
+        adapter=info["adapter"],
+        store_examples=Path(info["examples_file"]),
+    )
+    parsed = build_config(config)
+    assert parsed.assistant.adapter == info["adapter"] and not parsed.assistant.fixed_prefix
+    store = Path(parsed.assistant.dialogue_store)
+    assert len((store / "examples.jsonl").read_text().splitlines()) == 4
+    assert store.parent == run_dir.parent  # its own store, not a gpta run's
+
+    # too few examples: not run, with the count recorded (tuned_fallback=skip)
+    strict = profile.with_(tuned_min_examples=5)
+    with pytest.raises(M.NotRun, match="4 dialogue-gradient examples") as caught:
+        bench.run_tuned(strict, out, "twitter", 64, 1, base)
+    assert caught.value.details["tuning"]["adapter"] is None
+    assert caught.value.details["tuning"]["needed"] == 5
