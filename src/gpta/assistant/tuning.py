@@ -34,6 +34,7 @@ from gpta.assistant.dialogue import (
     resolve_adapter,
     task_key,
 )
+from gpta.downstream.model import quiet_loading
 from gpta.errors import GptaUserError
 from gpta.llm.base import Message
 
@@ -139,8 +140,9 @@ def _load_base(model_name: str, device: str) -> tuple[Any, Any]:
     from gpta.bundled import resolve_model_path
 
     path = resolve_model_path(model_name)
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(device)
+    with quiet_loading():
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(device)
     return model, tokenizer
 
 

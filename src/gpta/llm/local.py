@@ -7,6 +7,7 @@ import time
 import torch
 
 from gpta.bundled import resolve_model_path
+from gpta.downstream.model import quiet_loading
 from gpta.llm.base import ChatResult, Message, Usage
 
 
@@ -21,8 +22,9 @@ class LocalChatModel:
         self.model_name = model_name
         path = resolve_model_path(model_name)
         self.path = str(path)
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+        with quiet_loading():
+            self.tokenizer = AutoTokenizer.from_pretrained(path)
+            self.model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
         self.model.to(device).eval()
         self.device = device
         if self.tokenizer.pad_token_id is None:
@@ -46,7 +48,8 @@ class LocalChatModel:
         from peft import PeftModel
         from transformers import AutoModelForCausalLM
 
-        model = AutoModelForCausalLM.from_pretrained(self.path, dtype=torch.float32)
+        with quiet_loading():
+            model = AutoModelForCausalLM.from_pretrained(self.path, dtype=torch.float32)
         if adapter is not None:
             model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
         self.model = model.to(self.device).eval()
