@@ -164,3 +164,47 @@ def test_bf16_mixed_precision_reaches_the_trainer_and_trains(task_and_model, twe
     assert trainer.accelerator.mixed_precision == "bf16"
     trainer.train()
     assert len(losses) == 1 and losses[0] is not None and losses[0] == losses[0]  # not NaN
+
+
+def test_background_ta_answers_while_the_next_round_trains(tmp_path, tweets):
+    held_out = _balanced(shared_rows("twitter", "test"), 8)
+    config = build_config(
+        {
+            "output_dir": str(tmp_path / "run"),
+            "data": {
+                "train": str(write_jsonl(tmp_path / "train.jsonl", tweets)),
+                "dev": str(write_jsonl(tmp_path / "dev.jsonl", held_out[:12])),
+                "test": str(write_jsonl(tmp_path / "test.jsonl", held_out[12:])),
+                "description": DESCRIPTION,
+            },
+            "model": {"max_length": 48},
+            "training": {"rounds": 4, "batch_size": 8, "learning_rate": 1e-4},
+            "assistant": {
+                "background": True,
+                "cache": False,
+                "candidates": 2,
+                "screen_size": 8,
+                "max_new_tokens": 32,
+                "max_prefix_tokens": 16,
+                "library": False,
+            },
+        }
+    )
+    result = train(config, quiet=True)
+    run_dir = result.run_dir
+    events = [json.loads(x) for x in (run_dir / "history.jsonl").open(encoding="utf-8")]
+    # boundary 0 asks and waits; boundaries 1 and 2 screen what was asked one boundary earlier
+    background = [e for e in events if e["event"] == "ta_background"]
+    assert [(e["round"], e["asked_after_round"]) for e in background] == [(2, 0), (3, 1)]
+    for round_index in (2, 3):
+        assert any(e["event"] == "proposal" and e["round"] == round_index for e in events)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["ta_requests"] == 4  # round 0, boundary 0, and two in the background
+    # each background request left before the round it overlaps began (its prefix selected);
+    # asked and waited for, it would leave only after that round had trained
+    ledger = [json.loads(x) for x in (run_dir / "exposure.jsonl").open(encoding="utf-8")]
+    sent = sorted(e["time"] for e in ledger if e.get("event") == "request")
+    selected = {e["round"]: e["time"] for e in events if e["event"] == "select"}
+    assert selected[0] < sent[1] < selected[1]  # boundary 0: asked and waited for
+    assert sent[2] < selected[1] and selected[1] < sent[3] < selected[2]
+    assert [r.round for r in result.rounds] == [0, 1, 2, 3]

@@ -257,6 +257,14 @@ class AssistantConfig(_Section):
         "after round 0 (benchmark baselines). With initial empty/static or a warm start the "
         "TA is then not loaded at all.",
     )
+    background: bool = Field(
+        False,
+        description="Ask the TA in a background thread while the next round trains: the "
+        "conversation of round boundary r is answered during round r+1 and its proposals "
+        "are screened at boundary r+1 (one round of lag; the first boundary asks and waits "
+        "as usual). Hides the TA's latency; off by default because the TA then proposes "
+        "from scores one round old.",
+    )
     frozen: bool = Field(
         False,
         description="Ablation: freeze the TA. Every round it gets the round-0 conversation "

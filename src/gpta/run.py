@@ -20,6 +20,7 @@ talks to the TA and writes the run directory (see :mod:`gpta.distributed`).
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import random
@@ -501,11 +502,13 @@ def _teaching_side(config: GptaConfig, run_dir: Path, tables: dict[str, Table], 
         max_total_tokens=config.assistant.max_total_tokens,
     )
     channel = exposure.channel(chat_model, meter)
+    # a background TA request counts tokens in its own thread: not with the collator's tokenizer
+    ta_tokenizer = copy.deepcopy(tokenizer) if config.assistant.background else tokenizer
     assistant = TeachingAssistant(
         channel,
         brief,
         config.assistant,
-        count_tokens=lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"]),
+        count_tokens=lambda text: len(ta_tokenizer(text, add_special_tokens=False)["input_ids"]),
         on_call=lambda info: history.log("ta_call", **info),
     )
     projection = assistant.projection(

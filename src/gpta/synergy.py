@@ -21,6 +21,7 @@ from dataclasses import asdict
 from typing import Any
 
 from gpta.assistant import History, RoundRecord, ScoredPrefix, TaskBrief, TeachingAssistant
+from gpta.assistant.background import BackgroundProposals
 from gpta.assistant.prompts import initial_messages
 from gpta.config import AssistantConfig
 from gpta.distributed import Ranks
@@ -71,6 +72,10 @@ class SynergyLoop:
         self.augment = augment  # prefix variety: train with the top-M screened prefixes
         self.prefix = ""
         self.pool: list[str] = []  # with augment: the prefixes a training row may draw
+        # assistant.background: the request in flight while a round trains, and the one
+        # answered and waiting to be screened at this boundary
+        self._pending: BackgroundProposals | None = None
+        self._ready: BackgroundProposals | None = None
         self.best: RoundRecord | None = None
         self.ta_seconds = 0.0
         self._round_started = time.perf_counter()
@@ -163,6 +168,10 @@ class SynergyLoop:
         self.progress.round_done(record, self.task.primary_metric, is_best, self.rounds)
 
         if not last_round and not fixed:
+            # a background request must be answered before the TA may be tuned
+            self._ready, self._pending = self._pending, None
+            if self._ready is not None:
+                self._ready.result()
             if self.dialogue is not None:
                 self.dialogue.before_proposals(round_index)  # tunes the TA when due
             record.seconds.update(self._next_prefix(round_index, model, record, previous))
@@ -188,30 +197,36 @@ class SynergyLoop:
         (current,) = self._screen_many(model, [self.prefix])
         self.history.note_screened(current.prefix, current.score)
         screen_seconds = time.perf_counter() - started
-        title, per_field = self.task.feedback(self._last_eval)
-        # a frozen TA (the ablation) gets no dialogue gradient: the round-0 conversation again
-        messages = (
-            initial_messages(self.brief)
-            if self.config.frozen
-            else self.assistant.feedback(  # top-M + recent rounds, within the TA's window
-                self.history,
-                current=ScoredPrefix(self.prefix, record.dev_score),
-                previous_score=previous,
-                feedback_title=title,
-                feedback=per_field,
+        messages = self._conversation(record, previous)
+        ask_round = round_index + 1
+        seconds: dict[str, float] = {}
+        if self._ready is not None:  # asked in the background at the previous boundary
+            pending, self._ready = self._ready, None
+            batch, waited = pending.result()
+            seconds["ta_wait"] = round(waited, 3)
+            self.history.log(
+                "ta_background",
+                round=ask_round,
+                asked_after_round=pending.asked_after_round,
+                seconds=round(batch.seconds, 3),
+                waited=round(waited, 3),
             )
-        )
-        self.progress.ta_start(round_index + 1)
-        batch = self.assistant.propose(
-            messages,
-            seed=self.seed * 1000 + round_index + 1,
-            previous=self.history.all_prefixes() | {self.prefix},
-            round_index=round_index + 1,
-        )
+        else:
+            self.progress.ta_start(ask_round)
+            batch = self._ask(messages, round_index, self._known_prefixes())
+        if self.config.background and round_index + 1 < self.rounds - 1:
+            # This boundary's conversation, answered while the next round trains and screened
+            # at the next boundary. Its own seed: at the first boundary the same conversation
+            # was also just answered here.
+            known = self._known_prefixes() | set(batch.valid)  # read here, not in the thread
+            self._pending = BackgroundProposals(
+                lambda: self._ask(messages, round_index, known, seed_offset=500),
+                asked_after_round=round_index,
+            )
         self.progress.ta_done(batch)
         self.ta_seconds += batch.seconds
         if batch.error:
-            self.history.log("ta_error", round=round_index + 1, error=batch.error)
+            self.history.log("ta_error", round=ask_round, error=batch.error)
 
         started = time.perf_counter()
         challengers = [p for p in dict.fromkeys([*batch.valid, ""]) if p != self.prefix]
@@ -249,7 +264,34 @@ class SynergyLoop:
         self.progress.screen_done(current, list(screened.values()), self.prefix, changed)
         self.progress.prefix_chosen(round_index + 1, self.prefix, changed=changed)
         screen_seconds += time.perf_counter() - started
-        return {"ta": round(batch.seconds, 3), "screen": round(screen_seconds, 3)}
+        return {**seconds, "ta": round(batch.seconds, 3), "screen": round(screen_seconds, 3)}
+
+    def _conversation(self, record: RoundRecord, previous: float | None) -> list[Any]:
+        """The dialogue gradient of this boundary (a frozen TA, the ablation, gets the round-0
+        conversation again: no scores, no feedback)."""
+        if self.config.frozen:
+            return initial_messages(self.brief)
+        title, per_field = self.task.feedback(self._last_eval)
+        return self.assistant.feedback(  # top-M + recent rounds, within the TA's window
+            self.history,
+            current=ScoredPrefix(self.prefix, record.dev_score),
+            previous_score=previous,
+            feedback_title=title,
+            feedback=per_field,
+        )
+
+    def _known_prefixes(self) -> set[str]:
+        return self.history.all_prefixes() | {self.prefix}
+
+    def _ask(
+        self, messages: list[Any], round_index: int, known: set[str], *, seed_offset: int = 0
+    ) -> Any:
+        return self.assistant.propose(
+            messages,
+            seed=self.seed * 1000 + round_index + 1 + seed_offset,
+            previous=known,
+            round_index=round_index + 1,
+        )
 
     # --- checkpoints -------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -33,11 +34,14 @@ class History:
         self.path = Path(path)
         self.rounds: list[RoundRecord] = []
         self.screened: dict[str, float] = {}  # prefix -> best screened score seen
+        self._lock = threading.Lock()
 
     def _append(self, record: dict[str, Any]) -> None:
         record = {"time": round(time.time(), 3), **record}
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        line = json.dumps(record, ensure_ascii=False) + "\n"
+        # a background TA request logs its call from its own thread
+        with self._lock, self.path.open("a", encoding="utf-8") as handle:
+            handle.write(line)
             handle.flush()
             os.fsync(handle.fileno())
 
