@@ -17,6 +17,7 @@ methods, the classification head and prefix augmentation:
 | finetune-lm | model.head=lm-verbalizer (+ label_words), no prefix (as finetune) |
 | static-lm | lm-verbalizer, the static method's instruction, fixed |
 | gpta-lm | lm-verbalizer, the full loop |
+| gpta-background | the full loop with assistant.background: the TA answers while a round trains |
 | gpta-augment | sequence head, the full loop, training.augment_prefixes=M (profile, 3) |
 | gpta-augment-lm | lm-verbalizer, the full loop, training.augment_prefixes=M |
 """
@@ -39,6 +40,7 @@ GPTA_METHODS = (
     "static",
     "ta-once",
     "gpta",
+    "gpta-background",
     "transfer",
     "gpta-tuned",
     "finetune-lm",
@@ -50,7 +52,14 @@ GPTA_METHODS = (
 LM_METHODS = ("finetune-lm", "static-lm", "gpta-lm", "gpta-augment-lm")
 AUGMENT_METHODS = ("gpta-augment", "gpta-augment-lm")
 # methods that run the full loop (proposals, screening every round), each with its own store
-FULL_LOOP = ("gpta", "gpta-tuned", "gpta-lm", "gpta-augment", "gpta-augment-lm")
+FULL_LOOP = (
+    "gpta",
+    "gpta-background",
+    "gpta-tuned",
+    "gpta-lm",
+    "gpta-augment",
+    "gpta-augment-lm",
+)
 
 
 _DEFAULTS = Profile(
@@ -182,6 +191,8 @@ def method_config(
         run_dir = Path(config["output_dir"])
         store = run_dir.parent / f"dialogue-{run_dir.name}"
         assistant["dialogue_store"] = str(store)
+        if method == "gpta-background":
+            assistant["background"] = True
         if method == "gpta-tuned":
             if adapter is None:
                 raise NotRun("gpta-tuned needs a TA adapter (benchmarks.methods.tuned_adapter)")

@@ -28,6 +28,7 @@ ALL_METHODS = (
     "static",
     "ta-once",
     "gpta",
+    "gpta-background",
     "gpta-tuned",
     "prompt-tuning",
     "transfer",

@@ -143,7 +143,8 @@ def test_issue10_methods_make_valid_configs(tmp_path):
             assert config.model.label_words == (words if lm else None)
             assert config.training.augment_prefixes == (3 if "augment" in method else 0)
             # equal training steps for every method
-            assert (config.training.rounds, config.training.steps_per_round) == (2, 5)
+            assert (config.training.rounds, config.training.steps_per_round) == (3, 6)
+            assert config.training.mixed_precision == "bf16"  # every method alike
             assert config.assistant.max_prefix_tokens == 24
             assert config.training.batch_size == 8
         for no_prefix in ("finetune", "finetune-lm"):
@@ -155,6 +156,8 @@ def test_issue10_methods_make_valid_configs(tmp_path):
         for loop in ("gpta-lm", "gpta-augment", "gpta-augment-lm"):
             assistant = configs[loop].assistant
             assert not assistant.fixed_prefix and assistant.initial == "first"
+    background = build_config(M.method_config("gpta-background", base, profile=heads))
+    assert background.assistant.background and not configs["gpta-lm"].assistant.background
     # yelp's integer labels need words; every label has one
     assert set(DATASETS["yelp"].label_words) == {"0", "1", "2", "3", "4"}
     # classification-only methods refuse the other task families instead of running wrong
