@@ -20,8 +20,9 @@ ROUNDS = 3
 
 
 def _gpta(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "gpta.cli", *args], capture_output=True,
-                          text=True, timeout=900)
+    return subprocess.run(
+        [sys.executable, "-m", "gpta.cli", *args], capture_output=True, text=True, timeout=900
+    )
 
 
 def _config(base: Path, output: str) -> Path:
@@ -34,14 +35,23 @@ def _config(base: Path, output: str) -> Path:
     dev = write_jsonl(base / "dev.jsonl", pick[2::3])
     config = {
         "output_dir": str(base / output),
-        "data": {"train": str(train), "dev": str(dev), "test": str(dev),
-                 "description": "Tweets labelled negative, neutral or positive."},
+        "data": {
+            "train": str(train),
+            "dev": str(dev),
+            "test": str(dev),
+            "description": "Tweets labelled negative, neutral or positive.",
+        },
         "model": {"max_length": 48},
         "training": {"rounds": ROUNDS, "batch_size": 8, "learning_rate": 1e-4},
         # no response cache: the killed run must really send its TA requests (the kill point
         # is a request in flight), and sampling with the same seed gives the same proposals
-        "assistant": {"candidates": 2, "screen_size": 8, "max_new_tokens": 32,
-                      "max_prefix_tokens": 20, "cache": False},
+        "assistant": {
+            "candidates": 2,
+            "screen_size": 8,
+            "max_new_tokens": 32,
+            "max_prefix_tokens": 20,
+            "cache": False,
+        },
     }
     path = base / f"{output}.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
@@ -85,8 +95,11 @@ def _ta_request_pending(run_dir: Path, request_id: int) -> bool:
 
 def _summary(run_dir: Path) -> list[tuple]:
     events = _lines(run_dir / "history.jsonl")
-    return [(e["event"], e.get("round"), e.get("prefix")) for e in events
-            if e["event"] in ("round", "proposal", "select")]
+    return [
+        (e["event"], e.get("round"), e.get("prefix"))
+        for e in events
+        if e["event"] in ("round", "proposal", "select")
+    ]
 
 
 def test_sigkill_during_training_and_ta_call_then_resume(tmp_path):
@@ -94,15 +107,24 @@ def test_sigkill_during_training_and_ta_call_then_resume(tmp_path):
     assert reference.returncode == 0, reference.stderr[-3000:]
 
     run_dir = tmp_path / "killed"
-    command = [sys.executable, "-m", "gpta.cli", "train", "--config",
-               str(_config(tmp_path, "killed")), "-q"]
-    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                             text=True)
+    command = [
+        sys.executable,
+        "-m",
+        "gpta.cli",
+        "train",
+        "--config",
+        str(_config(tmp_path, "killed")),
+        "-q",
+    ]
+    first = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     _kill_when(first, lambda: _round0_checkpoint_done(run_dir))  # round 1 is training
 
     second = subprocess.Popen(
         [sys.executable, "-m", "gpta.cli", "train", "--resume", str(run_dir), "-q"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     _kill_when(second, lambda: _ta_request_pending(run_dir, 3))  # round 2's TA call
 
     final = _gpta("train", "--resume", str(run_dir), "-q")

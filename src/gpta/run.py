@@ -196,14 +196,15 @@ def resume(run_dir: str | Path, *, quiet: bool = False) -> RunResult:
     """Continue an interrupted run from its last complete round (``gpta train --resume``)."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
-        raise GptaUserError(f"--resume: {run_dir} holds no run (no config.yaml)",
-                            hint="pass the output directory of an earlier `gpta train`")
+        raise GptaUserError(
+            f"--resume: {run_dir} holds no run (no config.yaml)",
+            hint="pass the output directory of an earlier `gpta train`",
+        )
     checkpoint = latest_checkpoint(run_dir)
     if checkpoint is None:
         raise GptaUserError(
             f"--resume: {run_dir} has no complete round to resume from",
-            hint="the run stopped before its first round ended; start it again with "
-            "--overwrite",
+            hint="the run stopped before its first round ended; start it again with --overwrite",
         )
     config = load_config(run_dir / "config.yaml")
     description = config.description_text()
@@ -215,8 +216,9 @@ def resume(run_dir: str | Path, *, quiet: bool = False) -> RunResult:
         )
     task = build_task(config, tables)
     ranks = init_ranks(resolve_device(config.device))
-    return _execute(config, run_dir, tables, task, description, resume_from=checkpoint,
-                    quiet=quiet, ranks=ranks)
+    return _execute(
+        config, run_dir, tables, task, description, resume_from=checkpoint, quiet=quiet, ranks=ranks
+    )
 
 
 def latest_checkpoint(run_dir: Path) -> tuple[Path, dict[str, Any]] | None:
@@ -254,9 +256,17 @@ def _write_state(path: Path, state: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def _execute(config: GptaConfig, run_dir: Path, tables: dict[str, Table], task: Task,
-             description: str, *, resume_from: tuple[Path, dict[str, Any]] | None,
-             quiet: bool, ranks: Ranks | None = None) -> RunResult:
+def _execute(
+    config: GptaConfig,
+    run_dir: Path,
+    tables: dict[str, Table],
+    task: Task,
+    description: str,
+    *,
+    resume_from: tuple[Path, dict[str, Any]] | None,
+    quiet: bool,
+    ranks: Ranks | None = None,
+) -> RunResult:
     from transformers import set_seed
 
     ranks = ranks or Ranks()
@@ -277,8 +287,9 @@ def _execute(config: GptaConfig, run_dir: Path, tables: dict[str, Table], task: 
 
     # the TA, the exposure ledger and the history live on the main process only
     side = (
-        _teaching_side(config, run_dir, tables, task, description, tokenizer, device,
-                       progress, resume_from)
+        _teaching_side(
+            config, run_dir, tables, task, description, tokenizer, device, progress, resume_from
+        )
         if ranks.is_main
         else None
     )
@@ -330,10 +341,14 @@ def _execute(config: GptaConfig, run_dir: Path, tables: dict[str, Table], task: 
         if not ranks.is_main:
             return
         if pending_best:
-            _save_best(run_dir, model, tokenizer, {**manifest, **extra_manifest()},
-                       pending_best.pop())
-        state = {"round": round_index, "history_lines": side.history.line_count(),
-                 "loop": loop.state()}
+            _save_best(
+                run_dir, model, tokenizer, {**manifest, **extra_manifest()}, pending_best.pop()
+            )
+        state = {
+            "round": round_index,
+            "history_lines": side.history.line_count(),
+            "loop": loop.state(),
+        }
         _write_state(Path(path) / STATE_FILE, state)
 
     if resume_from is None:
@@ -437,8 +452,13 @@ def _execute(config: GptaConfig, run_dir: Path, tables: dict[str, Table], task: 
     _write_json(run_dir / "metrics.json", metrics)
     write_manifest(
         run_dir / "model",
-        {**manifest, **extra_manifest(), "prefix": best.prefix, "best_round": best.round,
-         "metrics": results},
+        {
+            **manifest,
+            **extra_manifest(),
+            "prefix": best.prefix,
+            "best_round": best.round,
+            "metrics": results,
+        },
     )
     if config.assistant.library:
         record_run(run_dir, domain=config.data.domain, history=history, progress=progress)
@@ -461,9 +481,17 @@ class _TeachingSide:
     projection: Any
 
 
-def _teaching_side(config: GptaConfig, run_dir: Path, tables: dict[str, Table], task: Task,
-                   description: str, tokenizer: Any, device: str, progress: Progress,
-                   resume_from: tuple[Path, dict[str, Any]] | None) -> _TeachingSide:
+def _teaching_side(
+    config: GptaConfig,
+    run_dir: Path,
+    tables: dict[str, Table],
+    task: Task,
+    description: str,
+    tokenizer: Any,
+    device: str,
+    progress: Progress,
+    resume_from: tuple[Path, dict[str, Any]] | None,
+) -> _TeachingSide:
     """The privacy channel and ledger, the TA, its usage meter, the history, the dialogue
     gradient."""
     io = task.io()

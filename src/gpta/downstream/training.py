@@ -319,9 +319,7 @@ def build_trainer(
         args=args,
         train_dataset=dataset,
         data_collator=collator,
-        callbacks=[
-            RoundEndCallback(dataset, loss_meter, on_round_end, on_checkpoint, start_round)
-        ],
+        callbacks=[RoundEndCallback(dataset, loss_meter, on_round_end, on_checkpoint, start_round)],
         loss_meter=loss_meter,
         task_loss=getattr(task, "compute_loss", None),
     )
