@@ -104,13 +104,20 @@ def _level_key(value: Any) -> float:
     return math.inf if value is None else float(value)
 
 
-def main_table(rows: list[dict[str, Any]], methods_order: list[str]) -> str:
+def main_table(
+    rows: list[dict[str, Any]], methods_order: list[str], *, metric: str | None = None
+) -> str:
+    """Test scores per dataset x level x method with the paired comparisons; ``metric`` picks
+    another test metric than the primary one (rows without it are left out)."""
     ok = [r for r in rows if r.get("status") == "ok"]
+    if metric is not None:
+        ok = [r for r in ok if metric in (r.get("test_metrics") or {})]
     groups: dict[tuple, dict[str, list[tuple[int, float]]]] = defaultdict(lambda: defaultdict(list))
     metric_of: dict[str, str] = {}
     for r in ok:
-        groups[(r["dataset"], r["level"])][method_label(r)].append((r["seed"], r["test"]))
-        metric_of[r["dataset"]] = r["metric"]
+        value = r["test"] if metric is None else r["test_metrics"][metric]
+        groups[(r["dataset"], r["level"])][method_label(r)].append((r["seed"], value))
+        metric_of[r["dataset"]] = r["metric"] if metric is None else metric
     order = _with_labels(methods_order, {m for g in groups.values() for m in g})
     two_baselines = any("finetune-lm" in g for g in groups.values())
     header = (
@@ -367,6 +374,11 @@ def write_markdown(out: Path, methods_order: list[str], header: str) -> Path:
         "freedom with 3 seeds: weak evidence either way). Best no-prefix (shown when "
         "`finetune-lm` ran): of `finetune` and `finetune-lm`, the one with the higher mean "
         "test score at that dataset and level, and the same paired figures against it.\n",
+    ]
+    macro_f1 = main_table(rows, methods_order, metric="macro_f1")
+    if macro_f1.count("\n") > 1:  # classification rows: macro-F1 too
+        parts += ["## Test macro-F1 (classification; same runs)\n", macro_f1, ""]
+    parts += [
         "## Cost per run (means over seeds)\n",
         cost_table(rows, methods_order),
         "\n## Efficiency ratios (this invocation)\n",

@@ -333,3 +333,24 @@ def test_gpta_tuned_learns_only_from_other_seeds(tmp_path, monkeypatch):
         bench.run_tuned(strict, out, "twitter", 64, 1, base)
     assert caught.value.details["tuning"]["adapter"] is None
     assert caught.value.details["tuning"]["needed"] == 5
+
+
+def test_macro_f1_table_reads_the_test_metrics():
+    from benchmarks.table import main_table
+
+    rows = [
+        _row("twitter", method, seed, 0.5, test_metrics={"accuracy": 0.5, "macro_f1": f1})
+        for method, seed, f1 in [
+            ("finetune", 0, 0.30),
+            ("finetune", 1, 0.40),
+            ("gpta", 0, 0.35),
+            ("gpta", 1, 0.50),
+        ]
+    ]
+    table = main_table(rows, ["finetune", "gpta"], metric="macro_f1")
+    assert "twitter (macro_f1)" in table
+    assert "0.350 ± 0.071" in table  # finetune's mean ± std over the seeds
+    assert "+0.075" in table  # gpta's paired difference (0.05 and 0.10)
+    assert (
+        main_table([_row("twitter", "gpta", 0, 0.5)], ["gpta"], metric="macro_f1").count("\n") == 1
+    )  # rows without the metric are left out: header and rule only
