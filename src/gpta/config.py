@@ -505,7 +505,9 @@ def _format_validation_error(err: ValidationError, source: str) -> str:
         else:
             msg = item["msg"].removeprefix("Value error, ")
             secret = where.startswith(("assistant.api_key_env", "assistant.extra_headers"))
-            got = "" if secret else f" (got {item.get('input')!r})"  # may be a pasted key
+            # a cross-option rule names its options itself; its input is the whole config
+            whole = not item["loc"] or isinstance(item.get("input"), dict)
+            got = "" if secret or whole else f" (got {item.get('input')!r})"  # may be a pasted key
             lines.append(f"  {where}: {msg}{got}")
     return "\n".join(lines)
 
