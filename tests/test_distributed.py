@@ -74,7 +74,7 @@ def _task(rows: list[dict]) -> ClassificationTask:
 SCRIPT = textwrap.dedent(
     """
     import json, sys, torch
-    from gpta.distributed import RankMismatchError, init_ranks
+    from gpta.distributed import RankMismatchError, init_ranks, shutdown_ranks
     ranks = init_ranks("cpu")
     out = {"rank": ranks.rank, "world": ranks.world}
     out["broadcast"] = ranks.broadcast({"prefix": "chosen by main"} if ranks.is_main else None)
@@ -88,6 +88,7 @@ SCRIPT = textwrap.dedent(
         out["mismatch"] = str(err)
     with open(sys.argv[1] + f".{ranks.rank}.json", "w") as handle:
         json.dump(out, handle)
+    shutdown_ranks()
     """
 )
 
@@ -114,7 +115,7 @@ SCORING_SCRIPT = textwrap.dedent(
     import json, sys, torch
     sys.path.insert(0, sys.argv[2])
     from test_distributed import PREFIXES, _scoring_setup
-    from gpta.distributed import init_ranks
+    from gpta.distributed import init_ranks, shutdown_ranks
     from gpta.synergy import SynergyLoop
     ranks = init_ranks("cpu")
     task, model, tokenizer, rows = _scoring_setup()
@@ -130,6 +131,7 @@ SCORING_SCRIPT = textwrap.dedent(
     }
     with open(sys.argv[1] + f".{ranks.rank}.json", "w") as handle:
         json.dump(out, handle)
+    shutdown_ranks()
     """
 )
 

@@ -208,6 +208,7 @@ def train(
 ) -> None:
     """Train a downstream model with GPTA."""
     from gpta.config import load_config
+    from gpta.distributed import shutdown_ranks
     from gpta.run import resume as run_resume
     from gpta.run import train as run_train
 
@@ -221,6 +222,7 @@ def train(
                 hint=f"run: gpta train --resume {resume_dir}",
             )
         run_resume(resume_dir, quiet=quiet)
+        shutdown_ranks()
         return
     overrides = _parse_set(sets)
     if no_cache:
@@ -228,6 +230,7 @@ def train(
     overrides.update({k.replace("__", "."): v for k, v in flags.items() if v is not None})
     config = load_config(config_path, overrides)
     run_train(config, overwrite=overwrite, quiet=quiet)
+    shutdown_ranks()
 
 
 @cli.command()

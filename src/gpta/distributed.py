@@ -108,3 +108,11 @@ def init_ranks(device: str) -> Ranks:
 
     state = PartialState(cpu=device == "cpu")
     return Ranks(rank=state.process_index, world=state.num_processes)
+
+
+def shutdown_ranks() -> None:
+    """Leave the process group cleanly at the end of a launched command (every process waits
+    for the others, then the group is destroyed; exiting with live gloo threads can abort)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
