@@ -14,7 +14,7 @@ passes only where the family allows) turn the outputs of *all* rows into numbers
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -27,6 +27,25 @@ class Evaluation:
     loss: float | None  # mean loss on the rows, when the family defines one
     metrics: dict[str, Any]  # every metric, including aggregate per-label/per-field numbers
     predictions: list[Any]  # one JSON-able prediction per row
+
+    @classmethod
+    def from_class_scores(
+        cls,
+        outputs: Sequence[Any],
+        references: Sequence[int],
+        *,
+        names: Sequence[Any],
+        metrics: Callable[[list[int], Sequence[int]], dict[str, Any]],
+    ) -> Evaluation:
+        """Argmax over per-row class scores: accuracy (primary), mean cross-entropy, the
+        family's metrics, and the predicted names."""
+        import torch
+
+        logits = torch.stack(list(outputs)) if outputs else torch.empty(0, len(names))
+        loss = float(torch.nn.functional.cross_entropy(logits, torch.tensor(list(references))))
+        predicted = logits.argmax(dim=-1).tolist()
+        values = metrics(predicted, references)
+        return cls(values["accuracy"], loss, values, [names[i] for i in predicted])
 
 
 @dataclass(frozen=True)

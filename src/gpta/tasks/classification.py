@@ -246,16 +246,9 @@ class ClassificationTask(RowScoring):
 
     def score(self, rows: Sequence[dict[str, Any]], outputs: Sequence[torch.Tensor]) -> Evaluation:
         """Accuracy (primary), macro-F1, per-class recall and mean cross-entropy."""
-        logits = torch.stack(list(outputs)) if outputs else torch.empty(0, len(self.labels))
         references = self._ids([r[self.label_column] for r in rows])
-        loss = float(torch.nn.functional.cross_entropy(logits, torch.tensor(references)))
-        predicted = logits.argmax(dim=-1).tolist()
-        metrics = self.metrics(predicted, references)
-        return Evaluation(
-            score=metrics["accuracy"],
-            loss=loss,
-            metrics=metrics,
-            predictions=[self.labels[i] for i in predicted],
+        return Evaluation.from_class_scores(
+            outputs, references, names=self.labels, metrics=self.metrics
         )
 
     def feedback(self, evaluation: Evaluation) -> tuple[str, dict[str, float]]:

@@ -314,16 +314,8 @@ class MultipleChoiceTask(RowScoring):
 
     def score(self, rows: Sequence[dict[str, Any]], outputs: Sequence[torch.Tensor]) -> Evaluation:
         """Accuracy (primary), accuracy per correct answer letter, mean cross-entropy."""
-        logits = torch.stack(list(outputs)) if outputs else torch.empty(0, self.num_choices)
-        references = self._indices(rows)
-        loss = float(torch.nn.functional.cross_entropy(logits, torch.tensor(references)))
-        predicted = logits.argmax(dim=-1).tolist()
-        metrics = self.metrics(predicted, references)
-        return Evaluation(
-            score=metrics["accuracy"],
-            loss=loss,
-            metrics=metrics,
-            predictions=[self.letters[i] for i in predicted],
+        return Evaluation.from_class_scores(
+            outputs, self._indices(rows), names=self.letters, metrics=self.metrics
         )
 
     def feedback(self, evaluation: Evaluation) -> tuple[str, dict[str, float]]:
