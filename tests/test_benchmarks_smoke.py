@@ -106,6 +106,53 @@ def test_table_reports_paired_difference_and_not_run_methods(tmp_path):
     assert "| yelp | gpta-tuned | no adapter |" in text
 
 
+def test_gpta_bench_runs_the_benchmark_module_from_any_directory(tmp_path, monkeypatch):
+    """`gpta bench table --out DIR` re-makes the table of DIR, with DIR relative to the
+    user's directory (not the checkout's), and its exit status passes through."""
+    import subprocess
+
+    rows = [
+        {
+            "dataset": "twitter",
+            "level": 32,
+            "method": method,
+            "seed": 0,
+            "status": "ok",
+            "metric": "accuracy",
+            "test": score,
+            "wall_seconds": 1.0,
+            "seconds": {"train": 1.0, "eval": 0.1, "ta": 0.0, "screen": 0.0},
+            "ta_tokens": 0,
+        }
+        for method, score in (("finetune", 0.25), ("gpta", 0.5))
+    ]
+    (tmp_path / "inv").mkdir()
+    (tmp_path / "inv" / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    gpta = str(Path(sys.executable).with_name("gpta"))
+    done = subprocess.run(
+        [gpta, "bench", "table", "--out", "inv", "--methods", "finetune", "gpta"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    table = (tmp_path / "inv" / "results.md").read_text()
+    assert "| twitter (accuracy) | 32 | gpta | 0.500" in table
+    bad = subprocess.run(
+        [gpta, "bench", "run", "--profile", "nope"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert bad.returncode == 2 and "invalid choice: 'nope'" in bad.stderr
+
+
+def test_gpta_bench_without_a_checkout_says_so(tmp_path, monkeypatch):
+    import gpta.cli as cli
+
+    monkeypatch.setattr(cli, "_benchmarks_root", lambda: None)
+    with pytest.raises(SystemExit) as raised:
+        cli.main(["bench", "run", "--profile", "smoke"])
+    assert raised.value.code == 2
+
+
 def test_baseline_prefix_options_are_validated():
     from gpta.config import build_config
     from gpta.errors import GptaUserError
