@@ -12,19 +12,18 @@
      truncation and do not give a label away (duplicates are not counted as invalid).
 
 Writes a JSON file of figures (default benchmarks/results/dialogue_gradient.json).
-Sizes are meant for CPUs. On 2 cores shared with other jobs (load average about 16) a single
-TA request took 2-7 minutes, and the default protocol did not finish in the time available.
+Sizes are meant for CPUs. The figures in the README come from (2 cores, ~45 min):
 
-    .venv/bin/python benchmarks/dialogue_gradient.py [--quick]
-
-A cheaper mode reuses finished runs. `--collected RUN...` takes their examples instead of
-running step 1. `--adapter DIR` skips step 2. `--replay RUN...` replaces the paired runs: each
-screened round's conversation is replayed to both TAs, and the proposals are judged on that
-run's saved model over its whole dev split, against the round's current prefix. The figures
-in the README come from this mode (see there for its limits):
-
-    .venv/bin/python benchmarks/dialogue_gradient.py --collected RUN_A --replay RUN_B \
+    .venv/bin/python benchmarks/dialogue_gradient.py --work /tmp/dg6 \
+        --collect-seeds 0 1 2 3 4 --heldout-seeds 10 11 --rounds 6 --steps 10 \
         --candidates 6 --max-new-tokens 28
+
+`--quick`: one collection run of 3 rounds. `--rejudge HELDOUT_RUN...` recomputes the held-out
+figures of finished paired runs from their histories (no model runs). Cheaper modes reuse
+finished runs: `--collected RUN...` takes their examples instead of running step 1,
+`--adapter DIR` skips step 2, `--replay RUN...` replaces the paired runs: each screened
+round's conversation is replayed to both TAs, and the proposals are judged on that run's
+saved model over its whole dev split, against the round's current prefix.
 """
 
 from __future__ import annotations
@@ -154,12 +153,29 @@ def _beats(score: float, loss: float, current: dict[str, float], margin: float) 
 
 
 def _judge(run_dir: Path, calls: list[dict], count_tokens: Any, max_tokens: int) -> dict:
-    """Per TA (a: untuned, b: tuned): validity and improvement over the screened rounds."""
+    """Per TA (a: untuned, b: tuned): validity and improvement over the screened rounds.
+
+    Besides the strict rule (a proposal improves when it beats the current prefix), the
+    screened proposals' mean change from the current prefix in dev-subset score and loss
+    (``delta_score``, ``delta_loss``: negative loss change is better) and the share that
+    scored at least as well (``not_worse_rate``): finer signals when most proposals tie."""
     from gpta.assistant.parsing import parse_proposal
 
     events = [json.loads(x) for x in (run_dir / "history.jsonl").open(encoding="utf-8")]
     screens = {e["round"]: e for e in events if e["event"] == "screen"}
-    stats = {side: {"proposals": 0, "valid": 0, "improved": 0, "rounds": []} for side in ("a", "b")}
+    stats = {
+        side: {
+            "proposals": 0,
+            "valid": 0,
+            "improved": 0,
+            "screened": 0,
+            "not_worse": 0,
+            "delta_score_sum": 0.0,
+            "delta_loss_sum": 0.0,
+            "rounds": [],
+        }
+        for side in ("a", "b")
+    }
     for round_index, call in enumerate(calls):
         screen = screens.get(round_index)
         if screen is None:
@@ -178,6 +194,10 @@ def _judge(run_dir: Path, calls: list[dict], count_tokens: Any, max_tokens: int)
                 hit = candidates.get(parsed.prefix)
                 if hit is not None and parsed.prefix != current["prefix"]:
                     improved += _beats(hit["score"], hit["loss"], current, 0.0)
+                    stats[side]["screened"] += 1
+                    stats[side]["not_worse"] += hit["score"] >= current["score"]
+                    stats[side]["delta_score_sum"] += hit["score"] - current["score"]
+                    stats[side]["delta_loss_sum"] += hit["loss"] - current["loss"]
             n = len(call[side])
             stats[side]["proposals"] += n
             stats[side]["valid"] += valid
@@ -186,10 +206,39 @@ def _judge(run_dir: Path, calls: list[dict], count_tokens: Any, max_tokens: int)
                 {"round": round_index, "proposals": n, "valid": valid, "improved": improved}
             )
     for side in stats.values():
-        n = side["proposals"]
+        n, m = side["proposals"], side["screened"]
         side["improvement_rate"] = round(side["improved"] / n, 4) if n else None
         side["validity_rate"] = round(side["valid"] / n, 4) if n else None
+        side["not_worse_rate"] = round(side["not_worse"] / m, 4) if m else None
+        side["delta_score"] = round(side.pop("delta_score_sum") / m, 5) if m else None
+        side["delta_loss"] = round(side.pop("delta_loss_sum") / m, 5) if m else None
     return stats
+
+
+def _calls_from_history(run_dir: Path) -> list[dict]:
+    """The paired calls of a finished held-out run, rebuilt from its history: each TA call
+    logged 2K proposals, the untuned TA's K first (PairedChat's order)."""
+    events = [json.loads(x) for x in (run_dir / "history.jsonl").open(encoding="utf-8")]
+    rounds = sorted({e["round"] for e in events if e["event"] == "proposal"})
+    calls = []
+    for r in range(max(rounds) + 1 if rounds else 0):
+        raws = [e["raw"] for e in events if e["event"] == "proposal" and e["round"] == r]
+        half = len(raws) // 2
+        calls.append({"a": raws[:half], "b": raws[half:]})
+    return calls
+
+
+def _merge(stats: list[dict]) -> dict:
+    """Totals over held-out runs, rates recomputed from the counts."""
+    keys = ("proposals", "valid", "improved", "screened", "not_worse")
+    out = {k: sum(s[k] for s in stats) for k in keys}
+    m = out["screened"]
+    out.update(_rates(out))
+    out["not_worse_rate"] = round(out["not_worse"] / m, 4) if m else None
+    for key in ("delta_score", "delta_loss"):
+        weighted = sum((s[key] or 0.0) * s["screened"] for s in stats)
+        out[key] = round(weighted / m, 5) if m else None
+    return out
 
 
 def _replay(run_dirs: list[Path], untuned: Any, tuned: Any, args: argparse.Namespace) -> dict:
@@ -299,7 +348,16 @@ def main() -> None:
         help="step 3 by replaying these runs' screened rounds on their saved models "
         "instead of new paired runs",
     )
+    parser.add_argument(
+        "--rejudge",
+        type=Path,
+        nargs="+",
+        help="only recompute the held-out figures of these finished paired runs into --out",
+    )
     args = parser.parse_args()
+    if args.rejudge:
+        _rejudge(args)
+        return
     if args.quick:
         args.collect_seeds, args.rounds = args.collect_seeds[:1], 3
     args.work.mkdir(parents=True, exist_ok=True)
@@ -395,7 +453,6 @@ def main() -> None:
     def count_tokens(text: str) -> int:
         return len(count_tokens_tok(text, add_special_tokens=False)["input_ids"])
 
-    totals = {s: {"proposals": 0, "valid": 0, "improved": 0} for s in ("a", "b")}
     heldout = []
     original = gpta_run.make_chat_model
     for seed in args.heldout_seeds:
@@ -420,9 +477,6 @@ def main() -> None:
                 "seconds": round(time.perf_counter() - t0, 1),
             }
         )
-        for side in ("a", "b"):
-            for key in totals[side]:
-                totals[side][key] += stats[side][key]
         print(
             f"held-out seed {seed}: untuned {stats['a']['improvement_rate']} "
             f"tuned {stats['b']['improvement_rate']}",
@@ -430,12 +484,47 @@ def main() -> None:
             flush=True,
         )
 
-    report["heldout"] = {
-        "runs": heldout,
-        "untuned": _rates(totals["a"]),
-        "tuned": _rates(totals["b"]),
-    }
+    report["heldout"] = _heldout_totals(heldout)
     _save(args.out, report, started)
+
+
+def _heldout_totals(heldout: list[dict]) -> dict:
+    return {
+        "runs": heldout,
+        "untuned": _merge([h["untuned"] for h in heldout]),
+        "tuned": _merge([h["tuned"] for h in heldout]),
+    }
+
+
+def _rejudge(args: argparse.Namespace) -> None:
+    """Recompute the held-out figures of finished paired runs from their histories (the
+    report in --out keeps its collect and tune parts)."""
+    from transformers import AutoTokenizer
+
+    from gpta.bundled import resolve_model_path
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path("bundled:minilm"))
+
+    def count_tokens(text: str) -> int:
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    report = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    old = {str(r.get("seed")): r for r in report.get("heldout", {}).get("runs", [])}
+    heldout = []
+    for run_dir in args.rejudge:
+        stats = _judge(run_dir, _calls_from_history(run_dir), count_tokens, 24)
+        seed = run_dir.name.removeprefix("seed")
+        heldout.append(
+            {
+                "seed": int(seed) if seed.isdigit() else seed,
+                "untuned": stats["a"],
+                "tuned": stats["b"],
+                "seconds": old.get(seed, {}).get("seconds"),
+            }
+        )
+    report["heldout"] = _heldout_totals(heldout)
+    args.out.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
+    print(json.dumps({k: report["heldout"][k] for k in ("untuned", "tuned")}, indent=2))
 
 
 def _save(path: Path, report: dict[str, Any], started: float) -> None:
