@@ -7,9 +7,9 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/ is not installed
 
-from benchmarks.dialogue_gradient import _calls_from_history, _judge, _merge  # noqa: E402
+from benchmarks.dialogue_gradient import _calls_from_history, _judge, _merge
 
 
 def _history(path: Path) -> None:
