@@ -13,13 +13,16 @@ line per dataset x level x method x seed, appended as each run ends), ``efficien
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
+import multiprocessing
 import os
 import platform
 import shutil
 import sys
 import time
 import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -94,8 +97,14 @@ def run(args: argparse.Namespace) -> Path:
         changes["methods"] = tuple(args.methods)
     if args.seeds:
         changes["seeds"] = tuple(args.seeds)
-    if args.levels:
+    if args.levels:  # beats the per-dataset levels of the profile
         changes["levels"] = _parse_levels(args.levels)
+        profile = profile.with_(
+            overrides={
+                d: {k: v for k, v in o.items() if k != "levels"}
+                for d, o in profile.overrides.items()
+            }
+        )
     if args.no_efficiency:
         changes["efficiency"] = False
     if args.device:
@@ -144,27 +153,39 @@ def run(args: argparse.Namespace) -> Path:
     passes = [ordered] + ([later] if later else [])
     keep_models = {"gpta"}
     started = time.perf_counter()
+
+    def record(row: dict[str, Any]) -> None:
+        with results_path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        score = row.get("test")
+        print(
+            f"[bench] {row['dataset']} rows={row['level']} seed={row['seed']} {row['method']}: "
+            f"{row['status']} test={score if score is None else round(score, 4)}"
+            f" wall={row.get('wall_seconds')}s ({time.perf_counter() - started:.0f}s elapsed)",
+            flush=True,
+        )
+        run_dir = row.get("run_dir")
+        if run_dir and row["method"] not in keep_models and not args.keep_models:
+            shutil.rmtree(Path(run_dir) / "model", ignore_errors=True)
+
+    workers = max(1, args.workers or profile.workers)
+    env["workers"] = workers
+    env["threads_per_worker"] = max(1, (os.cpu_count() or 1) // workers)
     for methods in passes:
-        for dataset in profile.datasets:
-            for level in profile.levels:
-                for seed in profile.seeds:
-                    for method in methods:
-                        if (dataset, level, method, seed) in done:
-                            continue
-                        row = run_one(profile, out, splits, dataset, level, seed, method)
-                        with results_path.open("a", encoding="utf-8") as handle:
-                            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-                        score = row.get("test")
-                        print(
-                            f"[bench] {dataset} rows={level} seed={seed} {method}: "
-                            f"{row['status']} test={score if score is None else round(score, 4)}"
-                            f" wall={row.get('wall_seconds')}s "
-                            f"({time.perf_counter() - started:.0f}s elapsed)",
-                            flush=True,
-                        )
-                        run_dir = row.get("run_dir")
-                        if run_dir and method not in keep_models and not args.keep_models:
-                            shutil.rmtree(Path(run_dir) / "model", ignore_errors=True)
+        units = work_units(profile, methods, done)
+        if workers == 1:
+            for unit in units:
+                for task in unit:
+                    record(run_one(profile, out, splits, *task))
+            continue
+        # the workers' functions by their importable name: under ``python -m benchmarks`` this
+        # file is ``__main__``, which a spawned process cannot import
+        entry = importlib.import_module("benchmarks.__main__")
+        with entry.worker_pool(workers, env["threads_per_worker"]) as pool:
+            futures = [pool.submit(entry.run_unit, profile, out, splits, u) for u in units]
+            for future in as_completed(futures):
+                for row in future.result():
+                    record(row)
 
     if profile.efficiency:
         efficiency = measure_efficiency(profile, out, splits)
@@ -173,6 +194,54 @@ def run(args: argparse.Namespace) -> Path:
     env["seconds"] = round(time.perf_counter() - started, 1)
     (out / "environment.json").write_text(json.dumps(env, indent=2) + "\n")
     return finish(out, profile.methods)
+
+
+def work_units(
+    profile: Profile, methods: list[str], done: set[tuple[Any, ...]]
+) -> list[list[tuple[Any, ...]]]:
+    """The runs of one pass still to do, as units a worker runs in order: one run each,
+    except ``gpta-tuned`` runs that share an adapter (same dataset and seed, every level when
+    ``tuned_pool`` is "dataset"), which go in one unit so the adapter is tuned once."""
+    units: list[list[tuple[Any, ...]]] = []
+    shared: dict[tuple[str, int], list[tuple[Any, ...]]] = {}
+    for dataset in profile.datasets:
+        for level in setting(profile, dataset, "levels"):
+            for seed in profile.seeds:
+                for method in methods:
+                    task = (dataset, level, seed, method)
+                    if (dataset, level, method, seed) in done:
+                        continue
+                    if method == "gpta-tuned" and profile.tuned_pool == "dataset":
+                        if (dataset, seed) not in shared:
+                            shared[(dataset, seed)] = []
+                            units.append(shared[(dataset, seed)])
+                        shared[(dataset, seed)].append(task)
+                    else:
+                        units.append([task])
+    return units
+
+
+def worker_pool(workers: int, threads: int) -> ProcessPoolExecutor:
+    # spawn, not fork: torch and llama.cpp hold threads and state that fork does not copy
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=init_worker,
+        initargs=(threads,),
+    )
+
+
+def init_worker(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def run_unit(
+    profile: Profile, out: Path, splits: dict, unit: list[tuple[Any, ...]]
+) -> list[dict[str, Any]]:
+    """A worker's job: the runs of one unit, in order."""
+    return [run_one(profile, out, splits, *task) for task in unit]
 
 
 def run_one(
@@ -452,6 +521,12 @@ def main(argv: list[str] | None = None) -> int:
         help="keep every run's saved model (default: gpta runs only)",
     )
     p_run.add_argument("--no-efficiency", action="store_true")
+    p_run.add_argument(
+        "--workers",
+        type=int,
+        help="runs side by side in worker processes, each with cores/workers torch threads "
+        "(default: the profile's, 2 for cpu, else 1)",
+    )
     p_run.add_argument(
         "--set",
         action="append",

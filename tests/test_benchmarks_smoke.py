@@ -67,6 +67,48 @@ def test_smoke_profile_writes_results_table_and_plots(tmp_path):
     assert env["profile"] == "smoke" and env["cores"] >= 1
 
 
+@pytest.mark.slow
+def test_workers_run_side_by_side_and_write_every_row_once(tmp_path):
+    out = tmp_path / "bench"
+    argv = ["run", "--profile", "smoke", "--out", str(out), "--workers", "2"]
+    argv += ["--methods", "finetune", "--seeds", "0", "1", "--no-efficiency"]
+    assert main(argv) == 0
+
+    rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert sorted((r["method"], r["seed"]) for r in rows) == [("finetune", 0), ("finetune", 1)]
+    assert all(r["status"] == "ok" and 0.0 <= r["test"] <= 1.0 for r in rows)
+    # two seeds draw two training samples: the runs are the real, separate runs
+    assert rows[0]["run_dir"] != rows[1]["run_dir"]
+    env = json.loads((out / "environment.json").read_text())
+    assert env["workers"] == 2 and env["threads_per_worker"] >= 1
+    assert "| twitter (accuracy) | 32 | finetune |" in (out / "results.md").read_text()
+
+
+def test_work_units_keep_a_tuned_adapter_to_one_worker():
+    from benchmarks.__main__ import work_units
+    from benchmarks.profiles import PROFILES
+
+    profile = PROFILES["cpu"].with_(
+        datasets=("twitter", "squad"), levels=(64, 256), seeds=(0, 1), overrides={}
+    )
+    done = {("twitter", 64, "transfer", 0)}
+    units = work_units(profile, ["transfer", "gpta-tuned"], done)
+    tuned = [u for u in units if u[0][3] == "gpta-tuned"]
+    # one unit per (dataset, seed): its levels share the adapter and run in order
+    assert sorted((u[0][0], u[0][2]) for u in tuned) == [
+        ("squad", 0),
+        ("squad", 1),
+        ("twitter", 0),
+        ("twitter", 1),
+    ]
+    assert all([t[1] for t in u] == [64, 256] for u in tuned)
+    transfer = [u for u in units if u[0][3] == "transfer"]
+    assert all(len(u) == 1 for u in transfer) and len(transfer) == 2 * 2 * 2 - 1
+    # per-level pools tune one adapter per level: no grouping
+    per_level = work_units(profile.with_(tuned_pool="level"), ["gpta-tuned"], set())
+    assert all(len(u) == 1 for u in per_level) and len(per_level) == 8
+
+
 def test_table_reports_paired_difference_and_not_run_methods(tmp_path):
     from benchmarks.table import write_markdown
 
