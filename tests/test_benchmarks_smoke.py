@@ -443,3 +443,32 @@ def test_macro_f1_table_reads_the_test_metrics():
     assert (
         main_table([_row("twitter", "gpta", 0, 0.5)], ["gpta"], metric="macro_f1").count("\n") == 1
     )  # rows without the metric are left out: header and rule only
+
+
+def test_gpu_profile_makes_a_valid_config_for_every_dataset_and_method(tmp_path):
+    """The gpu profile cannot run here (no CUDA); every config it would train is still
+    validated: six datasets x every method, classification-only methods refused elsewhere."""
+    from benchmarks import methods as M
+    from benchmarks.profiles import CLASSIFICATION_ONLY, DATASETS, PROFILES, setting
+    from gpta.config import build_config
+
+    gpu = PROFILES["gpu"]
+    paths = {"train": "train.jsonl", "dev": "dev.jsonl", "test": "test.jsonl"}
+    assert set(gpu.datasets) == set(DATASETS)
+    (tmp_path / "p" / "model").mkdir(parents=True)  # a finished partner run, for transfer
+    for dataset in gpu.datasets:
+        base = M.base_config(gpu, dataset, 64, 0, paths, tmp_path / dataset)
+        for method in gpu.methods:
+            if method in ("prompt-tuning", "gpta-tuned"):
+                continue  # their own builders: prompt_tuning / tuned_adapter
+            if method in CLASSIFICATION_ONLY and DATASETS[dataset].task != "classification":
+                with pytest.raises(M.NotRun):
+                    M.method_config(method, base, profile=gpu)
+                continue
+            config = build_config(
+                M.method_config(method, base, transfer_from=tmp_path / "p", profile=gpu),
+                source=f"{dataset}/{method}",
+            )
+            assert config.task == DATASETS[dataset].task
+            assert config.device == "cuda" and config.training.mixed_precision == "bf16"
+            assert config.model.max_length == setting(gpu, dataset, "max_length")
