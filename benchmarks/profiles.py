@@ -207,7 +207,8 @@ PROFILES: dict[str, Profile] = {
     # classification + QA on 2 CPU cores in under an hour (BENCHMARKS.md has the time). Every
     # run trains rounds x steps_per_round = 48 optimizer steps of 8 rows at lr 2e-4 whatever
     # its level: a budget at which plain fine-tuning of MiniLM leaves the majority class on the
-    # DEV split (chosen from finetune's dev curve only; 12 steps at 5e-5 predicted one class).
+    # DEV split at 64 rows (chosen from finetune's dev curve only; 12 steps at 5e-5 predicted
+    # one class). At 256 twitter rows (1.5 epochs) it does not: see BENCHMARKS.md.
     # bf16 autocast for every method (1.5-1.9x faster steps on this CPU's avx512_bf16), two
     # runs side by side with one thread each.
     "cpu": Profile(
