@@ -88,6 +88,13 @@ def _parse_levels(values: list[str] | None) -> tuple[int | None, ...] | None:
     return tuple(None if v in ("full", "all") else int(v) for v in values)
 
 
+def _positive_int(value: str) -> int:
+    number = int(value) if value.lstrip("-").isdigit() else 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value!r}: give a whole number of 1 or more")
+    return number
+
+
 def run(args: argparse.Namespace) -> Path:
     profile = PROFILES[args.profile]
     changes: dict[str, Any] = {}
@@ -168,7 +175,7 @@ def run(args: argparse.Namespace) -> Path:
         if run_dir and row["method"] not in keep_models and not args.keep_models:
             shutil.rmtree(Path(run_dir) / "model", ignore_errors=True)
 
-    workers = max(1, args.workers or profile.workers)
+    workers = args.workers or profile.workers
     env["workers"] = workers
     env["threads_per_worker"] = max(1, (os.cpu_count() or 1) // workers)
     for methods in passes:
@@ -523,7 +530,7 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--no-efficiency", action="store_true")
     p_run.add_argument(
         "--workers",
-        type=int,
+        type=_positive_int,
         help="runs side by side in worker processes, each with cores/workers torch threads "
         "(default: the profile's, 2 for cpu, else 1)",
     )

@@ -84,6 +84,14 @@ def test_workers_run_side_by_side_and_write_every_row_once(tmp_path):
     assert "| twitter (accuracy) | 32 | finetune |" in (out / "results.md").read_text()
 
 
+@pytest.mark.parametrize("bad", ["0", "-1", "two"])
+def test_workers_must_be_a_positive_whole_number(bad, capsys):
+    with pytest.raises(SystemExit) as raised:
+        main(["run", "--profile", "smoke", "--workers", bad, "--out", "unused"])
+    assert raised.value.code == 2
+    assert "--workers" in capsys.readouterr().err
+
+
 def test_work_units_keep_a_tuned_adapter_to_one_worker():
     from benchmarks.__main__ import work_units
     from benchmarks.profiles import PROFILES
