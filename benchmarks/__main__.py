@@ -106,12 +106,7 @@ def run(args: argparse.Namespace) -> Path:
         changes["seeds"] = tuple(args.seeds)
     if args.levels:  # beats the per-dataset levels of the profile
         changes["levels"] = _parse_levels(args.levels)
-        profile = profile.with_(
-            overrides={
-                d: {k: v for k, v in o.items() if k != "levels"}
-                for d, o in profile.overrides.items()
-            }
-        )
+        profile = profile.without_override("levels")
     if args.no_efficiency:
         changes["efficiency"] = False
     if args.device:
@@ -125,11 +120,8 @@ def run(args: argparse.Namespace) -> Path:
         except json.JSONDecodeError:
             changes[key] = value
         if key in ("dev_rows", "test_rows", "max_length"):  # beats the per-dataset overrides
-            overrides = {
-                d: {k: v for k, v in o.items() if k != key} for d, o in profile.overrides.items()
-            }
-            changes["overrides"] = overrides
-            profile = profile.with_(overrides=overrides)
+            profile = profile.without_override(key)
+            changes["overrides"] = profile.overrides
     profile = profile.with_(**changes)
     for name in profile.datasets:
         if name not in DATASETS:
@@ -462,9 +454,7 @@ def efficiency_only(args: argparse.Namespace) -> None:
         except json.JSONDecodeError:
             changes[key] = value
         if key in ("dev_rows", "test_rows", "max_length"):
-            changes["overrides"] = {
-                d: {k: v for k, v in o.items() if k != key} for d, o in profile.overrides.items()
-            }
+            changes["overrides"] = profile.without_override(key).overrides
     profile = profile.with_(**changes)
     out = Path(args.out)
     os.environ.setdefault("GPTA_DATA_DIR", str(out / "gpta-data"))

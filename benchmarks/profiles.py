@@ -181,6 +181,11 @@ class Profile:
     def with_(self, **changes: Any) -> Profile:
         return replace(self, **changes)
 
+    def without_override(self, key: str) -> Profile:
+        """This profile with no per-dataset value of ``key`` (a command-line value wins)."""
+        overrides = {d: {k: v for k, v in o.items() if k != key} for d, o in self.overrides.items()}
+        return replace(self, overrides=overrides)
+
 
 PROFILES: dict[str, Profile] = {
     # about a minute on 2 cores: the only part CI runs
