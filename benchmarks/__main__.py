@@ -95,6 +95,34 @@ def _positive_int(value: str) -> int:
     return number
 
 
+# what --set may change: every Profile field but its name and the per-dataset overrides
+SETTINGS = tuple(k for k in Profile.__dataclass_fields__ if k not in ("name", "overrides"))
+
+
+def usage_error(message: str) -> SystemExit:
+    """A user mistake on the command line: one line on stderr, exit status 2."""
+    print(f"benchmarks: error: {message}", file=sys.stderr)
+    return SystemExit(2)
+
+
+def apply_settings(profile: Profile, items: list[str]) -> Profile:
+    """``--set KEY=VALUE`` items applied to ``profile``; a value given here beats the
+    profile's per-dataset value of the same key (e.g. squad's ``max_length``)."""
+    changes: dict[str, Any] = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        if key not in SETTINGS:
+            raise usage_error(
+                f"--set {item}: {key!r} is not a profile setting; known: {', '.join(SETTINGS)}"
+            )
+        try:
+            changes[key] = json.loads(value)
+        except json.JSONDecodeError:
+            changes[key] = value
+        profile = profile.without_override(key)
+    return profile.with_(**changes)
+
+
 def run(args: argparse.Namespace) -> Path:
     profile = PROFILES[args.profile]
     changes: dict[str, Any] = {}
@@ -111,24 +139,13 @@ def run(args: argparse.Namespace) -> Path:
         changes["efficiency"] = False
     if args.device:
         changes["device"] = args.device
-    for item in args.set or []:
-        key, _, value = item.partition("=")
-        if key not in Profile.__dataclass_fields__ or key in ("name", "overrides"):
-            raise SystemExit(f"--set {item}: not a profile setting")
-        try:
-            changes[key] = json.loads(value)
-        except json.JSONDecodeError:
-            changes[key] = value
-        if key in ("dev_rows", "test_rows", "max_length"):  # beats the per-dataset overrides
-            profile = profile.without_override(key)
-            changes["overrides"] = profile.overrides
-    profile = profile.with_(**changes)
+    profile = apply_settings(profile.with_(**changes), args.set or [])
     for name in profile.datasets:
         if name not in DATASETS:
-            raise SystemExit(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+            raise usage_error(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
     for name in profile.methods:
         if name not in ALL_METHODS:
-            raise SystemExit(f"unknown method {name!r}; known: {', '.join(ALL_METHODS)}")
+            raise usage_error(f"unknown method {name!r}; known: {', '.join(ALL_METHODS)}")
     out = Path(args.out or Path(__file__).resolve().parents[1] / "runs" / "bench" / profile.name)
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / "results.jsonl"
@@ -254,6 +271,8 @@ def run_one(
 ) -> dict[str, Any]:
     level_name = "full" if level is None else str(level)
     run_dir = out / "runs" / dataset / level_name / method / f"seed{seed}"
+    rounds = setting(profile, dataset, "rounds")
+    steps_per_round = setting(profile, dataset, "steps_per_round")
     row: dict[str, Any] = {
         "dataset": dataset,
         "task": DATASETS[dataset].task,
@@ -262,10 +281,10 @@ def run_one(
         "seed": seed,
         "profile": profile.name,
         # a round is epochs_per_round epochs, or steps_per_round batches when that is set
-        "epochs": None if profile.steps_per_round else profile.rounds * profile.epochs_per_round,
-        "optimizer_steps": profile.rounds * profile.steps_per_round
-        if profile.steps_per_round
-        else None,
+        "epochs": None
+        if steps_per_round
+        else rounds * setting(profile, dataset, "epochs_per_round"),
+        "optimizer_steps": rounds * steps_per_round if steps_per_round else None,
         "max_length": setting(profile, dataset, "max_length"),
         "dev_rows": splits[dataset]["rows"]["dev"],
         "test_rows": splits[dataset]["rows"]["test"],
@@ -303,7 +322,7 @@ def run_tuned(
     the full loop with it. Too few examples: not_run (``tuned_fallback=skip``) or the full
     loop with the untuned TA, marked ``fallback`` (``tuned_fallback=untuned``)."""
     if profile.tuned_fallback not in ("skip", "untuned"):
-        raise SystemExit(f"tuned_fallback must be skip or untuned, not {profile.tuned_fallback!r}")
+        raise usage_error(f"tuned_fallback must be skip or untuned, not {profile.tuned_fallback!r}")
     tuning = M.tuned_adapter(profile, out, dataset, level, seed, base)
     how = "reused" if tuning["reused"] else f"{tuning['seconds']}s"
     print(
@@ -444,18 +463,9 @@ def measure_screening(profile: Profile, out: Path) -> list[dict[str, Any]]:
 def efficiency_only(args: argparse.Namespace) -> None:
     """The efficiency ratios alone, on the runs an earlier ``run`` left in ``--out``."""
     profile = PROFILES[args.profile]
-    changes: dict[str, Any] = {}
     if args.datasets:
-        changes["datasets"] = tuple(args.datasets)
-    for item in args.set or []:
-        key, _, value = item.partition("=")
-        try:
-            changes[key] = json.loads(value)
-        except json.JSONDecodeError:
-            changes[key] = value
-        if key in ("dev_rows", "test_rows", "max_length"):
-            changes["overrides"] = profile.without_override(key).overrides
-    profile = profile.with_(**changes)
+        profile = profile.with_(datasets=tuple(args.datasets))
+    profile = apply_settings(profile, args.set or [])
     out = Path(args.out)
     os.environ.setdefault("GPTA_DATA_DIR", str(out / "gpta-data"))
     splits = {name: prepare_splits(profile, name, out) for name in profile.datasets}

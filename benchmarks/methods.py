@@ -113,17 +113,15 @@ def base_config(
     if name:
         model["name_or_path"] = name
     training: dict[str, Any] = {
-        "rounds": profile.rounds,
-        "epochs_per_round": profile.epochs_per_round,
-        "batch_size": profile.batch_size,
-        "eval_batch_size": profile.eval_batch_size,
-        "learning_rate": profile.learning_rate,
-        "report_to": ["none"],
+        key: setting(profile, dataset, key)
+        for key in ("rounds", "epochs_per_round", "batch_size", "eval_batch_size", "learning_rate")
     }
-    if profile.steps_per_round is not None:
-        training["steps_per_round"] = profile.steps_per_round
-    if profile.mixed_precision != "no":
-        training["mixed_precision"] = profile.mixed_precision
+    training["report_to"] = ["none"]
+    steps_per_round = setting(profile, dataset, "steps_per_round")
+    if steps_per_round is not None:
+        training["steps_per_round"] = steps_per_round
+    if setting(profile, dataset, "mixed_precision") != "no":
+        training["mixed_precision"] = setting(profile, dataset, "mixed_precision")
     return {
         "task": spec.task,
         "output_dir": str(output_dir),
@@ -391,11 +389,14 @@ def _cuda_peak(active: bool) -> float | None:
 def run_prompt_tuning(config_dict: dict[str, Any], *, learning_rate: float) -> dict[str, Any]:
     """PEFT prompt tuning of the same model, initialised from the dataset description.
 
-    Same data sample, seed, batch size and number of epochs (rounds x epochs_per_round) as
-    the GPTA-side methods; the encoder is frozen, the virtual tokens and the classifier head
-    train (PEFT's SEQ_CLS default), at ``learning_rate`` (prompt tuning needs a far larger
-    rate than full fine-tuning). Dev is scored after every epoch; the best epoch's weights
-    are scored on test. Classification only.
+    Same data sample, seed, batch size, rounds and optimizer steps as the GPTA-side methods:
+    a round is ``epochs_per_round`` passes over the rows or, with ``steps_per_round``, that
+    many batches from the same moving window of rows the Trainer path uses (``RoundDataset``);
+    bf16 / fp16 autocast as ``training.mixed_precision`` says. The encoder is frozen, the
+    virtual tokens and the classifier head train (PEFT's SEQ_CLS default), at
+    ``learning_rate`` (prompt tuning needs a far larger rate than full fine-tuning). Dev is
+    scored after every round; the best round's weights are scored on test. Classification
+    only.
     """
     import torch
     from peft import PromptTuningConfig, PromptTuningInit, TaskType, get_peft_model
@@ -404,6 +405,7 @@ def run_prompt_tuning(config_dict: dict[str, Any], *, learning_rate: float) -> d
     from gpta.bundled import resolve_model_path
     from gpta.config import build_config
     from gpta.downstream.device import resolve_device
+    from gpta.downstream.training import RoundDataset
     from gpta.run import load_data
     from gpta.tasks import build_task
 
@@ -428,30 +430,41 @@ def run_prompt_tuning(config_dict: dict[str, Any], *, learning_rate: float) -> d
         tokenizer_name_or_path=str(resolve_model_path(name)),
     )
     model = get_peft_model(model, peft_config).to(device)
-    train_rows = tables["train"].rows
-    epochs = config.training.rounds * config.training.epochs_per_round
-    batch = config.training.batch_size
-    steps = epochs * math.ceil(len(train_rows) / batch)
+    training = config.training
+    batch = training.batch_size
+    window = None if training.steps_per_round is None else training.steps_per_round * batch
+    rounds_data = RoundDataset(
+        tables["train"].rows, epochs_per_round=training.epochs_per_round, rows_per_round=window
+    )
+    steps = training.rounds * math.ceil(len(rounds_data) / batch)
     optimizer = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad], lr=learning_rate
     )
     schedule = get_linear_schedule_with_warmup(optimizer, 0, steps)
+    precision = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(training.mixed_precision)
+    device_type = device.split(":")[0]
+    scaler = torch.amp.GradScaler(device_type, enabled=precision is torch.float16)
     generator = torch.Generator().manual_seed(config.seed)
     curve, losses, train_seconds, eval_seconds = [], [], 0.0, 0.0
     best_state, best_key = None, None
-    for _epoch in range(epochs):
+    optimizer_steps = 0
+    for round_index in range(training.rounds):
         model.train()
         tick = time.perf_counter()
-        order = torch.randperm(len(train_rows), generator=generator).tolist()
+        rounds_data.set_round(round_index)
+        order = torch.randperm(len(rounds_data), generator=generator).tolist()
         epoch_loss = []
         for start in range(0, len(order), batch):
-            rows = [train_rows[i] for i in order[start : start + batch]]
+            rows = [rounds_data[i] for i in order[start : start + batch]]
             inputs = {k: v.to(device) for k, v in task.collate(rows, tokenizer, "").items()}
-            loss = model(**inputs).loss
-            loss.backward()
-            optimizer.step()
+            with torch.autocast(device_type, dtype=precision, enabled=precision is not None):
+                loss = model(**inputs).loss
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
             schedule.step()
             optimizer.zero_grad()
+            optimizer_steps += 1
             epoch_loss.append(float(loss.detach()))
         train_seconds += time.perf_counter() - tick
         tick = time.perf_counter()
@@ -500,4 +513,6 @@ def run_prompt_tuning(config_dict: dict[str, Any], *, learning_rate: float) -> d
         "peak_cuda_mb": _cuda_peak(cuda),
         "run_dir": None,
         "prompt_tuning_lr": learning_rate,
+        "optimizer_steps": optimizer_steps,
+        "mixed_precision": training.mixed_precision,
     }
