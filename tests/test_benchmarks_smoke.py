@@ -480,3 +480,53 @@ def test_gpu_profile_makes_a_valid_config_for_every_dataset_and_method(tmp_path)
             assert config.task == DATASETS[dataset].task
             assert config.device == "cuda" and config.training.mixed_precision == "bf16"
             assert config.model.max_length == setting(gpu, dataset, "max_length")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("steps_per_round", "expected_steps"), [(3, 2 * 3), (None, 2 * 2)])
+def test_prompt_tuning_trains_as_many_steps_as_the_other_methods(
+    tmp_path, steps_per_round, expected_steps
+):
+    """The outside anchor gets the budget of every GPTA-side method: rounds x steps_per_round
+    batches when the profile counts steps (2 x 3 here), rounds x epochs otherwise (2 epochs
+    of 32 rows at batch 16 = 4); one dev score per round; the profile's precision."""
+    from benchmarks import methods as M
+    from benchmarks.profiles import PROFILES, prepare_splits
+
+    profile = PROFILES["smoke"].with_(
+        steps_per_round=steps_per_round, batch_size=16, mixed_precision="bf16"
+    )
+    splits = prepare_splits(profile, "twitter", tmp_path)
+    base = M.base_config(profile, "twitter", 32, 0, splits, tmp_path / "run")
+    result = M.run_prompt_tuning(base, learning_rate=1e-2)
+    assert result["optimizer_steps"] == expected_steps
+    assert len(result["dev_curve"]) == profile.rounds == 2
+    assert result["mixed_precision"] == "bf16"
+    assert 0.0 <= result["test"] <= 1.0
+
+
+def test_set_beats_the_per_dataset_value_of_any_setting():
+    from benchmarks.__main__ import apply_settings
+    from benchmarks.methods import base_config
+    from benchmarks.profiles import PROFILES, setting
+
+    cpu = PROFILES["cpu"]
+    paths = {"train": "t", "dev": "d", "test": "e"}
+    # squad's own step count reaches its training config; twitter keeps the profile's
+    squad = base_config(cpu, "squad", 64, 0, paths, Path("x"))["training"]
+    twitter = base_config(cpu, "twitter", 64, 0, paths, Path("x"))["training"]
+    assert squad["steps_per_round"] == setting(cpu, "squad", "steps_per_round")
+    assert twitter["steps_per_round"] == cpu.steps_per_round != squad["steps_per_round"]
+    changed = apply_settings(cpu, ["steps_per_round=5", "batch_size=4"])
+    assert setting(changed, "squad", "steps_per_round") == 5
+    assert setting(changed, "squad", "max_length") == 256  # untouched overrides stay
+    assert base_config(changed, "squad", 64, 0, paths, Path("x"))["training"]["batch_size"] == 4
+
+
+@pytest.mark.parametrize("item", ["nonsense=1", "overrides={}", "name=x"])
+def test_set_of_an_unknown_setting_exits_2_and_lists_the_known_ones(item, capsys):
+    with pytest.raises(SystemExit) as raised:
+        main(["run", "--profile", "smoke", "--set", item, "--out", "unused"])
+    assert raised.value.code == 2
+    err = capsys.readouterr().err
+    assert item in err and "steps_per_round" in err
