@@ -116,11 +116,31 @@ def apply_settings(profile: Profile, items: list[str]) -> Profile:
                 f"--set {item}: {key!r} is not a profile setting; known: {', '.join(SETTINGS)}"
             )
         try:
-            changes[key] = json.loads(value)
+            new = json.loads(value)
         except json.JSONDecodeError:
-            changes[key] = value
+            new = value
+        changes[key] = _typed_setting(profile, key, new, item)
         profile = profile.without_override(key)
     return profile.with_(**changes)
+
+
+def _typed_setting(profile: Profile, key: str, value: Any, item: str) -> Any:
+    """``value`` if it has the type of the profile's own value of ``key`` (a JSON list for a
+    tuple, an int for a float, null where the setting may be None), else a usage error."""
+    current = getattr(profile, key)
+    if isinstance(current, tuple) and isinstance(value, list):
+        return tuple(value)
+    if value is None and "None" in str(Profile.__dataclass_fields__[key].type):
+        return None
+    if current is None or isinstance(value, type(current)):
+        return value
+    if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    kinds = {tuple: "a JSON list", bool: "true or false", int: "a whole number", float: "a number"}
+    kind = kinds.get(type(current), "text")
+    raise usage_error(
+        f"--set {item}: {key} takes {kind} (the {profile.name} profile has {current!r})"
+    )
 
 
 def run(args: argparse.Namespace) -> Path:

@@ -530,3 +530,26 @@ def test_set_of_an_unknown_setting_exits_2_and_lists_the_known_ones(item, capsys
     assert raised.value.code == 2
     err = capsys.readouterr().err
     assert item in err and "steps_per_round" in err
+
+
+@pytest.mark.parametrize(
+    ("item", "expected"),
+    [("batch_size=abc", "batch_size takes a whole number"), ("seeds=3", "seeds takes a JSON list")],
+)
+def test_set_of_a_wrongly_typed_value_exits_2(item, expected, capsys):
+    with pytest.raises(SystemExit) as raised:
+        main(["run", "--profile", "smoke", "--set", item, "--out", "unused"])
+    assert raised.value.code == 2
+    assert expected in capsys.readouterr().err
+
+
+def test_set_converts_json_values_to_the_setting_types():
+    from benchmarks.__main__ import apply_settings
+    from benchmarks.profiles import PROFILES
+
+    changed = apply_settings(
+        PROFILES["cpu"], ["seeds=[4, 5]", "learning_rate=1", "steps_per_round=null"]
+    )
+    assert changed.seeds == (4, 5)
+    assert changed.learning_rate == 1.0 and isinstance(changed.learning_rate, float)
+    assert changed.steps_per_round is None
