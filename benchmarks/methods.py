@@ -120,8 +120,9 @@ def base_config(
     steps_per_round = setting(profile, dataset, "steps_per_round")
     if steps_per_round is not None:
         training["steps_per_round"] = steps_per_round
-    if setting(profile, dataset, "mixed_precision") != "no":
-        training["mixed_precision"] = setting(profile, dataset, "mixed_precision")
+    precision = setting(profile, dataset, "mixed_precision")
+    if precision != "no":
+        training["mixed_precision"] = precision
     return {
         "task": spec.task,
         "output_dir": str(output_dir),
@@ -453,7 +454,7 @@ def run_prompt_tuning(config_dict: dict[str, Any], *, learning_rate: float) -> d
         tick = time.perf_counter()
         rounds_data.set_round(round_index)
         order = torch.randperm(len(rounds_data), generator=generator).tolist()
-        epoch_loss = []
+        round_loss = []
         for start in range(0, len(order), batch):
             rows = [rounds_data[i] for i in order[start : start + batch]]
             inputs = {k: v.to(device) for k, v in task.collate(rows, tokenizer, "").items()}
@@ -465,13 +466,13 @@ def run_prompt_tuning(config_dict: dict[str, Any], *, learning_rate: float) -> d
             schedule.step()
             optimizer.zero_grad()
             optimizer_steps += 1
-            epoch_loss.append(float(loss.detach()))
+            round_loss.append(float(loss.detach()))
         train_seconds += time.perf_counter() - tick
         tick = time.perf_counter()
         dev = task.evaluate(model, tokenizer, tables["dev"].rows, "", batch_size=64)
         eval_seconds += time.perf_counter() - tick
         curve.append(dev.score)
-        losses.append(sum(epoch_loss) / max(1, len(epoch_loss)))
+        losses.append(sum(round_loss) / max(1, len(round_loss)))
         key = (dev.score, -(dev.loss or 0.0))
         if best_key is None or key > best_key:
             best_key = key
