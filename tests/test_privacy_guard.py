@@ -1,10 +1,14 @@
-"""The leak guard: verbatim runs of a row's words are found, everything else passes."""
+"""The leak guard: verbatim runs of a row's words are found, everything else passes; rows
+and requests are compared after one normalisation (HTML, NFKC, case, punctuation, spacing)."""
 
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gpta.privacy.guard import LeakGuard, word_tokens
+from gpta.privacy.normalize import normalize_text, word_spans
 
 ROWS = [
     ("t:line 1", ["The waiter ignored us for an hour and then brought the wrong order", "neg"]),
@@ -24,7 +28,7 @@ def guard() -> LeakGuard:
 
 
 def test_words_are_casefolded_word_runs():
-    assert word_tokens("Don't STOP, it's 9am!") == ["don", "t", "stop", "it", "s", "9am"]
+    assert word_tokens("Don't STOP, it's 9am!") == ["dont", "stop", "its", "9am"]
 
 
 def test_clean_request_passes(guard):
@@ -93,3 +97,131 @@ def test_duplicate_rows_all_named():
     text = "the same eight words appear in both of these rows"
     guard = LeakGuard([("a", [text]), ("b", [text]), ("c", ["unrelated"])], n=8)
     assert guard.check(_user(text)).row_ids == ["a", "b"]
+
+
+# --- normalisation: a row copied as displayed is the row as stored -------------------------
+ESCAPED = (
+    "Tom &amp; Jerry&#39;s &quot;cheese&quot; heist &lt;3 was, &amp; remains, the best "
+    "&quot;cartoon&quot; of my childhood &amp; yours"
+)
+DISPLAYED = (
+    'Tom & Jerry\'s "cheese" heist <3 was, & remains, the best "cartoon" of my childhood & yours'
+)
+
+
+@pytest.mark.parametrize(
+    ("stored", "pasted"),
+    [
+        (ESCAPED, DISPLAYED),  # the file holds entities, the user pastes what a browser shows
+        (DISPLAYED, ESCAPED),
+        (ESCAPED.replace("&amp;", "&amp;amp;"), DISPLAYED),  # escaped twice
+        (
+            DISPLAYED,
+            "ＴＯＭ ＆ ＪＥＲＲＹ’Ｓ “ＣＨＥＥＳＥ” HEIST <3 WAS, & REMAINS, THE BEST",
+        ),
+        (DISPLAYED, "tom—jerrys... cheese!!! heist <3; was (& remains) the best cartoon, of my?"),
+        (
+            DISPLAYED,
+            "Tom\u200b & Jer\u00adry's cheese\u00a0heist <3 was & remains the best car\u200dtoon",
+        ),
+        (
+            "The film was great.<br /><br />The ending made me cry like a baby",
+            "The film was great. The ending made me cry like a baby",
+        ),
+        (
+            "Straße nach Köln war sehr voll und der Zug kam viel zu spät an",
+            "STRASSE nach KÖLN war sehr voll und der zug kam viel zu spät an",
+        ),
+        (
+            "ﬁnal ﬂight of the day was delayed by three hours again",
+            "final flight of the day was delayed by three hours again",
+        ),
+    ],
+)
+def test_a_row_copied_as_displayed_is_found(stored, pasted):
+    guard = LeakGuard([("t:line 1", [stored])], n=8)
+    report = guard.check(_user(f"Data like: {pasted}"))
+    assert report is not None and report.row_ids == ["t:line 1"]
+
+
+def test_the_old_raw_text_comparison_would_have_missed_it():
+    # the same check on the words without normalisation: the variants share no 8-word run
+    import re
+
+    def raw(text):
+        return re.findall(r"\w+", text.casefold())
+
+    stored, pasted = raw(ESCAPED), raw(DISPLAYED)
+    windows = {tuple(stored[i : i + 8]) for i in range(len(stored) - 7)}
+    assert not any(tuple(pasted[i : i + 8]) in windows for i in range(len(pasted) - 7))
+    assert word_tokens(ESCAPED) == word_tokens(DISPLAYED)
+
+
+# hypothesis: whatever a display does to a row, the guard still finds it
+# letters whose upper and lower case fold back to themselves (not Turkish dotless i, say)
+_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789éüßøçñαβγδσωжщя"
+_WORDS = st.text(alphabet=_LETTERS, min_size=1, max_size=8)
+_FULLWIDTH = {
+    c: chr(ord(c) + 0xFEE0)
+    for c in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+}
+
+
+@st.composite
+def _displayed(draw):
+    """A row of words, and the same row as some display shows it."""
+    words = draw(st.lists(_WORDS, min_size=8, max_size=20))
+    out = []
+    for word in words:
+        word = draw(st.sampled_from([word, word.upper(), word.lower(), word.title()]))
+        if draw(st.booleans()):
+            word = "".join(_FULLWIDTH.get(c, c) for c in word)
+        if draw(st.booleans()) and len(word) > 1:  # an invisible character inside the word
+            cut = draw(st.integers(1, len(word) - 1))
+            word = (
+                word[:cut] + draw(st.sampled_from(["\u200b", "\u00ad", "\u2060", "'"])) + word[cut:]
+            )
+        out.append(word)
+        out.append(
+            draw(
+                st.sampled_from(
+                    [
+                        " ",
+                        "  ",
+                        "\n",
+                        "\u00a0",
+                        ", ",
+                        " — ",
+                        "... ",
+                        " & ",
+                        " &amp; ",
+                        "&nbsp;",
+                        " <br/> ",
+                        "; ",
+                        " “",
+                        "” ",
+                    ]
+                )
+            )
+        )
+    return " ".join(words), "".join(out)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_displayed())
+def test_normalisation_undoes_what_a_display_does(pair):
+    stored, shown = pair
+    assert normalize_text(shown) == normalize_text(stored)
+    guard = LeakGuard([("row", [stored])], n=8)
+    report = guard.check(_user(f"copied: {shown}"))
+    assert report is not None and report.row_ids == ["row"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text())
+def test_normalisation_is_idempotent_and_spans_match_the_words(text):
+    once = normalize_text(text)
+    assert normalize_text(once) == once
+    assert [w for w, _, _ in word_spans(text)] == word_tokens(text) == once.split()
+    for _, start, end in word_spans(text):
+        assert 0 <= start < end <= len(text)

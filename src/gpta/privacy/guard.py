@@ -5,18 +5,20 @@ default 8 consecutive word tokens) and each is looked up in a hash index of ever
 every text field of every row the run read (train, dev and test: all of it is the user's
 data). A hit that is not part of an allowed, redacted exemplar blocks the request.
 
-Words are ``\\w+`` runs, case-folded, so punctuation, spacing and case changes do not hide a
-copied sentence. The index is built once: token ids (a dict vocabulary, packed in an array),
-one 64-bit hash per window (random per-token values times random per-position multipliers,
-summed modulo 2**64, vectorised in numpy), sorted, with the window's position next to it. A
-lookup is a ``searchsorted`` per request; a hash hit is confirmed token by token, so a hash
-collision can never block a request. Rows shorter than ``n`` words cannot be matched; that
+Rows and requests are compared as the words :func:`gpta.privacy.normalize.word_tokens`
+leaves (HTML tags and entities, apostrophes and invisible characters, NFKC, case,
+punctuation and spacing are normalised away), so a row copied as displayed (``&`` where the
+file has ``&amp;``, full-width letters, other quotes) still matches. The index is built
+once: token ids (a dict vocabulary, packed in an array), one 64-bit hash per window (random
+per-token values times random per-position multipliers, summed modulo 2**64, vectorised in
+numpy), sorted, with the window's position next to it. A lookup is a ``searchsorted`` per
+request; a hash hit is confirmed token by token, so a hash collision can never block a
+request. Rows shorter than ``n`` words cannot be matched; that
 is the price of not flagging every common phrase.
 """
 
 from __future__ import annotations
 
-import re
 from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -24,14 +26,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from gpta.llm.base import Message
+from gpta.privacy.normalize import word_spans, word_tokens
 
-_WORD = re.compile(r"\w+")
+__all__ = ["LeakGuard", "LeakReport", "word_tokens"]
+
 _SEED = 0x6770_7461  # fixed: hashes are only compared within one process
-
-
-def word_tokens(text: str) -> list[str]:
-    """The words the guard compares: ``\\w+`` runs, case-folded."""
-    return _WORD.findall(text.casefold())
 
 
 class _Vocabulary(dict):
@@ -122,16 +121,16 @@ class LeakGuard:
         unknown = len(self._token_values) - 1
         return np.fromiter((self._vocab.get(t, unknown) for t in tokens), np.int64, len(tokens))
 
-    def _query(self, text: str) -> tuple[list[re.Match[str]], np.ndarray, np.ndarray, np.ndarray]:
+    def _query(self, text: str) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
         """Words of ``text``, their ids, window hashes, and which windows could be in the index."""
-        matches = list(_WORD.finditer(text.casefold()))
-        ids = self._ids([m.group(0) for m in matches])
+        words = word_tokens(text)
+        ids = self._ids(words)
         hashes = self._window_hashes(ids)
         known = np.ones(len(hashes), dtype=bool)
         unknown = len(self._token_values) - 1
         for position in np.flatnonzero(ids == unknown).tolist():  # an unseen word: no copy
             known[max(0, position - self.n + 1) : position + 1] = False
-        return matches, ids, hashes, known
+        return words, ids, hashes, known
 
     # --- the policy's allowance ----------------------------------------------------------
     def allow(self, texts: Iterable[str]) -> None:
@@ -146,7 +145,7 @@ class LeakGuard:
         (first char, end char) of each, and how many of ``text``'s windows are copies."""
         if not len(self._hashes):
             return {}, 0
-        matches, ids, hashes, candidate = self._query(text)
+        words, ids, hashes, candidate = self._query(text)
         if not len(hashes):
             return {}, 0
         if len(self._allowed):
@@ -168,10 +167,13 @@ class LeakGuard:
         pair_query, pair_start = pair_query[same], pair_start[same]
         segments = np.searchsorted(self._seg_starts, pair_start, side="right") - 1
         pair_row = self._seg_rows[segments]
+        spans = word_spans(text)  # only on a hit: where in the original text each word is
+        if [w for w, _, _ in spans] != words:  # cannot happen (a tested property); be safe
+            spans = [(w, 0, len(text)) for w in words]
         found: dict[int, tuple[int, int]] = {}
         for q, row in zip(pair_query.tolist(), pair_row.tolist(), strict=True):
             if row not in found:  # pairs come in query order: the first copied span
-                found[row] = (matches[q].start(), matches[q + self.n - 1].end())
+                found[row] = (spans[q][1], spans[q + self.n - 1][2])
         copied = len(np.unique(pair_query))
         return found, copied
 
