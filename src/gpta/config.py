@@ -378,6 +378,37 @@ class AssistantConfig(_Section):
                 )
         return headers
 
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, url: str | None) -> str | None:
+        """No credential in the URL: it would sit in config.yaml, error messages and logs."""
+        from urllib.parse import parse_qsl, urlsplit
+
+        from gpta.privacy.secrets import scrub
+
+        if url is None:
+            return url
+        parts = urlsplit(url)
+        names = [n for n, _ in parse_qsl(f"{parts.query}&{parts.fragment}", keep_blank_values=True)]
+        credential = re.compile(r"key|token|secret|passw|pwd|auth|sig|credential|session|^code$")
+        found = (
+            "a user name or password before '@'"
+            if "@" in parts.netloc
+            else next(
+                (f"query parameter {n!r}" for n in names if credential.search(n.lower())), None
+            )
+            or ("a key-shaped string" if scrub(url) != url else None)
+        )
+        if found:
+            raise ValueError(
+                f"holds a credential ({found}), and the URL is written to config.yaml, "
+                "error messages and logs: put the API key in the environment variable named "
+                "by assistant.api_key_env (default OPENAI_API_KEY) and any other credential "
+                "in a header read from the environment, assistant.extra_headers.NAME: env:VAR "
+                "(e.g. --set assistant.extra_headers.api-key=env:AZURE_OPENAI_KEY)"
+            )
+        return url
+
 
 class PrivacyConfig(_Section):
     """What may leave the machine towards the TA."""
@@ -504,7 +535,9 @@ def _format_validation_error(err: ValidationError, source: str) -> str:
             lines.append(f"  {where}: unknown option (check the spelling; see `gpta train --help`)")
         else:
             msg = item["msg"].removeprefix("Value error, ")
-            secret = where.startswith(("assistant.api_key_env", "assistant.extra_headers"))
+            secret = where.startswith(
+                ("assistant.api_key_env", "assistant.extra_headers", "assistant.base_url")
+            )
             # a cross-option rule names its options itself; its input is the whole config
             whole = not item["loc"] or isinstance(item.get("input"), dict)
             got = "" if secret or whole else f" (got {item.get('input')!r})"  # may be a pasted key
