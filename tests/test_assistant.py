@@ -9,7 +9,13 @@ import dataclasses
 import json
 
 from gpta.assistant import History, RoundRecord, ScoredPrefix, TaskBrief, TeachingAssistant
-from gpta.assistant.prompts import SYSTEM, feedback_messages, initial_messages
+from gpta.assistant.prompts import (
+    SYSTEM,
+    WORKED_EXAMPLES,
+    feedback_messages,
+    initial_messages,
+    input_unit,
+)
 from gpta.config import AssistantConfig
 from gpta.llm.base import ChatResult, Usage
 from gpta.privacy import ExposureChannel, ExposureLedger
@@ -133,21 +139,47 @@ SLOT_BRIEF = dataclasses.replace(
 
 
 def test_prompts_without_a_slot_ask_for_an_instruction():
-    system, user = (m["content"] for m in initial_messages(BRIEF))
-    assert system == SYSTEM
-    assert user.endswith("\n\nWrite one instruction of at most 30 words for this network.")
+    messages = initial_messages(BRIEF)
+    system, *worked, user = (m["content"] for m in messages)
+    assert system.startswith(SYSTEM) and '{"instruction": "..."}' in system
+    assert f"The model of this task: {BRIEF.reads}" in system
+    # worked examples: our own unrelated tasks, as earlier turns, answered in the JSON form
+    roles = [m["role"] for m in messages[1:-1]]
+    assert roles == ["user", "assistant"] * len(WORKED_EXAMPLES)
+    for example, answer in zip(WORKED_EXAMPLES, worked[1::2], strict=True):
+        assert json.loads(answer) == {"instruction": example.instruction}
+        assert "airline" not in answer.casefold() and "tweet" not in answer.casefold()
+    # this task: family, the unit of input from the description, the labels, the description
+    assert user.startswith(
+        "Task: text classification.\nInput: one tweet.\nLabels: negative, neutral, positive.\n"
+        "Data: Tweets about airlines."
+    )
+    assert user.endswith("\n\nWrite one instruction of at most 30 words.")
     assert "{mask}" not in system + user
 
 
+def test_the_unit_of_input_comes_from_the_description_or_the_family():
+    def unit(description, family="text classification"):
+        return input_unit(dataclasses.replace(BRIEF, description=description, family=family))
+
+    assert unit("Yelp reviews of restaurants, labelled 1-5 stars.") == "one review"
+    assert unit("Support e-mails and the team that answered them.") == "one e-mail"
+    assert unit("Rows of our CRM, labelled by churn.") == "one text"
+    assert unit("SQuAD questions.", "extractive question answering") == (
+        "a question, then a passage"
+    )
+
+
 def test_prompts_with_a_slot_ask_for_a_template_sentence_holding_it():
-    system, user = (m["content"] for m in initial_messages(SLOT_BRIEF))
+    messages = initial_messages(SLOT_BRIEF)
+    system, *worked, user = (m["content"] for m in messages)
     assert "placed after every input" in system and "contains {mask} exactly once" in system
     assert system.endswith(
         "Example for another dataset: All in all, this news article is about {mask}."
     )
+    assert all("{mask}" in json.loads(answer)["instruction"] for answer in worked[1::2])
     assert user.endswith(
-        "Write one template sentence of at most 30 words, with {mask} where the answer word "
-        "goes, for this network."
+        "Write one template sentence of at most 30 words, with {mask} where the answer word goes."
     )
     messages = feedback_messages(
         SLOT_BRIEF,

@@ -80,16 +80,15 @@ def test_real_output_make_positive_is_a_label_leak() -> None:
     assert rejected(raw) == "names_label: 'positive'"
 
 
-def test_real_output_numbered_preprocess_takes_first_item() -> None:
+def test_real_output_numbered_preprocess_takes_first_item_then_is_meta_talk() -> None:
     raw = (
         "1. Preprocess the data: Remove any features that are not relevant to the task, and use "
         "this as an initial pre-processing step to pre-process the data for the model.\n"
         "2. Preprocess the data: Preprocess"
     )
-    assert accepted(raw) == (
-        "Preprocess the data: Remove any features that are not relevant to the task, and use "
-        "this as an initial pre-processing step to pre-process the data for the model."
-    )
+    # the first item is what is checked (the second would be too short), and it talks
+    # about the model: meta-talk
+    assert rejected(raw) == "meta_talk: about_the_system: 'the model'"
 
 
 def test_real_output_listing_labels_is_legal() -> None:
@@ -97,7 +96,9 @@ def test_real_output_listing_labels_is_legal() -> None:
         "The model should classify tweets as either positive, negative, or neutral based on the "
         "given dataset."
     )
-    assert accepted(raw) == raw
+    assert parse(raw).code == "meta_talk"  # not names_label: listing the labels is fine
+    plain = "Classify tweets as either positive, negative, or neutral based on their wording."
+    assert accepted(plain) == plain
 
 
 def test_real_output_prepend_hint_drops_examples() -> None:
@@ -106,9 +107,9 @@ def test_real_output_prepend_hint_drops_examples() -> None:
         'model.\n\nExample: "Positive sentiment"\n\nHere is an example of how to add a tweet to '
         "the model:\n\n"
     )
-    assert accepted(raw) == (
-        'Prepend to each tweet a "positive sentiment" or "negative sentiment" as a hint to the '
-        "model."
+    assert rejected(raw) == "meta_talk: about_the_system: 'the model'"
+    assert accepted(raw.replace(" as a hint to the model", "")) == (
+        'Prepend to each tweet a "positive sentiment" or "negative sentiment".'
     )
 
 

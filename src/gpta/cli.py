@@ -117,8 +117,9 @@ TRAIN_OPTIONS: list[tuple[str, str, Any, str]] = [
     (
         "--ta-backend",
         "assistant.backend",
-        click.Choice(["local", "openai"]),
-        "TA backend: local transformers or an OpenAI-compatible server.",
+        click.Choice(["local", "llamacpp", "openai"]),
+        "TA backend: local transformers, llama.cpp in process (a GGUF) or an "
+        "OpenAI-compatible server.",
     ),
     ("--ta-base-url", "assistant.base_url", str, "OpenAI-compatible server URL (.../v1)."),
     ("--max-llm-cost", "assistant.max_cost_usd", float, "Stop asking the TA past this many $."),

@@ -210,10 +210,31 @@ class PriceConfig(_Section):
 class AssistantConfig(_Section):
     """The teaching assistant (TA): the LLM that writes prefixes."""
 
-    backend: Literal["local", "openai"] = Field(
+    backend: Literal["local", "llamacpp", "openai"] = Field(
         "local",
-        description="local: a causal LM run here with transformers; openai: any "
-        "OpenAI-compatible chat-completions server (OpenAI, Azure, vLLM, Ollama, llama.cpp, ...).",
+        description="local: a causal LM run here with transformers; llamacpp: a GGUF file "
+        "(or bundled:smollm2) run here by llama-cpp-python (pip install 'gpta[llamacpp]'); "
+        "openai: any OpenAI-compatible chat-completions server (OpenAI, Azure, vLLM, Ollama, "
+        "llama.cpp, ...).",
+    )
+    model: str = Field(
+        BUNDLED_TA,
+        description="Causal LM id or folder, or "
+        f"'{BUNDLED_TA}' (SmolLM2-135M-Instruct GGUF from its wheel).",
+    )
+    threads: int | None = Field(
+        None,
+        ge=1,
+        le=1024,
+        description="llamacpp backend: CPU threads (default: the physical cores this process "
+        "may use, at most 8).",
+    )
+    structured_output: bool = Field(
+        True,
+        description="Ask for the TA's answer as JSON under a schema: a grammar for local "
+        "backends (llama.cpp's; xgrammar for transformers), response_format for servers "
+        "(the form each server honours is learned). Off: the prompt still asks for JSON, "
+        "nothing enforces it.",
     )
     model: str = Field(
         BUNDLED_TA,
@@ -221,7 +242,13 @@ class AssistantConfig(_Section):
         f"'{BUNDLED_TA}' (SmolLM2-135M-Instruct GGUF from its wheel).",
     )
     candidates: int = Field(4, ge=1, le=32, description="K proposals per round.")
-    temperature: float = Field(0.8, gt=0, le=2)
+    temperature: float = Field(
+        0.5,
+        gt=0,
+        le=2,
+        description="TA sampling temperature. 0.5: the bundled 135M TA writes usable "
+        "instructions far more often than at 0.8 (README, Teaching assistant).",
+    )
     top_p: float = Field(0.95, gt=0, le=1)
     max_new_tokens: int = Field(64, ge=8, le=1024)
     max_prefix_tokens: int = Field(

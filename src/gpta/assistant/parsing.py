@@ -39,12 +39,20 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from gpta.assistant.ontask import meta_talk
+from gpta.assistant.schema import read_answer
+
+if TYPE_CHECKING:
+    from gpta.llm.structured import OutputSchema
 
 __all__ = [
     "SLOT_REPAIR",
     "ParsedProposal",
     "default_count_tokens",
+    "free_text",
     "normalize_prefix",
     "parse_proposal",
     "parse_proposals",
@@ -53,8 +61,10 @@ __all__ = [
 #: Reason codes a rejected proposal can carry.
 REASON_CODES = (
     "empty",
+    "unfinished",
     "template_junk",
     "names_label",
+    "meta_talk",
     "too_short",
     "repetitive",
     "too_long",
@@ -76,6 +86,9 @@ class ParsedProposal:
         reason: why it was rejected (``"code"`` or ``"code: detail"``), ``None`` when accepted.
         truncated: ``True`` when the prefix was cut down to the token cap.
         repaired: ``True`` when the slot was missing and :data:`SLOT_REPAIR` was added.
+        source: how the text was read: ``json`` (an answer valid under the schema),
+            ``json_partial`` (a JSON answer cut off or with extra parts: its instruction as
+            far as it goes) or ``free_text`` (no JSON: the free-text cleanup, the fallback).
     """
 
     raw: str
@@ -83,6 +96,7 @@ class ParsedProposal:
     reason: str | None
     truncated: bool = False
     repaired: bool = False
+    source: str = "free_text"
 
     @property
     def valid(self) -> bool:
@@ -368,6 +382,7 @@ def parse_proposal(
     max_tokens: int = 48,
     count_tokens: Callable[[str], int] | None = None,
     slot: str | None = None,
+    schema: OutputSchema | None = None,
 ) -> ParsedProposal:
     """Clean one TA completion into a prefix, or reject it with a reason.
 
@@ -380,6 +395,8 @@ def parse_proposal(
         count_tokens: counts the tokens of a text (default: whitespace word count).
         slot: a placeholder the prefix must hold exactly once (the cloze head's ``{mask}``);
             missing, it is added (``repaired=True``); more than once is rejected (``slot``).
+        schema: the answer's JSON schema (:func:`gpta.assistant.schema.proposal_schema`):
+            a JSON answer is read by it, anything else by the free-text cleanup.
 
     Returns:
         A :class:`ParsedProposal`; ``valid`` tells whether it was accepted.
@@ -392,7 +409,14 @@ def parse_proposal(
         max_tokens=max_tokens,
         count_tokens=count_tokens or default_count_tokens,
         slot=slot,
+        schema=schema,
     )
+
+
+def free_text(raw: str) -> str:
+    """The free-text cleanup alone (the fallback for answers that are not JSON): the text the
+    checks read, before the token cap."""
+    return _clean_completion(raw if isinstance(raw, str) else "")
 
 
 def parse_proposals(
@@ -403,6 +427,7 @@ def parse_proposals(
     max_tokens: int = 48,
     count_tokens: Callable[[str], int] | None = None,
     slot: str | None = None,
+    schema: OutputSchema | None = None,
 ) -> list[ParsedProposal]:
     """Parse a batch; a proposal duplicating an earlier one in the same batch (or previous) is
     rejected as ``duplicate``.
@@ -416,7 +441,13 @@ def parse_proposals(
     results: list[ParsedProposal] = []
     for index, raw in enumerate(raws):
         parsed = _parse_one(
-            raw, labels=labels, seen=seen, max_tokens=max_tokens, count_tokens=counter, slot=slot
+            raw,
+            labels=labels,
+            seen=seen,
+            max_tokens=max_tokens,
+            count_tokens=counter,
+            slot=slot,
+            schema=schema,
         )
         if parsed.valid and parsed.prefix is not None:
             seen.setdefault(normalize_prefix(parsed.prefix), f"batch item {index}")
@@ -469,16 +500,66 @@ def _parse_one(
     max_tokens: int,
     count_tokens: Callable[[str], int],
     slot: str | None = None,
+    schema: OutputSchema | None = None,
 ) -> ParsedProposal:
     if max_tokens < 1:
         raise ValueError(f"max_tokens must be at least 1, got {max_tokens}")
     source = raw if isinstance(raw, str) else ""
+    how, cut = "free_text", False
+    if schema is not None:
+        value, how = read_answer(source, schema)
+        if how != "not_json":
+            if value is None:
+                return ParsedProposal(
+                    raw=raw,
+                    prefix=None,
+                    reason="unfinished: cut off before one whole sentence",
+                    source=how,
+                )
+            source, cut = value, _at_cap(value, schema)
+            if cut:
+                source = _whole(source)
+        else:
+            how = "free_text"
     if slot is not None:
         source = _normalize_slot(source, slot)
-    text = _clean_completion(source)
+    if how == "free_text":
+        text = _clean_completion(source)
+    else:  # the schema held the instruction alone: no lead-ins or markdown to peel off
+        text = " ".join(_strip_quotes(" ".join(source.split())).split())
     if not text:
-        return ParsedProposal(raw=raw, prefix=None, reason="empty")
+        return ParsedProposal(raw=raw, prefix=None, reason="empty", source=how)
+    parsed = _checked(raw, text, labels, seen, max_tokens, count_tokens, slot)
+    if cut and parsed.prefix is not None:
+        parsed = replace(parsed, truncated=True)
+    return replace(parsed, source=how)
 
+
+def _at_cap(value: str, schema: OutputSchema) -> bool:
+    """Whether a JSON string reached the schema's length cap (the grammar closed it there)."""
+    cap = schema.schema.get("properties", {}).get("instruction", {}).get("maxLength")
+    return cap is not None and len(value) >= int(cap) - 1
+
+
+def _whole(text: str) -> str:
+    """A string the cap cut mid-way: its whole sentences, else its whole words."""
+    ends = list(re.finditer(r"[.!?](?=\s|$)", text))
+    if ends and ends[-1].end() > len(text) // 3:
+        return text[: ends[-1].end()]
+    cut = text.rsplit(None, 1)[0] if len(text.split()) > 1 else text
+    return cut.rstrip(" ,;:-–—(") + "."
+
+
+def _checked(
+    raw: str,
+    text: str,
+    labels: list[_Label],
+    seen: dict[str, str],
+    max_tokens: int,
+    count_tokens: Callable[[str], int],
+    slot: str | None,
+) -> ParsedProposal:
+    """Cap the text and run the validity checks (``_reject_reason``)."""
     repaired = False
     own = None  # the TA's own words, without a repair
     if slot is None:
@@ -585,6 +666,9 @@ def _reject_reason(
     named = _named_label(text, labels)
     if named is not None:
         return f"names_label: {named!r}"
+    talk = meta_talk(text)
+    if talk is not None:
+        return talk
     n_words = len(_WORD_RE.findall(text))
     if n_words < 2:
         return f"too_short: {n_words} word{'s' if n_words != 1 else ''}"

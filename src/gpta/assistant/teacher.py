@@ -7,6 +7,7 @@ becomes ``ProposalBatch.error``: the training run always carries on.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 from gpta.assistant.context import fit_tried
 from gpta.assistant.parsing import ParsedProposal, parse_proposals
 from gpta.assistant.prompts import ScoredPrefix, TaskBrief, feedback_messages
+from gpta.assistant.schema import proposal_schema
 from gpta.config import AssistantConfig
 from gpta.llm.base import Message, Usage
 from gpta.llm.usage import Projection
@@ -32,6 +34,7 @@ class ProposalBatch:
     cached: bool = False
     attempts: int = 0
     faults: list[str] = field(default_factory=list)
+    structured: str | None = None  # how the answer was constrained (gpta.llm.structured)
 
     @property
     def valid(self) -> list[str]:
@@ -138,7 +141,12 @@ class TeachingAssistant:
         previous: Iterable[str] = (),
         round_index: int | None = None,
     ) -> ProposalBatch:
-        """K sampled proposals for ``messages``; an LLM failure is reported, not raised."""
+        """K sampled proposals for ``messages``; an LLM failure is reported, not raised.
+
+        The answer is asked for under :func:`proposal_schema` (``assistant.structured_output``;
+        off, the prompt still asks for the JSON form but nothing enforces it). Every answer is
+        read as JSON first and by the free-text cleanup when it is not JSON."""
+        schema = proposal_schema(self.config.max_new_tokens)
         try:
             result = self.channel.send(
                 messages,
@@ -147,6 +155,7 @@ class TeachingAssistant:
                 top_p=self.config.top_p,
                 max_new_tokens=self.config.max_new_tokens,
                 seed=seed,
+                **({"schema": schema} if self.config.structured_output else {}),
             )
         except Exception as err:  # a TA failure must never end the training run
             batch = ProposalBatch(
@@ -163,6 +172,7 @@ class TeachingAssistant:
             max_tokens=self.config.max_prefix_tokens,
             count_tokens=self.count_tokens,
             slot=self.brief.slot,
+            schema=schema,
         )
         batch = ProposalBatch(
             proposals,
@@ -171,6 +181,7 @@ class TeachingAssistant:
             cached=result.cached,
             attempts=result.attempts,
             faults=[scrub(f) for f in result.faults],
+            structured=result.structured,
         )
         self._report(batch, round_index)
         return batch
@@ -189,6 +200,9 @@ class TeachingAssistant:
                 "faults": batch.faults,
                 "completions": len(batch.proposals),
                 "valid": len(batch.valid),
+                "structured": batch.structured,
+                "read_as": dict(Counter(p.source for p in batch.proposals)),
+                "rejected": dict(Counter(p.code for p in batch.proposals if p.code)),
                 "prompt_tokens": batch.usage.prompt_tokens,
                 "completion_tokens": batch.usage.completion_tokens,
                 "seconds": round(batch.seconds, 4),

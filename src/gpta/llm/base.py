@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from gpta.llm.structured import OutputSchema
 
 Message = dict[str, str]  # {"role": "system"|"user"|"assistant", "content": "..."}
 
@@ -33,6 +36,9 @@ class ChatResult:
     ``cached`` is true when the answer came from the response cache (nothing was sent);
     ``attempts`` counts the HTTP requests made (retries included) and ``faults`` names
     what went wrong on the way (``"RateLimitError: ..."``) even when a retry then worked.
+    ``structured`` says how an answer asked for with a schema was constrained
+    (``json_schema``, ``json_object``, ``grammar`` or ``free_text``; see
+    :mod:`gpta.llm.structured`); ``None`` when no schema was asked for.
     """
 
     texts: list[str]
@@ -41,6 +47,7 @@ class ChatResult:
     cached: bool = False
     attempts: int = 1
     faults: tuple[str, ...] = field(default_factory=tuple)
+    structured: str | None = None
 
 
 class LLMRequestError(RuntimeError):
@@ -56,7 +63,9 @@ class LLMRequestError(RuntimeError):
 
 
 class ChatModel(Protocol):
-    """Messages in; n completions, text and token usage out."""
+    """Messages in; n completions, text and token usage out. With ``schema``, each
+    completion should be a JSON object under it (how far that held: ``ChatResult.structured``).
+    """
 
     backend: str
     model_name: str
@@ -70,6 +79,7 @@ class ChatModel(Protocol):
         top_p: float,
         max_new_tokens: int,
         seed: int,
+        schema: OutputSchema | None = None,
     ) -> ChatResult: ...
 
 

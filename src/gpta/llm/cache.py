@@ -2,8 +2,9 @@
 
 The key is a SHA-256 over everything that changes the answer: the backend's identity
 (backend, base URL or weights folder, model), the messages, n, temperature, top_p, the
-completion-token limit and the seed. It never covers an API key or a header, and the stored
-rows hold only the completions and their token counts.
+completion-token limit, the seed and the output schema when one is asked for (stored
+answers keep how they were constrained: ``ChatResult.structured``). It never covers an API
+key or a header, and the stored rows hold only the completions and their token counts.
 
 Default file: ``<user cache dir>/gpta/llm-cache.sqlite`` (``GPTA_CACHE_DIR`` moves the cache
 dir, ``GPTA_LLM_CACHE`` or ``assistant.cache_path`` name the file itself).
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from gpta.llm.base import ChatModel, ChatResult, Message, Usage, cache_identity
+from gpta.llm.structured import OutputSchema
 
 CACHE_VERSION = 1
 _SCHEMA = """
@@ -36,6 +38,8 @@ CREATE TABLE IF NOT EXISTS responses (
     hits INTEGER NOT NULL DEFAULT 0
 )
 """
+# How a structured answer was constrained (ChatResult.structured); added to older files.
+_STRUCTURED_COLUMN = "ALTER TABLE responses ADD COLUMN structured TEXT"
 
 
 def default_cache_path() -> Path:
@@ -78,14 +82,15 @@ class ResponseCache:
         with self._lock, self._db:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(_SCHEMA)
+            _add_structured_column(self._db)
         self.hits = 0
         self.misses = 0
 
     def get(self, key: str) -> ChatResult | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT texts, prompt_tokens, completion_tokens, seconds FROM responses "
-                "WHERE key = ?",
+                "SELECT texts, prompt_tokens, completion_tokens, seconds, structured "
+                "FROM responses WHERE key = ?",
                 (key,),
             ).fetchone()
             if row is None:
@@ -94,19 +99,22 @@ class ResponseCache:
             self.hits += 1
             with self._db:
                 self._db.execute("UPDATE responses SET hits = hits + 1 WHERE key = ?", (key,))
-        texts, prompt_tokens, completion_tokens, seconds = row
+        texts, prompt_tokens, completion_tokens, seconds, structured = row
         return ChatResult(
             texts=json.loads(texts),
             usage=Usage(prompt_tokens, completion_tokens),
             seconds=seconds,
             cached=True,
             attempts=0,
+            structured=structured,
         )
 
     def put(self, key: str, model: str, result: ChatResult) -> None:
         with self._lock, self._db:
             self._db.execute(
-                "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, 0)",
+                "INSERT OR REPLACE INTO responses (key, model, texts, prompt_tokens, "
+                "completion_tokens, seconds, created, hits, structured) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)",
                 (
                     key,
                     model,
@@ -115,12 +123,19 @@ class ResponseCache:
                     result.usage.completion_tokens,
                     result.seconds,
                     time.time(),
+                    result.structured,
                 ),
             )
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _add_structured_column(db: sqlite3.Connection) -> None:
+    columns = {row[1] for row in db.execute("PRAGMA table_info(responses)")}
+    if "structured" not in columns:
+        db.execute(_STRUCTURED_COLUMN)
 
 
 def cache_info(path: str | Path | None = None) -> CacheInfo:
@@ -182,8 +197,9 @@ class CachedChatModel:
         top_p: float,
         max_new_tokens: int,
         seed: int,
+        schema: OutputSchema | None = None,
     ) -> ChatResult:
-        params = {
+        params: dict[str, Any] = {
             "n": n,
             "temperature": temperature,
             "top_p": top_p,
@@ -191,11 +207,15 @@ class CachedChatModel:
             "seed": seed,
         }
         started = time.perf_counter()
-        key = cache_key(cache_identity(self.inner), messages, params)
+        keyed = params if schema is None else {**params, "schema": json.loads(schema.key())}
+        key = cache_key(cache_identity(self.inner), messages, keyed)
         hit = self.cache.get(key)
         if hit is not None:
             return replace(hit, seconds=time.perf_counter() - started)
-        result = self.inner.chat(messages, **params)
+        if schema is None:  # a backend (or a scripted test model) that knows no schemas
+            result = self.inner.chat(messages, **params)
+        else:
+            result = self.inner.chat(messages, **params, schema=schema)
         if any(text.strip() for text in result.texts) and len(result.texts) == n:
             self.cache.put(key, self.model_name, result)
         return result

@@ -21,6 +21,12 @@ def make_chat_model(
         from gpta.llm.local import LocalChatModel
 
         model = LocalChatModel(config.model, device=device)
+    elif config.backend == "llamacpp":
+        from gpta.llm.llamacpp import LlamaCppChatModel
+
+        model = LlamaCppChatModel(
+            config.model, threads=config.threads, context_window=config.context_window
+        )
     elif config.backend == "openai":
         from gpta.llm.openai_backend import OpenAIChatModel
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import time
+from typing import Any
 
 import torch
 
 from gpta.bundled import resolve_model_path
 from gpta.downstream.model import quiet_loading
 from gpta.llm.base import ChatResult, Message, Usage
+from gpta.llm.structured import OutputSchema
 
 
 class LocalChatModel:
@@ -31,6 +34,8 @@ class LocalChatModel:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.context_window = int(getattr(self.model.config, "max_position_embeddings", 0) or 2048)
         self.adapter: str | None = None  # a LoRA adapter folder merged into the weights
+        self._compiler: Any = None  # xgrammar's compiler for this tokenizer, made once
+        self._grammars: dict[str, Any] = {}
 
     def identity(self) -> dict[str, str]:
         """Cache identity: the resolved weights folder (bundled names carry a file stamp)."""
@@ -71,6 +76,30 @@ class LocalChatModel:
             encoded = self.tokenizer(text, return_tensors="pt")
         return {k: v.to(self.device) for k, v in encoded.items()}
 
+    def _grammar(self, schema: OutputSchema) -> Any:
+        """The schema compiled by xgrammar for this tokenizer (cached), or ``None`` when
+        xgrammar is not installed (the answer is then free text).
+
+        Why xgrammar (checked 2026-11 on Python 3.11, torch 2.13, transformers 5.24): it
+        compiles this schema in ~0.02 s (a C++ grammar engine, maintained, the one vLLM and
+        SGLang use) and plugs into ``generate`` as a LogitsProcessor; outlines 1.3 works too
+        but built its index for the first request in ~80 s on 2 cores; lm-format-enforcer
+        0.11 fails to import its transformers integration with transformers 5.
+        """
+        key = schema.key()
+        if key not in self._grammars:
+            try:
+                import xgrammar
+            except ImportError:
+                return None
+            if self._compiler is None:
+                info = xgrammar.TokenizerInfo.from_huggingface(
+                    self.tokenizer, vocab_size=int(self.model.config.vocab_size)
+                )
+                self._compiler = xgrammar.GrammarCompiler(info)
+            self._grammars[key] = self._compiler.compile_json_schema(json.dumps(schema.schema))
+        return self._grammars[key]
+
     @torch.inference_mode()
     def chat(
         self,
@@ -81,18 +110,32 @@ class LocalChatModel:
         top_p: float,
         max_new_tokens: int,
         seed: int,
+        schema: OutputSchema | None = None,
     ) -> ChatResult:
+        from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
+
         start = time.perf_counter()
         inputs = self._prompt_ids(messages)
         prompt_len = inputs["input_ids"].shape[1]
+        grammar = self._grammar(schema) if schema is not None else None
+        processors = LogitsProcessorList()
+        if grammar is not None:
+            import xgrammar
+
+            processors.append(xgrammar.contrib.hf.LogitsProcessor(grammar))
+        # temperature and top-p after the grammar mask: applied before it, top-p could cut
+        # every token the grammar allows (top-k off, as in the other backends)
+        processors += [TemperatureLogitsWarper(temperature), TopPLogitsWarper(top_p)]
         # Sampling must not disturb the downstream model's random stream.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             output = self.model.generate(
                 **inputs,
                 do_sample=True,
-                temperature=temperature,
-                top_p=top_p,
+                temperature=1.0,
+                top_p=1.0,
+                top_k=0,
+                logits_processor=processors,
                 max_new_tokens=max_new_tokens,
                 num_return_sequences=n,
                 pad_token_id=self.tokenizer.pad_token_id,
@@ -103,4 +146,7 @@ class LocalChatModel:
         pad = self.tokenizer.pad_token_id
         generated = int(((completions != pad) & (completions != eos)).sum().item())
         usage = Usage(prompt_tokens=prompt_len * n, completion_tokens=generated)
-        return ChatResult(texts=texts, usage=usage, seconds=time.perf_counter() - start)
+        structured = None if schema is None else ("grammar" if grammar is not None else "free_text")
+        return ChatResult(
+            texts=texts, usage=usage, seconds=time.perf_counter() - start, structured=structured
+        )

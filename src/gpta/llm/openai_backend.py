@@ -10,6 +10,8 @@ instead, so that the waits honour ``Retry-After``, add jitter, and every fault i
 - Servers that ignore ``n`` (llama.cpp, Ollama) return one choice: the missing candidates
   are fetched by single-completion requests, in parallel, with seeds ``seed+1, seed+2, ...``.
 - At most ``assistant.max_in_flight`` requests are in flight per process and endpoint.
+- With a schema (structured output), the ``response_format`` form the server honours is
+  learned and remembered (:meth:`OpenAIChatModel._structured`, :mod:`gpta.llm.structured`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from tenacity import (
 
 from gpta.errors import GptaUserError
 from gpta.llm.base import ChatResult, LLMRequestError, Message, Usage, count_tokens_approx
+from gpta.llm.structured import SERVER_FORMS, OutputSchema, ServerForms, response_format
 
 if TYPE_CHECKING:
     from gpta.config import AssistantConfig
@@ -80,8 +83,19 @@ def is_retryable(err: BaseException) -> bool:
         return True
     if isinstance(err, json.JSONDecodeError):
         return True
+    if _format_refused(err):  # a request the server cannot take will not change on a retry
+        return False
     status = _status(err)
     return status is not None and (status in (408, 409, 429) or status >= 500)
+
+
+def _format_refused(err: BaseException) -> bool:
+    """The server does not take the request's response_format: HTTP 400 or 422, or a 500 that
+    names it (llama-cpp-python's server answers 500 to a body its validation refuses)."""
+    status = _status(err)
+    if status in (400, 422):
+        return True
+    return status == 500 and "response_format" in str(err)
 
 
 def _retry_after(err: BaseException | None) -> float | None:
@@ -158,6 +172,7 @@ class OpenAIChatModel:
         self.gate = _in_flight_gate(self.base_url, config.max_in_flight)
         self.context_window = config.context_window or DEFAULT_CONTEXT_WINDOW
         self.count_tokens = count_tokens_approx
+        self.forms = ServerForms()  # which response_format this server honours, once learned
 
     def identity(self) -> dict[str, str]:
         """Cache identity: backend, endpoint and model; never the key or the headers."""
@@ -184,6 +199,8 @@ class OpenAIChatModel:
             "seed": params["seed"],
             self.token_param: params["max_new_tokens"],
         }
+        if params.get("response_format") is not None:
+            request["response_format"] = params["response_format"]
         with self.gate:
             response = self.client.chat.completions.create(**request)
         choices = getattr(response, "choices", None)
@@ -220,11 +237,13 @@ class OpenAIChatModel:
             if not faults or faults[-1] != message:
                 faults.append(message)
             verdict = f"gave up after {attempts} attempts" if is_retryable(err) else "not retryable"
-            raise LLMRequestError(
+            failure = LLMRequestError(
                 f"{self.model_name} at {self.base_url}: {message} ({verdict})",
                 attempts=attempts,
                 faults=tuple(faults),
-            ) from None
+            )
+            failure.format_refused = _format_refused(err)
+            raise failure from None
         return response, attempts, faults
 
     def _usage(self, response: Any, messages: list[Message], texts: list[str]) -> Usage:
@@ -248,6 +267,7 @@ class OpenAIChatModel:
         top_p: float,
         max_new_tokens: int,
         seed: int,
+        schema: OutputSchema | None = None,
     ) -> ChatResult:
         start = time.perf_counter()
         params = {
@@ -256,8 +276,89 @@ class OpenAIChatModel:
             "max_new_tokens": max_new_tokens,
             "seed": seed,
         }
+        if schema is None:
+            texts, _, usage, attempts, faults = self._complete(messages, n, params)
+            structured = None
+        else:
+            texts, usage, attempts, faults, structured = self._structured(
+                messages, n, params, schema
+            )
+        allowed = len(texts) * max_new_tokens
+        if usage.completion_tokens > allowed * 1.25 + 8:  # the server ignored the limit
+            faults.append(
+                f"LimitIgnored: {usage.completion_tokens} completion tokens for "
+                f"{len(texts)} x {max_new_tokens} allowed; each text clipped to "
+                f"{CLIP_CHARS_PER_TOKEN * max_new_tokens} characters"
+            )
+            texts = [t[: CLIP_CHARS_PER_TOKEN * max_new_tokens] for t in texts]
+        return ChatResult(
+            texts=texts,
+            usage=usage,
+            seconds=time.perf_counter() - start,
+            attempts=attempts,
+            faults=tuple(faults),
+            structured=structured,
+        )
+
+    def _structured(
+        self, messages: list[Message], n: int, params: dict[str, Any], schema: OutputSchema
+    ) -> tuple[list[str], Usage, int, list[str], str]:
+        """Ask in the form this server is known to honour, else learn it: OpenAI's
+        ``json_schema`` form, then llama-cpp-python's ``json_object`` form, then free text.
+
+        A form is dropped when the server refuses it (HTTP 400/422) or answers 200 with a
+        finished completion that is not valid under the schema (the server ignored it; the
+        same conversation is then asked again in the next form). A form is remembered once a
+        completion in it was valid; an answer whose completions were only cut short by the
+        token limit decides nothing."""
+        known = self.forms.get(self.base_url, self.model_name)
+        order = list(SERVER_FORMS)
+        if known is not None:
+            order = order[order.index(known) :]
+        usage, attempts, faults = Usage(), 0, []
+        for form in order:
+            fmt = response_format(form, schema)
+            try:
+                texts, finish, more, tries, seen = self._complete(
+                    messages, n, {**params, "response_format": fmt}
+                )
+            except LLMRequestError as err:
+                attempts += err.attempts
+                faults += list(err.faults)
+                if form != "free_text" and _refuses_format(err):
+                    faults.append(f"StructuredOutput: the server refused response_format {form}")
+                    self.forms.put(self.base_url, self.model_name, _next(form), f"{form} refused")
+                    continue
+                raise LLMRequestError(str(err), attempts=attempts, faults=tuple(faults)) from None
+            usage, attempts, faults = usage + more, attempts + tries, faults + seen
+            if form == "free_text":
+                if known != "free_text":
+                    self.forms.put(self.base_url, self.model_name, form, "neither form honoured")
+                return texts, usage, attempts, faults, form
+            verdicts = [_verdict(schema, t, why) for t, why in zip(texts, finish, strict=True)]
+            if "valid" in verdicts:
+                if known != form:
+                    self.forms.put(self.base_url, self.model_name, form, "valid answer")
+                return texts, usage, attempts, faults, form
+            if "invalid" in verdicts:
+                faults.append(
+                    f"StructuredOutput: the server accepted response_format {form} but its "
+                    "answer is not valid under the schema; asking again without it"
+                )
+                self.forms.put(self.base_url, self.model_name, _next(form), f"{form} ignored")
+                continue
+            return texts, usage, attempts, faults, form  # every answer cut short: undecided
+        raise AssertionError("free_text always answers or raises")  # pragma: no cover
+
+    def _complete(
+        self, messages: list[Message], n: int, params: dict[str, Any]
+    ) -> tuple[list[str], list[str | None], Usage, int, list[str]]:
+        """n completions: (texts, finish reasons, usage, attempts, faults)."""
+        seed = params["seed"]
         response, attempts, faults = self._request(messages, n, params)
-        texts = [_choice_text(c) for c in response.choices][:n]
+        choices = list(response.choices)[:n]
+        texts = [_choice_text(c) for c in choices]
+        finish = [getattr(c, "finish_reason", None) for c in choices]
         usage = self._usage(response, messages, texts)
         missing = n - len(texts)
         if missing > 0:  # the server ignored n: fetch the rest one by one, in parallel
@@ -279,24 +380,34 @@ class OpenAIChatModel:
                 more, more_attempts, more_faults = item
                 more_texts = [_choice_text(more.choices[0])]
                 texts += more_texts
+                finish.append(getattr(more.choices[0], "finish_reason", None))
                 usage = usage + self._usage(more, messages, more_texts)
                 attempts += more_attempts
                 faults += more_faults
-        allowed = len(texts) * max_new_tokens
-        if usage.completion_tokens > allowed * 1.25 + 8:  # the server ignored the limit
-            faults.append(
-                f"LimitIgnored: {usage.completion_tokens} completion tokens for "
-                f"{len(texts)} x {max_new_tokens} allowed; each text clipped to "
-                f"{CLIP_CHARS_PER_TOKEN * max_new_tokens} characters"
-            )
-            texts = [t[: CLIP_CHARS_PER_TOKEN * max_new_tokens] for t in texts]
-        return ChatResult(
-            texts=texts,
-            usage=usage,
-            seconds=time.perf_counter() - start,
-            attempts=attempts,
-            faults=tuple(faults),
-        )
+        return texts, finish, usage, attempts, faults
+
+
+def _verdict(schema: OutputSchema, text: str, finish_reason: str | None) -> str:
+    """``valid``, ``cut`` (a JSON object the token limit stopped) or ``invalid`` (an answer
+    no enforcing server gives: not a JSON object from its first character, or finished and
+    not what the schema allows)."""
+    verdict = schema.check(text)
+    if verdict == "valid":
+        return verdict
+    if not text.lstrip().startswith("{"):
+        return "invalid"
+    if finish_reason == "length":
+        return "cut"
+    return verdict if finish_reason is None else "invalid"
+
+
+def _next(form: str) -> str:
+    return SERVER_FORMS[min(SERVER_FORMS.index(form) + 1, len(SERVER_FORMS) - 1)]
+
+
+def _refuses_format(err: LLMRequestError) -> bool:
+    """The request failed because the server does not take its response_format."""
+    return bool(getattr(err, "format_refused", False))
 
 
 def _describe(err: BaseException) -> str:

@@ -9,6 +9,7 @@ retried. Otherwise it is recorded in full, with the ids of the exemplar rows it 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import asdict
 from typing import TYPE_CHECKING
@@ -18,6 +19,7 @@ from gpta.llm.usage import UsageMeter
 from gpta.privacy.ledger import ExposureLedger
 
 if TYPE_CHECKING:
+    from gpta.llm.structured import OutputSchema
     from gpta.privacy.guard import LeakGuard, LeakReport
     from gpta.privacy.policy import Exemplar
 
@@ -69,8 +71,13 @@ class ExposureChannel:
         top_p: float,
         max_new_tokens: int,
         seed: int,
+        schema: OutputSchema | None = None,
     ) -> ChatResult:
-        """Send one conversation; errors are recorded and re-raised."""
+        """Send one conversation; errors are recorded and re-raised.
+
+        With ``schema`` (structured output) the request record holds the schema as sent
+        (``output_schema``) and the response record how the answer was constrained
+        (``structured``: json_schema, json_object, grammar or free_text)."""
         params = {
             "n": n,
             "temperature": temperature,
@@ -104,10 +111,14 @@ class ExposureChannel:
             row_ids=self.rows_in(messages),
             params=params,
             policy=self.policy,
+            **({} if schema is None else {"output_schema": json.loads(schema.key())}),
         )
         self.requests += 1
         try:
-            result = self.chat_model.chat(messages, **params)
+            if schema is None:
+                result = self.chat_model.chat(messages, **params)
+            else:
+                result = self.chat_model.chat(messages, **params, schema=schema)
         except Exception as err:
             attempts = getattr(err, "attempts", 1)
             faults = list(getattr(err, "faults", ()))
@@ -128,6 +139,7 @@ class ExposureChannel:
             cached=result.cached,
             attempts=result.attempts,
             faults=list(result.faults),
+            **({} if schema is None else {"structured": result.structured}),
         )
         return result
 
