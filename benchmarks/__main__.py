@@ -150,8 +150,9 @@ def run(args: argparse.Namespace) -> Path:
         changes["datasets"] = tuple(args.datasets)
     if args.methods:
         changes["methods"] = tuple(args.methods)
-    if args.seeds:
+    if args.seeds:  # beats the per-dataset seeds of the profile
         changes["seeds"] = tuple(args.seeds)
+        profile = profile.without_override("seeds")
     if args.levels:  # beats the per-dataset levels of the profile
         changes["levels"] = _parse_levels(args.levels)
         profile = profile.without_override("levels")
@@ -242,7 +243,7 @@ def work_units(
     shared: dict[tuple[str, int], list[tuple[Any, ...]]] = {}
     for dataset in profile.datasets:
         for level in setting(profile, dataset, "levels"):
-            for seed in profile.seeds:
+            for seed in setting(profile, dataset, "seeds"):
                 for method in methods:
                     task = (dataset, level, seed, method)
                     if (dataset, level, method, seed) in done:
@@ -293,6 +294,7 @@ def run_one(
     run_dir = out / "runs" / dataset / level_name / method / f"seed{seed}"
     rounds = setting(profile, dataset, "rounds")
     steps_per_round = setting(profile, dataset, "steps_per_round")
+    epochs_per_round = setting(profile, dataset, "epochs_per_round")
     row: dict[str, Any] = {
         "dataset": dataset,
         "task": DATASETS[dataset].task,
@@ -300,10 +302,9 @@ def run_one(
         "method": method,
         "seed": seed,
         "profile": profile.name,
-        # a round is epochs_per_round epochs, or steps_per_round batches when that is set
-        "epochs": None
-        if steps_per_round
-        else rounds * setting(profile, dataset, "epochs_per_round"),
+        # a round is epochs_per_round epochs, or steps_per_round batches when that is set;
+        # with neither, gpta's default budget rule (the run reports its steps)
+        "epochs": rounds * epochs_per_round if epochs_per_round and not steps_per_round else None,
         "optimizer_steps": rounds * steps_per_round if steps_per_round else None,
         "max_length": setting(profile, dataset, "max_length"),
         "dev_rows": splits[dataset]["rows"]["dev"],
@@ -315,6 +316,8 @@ def run_one(
     try:
         if method == "prompt-tuning":
             result = M.run_prompt_tuning(base, learning_rate=profile.prompt_tuning_lr)
+        elif method == "frozen-lr":
+            result = M.run_frozen_lr(base)
         elif method == "gpta-tuned":
             result = run_tuned(profile, out, dataset, level, seed, base)
         else:

@@ -114,7 +114,17 @@ def base_config(
         model["name_or_path"] = name
     training: dict[str, Any] = {
         key: setting(profile, dataset, key)
-        for key in ("rounds", "epochs_per_round", "batch_size", "eval_batch_size", "learning_rate")
+        for key in (
+            "rounds",
+            "epochs_per_round",
+            "batch_size",
+            "eval_batch_size",
+            "learning_rate",
+            "min_steps",
+            "min_epochs",
+            "patience",
+        )
+        if setting(profile, dataset, key) is not None  # None: gpta's default
     }
     training["report_to"] = ["none"]
     steps_per_round = setting(profile, dataset, "steps_per_round")
@@ -336,7 +346,11 @@ def run_gpta_method(config_dict: dict[str, Any]) -> dict[str, Any]:
     # round 0's proposal happens before training: it is in ta_seconds, not in rounds[]
     split["ta"] = float(metrics.get("ta_seconds", split["ta"]))
     metric = metrics["primary_metric"]
+    budget = metrics.get("budget") or {}
     return {
+        "optimizer_steps": budget.get("total_steps"),
+        "rounds_trained": metrics.get("rounds_trained"),
+        "majority": (metrics.get("majority_baseline") or {}).get("test"),
         "metric": metric,
         "test": metrics["test"].get(metric),
         "dev": metrics["dev"].get(metric),
@@ -386,6 +400,62 @@ def _cuda_peak(active: bool) -> float | None:
     return round(torch.cuda.max_memory_allocated() / 2**20, 1)
 
 
+# --- frozen embeddings + logistic regression, the outside anchor --------------------------------
+def run_frozen_lr(config_dict: dict[str, Any]) -> dict[str, Any]:
+    """Logistic regression (scikit-learn defaults, max_iter 1000) on the frozen sentence
+    embeddings of the same model (sentence-transformers' own encode: its pooling and
+    normalisation), fitted on the same training sample; scored on dev and test. No prefix,
+    no fine-tuning. Classification only."""
+    from sentence_transformers import SentenceTransformer
+    from sklearn.linear_model import LogisticRegression
+
+    from gpta.bundled import resolve_model_path
+    from gpta.config import build_config
+    from gpta.run import load_data
+    from gpta.tasks import build_task
+
+    config = build_config(config_dict, source="benchmark")
+    if config.task != "classification":
+        raise NotRun(f"frozen-lr is a classification method (task is {config.task})")
+    started = time.perf_counter()
+    tables = load_data(config)
+    task = build_task(config, tables)
+    name = config.model.resolved_name(config.task)
+    encoder = SentenceTransformer(resolve_model_path(name), device=config.device or "cpu")
+    text, label = config.data.text_column or "text", config.data.label_column or "label"
+
+    def features(rows: list[dict[str, Any]]) -> Any:
+        return encoder.encode([r[text] for r in rows], batch_size=64, show_progress_bar=False)
+
+    train_rows = tables["train"].rows
+    probe = LogisticRegression(max_iter=1000).fit(
+        features(train_rows), task._ids([r[label] for r in train_rows])
+    )
+    scores = {}
+    for split in ("dev", "test"):
+        rows = tables[split].rows
+        predicted = probe.predict(features(rows)).tolist()
+        scores[split] = task.metrics(predicted, task._ids([r[label] for r in rows]))
+    majority = task.majority_baseline(train_rows, {"test": tables["test"].rows})
+    return {
+        "metric": "accuracy",
+        "test": scores["test"]["accuracy"],
+        "dev": scores["dev"]["accuracy"],
+        "test_metrics": scores["test"],
+        "dev_curve": None,
+        "prefix": "",
+        "prefixes": None,
+        "best_round": None,
+        "wall_seconds": round(time.perf_counter() - started, 2),
+        "seconds": {"train": 0.0, "eval": 0.0, "ta": 0.0, "screen": 0.0},
+        "ta_requests": 0,
+        "ta_tokens": 0,
+        "majority": majority["test"] if majority else None,
+        "model": name,
+        "run_dir": None,
+    }
+
+
 # --- prompt tuning (PEFT), the outside anchor ------------------------------------------------
 def run_prompt_tuning(config_dict: dict[str, Any], *, learning_rate: float) -> dict[str, Any]:
     """PEFT prompt tuning of the same model, initialised from the dataset description.
@@ -406,7 +476,7 @@ def run_prompt_tuning(config_dict: dict[str, Any], *, learning_rate: float) -> d
     from gpta.bundled import resolve_model_path
     from gpta.config import build_config
     from gpta.downstream.device import resolve_device
-    from gpta.downstream.training import RoundDataset
+    from gpta.downstream.training import RoundDataset, round_budget
     from gpta.run import load_data
     from gpta.tasks import build_task
 
@@ -433,9 +503,11 @@ def run_prompt_tuning(config_dict: dict[str, Any], *, learning_rate: float) -> d
     model = get_peft_model(model, peft_config).to(device)
     training = config.training
     batch = training.batch_size
-    window = None if training.steps_per_round is None else training.steps_per_round * batch
+    budget = round_budget(training, len(tables["train"]))  # the Trainer path's rounds
     rounds_data = RoundDataset(
-        tables["train"].rows, epochs_per_round=training.epochs_per_round, rows_per_round=window
+        tables["train"].rows,
+        epochs_per_round=budget.epochs_per_round,
+        rows_per_round=budget.rows_per_round,
     )
     steps = training.rounds * math.ceil(len(rounds_data) / batch)
     optimizer = torch.optim.AdamW(

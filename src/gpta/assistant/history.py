@@ -25,6 +25,36 @@ class RoundRecord:
     train_loss: float | None
     dev_metrics: dict[str, Any]
     seconds: dict[str, float] = field(default_factory=dict)
+    # the same round's model with NO prefix (the loop, when the round's prefix is not empty)
+    empty_dev_score: float | None = None
+    empty_dev_loss: float | None = None
+    empty_dev_metrics: dict[str, Any] | None = None
+
+    @property
+    def serves_empty(self) -> bool:
+        """The round's model scores at least as well on dev with no prefix as with its own:
+        it is saved to serve with none (a prefix must earn its place)."""
+        return self.empty_dev_score is not None and (
+            self.empty_dev_score,
+            -(self.empty_dev_loss or 0.0),
+        ) >= (self.dev_score, -(self.dev_loss or 0.0))
+
+    @property
+    def serving_prefix(self) -> str:
+        """The prefix the round's saved model uses: its own, or none (``serves_empty``)."""
+        return "" if self.serves_empty else self.prefix
+
+    @property
+    def serving_score(self) -> tuple[float, float]:
+        """(dev score, minus dev loss) of the model as it would be saved: what rounds compete on."""
+        if self.serves_empty:
+            return (float(self.empty_dev_score or 0.0), -(self.empty_dev_loss or 0.0))
+        return (self.dev_score, -(self.dev_loss or 0.0))
+
+    @property
+    def serving_metrics(self) -> dict[str, Any]:
+        """The dev metrics of the model as it would be saved."""
+        return (self.empty_dev_metrics or {}) if self.serves_empty else self.dev_metrics
 
 
 class History:

@@ -22,7 +22,9 @@ import math
 import os
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from torch.utils.data import Dataset
@@ -35,6 +37,42 @@ from gpta.distributed import launched_world_size
 from gpta.errors import GptaUserError
 from gpta.progress import emit_json, log_format
 from gpta.tasks.base import Task
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much a run trains: ``rounds`` rounds of ``rows_per_round`` rows (each process's
+    share included) or of ``epochs_per_round`` passes, and why."""
+
+    rounds: int
+    epochs_per_round: int
+    rows_per_round: int | None
+    steps_per_round: int
+    rule: str  # "steps_per_round" | "epochs_per_round" | "default: max(N steps, E epochs)"
+
+    @property
+    def total_steps(self) -> int:
+        return self.rounds * self.steps_per_round
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "total_steps": self.total_steps}
+
+
+def round_budget(config: TrainingConfig, rows: int, *, world_size: int = 1) -> Budget:
+    """The run's budget from ``training``: steps_per_round or epochs_per_round when set,
+    else the default rule max(min_steps, min_epochs epochs) optimizer steps over all rounds,
+    split evenly into the rounds (a round is then a window of rows, see RoundDataset)."""
+    per_step = config.batch_size * config.gradient_accumulation_steps * world_size
+    if config.steps_per_round is not None:
+        steps, rule = config.steps_per_round, "steps_per_round"
+    elif config.epochs_per_round is not None:
+        steps = math.ceil(config.epochs_per_round * rows / per_step)
+        return Budget(config.rounds, config.epochs_per_round, None, steps, "epochs_per_round")
+    else:
+        total = max(config.min_steps, math.ceil(config.min_epochs * rows / per_step))
+        steps = math.ceil(total / config.rounds)
+        rule = f"default: max({config.min_steps} steps, {config.min_epochs:g} epochs)"
+    return Budget(config.rounds, 1, steps * per_step, steps, rule)
 
 
 class RoundDataset(Dataset):
@@ -79,25 +117,33 @@ class PrefixCollator:
         self.tokenizer = tokenizer
         self.prefix = prefix
         self.pool: list[str] = []
+        self.empty_share = 0.0
         self.rng = random.Random(seed)
 
-    def set_prefix(self, prefix: str, pool: Sequence[str] = ()) -> None:
-        """The prefix (and pool) of the next round."""
+    def set_prefix(self, prefix: str, pool: Sequence[str] = (), empty_share: float = 0.0) -> None:
+        """The prefix (and pool) of the next round; ``empty_share`` of the rows (drawn per
+        row) get no prefix while the round's prefix is not empty."""
         self.prefix = prefix
         self.pool = list(pool)
+        self.empty_share = empty_share
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
-        if self.pool:
-            return self.task.collate(
-                rows, self.tokenizer, [self.rng.choice(self.pool) for _ in rows]
-            )
-        return self.task.collate(rows, self.tokenizer, self.prefix)
+        mixed = self.empty_share > 0 and bool(self.prefix or any(self.pool))
+        if not self.pool and not mixed:  # the plain path: no random draw at all
+            return self.task.collate(rows, self.tokenizer, self.prefix)
+        return self.task.collate(rows, self.tokenizer, [self._draw(mixed) for _ in rows])
+
+    def _draw(self, mixed: bool) -> str:
+        if mixed and self.rng.random() < self.empty_share:
+            return ""
+        return self.rng.choice(self.pool) if self.pool else self.prefix
 
 
 class RoundEndCallback(TrainerCallback):
     """Hands each round boundary to the synergy loop.
 
-    ``on_round_end(round_index, model, train_loss)`` runs at the end of every round;
+    ``on_round_end(round_index, model, train_loss)`` runs at the end of every round and
+    returns True to stop training there (early stopping);
     ``on_checkpoint(round_index, path)`` runs once the Trainer has written that round's
     checkpoint (model, optimizer, scheduler, RNG states) to ``path``.
     """
@@ -106,7 +152,7 @@ class RoundEndCallback(TrainerCallback):
         self,
         dataset: RoundDataset,
         loss_meter: LossMeter,
-        on_round_end: Callable[[int, Any, float | None], None],
+        on_round_end: Callable[[int, Any, float | None], bool | None],
         on_checkpoint: Callable[[int, str], None] | None = None,
         start_round: int = 0,
     ) -> None:
@@ -121,13 +167,34 @@ class RoundEndCallback(TrainerCallback):
         self.loss_meter.reset()
 
     def on_epoch_end(self, args, state, control, model=None, **kwargs):
-        self.on_round_end(self.round_index, model, self.loss_meter.mean())
+        with preserved_rng():  # the boundary (TA, screening) must not change training's draws
+            stop = self.on_round_end(self.round_index, model, self.loss_meter.mean())
         self.round_index += 1
+        if stop:  # early stopping: this round's checkpoint is still written
+            control.should_training_stop = True
 
     def on_save(self, args, state, control, **kwargs):
         if self.on_checkpoint is not None:
             path = os.path.join(args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}")
             self.on_checkpoint(self.round_index - 1, path)
+
+
+@contextmanager
+def preserved_rng() -> Iterator[None]:
+    """Leave Python's, NumPy's and torch's random states (CPU and CUDA) as they were: what
+    runs inside (TA sampling, screening) draws nothing that training would have drawn, so a
+    run whose loop adopts no prefix trains exactly like the same run without the loop."""
+    import numpy as np
+    import torch
+
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+    with torch.random.fork_rng(devices=devices):
+        try:
+            yield
+        finally:
+            random.setstate(python_state)
+            np.random.set_state(numpy_state)
 
 
 class LossMeter:
@@ -253,7 +320,7 @@ def build_trainer(
     seed: int,
     device: str,
     checkpoint_dir: str,
-    on_round_end: Callable[[int, Any, float | None], None],
+    on_round_end: Callable[[int, Any, float | None], bool | None],
     on_checkpoint: Callable[[int, str], None] | None = None,
     start_round: int = 0,
     prefix: str,
@@ -261,16 +328,9 @@ def build_trainer(
     logs_dir: str | None = None,
 ) -> tuple[PrefixTrainer, PrefixCollator]:
     """A Trainer that runs ``rounds`` rounds and calls back at each round's end."""
-    rows_per_round = None
-    if config.steps_per_round is not None:
-        rows_per_round = (  # every process takes its share of a round's rows
-            config.steps_per_round
-            * config.batch_size
-            * config.gradient_accumulation_steps
-            * launched_world_size()
-        )
-    dataset = RoundDataset(
-        rows, epochs_per_round=config.epochs_per_round, rows_per_round=rows_per_round
+    budget = round_budget(config, len(rows), world_size=launched_world_size())
+    dataset = RoundDataset(  # every process takes its share of a round's rows
+        rows, epochs_per_round=budget.epochs_per_round, rows_per_round=budget.rows_per_round
     )
     collator = PrefixCollator(task, tokenizer, prefix, seed=seed)
     loss_meter = LossMeter()

@@ -27,6 +27,8 @@ class Evaluation:
     loss: float | None  # mean loss on the rows, when the family defines one
     metrics: dict[str, Any]  # every metric, including aggregate per-label/per-field numbers
     predictions: list[Any]  # one JSON-able prediction per row
+    # the primary metric of each row (1/0 correct, a row's F1, ...), for paired tests
+    row_scores: list[float] | None = None
 
     @classmethod
     def from_class_scores(
@@ -45,7 +47,8 @@ class Evaluation:
         loss = float(torch.nn.functional.cross_entropy(logits, torch.tensor(list(references))))
         predicted = logits.argmax(dim=-1).tolist()
         values = metrics(predicted, references)
-        return cls(values["accuracy"], loss, values, [names[i] for i in predicted])
+        correct = [float(p == r) for p, r in zip(predicted, references, strict=True)]
+        return cls(values["accuracy"], loss, values, [names[i] for i in predicted], correct)
 
 
 @dataclass(frozen=True)
@@ -55,17 +58,44 @@ class Screening:
     prefix: str
     score: float
     loss: float
+    rows: tuple[float, ...] = ()  # the score of each screening row, in row order
 
     @classmethod
     def from_evaluation(cls, prefix: str, evaluation: Evaluation) -> Screening:
         """Screen by the primary metric of a full evaluation (forward passes, no generation)."""
-        return cls(prefix, evaluation.score, evaluation.loss or 0.0)
+        return cls(
+            prefix, evaluation.score, evaluation.loss or 0.0, tuple(evaluation.row_scores or ())
+        )
 
     def beats(self, other: Screening, margin: float) -> bool:
         """Higher score by more than ``margin``; on an exact tie, a clearly lower loss wins."""
         if self.score > other.score + margin:
             return True
         return margin == 0 and self.score == other.score and self.loss < other.loss * 0.98
+
+    def significantly_beats(self, other: Screening, *, margin: float, alpha: float) -> bool:
+        """Better than ``other`` by more than ``margin`` AND by a one-sided paired t-test on
+        the same rows at level ``alpha`` (per-row scores; without them, ``beats`` alone).
+
+        The screening sample is small (tens of rows): a plain "higher score" there adopts
+        noise about half the time. ``alpha >= 1`` turns the test off."""
+        if not self.score > other.score + margin:
+            return False
+        if alpha >= 1 or not self.rows or len(self.rows) != len(other.rows):
+            return self.beats(other, margin)
+        return paired_p_value(self.rows, other.rows) < alpha
+
+
+def paired_p_value(better: Sequence[float], than: Sequence[float]) -> float:
+    """One-sided p-value of a paired t-test that ``better`` scores higher than ``than``, row by
+    row (scipy). Equal differences on every row (no variance): 0 if they are all positive,
+    else 1."""
+    from scipy.stats import ttest_rel
+
+    differences = [a - b for a, b in zip(better, than, strict=True)]
+    if len(set(differences)) <= 1:
+        return 0.0 if differences and differences[0] > 0 else 1.0
+    return float(ttest_rel(list(better), list(than), alternative="greater").pvalue)
 
 
 @dataclass(frozen=True)
@@ -81,6 +111,22 @@ class TaskIO:
     slot: str | None = None  # a placeholder every proposal must contain (cloze), or None
 
 
+def majority_of(train_ids: Sequence[int], splits: dict[str, Sequence[int]]) -> dict[str, Any]:
+    """The most frequent class id of ``train_ids`` (ties: the lowest id) and the accuracy of
+    always predicting it on each split of class ids."""
+    from collections import Counter
+
+    counts = Counter(train_ids)
+    top = min(counts, key=lambda i: (-counts[i], i))
+    return {
+        "class": top,
+        **{
+            name: (sum(i == top for i in ids) / len(ids) if ids else None)
+            for name, ids in splits.items()
+        },
+    }
+
+
 class RowScoring:
     """``evaluate``, ``screen`` and ``screen_many`` from ``outputs``/``score``/``screen_score``.
 
@@ -88,6 +134,20 @@ class RowScoring:
     and ``score(rows, outputs)``; it may override ``screen_score`` (default: the primary
     metric of ``score``) and ``outputs_many`` (default: one pass per prefix).
     """
+
+    def prepare_model(
+        self, model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], *, batch_size: int
+    ) -> dict[str, Any]:
+        """Before the first round: start new weights from the training rows (default:
+        nothing); returns what was done."""
+        return {}
+
+    def majority_baseline(
+        self, train: Sequence[dict[str, Any]], splits: dict[str, Sequence[dict[str, Any]]]
+    ) -> dict[str, Any] | None:
+        """The primary metric of always answering the most frequent training answer, on each
+        split (None where the family has no such answer: QA, summarization)."""
+        return None
 
     def outputs(
         self,
@@ -184,6 +244,14 @@ class Task(Protocol):
     def collate(
         self, rows: Sequence[dict[str, Any]], tokenizer: Any, prefix: str
     ) -> dict[str, Any]: ...
+
+    def prepare_model(
+        self, model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], *, batch_size: int
+    ) -> dict[str, Any]: ...
+
+    def majority_baseline(
+        self, train: Sequence[dict[str, Any]], splits: dict[str, Sequence[dict[str, Any]]]
+    ) -> dict[str, Any] | None: ...
 
     def outputs(
         self,

@@ -25,7 +25,7 @@ from torchmetrics.functional.classification import (
 from gpta.data import Table, require_columns, require_text
 from gpta.downstream.inference import forward_batches
 from gpta.errors import GptaUserError
-from gpta.tasks.base import Evaluation, RowScoring, TaskIO
+from gpta.tasks.base import Evaluation, RowScoring, TaskIO, majority_of
 from gpta.tasks.heads import ClassificationHead, SequenceHead, build_head, head_from_manifest
 from gpta.tasks.heads.sequence import join_prefix
 
@@ -159,6 +159,29 @@ class ClassificationTask(RowScoring):
         return ids
 
     # --- models ----------------------------------------------------------------------------------
+    def prepare_model(
+        self, model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], *, batch_size: int
+    ) -> dict[str, Any]:
+        """The head's start from the training rows (a linear probe for pooled encoders)."""
+        return self.head.prepare(
+            model,
+            tokenizer,
+            [r[self.text_column] for r in rows],
+            self._ids([r[self.label_column] for r in rows]),
+            max_length=self.max_length,
+            batch_size=batch_size,
+        )
+
+    def majority_baseline(
+        self, train: Sequence[dict[str, Any]], splits: dict[str, Sequence[dict[str, Any]]]
+    ) -> dict[str, Any] | None:
+        """Accuracy of always predicting the most frequent training label."""
+        ids = {
+            name: self._ids([r[self.label_column] for r in rows]) for name, rows in splits.items()
+        }
+        found = majority_of(self._ids([r[self.label_column] for r in train]), ids)
+        return {"answer": self.labels[found.pop("class")], "metric": "accuracy", **found}
+
     def load_model(self, name_or_path: str) -> tuple[Any, Any]:
         """A pretrained model made ready by the head for these labels."""
         return self.head.load_model(name_or_path, self.label_names)

@@ -34,7 +34,7 @@ from gpta.data import Table, require_columns, require_text
 from gpta.downstream.inference import forward_batches
 from gpta.downstream.model import load_pretrained
 from gpta.errors import GptaUserError
-from gpta.tasks.base import Evaluation, RowScoring, TaskIO
+from gpta.tasks.base import Evaluation, RowScoring, TaskIO, majority_of
 from gpta.tasks.common import load_tokenizer
 from gpta.tasks.heads.sequence import join_prefix
 
@@ -317,6 +317,14 @@ class MultipleChoiceTask(RowScoring):
         return Evaluation.from_class_scores(
             outputs, self._indices(rows), names=self.letters, metrics=self.metrics
         )
+
+    def majority_baseline(
+        self, train: Sequence[dict[str, Any]], splits: dict[str, Sequence[dict[str, Any]]]
+    ) -> dict[str, Any] | None:
+        """Accuracy of always answering the most frequent training answer letter."""
+        ids = {name: self._indices(list(rows)) for name, rows in splits.items()}
+        found = majority_of(self._indices(list(train)), ids)
+        return {"answer": self.letters[found.pop("class")], "metric": "accuracy", **found}
 
     def feedback(self, evaluation: Evaluation) -> tuple[str, dict[str, float]]:
         """Accuracy per correct answer letter: aggregate numbers only."""

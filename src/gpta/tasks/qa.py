@@ -366,8 +366,15 @@ class QATask(RowScoring):
         predictions = [answer for answer, _, _ in outputs]
         windows = sum(n for _, _, n in outputs)
         loss = sum(total for _, total, _ in outputs) / windows if windows else None
-        metrics = self.metrics(predictions, rows)
-        return Evaluation(score=metrics["f1"], loss=loss, metrics=metrics, predictions=predictions)
+        row_f1: list[float] = []
+        metrics = self.metrics(predictions, rows, row_f1=row_f1)
+        return Evaluation(
+            score=metrics["f1"],
+            loss=loss,
+            metrics=metrics,
+            predictions=predictions,
+            row_scores=row_f1,
+        )
 
     def feedback(self, evaluation: Evaluation) -> tuple[str, dict[str, float]]:
         """F1 by question word: aggregate numbers only."""
@@ -389,9 +396,16 @@ class QATask(RowScoring):
         return answers
 
     # --- metrics ---------------------------------------------------------------------------------
-    def metrics(self, predictions: Sequence[str], rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    def metrics(
+        self,
+        predictions: Sequence[str],
+        rows: Sequence[dict[str, Any]],
+        *,
+        row_f1: list[float] | None = None,
+    ) -> dict[str, Any]:
         """Exact match and F1 (SQuAD normalisation, torchmetrics) as fractions, F1 by question
-        word and the number of questions of each word."""
+        word and the number of questions of each word; each row's F1 is appended to
+        ``row_f1`` when given."""
         preds = [{"prediction_text": p, "id": str(i)} for i, p in enumerate(predictions)]
         targets = [
             {
@@ -410,6 +424,8 @@ class QATask(RowScoring):
         for pred, target, row in zip(preds, targets, rows, strict=True):
             f1 = float(squad(pred, target)["f1"]) / 100
             by_word[question_word(row[self.question_column])].append(f1)
+            if row_f1 is not None:
+                row_f1.append(f1)
         order = [*QUESTION_WORDS, "other"]
         words = [w for w in order if w in by_word]
         return {

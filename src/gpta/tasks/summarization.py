@@ -465,7 +465,8 @@ class SummarizationTask(RowScoring):
     ) -> Screening:
         """Minus the mean loss per summary token (forward passes only, no generation)."""
         loss = _pooled_loss([(total, n) for _, total, n in outputs])
-        return Screening(prefix, -loss, loss)
+        rows_loss = tuple(-total / n if n else 0.0 for _, total, n in outputs)
+        return Screening(prefix, -loss, loss, rows_loss)
 
     def feedback(self, evaluation: Evaluation) -> tuple[str, dict[str, float]]:
         """ROUGE F1 and mean lengths in words: aggregate numbers only."""

@@ -41,6 +41,20 @@ class ClassificationHead(Protocol):
         """``(batch, num_labels)`` class scores from one forward pass (differentiable)."""
         ...
 
+    def prepare(
+        self,
+        model: Any,
+        tokenizer: Any,
+        texts: Sequence[str],
+        label_ids: Sequence[int],
+        *,
+        max_length: int,
+        batch_size: int,
+    ) -> dict[str, Any]:
+        """Before training: start any new weights from the training rows (no prefix), e.g. a
+        linear probe; returns what was done (JSON-able, empty for nothing)."""
+        ...
+
     def manifest(self) -> dict[str, Any]:
         """What a saved model needs to rebuild this head (JSON-able)."""
         ...

@@ -1,19 +1,27 @@
 """``head: sequence``: a new classification head on a pretrained encoder.
 
-The plain Hugging Face recipe (``AutoModelForSequenceClassification``); the prefix
-joins the text as one segment, ``prefix + " " + text``, truncated on the right.
-With the empty prefix the input is exactly the plain fine-tuning input.
+Where the model folder is a sentence-transformers model (``modules.json`` with a Pooling
+module, as the bundled all-MiniLM-L6-v2), the head reads the embedding the model was
+trained to produce: its own pooling (mean of the token states, normalised), with the
+linear layer started as a logistic-regression probe on the frozen embeddings of the
+training rows (:mod:`gpta.downstream.pooled`). Elsewhere it is the plain Hugging Face
+recipe (``AutoModelForSequenceClassification``). The prefix joins the text as one
+segment, ``prefix + " " + text``, truncated on the right; with the empty prefix the
+input is exactly the plain fine-tuning input.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 
+from gpta.bundled import resolve_model_path
 from gpta.downstream.model import load_pretrained
+from gpta.downstream.pooled import PooledClassifier, is_pooled_folder, read_pooling
 
 PREFIX_SEPARATOR = " "
 
@@ -41,8 +49,12 @@ class SequenceHead:
     slot: str | None = field(default=None, init=False)
 
     def load_model(self, name_or_path: str, label_names: list[str]) -> tuple[Any, Any]:
-        from transformers import AutoModelForSequenceClassification
+        from transformers import AutoModel, AutoModelForSequenceClassification
 
+        pooling = read_pooling(_local_folder(name_or_path))
+        if pooling is not None:
+            encoder, tokenizer = load_pretrained(AutoModel, name_or_path)
+            return PooledClassifier(encoder, pooling, label_names), tokenizer
         return load_pretrained(
             AutoModelForSequenceClassification,
             name_or_path,
@@ -53,9 +65,39 @@ class SequenceHead:
         )
 
     def load_trained(self, model_dir: str) -> tuple[Any, Any]:
-        from transformers import AutoModelForSequenceClassification
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+        if is_pooled_folder(model_dir):
+            return PooledClassifier.from_pretrained(model_dir), AutoTokenizer.from_pretrained(
+                model_dir
+            )
         return load_pretrained(AutoModelForSequenceClassification, model_dir)
+
+    def prepare(
+        self,
+        model: Any,
+        tokenizer: Any,
+        texts: Sequence[str],
+        label_ids: Sequence[int],
+        *,
+        max_length: int,
+        batch_size: int,
+    ) -> dict[str, Any]:
+        """Start the linear layer as a probe on the frozen embeddings of ``texts`` (no
+        prefix), where the model has its own pooling; returns what was done, for the log."""
+        if not isinstance(model, PooledClassifier) or not texts:
+            return {}
+        batches = [
+            self.encode(
+                tokenizer,
+                texts[i : i + batch_size],
+                [""] * len(texts[i : i + batch_size]),
+                max_length,
+            )
+            for i in range(0, len(texts), batch_size)
+        ]
+        model.fit_probe(batches, label_ids)
+        return {"head_init": "linear-probe", "pooling": model.pooling.mode}
 
     def encode(
         self, tokenizer: Any, texts: Sequence[str], prefixes: Sequence[str], max_length: int
@@ -73,3 +115,16 @@ class SequenceHead:
 
     def manifest(self) -> dict[str, Any]:
         return {"head": self.name}
+
+
+def _local_folder(name_or_path: str) -> Path:
+    """The folder a model name loads from: bundled, local, or the Hugging Face cache."""
+    path = Path(resolve_model_path(name_or_path))
+    if path.is_dir():
+        return path
+    try:  # a hub id already in the cache (nothing is downloaded: offline or not)
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(name_or_path, local_files_only=True))
+    except Exception:  # not cached, not a repo id: the plain recipe applies
+        return path
