@@ -51,7 +51,12 @@ def cache_dir() -> Path:
 
 
 def resolve_model_path(name: str) -> str:
-    """Turn a bundled name into a local folder that ``from_pretrained`` loads; pass others on."""
+    """Turn a bundled name into a local folder that ``from_pretrained`` loads, a
+    ``fetched:`` name into its cached GGUF file (:mod:`gpta.fetched`); pass others on."""
+    if name.startswith("fetched:"):
+        from gpta.fetched import resolve_fetched
+
+        return str(resolve_fetched(name))
     if name == "bundled:minilm":
         return str(_package_dir(name) / "model")
     if name == "bundled:smollm2":

