@@ -6,7 +6,9 @@
   requests that reach it, and injects a named fault into the next N requests: ``429`` (with
   Retry-After), ``500``, ``hang`` (reads the request and never answers), ``malformed`` (a
   200 whose JSON body is cut off), ``empty`` (the server's answer with every completion
-  blanked) and ``long`` (a 200 with a completion of 10,000 tokens).
+  blanked), ``long`` (a 200 with a completion of 10,000 tokens) and ``echo_key`` (a 200 whose
+  completions repeat the request's bearer token, as a hostile or broken server might). Every
+  request body is kept in ``bodies`` (what the server received, byte for byte).
 """
 
 from __future__ import annotations
@@ -116,6 +118,7 @@ class FaultProxy:
         self.requests = 0  # chat requests that reached the proxy
         self.injected: list[str] = []
         self.seen_headers: list[dict[str, str]] = []  # names lower-cased
+        self.bodies: list[bytes] = []  # every POST body, as received
         self.stopping = threading.Event()
         proxy = self
 
@@ -134,6 +137,7 @@ class FaultProxy:
                 with proxy.lock:
                     proxy.requests += 1
                     proxy.seen_headers.append({k.lower(): v for k, v in self.headers.items()})
+                    proxy.bodies.append(body)
                     fault = proxy.faults.pop(0) if proxy.faults else None
                     if fault:
                         proxy.injected.append(fault)
@@ -177,6 +181,32 @@ class FaultProxy:
                                 "prompt_tokens": 100,
                                 "completion_tokens": LONG_TOKENS,
                                 "total_tokens": LONG_TOKENS + 100,
+                            },
+                        },
+                    )
+                elif fault == "echo_key":
+                    request = json.loads(body)
+                    token = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
+                    text = f"Decide the sentiment of the tweet {token}"
+                    self._reply(
+                        200,
+                        {
+                            "id": "chatcmpl-echo",
+                            "object": "chat.completion",
+                            "created": int(time.time()),
+                            "model": request.get("model", "smollm2"),
+                            "choices": [
+                                {
+                                    "index": i,
+                                    "message": {"role": "assistant", "content": text},
+                                    "finish_reason": "stop",
+                                }
+                                for i in range(int(request.get("n") or 1))
+                            ],
+                            "usage": {
+                                "prompt_tokens": 50,
+                                "completion_tokens": 12,
+                                "total_tokens": 62,
                             },
                         },
                     )
@@ -238,6 +268,7 @@ class FaultProxy:
             self.faults.clear()
             self.injected.clear()
             self.seen_headers.clear()
+            self.bodies.clear()
             self.upstream_calls = 0
             self.requests = 0
 

@@ -46,9 +46,11 @@ class CountingChat:
 
     def __init__(self):
         self.calls = 0
+        self.seen = []
 
     def chat(self, messages, *, n, **params):
         self.calls += 1
+        self.seen.append(messages)
         return ChatResult(["Decide how the traveller feels."] * n, Usage(20, 5 * n), 0.01)
 
 
@@ -66,6 +68,11 @@ def _brief(description: str, exemplars=()) -> TaskBrief:
 
 def _records(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def _seal(run_dir: Path, ledger: ExposureLedger) -> None:
+    """What a finished run writes: the ledger's seal in metrics.json."""
+    (run_dir / "metrics.json").write_text(json.dumps(ledger.seal()), encoding="utf-8")
 
 
 def _assistant(tmp_path, chat, brief, *, exemplars=(), policy="none"):
@@ -88,6 +95,7 @@ def test_clean_request_is_sent_and_recorded_with_no_rows(tmp_path):
     request = records[1]
     assert request["row_ids"] == [] and request["policy"] == "none"
     assert request["sha256"] == messages_hash(request["messages"])
+    _seal(tmp_path, ta.channel.ledger)  # as a finished run does
     report = audit_run(tmp_path)
     assert report.ok and report.requests == 1 and report.rows_exposed == {}
     assert "no training row left the machine" in report.verdict
@@ -112,6 +120,7 @@ def test_pasted_description_is_blocked_not_sent_not_retried(tmp_path):
     ta.brief = _brief("Tweets about airlines.")
     assert ta.propose(initial_messages(ta.brief), seed=1).error is None
     assert chat.calls == 1
+    _seal(tmp_path, ta.channel.ledger)  # as a finished run does
     report = audit_run(tmp_path)
     assert report.blocked == 1 and report.requests == 1 and report.ok
     assert report.blocked_rows == ["train.jsonl:line 2"]
@@ -142,14 +151,22 @@ def test_exemplars_are_recorded_by_row_id_and_only_redacted(tmp_path):
     request = _records(tmp_path / "exposure.jsonl")[1]
     assert request["row_ids"] == ["train.jsonl:line 3"]
     assert "(negative) lost my bag in Chicago, write to me at [EMAIL]" in json.dumps(request)
+    _seal(tmp_path, ta.channel.ledger)  # as a finished run does
     report = audit_run(tmp_path)
     assert report.ok and report.rows_exposed == {"train.jsonl:line 3": 1}
     assert "WITHIN POLICY: 1 redacted exemplar row(s)" in report.verdict
-    # the unredacted row is not allowed: blocked
+    # the unredacted row: the channel redacts it before the guard, the ledger and the wire
     raw = Exemplar("train.jsonl:line 3", ROWS[2][1][0], "negative")
     ta.brief = _brief("Tweets.", [raw])
-    batch = ta.propose(initial_messages(ta.brief), seed=1)
-    assert "RequestBlocked" in batch.error and chat.calls == 1
+    assert ta.propose(initial_messages(ta.brief), seed=1).error is None and chat.calls == 2
+    request = _records(tmp_path / "exposure.jsonl")[-2]
+    assert "amy@mail.com" not in json.dumps(request) and request["removed"] == {"email": 1}
+    assert chat.seen[-1] == request["messages"]  # what the backend got is what is recorded
+    # another row, not an exemplar: blocked
+    other = Exemplar("train.jsonl:line 2", ROWS[1][1][0], "positive")
+    ta.brief = _brief("Tweets.", [other])
+    batch = ta.propose(initial_messages(ta.brief), seed=2)
+    assert "RequestBlocked" in batch.error and chat.calls == 2
 
 
 def test_audit_flags_rows_beyond_policy_and_edited_ledgers(tmp_path):

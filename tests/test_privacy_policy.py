@@ -197,8 +197,57 @@ def test_audit_recheck_finds_a_copied_row_the_ledger_did_not_declare(tmp_path):
             row_ids=[],  # an undeclared copy: only a recheck can see it
             params={},
         )
+    (tmp_path / "metrics.json").write_text(json.dumps(ledger.seal()))  # as a finished run
     assert audit_run(tmp_path).ok
     report = audit_run(tmp_path, recheck=True)
     assert report.recheck_rows == ["train.jsonl:line 4"] and not report.ok
     assert report.beyond_policy == ["train.jsonl:line 4"]
     assert "EXPOSED BEYOND POLICY" in report.verdict
+
+
+_ESCAPED = (
+    "Tom &amp; Jerry&#39;s &quot;cheese&quot; heist &lt;3 was, &amp; remains, the best cartoon"
+)
+_DISPLAYED = 'Tom & Jerry\'s "cheese" heist <3 was, & remains, the best cartoon'
+
+
+def test_audit_recheck_uses_the_same_normalisation(tmp_path):
+    import json
+
+    from gpta.config import build_config, dump_config
+    from gpta.privacy.audit import audit_run
+    from gpta.privacy.ledger import ExposureLedger
+
+    train = tmp_path / "train.jsonl"
+    rows = [{"text": _ESCAPED, "label": "pos"}, {"text": "another row, short", "label": "neg"}]
+    train.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    dump_config(build_config({"data": {"train": str(train)}}), tmp_path / "config.yaml")
+    ledger = ExposureLedger(tmp_path / "exposure.jsonl")
+    ledger.record_policy(exposure="none", exemplar_ids=[], guard_ngram=8)
+    messages = [{"role": "user", "content": f"Cartoon reviews, e.g. {_DISPLAYED.upper()}"}]
+    ledger.record_request(backend="b", model="m", messages=messages, row_ids=[], params={})
+    (tmp_path / "metrics.json").write_text(json.dumps(ledger.seal()))
+    assert audit_run(tmp_path).ok  # the ledger declares no row
+    report = audit_run(tmp_path, recheck=True)
+    assert report.recheck_rows == ["train.jsonl:line 1"] and not report.ok
+
+
+def test_the_guard_covers_the_rows_a_sample_left_out(tmp_path):
+    """build_exposure guards every row of every file the config names, not only the rows
+    the run sampled (data.train_size) or split off: the tables it is handed are subsets."""
+    train = tmp_path / "train.jsonl"
+    train.write_text("".join(json.dumps(r) + "\n" for r in ROWS), encoding="utf-8")
+    config = build_config({"data": {"train": str(train), "description": "Hotel reviews."}})
+    sample = {"train": Table(str(train), ROWS[:2], ["line 1", "line 2"])}
+    sample["dev"] = sample["test"] = sample["train"]
+    left_out = f"Hotel reviews, e.g. {ROWS[4]['text']}"
+    exposure = build_exposure(
+        config, sample, tmp_path, text_column="text", label_column="label", description=left_out
+    )
+    assert len(exposure.guard.row_ids) == 5
+    assert exposure.guard.check([{"role": "user", "content": left_out}]).row_ids == [
+        "train.jsonl:line 5"
+    ]
+    assert "train.jsonl:line 5" in exposure.warnings[0]
+    # what the guard would have been over the sample alone: the row passes
+    assert build_guard(sample, n=8).check([{"role": "user", "content": left_out}]) is None

@@ -216,6 +216,9 @@ class CachedChatModel:
             result = self.inner.chat(messages, **params)
         else:
             result = self.inner.chat(messages, **params, schema=schema)
+        from gpta.privacy.secrets import scrub_result  # an echoed API key is never stored
+
+        result, _ = scrub_result(result)
         if any(text.strip() for text in result.texts) and len(result.texts) == n:
             self.cache.put(key, self.model_name, result)
         return result

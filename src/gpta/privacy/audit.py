@@ -3,12 +3,31 @@
 The report counts the requests sent, their characters and tokens, the training rows they
 carried (by id), the requests the leak guard blocked, and ends with one verdict line. A row
 is *beyond policy* when a request carried it and the policy did not allow it: under
-``none`` any row; under ``exemplars`` any row that is not one of the listed exemplars. Each
-request's SHA-256 is recomputed from its recorded messages, so an edited ledger shows.
+``none`` any row; under ``exemplars`` any row that is not one of the listed exemplars.
+
+The ledger is checked before it is believed, and the audit fails closed: the verdict is
+``UNVERIFIABLE`` (``--strict`` exits 1) when
+
+* the ledger is empty, or was written by a gpta without the hash chain;
+* the hash chain is broken: a record's ``hash`` is not the SHA-256 of its content, or its
+  ``prev`` is not the hash of the record before it (an edited, deleted, inserted or
+  reordered record; see :mod:`gpta.privacy.ledger`);
+* a request's messages do not match its recorded SHA-256, whatever flags the record carries;
+* the seal in the run's metrics.json (``ledger_sha256``, ``ledger_records``) is missing or
+  does not match the ledger's final hash and record count (records removed from the end, or
+  added after the run finished); a run that has not finished has no seal, and its ledger is
+  unverifiable until it has;
+* a line other than the last cannot be read as JSON (gpta removes a line a crash cut short
+  before it appends again).
+
+A ledger that is not UTF-8 text, or holds a record of the wrong shape, is not audited at
+all: :class:`GptaUserError` (exit 2). Anyone who can rewrite the run's files can recompute
+every hash and the seal: the chain shows careless and partial edits, not a determined forger.
 
 ``--recheck`` does not trust the recorded ``row_ids``: it reads the run's data again (the
-files named in its config.yaml), builds the leak guard over every row, allows only the
-redacted exemplars of exemplars.jsonl, and scans every recorded request for copied rows.
+files named in its config.yaml, every row of them, as the run's guard did), builds the leak
+guard, allows only the redacted exemplars of exemplars.jsonl, and scans every recorded
+request for copied rows.
 """
 
 from __future__ import annotations
@@ -16,13 +35,20 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from gpta.errors import GptaUserError
-from gpta.privacy.ledger import messages_hash
+from gpta.privacy.ledger import GENESIS, messages_hash, record_hash
 from gpta.privacy.policy import EXEMPLARS_FILE
 
 LEDGER_FILE = "exposure.jsonl"
+METRICS_FILE = "metrics.json"
+_DAMAGED_HINT = (
+    "the ledger was damaged or edited after gpta wrote it and cannot be audited: restore it "
+    "from a copy, or treat everything the run's TA requests could hold as exposed"
+)
 
 
 @dataclass
@@ -32,6 +58,7 @@ class AuditReport:
     run_dir: str
     exposure: str
     allowed_row_ids: list[str]
+    records: int = 0
     requests: int = 0
     responses: int = 0
     errors: int = 0
@@ -45,7 +72,11 @@ class AuditReport:
     rows_exposed: dict[str, int] = field(default_factory=dict)  # row id -> requests carrying it
     beyond_policy: list[str] = field(default_factory=list)
     blocked_rows: list[str] = field(default_factory=list)
-    hash_mismatches: list[int] = field(default_factory=list)
+    hash_mismatches: list[int] = field(default_factory=list)  # request ids
+    chain_breaks: list[int] = field(default_factory=list)  # line numbers
+    final_hash: str | None = None
+    sealed: bool = False  # metrics.json's seal matches the ledger
+    integrity: list[str] = field(default_factory=list)  # why the ledger cannot be trusted
     scrubbed: int = 0
     unreadable_lines: int = 0
     rechecked: bool = False
@@ -53,22 +84,21 @@ class AuditReport:
 
     @property
     def ok(self) -> bool:
-        return not self.beyond_policy and not self.hash_mismatches
+        return not self.beyond_policy and not self.integrity
 
     @property
     def verdict(self) -> str:
-        if self.hash_mismatches:
-            return (
-                f"VERDICT: UNVERIFIABLE: {len(self.hash_mismatches)} request(s) do not match "
-                "their recorded hash; the ledger was changed after it was written"
-            )
+        unverifiable = "; ".join(self.integrity)
         if self.beyond_policy:
             return (
                 f"VERDICT: EXPOSED BEYOND POLICY: {len(self.beyond_policy)} training row(s) left "
                 f"the machine that policy '{self.exposure}' does not allow: "
                 + ", ".join(self.beyond_policy[:10])
                 + (" ..." if len(self.beyond_policy) > 10 else "")
+                + (f" (and the ledger is unverifiable: {unverifiable})" if unverifiable else "")
             )
+        if self.integrity:
+            return f"VERDICT: UNVERIFIABLE: {unverifiable}"
         if self.rows_exposed:
             return (
                 f"VERDICT: WITHIN POLICY: {len(self.rows_exposed)} redacted exemplar row(s) left "
@@ -81,22 +111,199 @@ class AuditReport:
         )
 
 
-def _read_lines(path: Path) -> tuple[list[dict[str, Any]], int]:
-    records, bad = [], 0
-    with path.open(encoding="utf-8") as handle:
-        for line in handle:
-            if not line.strip():
+# --- the shapes of the records (a record of another shape is not audited) -----------------
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+    event: Literal["policy", "request", "response", "error", "blocked"]
+    prev: str | None = None
+    hash: str | None = None
+    scrubbed: bool = False
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="allow", strict=True)
+    role: str
+    content: str
+
+
+class _Policy(_Record):
+    exposure: str = "none"
+    exemplar_ids: list[str] = []
+    guard_ngram: int | None = None
+
+
+class _Request(_Record):
+    id: int
+    messages: list[_Message]
+    sha256: str
+    row_ids: list[str] = []
+    backend: str | None = None
+    model: str | None = None
+
+
+class _Response(_Record):
+    id: int
+    texts: list[str] = []
+    usage: dict[str, int] = {}
+    cached: bool = False
+
+
+class _Error(_Record):
+    id: int
+    error: str = ""
+
+
+class _Blocked(_Record):
+    id: int
+    sha256: str | None = None
+    copied_row_ids: list[str] = []
+
+
+_SHAPES: dict[str, type[_Record]] = {
+    "policy": _Policy,
+    "request": _Request,
+    "response": _Response,
+    "error": _Error,
+    "blocked": _Blocked,
+}
+
+
+def _check_shape(path: Path, number: int, record: Any) -> None:
+    if not isinstance(record, dict):
+        raise GptaUserError(
+            f"{path}, line {number}: a ledger record must be a JSON object, not "
+            f"{type(record).__name__}",
+            hint=_DAMAGED_HINT,
+        )
+    try:
+        _Record.model_validate(record)
+        _SHAPES[record["event"]].model_validate(record)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "(record)"
+        raise GptaUserError(
+            f"{path}, line {number}: not a ledger record of the expected shape ({where}: "
+            f"{first['msg']})",
+            hint=_DAMAGED_HINT,
+        ) from None
+
+
+def _read_ledger(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], int]:
+    """(line number, record) of every record, and how many lines could not be read.
+
+    Not UTF-8, or a record of the wrong shape: :class:`GptaUserError`. A last line without
+    its newline that is not JSON (cut short by a crash) is counted as unreadable."""
+    try:
+        lines = path.read_bytes().split(b"\n")
+    except OSError as err:
+        raise GptaUserError(f"cannot read {path}: {err.strerror or err}") from None
+    cut = lines.pop() if lines else b""  # after the last newline: empty, or a cut line
+    records: list[tuple[int, dict[str, Any]]] = []
+    bad = 0
+    for number, raw in enumerate([*lines, cut], start=1):
+        last = number == len(lines) + 1
+        if not raw.strip():
+            continue
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            if last:
+                bad += 1  # a crash cut a character in two
                 continue
+            raise GptaUserError(
+                f"{path}, line {number}: not UTF-8 text (byte {err.start + 1} of the line)",
+                hint=_DAMAGED_HINT,
+            ) from None
+        try:
+            record = json.loads(text)
+        except (json.JSONDecodeError, RecursionError):
+            bad += 1
+            if not last:
+                records.append((number, {"event": "unreadable"}))
+            continue
+        _check_shape(path, number, record)
+        records.append((number, record))
+    return records, bad
+
+
+def _read_exemplars(path: Path) -> list[dict[str, Any]]:
+    out = []
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        for line in handle:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:
-                bad += 1  # a line cut short by a crash
                 continue
             if isinstance(record, dict):
-                records.append(record)
-            else:
-                bad += 1
-    return records, bad
+                out.append(record)
+    return out
+
+
+def _verify_chain(report: AuditReport, records: list[tuple[int, dict[str, Any]]]) -> None:
+    """The hash chain, record by record (see :mod:`gpta.privacy.ledger`)."""
+    chained = [r for _, r in records if r.get("event") != "unreadable" and "hash" in r]
+    legacy = [n for n, r in records if r.get("event") != "unreadable" and "hash" not in r]
+    unreadable = [n for n, r in records if r.get("event") == "unreadable"]
+    if unreadable:
+        report.integrity.append(
+            f"{len(unreadable)} line(s) in the middle of the ledger are not JSON (line "
+            f"{unreadable[0]}{' ...' if len(unreadable) > 1 else ''})"
+        )
+    if not chained and legacy:
+        report.integrity.append(
+            "the ledger has no hash chain (written by a gpta older than the chain): it "
+            "cannot be verified"
+        )
+        return
+    expected = GENESIS
+    for number, record in records:
+        if record.get("event") == "unreadable":
+            continue
+        if record.get("prev") != expected or record.get("hash") != record_hash(record):
+            report.chain_breaks.append(number)
+        expected = str(record.get("hash") or record_hash(record))
+    report.final_hash = expected if records else None
+    if report.chain_breaks:
+        report.integrity.append(
+            f"the hash chain is broken at line {report.chain_breaks[0]}"
+            + (f" and {len(report.chain_breaks) - 1} more" if len(report.chain_breaks) > 1 else "")
+            + " (a record was edited, removed, inserted or moved)"
+        )
+
+
+def _verify_seal(report: AuditReport, ledger: Path) -> None:
+    """The final hash and record count the run wrote to metrics.json at its end."""
+    metrics_path = ledger.parent / METRICS_FILE
+    if ledger.name != LEDGER_FILE or not metrics_path.is_file():
+        report.integrity.append(
+            f"the ledger is not sealed: no {METRICS_FILE} beside it (the run has not finished, "
+            "or was stopped), so records removed from its end cannot be detected"
+        )
+        return
+    try:
+        metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        report.integrity.append(f"{METRICS_FILE} cannot be read, so the ledger's seal cannot")
+        return
+    if not isinstance(metrics, dict) or "ledger_sha256" not in metrics:
+        report.integrity.append(
+            f"{METRICS_FILE} holds no ledger seal (a run of a gpta older than the seal, or "
+            "the seal was removed)"
+        )
+        return
+    sealed_count = metrics.get("ledger_records")
+    if type(sealed_count) is not int or sealed_count != report.records:
+        report.integrity.append(
+            f"the ledger holds {report.records} record(s) but the run sealed "
+            f"{metrics.get('ledger_records')!r} in {METRICS_FILE} (records were removed or "
+            "added after the run)"
+        )
+    elif metrics.get("ledger_sha256") != report.final_hash:
+        report.integrity.append(
+            f"the ledger's final hash does not match the seal in {METRICS_FILE}"
+        )
+    else:
+        report.sealed = True
 
 
 def _policy_from_run_dir(run_dir: Path) -> tuple[str, list[str]]:
@@ -106,27 +313,32 @@ def _policy_from_run_dir(run_dir: Path) -> tuple[str, list[str]]:
     exposure = "none"
     config_path = run_dir / "config.yaml"
     if config_path.is_file():
-        config = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
-        exposure = (config.get("privacy") or {}).get("exposure", "none")
+        try:
+            config = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+            exposure = str((config.get("privacy") or {}).get("exposure", "none"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError):
+            exposure = "none"  # the strictest reading: any row is beyond policy
     allowed = []
     exemplars = run_dir / EXEMPLARS_FILE
     if exposure != "none" and exemplars.is_file():
-        records, _ = _read_lines(exemplars)
-        allowed = [str(r["row_id"]) for r in records if "row_id" in r]
+        allowed = [str(r["row_id"]) for r in _read_exemplars(exemplars) if "row_id" in r]
     return exposure, allowed
 
 
 def audit_run(run_dir: str | Path, *, recheck: bool = False) -> AuditReport:
-    """Read ``RUN_DIR/exposure.jsonl`` and judge it against the run's exposure policy;
-    with ``recheck``, also scan every request against the run's data (see the module doc)."""
+    """Read ``RUN_DIR/exposure.jsonl``, verify its hash chain and seal, and judge it against
+    the run's exposure policy; with ``recheck``, also scan every request against the run's
+    data (see the module doc)."""
     run_dir = Path(run_dir)
     ledger = run_dir / LEDGER_FILE if run_dir.is_dir() else run_dir
     if not ledger.is_file():
         raise GptaUserError(
             f"no exposure ledger at {ledger}",
-            hint="pass the run directory of a `gpta train` run (it holds exposure.jsonl)",
+            hint="pass the run directory of a `gpta train` run (it holds exposure.jsonl); a "
+            "run whose ledger was deleted cannot be audited: treat what its TA saw as exposed",
         )
-    records, bad = _read_lines(ledger)
+    lines, bad = _read_ledger(ledger)
+    records = [r for _, r in lines if r.get("event") != "unreadable"]
     policy = next((r for r in records if r.get("event") == "policy"), None)
     if policy is not None:
         exposure = str(policy.get("exposure", "none"))
@@ -135,8 +347,21 @@ def audit_run(run_dir: str | Path, *, recheck: bool = False) -> AuditReport:
         exposure, allowed = _policy_from_run_dir(ledger.parent)
     allowed_set = set(allowed) if exposure != "none" else set()
     report = AuditReport(
-        run_dir=str(ledger.parent), exposure=exposure, allowed_row_ids=allowed, unreadable_lines=bad
+        run_dir=str(ledger.parent),
+        exposure=exposure,
+        allowed_row_ids=allowed,
+        records=len(records),
+        unreadable_lines=bad,
     )
+    if not records:
+        report.integrity.append(
+            "the ledger holds no record (a run writes its policy record before any request: "
+            "it was emptied, or is not a run's ledger)"
+        )
+    else:
+        _verify_chain(report, lines)
+        if not any("no hash chain" in problem for problem in report.integrity):
+            _verify_seal(report, ledger)
     answered: set[int] = set()
     sent: list[int] = []
     backends: dict[str, None] = {}
@@ -147,30 +372,36 @@ def audit_run(run_dir: str | Path, *, recheck: bool = False) -> AuditReport:
         report.scrubbed += bool(record.get("scrubbed"))
         if event == "request":
             report.requests += 1
-            sent.append(record.get("id"))
-            messages = record.get("messages") or []
-            report.chars_sent += sum(len(m.get("content", "")) for m in messages)
+            sent.append(record["id"])
+            messages = record["messages"]
+            report.chars_sent += sum(len(m["content"]) for m in messages)
             backends[f"{record.get('backend')}:{record.get('model')}"] = None
-            if not record.get("scrubbed") and messages_hash(messages) != record.get("sha256"):
-                report.hash_mismatches.append(record.get("id"))
+            if messages_hash(messages) != record["sha256"]:  # scrubbed or not
+                report.hash_mismatches.append(record["id"])
             for row_id in record.get("row_ids") or []:
                 report.rows_exposed[row_id] = report.rows_exposed.get(row_id, 0) + 1
                 if row_id not in allowed_set:
                     beyond[row_id] = None
         elif event == "response":
             report.responses += 1
-            answered.add(record.get("id"))
+            answered.add(record["id"])
             usage = record.get("usage") or {}
             report.prompt_tokens += int(usage.get("prompt_tokens", 0))
             report.completion_tokens += int(usage.get("completion_tokens", 0))
             report.cached += bool(record.get("cached"))
         elif event == "error":
             report.errors += 1
-            answered.add(record.get("id"))
+            answered.add(record["id"])
         elif event == "blocked":
             report.blocked += 1
             for row_id in record.get("copied_row_ids") or []:
                 blocked_rows[row_id] = None
+    if report.hash_mismatches:
+        report.integrity.append(
+            f"{len(report.hash_mismatches)} request(s) do not match their recorded hash "
+            f"(ids {', '.join(map(str, report.hash_mismatches[:10]))}): the ledger was "
+            "changed after it was written"
+        )
     if recheck:
         _recheck(report, ledger.parent, records, policy)
         for row_id in report.recheck_rows:
@@ -186,8 +417,7 @@ def _recheck(
     report: AuditReport, run_dir: Path, records: list[dict[str, Any]], policy: dict | None
 ) -> None:
     from gpta.config import load_config
-    from gpta.data import read_splits
-    from gpta.privacy.policy import build_guard
+    from gpta.privacy.policy import build_guard, read_guarded_tables
 
     config_path = run_dir / "config.yaml"
     if not config_path.is_file():
@@ -195,16 +425,14 @@ def _recheck(
             f"--recheck: {config_path} is missing", hint="recheck needs the run's config.yaml"
         )
     config = load_config(config_path)
-    data = config.data
-    if data.train is None:
+    tables = read_guarded_tables(config)  # the same rows the run's guard covered
+    if tables is None:
         raise GptaUserError("--recheck: the run's config names no training data")
-    tables = read_splits(data.train, data.dev, data.test, fmt=data.format)
     n = int((policy or {}).get("guard_ngram", config.privacy.guard_ngram))
     guard = build_guard(tables, n=n, id_column=config.privacy.id_column)
     exemplars = run_dir / EXEMPLARS_FILE
     if report.exposure != "none" and exemplars.is_file():
-        listed, _ = _read_lines(exemplars)
-        guard.allow(str(e.get("text", "")) for e in listed)
+        guard.allow(str(e.get("text", "")) for e in _read_exemplars(exemplars))
     found: dict[str, None] = {}
     for record in records:
         if record.get("event") == "request":
@@ -254,9 +482,19 @@ def format_report(report: AuditReport) -> str:
             )
         )
     if report.scrubbed:
-        lines.append(f"  scrubbed records:  {report.scrubbed} (a secret-shaped string was removed)")
+        lines.append(
+            f"  scrubbed records:  {report.scrubbed} (a secret-shaped string was removed from "
+            "the record after the fact)"
+        )
     if report.unreadable_lines:
         lines.append(f"  unreadable lines:  {report.unreadable_lines} (cut short by a crash?)")
+    if report.records and not report.integrity:
+        lines.append(
+            f"  hash chain:        intact, {report.records} records, final sha256 "
+            f"{report.final_hash}, sealed in {METRICS_FILE}"
+        )
+    for problem in report.integrity:
+        lines.append(f"  integrity:         {problem}")
     lines.append(report.verdict)
     return "\n".join(lines)
 

@@ -1,15 +1,25 @@
 """The only way the teaching assistant reaches an LLM.
 
-Every request is first checked by the leak guard (when the run has one): a request that
-copies a run of words from any data row, other than the allowed redacted exemplars, is
-recorded as ``blocked`` and raises :class:`RequestBlocked`; nothing is sent and nothing is
-retried. Otherwise it is recorded in full, with the ids of the exemplar rows it carries
-(none under the default ``none`` policy), *before* it is sent, then the response.
+Every request is first cleaned: secrets (:func:`gpta.privacy.secrets.scrub`: registered keys,
+token formats, credentials in URLs) become ``[SECRET]`` and personal details
+(:class:`gpta.privacy.redaction.Redactor`: URLs, e-mail addresses, phone and card numbers,
+IPs, handles, listed names) typed placeholders, in every message, the description included.
+The cleaned request is what the leak guard checks, what the ledger records and what is sent:
+the ledger holds the exact text that left the machine. A request that copies a run of words
+from any data row, other than the allowed redacted exemplars, is recorded as ``blocked`` and
+raises :class:`RequestBlocked`; nothing is sent and nothing is retried. Otherwise it is
+recorded in full, with the ids of the exemplar rows it carries (none under the default
+``none`` policy), *before* it is sent.
+
+Every answer is scrubbed of secrets (a server that echoes the API key) before it is recorded
+or returned, so no history, metrics file, terminal line or prefix can hold one; the response
+cache scrubs before it stores (:class:`gpta.llm.cache.CachedChatModel`).
 """
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict
 from typing import TYPE_CHECKING
@@ -17,6 +27,8 @@ from typing import TYPE_CHECKING
 from gpta.llm.base import ChatModel, ChatResult, Message, Usage
 from gpta.llm.usage import UsageMeter
 from gpta.privacy.ledger import ExposureLedger
+from gpta.privacy.redaction import Redactor
+from gpta.privacy.secrets import scrub_counted, scrub_result
 
 if TYPE_CHECKING:
     from gpta.llm.structured import OutputSchema
@@ -51,6 +63,7 @@ class ExposureChannel:
         guard: LeakGuard | None = None,
         exemplars: Sequence[Exemplar] = (),
         policy: str = "none",
+        redactor: Redactor | None = None,
     ) -> None:
         self.chat_model = chat_model
         self.ledger = ledger
@@ -58,6 +71,7 @@ class ExposureChannel:
         self.guard = guard
         self.exemplars = list(exemplars)
         self.policy = policy
+        self.redactor = redactor or Redactor()
         self.requests = 0
         self.blocked = 0
         self.usage = Usage()
@@ -73,11 +87,13 @@ class ExposureChannel:
         seed: int,
         schema: OutputSchema | None = None,
     ) -> ChatResult:
-        """Send one conversation; errors are recorded and re-raised.
+        """Clean, check, record and send one conversation; errors are recorded and re-raised.
 
         With ``schema`` (structured output) the request record holds the schema as sent
         (``output_schema``) and the response record how the answer was constrained
         (``structured``: json_schema, json_object, grammar or free_text)."""
+        original = messages
+        messages, removed = self.clean(messages)
         params = {
             "n": n,
             "temperature": temperature,
@@ -98,6 +114,7 @@ class ExposureChannel:
                     windows=report.windows,
                     spans=[list(span) for span in report.spans],
                     policy=self.policy,
+                    removed=removed,
                 )
                 raise RequestBlocked(block_id, report)
         if self.meter is not None:
@@ -108,15 +125,16 @@ class ExposureChannel:
             backend=self.chat_model.backend,
             model=self.chat_model.model_name,
             messages=messages,
-            row_ids=self.rows_in(messages),
+            row_ids=self.rows_in(messages, original),
             params=params,
             policy=self.policy,
+            removed=removed,
             **({} if schema is None else {"output_schema": json.loads(schema.key())}),
         )
         self.requests += 1
         try:
             if schema is None:
-                result = self.chat_model.chat(messages, **params)
+                result = self.chat_model.chat(messages, **params)  # exactly what was recorded
             else:
                 result = self.chat_model.chat(messages, **params, schema=schema)
         except Exception as err:
@@ -128,6 +146,7 @@ class ExposureChannel:
             if self.meter is not None:
                 self.meter.add_failure(attempts)
             raise
+        result, secrets_removed = scrub_result(result)  # before anything stores or uses it
         self.usage = self.usage + result.usage
         if self.meter is not None:
             self.meter.add(result)
@@ -139,14 +158,40 @@ class ExposureChannel:
             cached=result.cached,
             attempts=result.attempts,
             faults=list(result.faults),
+            **({"secrets_removed": secrets_removed} if secrets_removed else {}),
             **({} if schema is None else {"structured": result.structured}),
         )
         return result
 
-    def rows_in(self, messages: list[Message]) -> list[str]:
-        """Ids of the allowed exemplars whose (redacted) text this request carries."""
-        contents = [m["content"] for m in messages]
+    def clean(self, messages: list[Message]) -> tuple[list[Message], dict[str, int]]:
+        """:func:`clean_messages` with this channel's redactor."""
+        return clean_messages(messages, self.redactor)
+
+    def rows_in(self, messages: list[Message], original: list[Message] | None = None) -> list[str]:
+        """Ids of the allowed exemplars whose (redacted) text this request carries, in the
+        cleaned messages or in the ``original`` ones (when cleaning touched an exemplar, the
+        row is still counted: over-reporting is the safe side)."""
+        contents = [m["content"] for m in [*messages, *(original or [])]]
         return [e.row_id for e in self.exemplars if any(e.text in c for c in contents)]
+
+
+def clean_messages(
+    messages: list[Message], redactor: Redactor | None = None
+) -> tuple[list[Message], dict[str, int]]:
+    """``messages`` as they may leave: secrets and personal details replaced, text made
+    valid UTF-8; and how many values of each kind were replaced (counts, no values)."""
+    redactor = redactor or Redactor()
+    counts: Counter[str] = Counter()
+    cleaned = []
+    for message in messages:
+        text = str(message.get("content", ""))
+        text = text.encode("utf-8", "replace").decode("utf-8")  # a lone surrogate: "?"
+        text, secrets = scrub_counted(text)
+        counts["secret"] += secrets
+        redacted = redactor.redact(text)
+        counts.update(redacted.counts)
+        cleaned.append({**message, "content": redacted.text})
+    return cleaned, {kind: count for kind, count in sorted(counts.items()) if count}
 
 
 def _prompt_tokens(chat_model: ChatModel, messages: list[Message]) -> int:

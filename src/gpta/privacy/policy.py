@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gpta.errors import GptaUserError
-from gpta.privacy.channel import ExposureChannel
+from gpta.privacy.channel import ExposureChannel, clean_messages
 from gpta.privacy.guard import LeakGuard
 from gpta.privacy.ledger import ExposureLedger
 from gpta.privacy.redaction import Redactor
@@ -92,6 +92,24 @@ def build_guard(tables: dict[str, Table], *, n: int, id_column: str | None = Non
                 yield row_id, list(_strings(row))
 
     return LeakGuard(rows(), n=n)
+
+
+def read_guarded_tables(config: GptaConfig) -> dict[str, Table] | None:
+    """Every row of every file the run reads (``data.train``, ``data.dev``, ``data.test``),
+    as read from disk: before dev/test are carved out of train and before ``data.train_size``
+    samples it, so rows the run does not train on are guarded too. None when the config
+    names no data (tests that hand in tables).
+
+    The run reads its files once more here (load_data has already read them and thrown away
+    what it did not sample); ``gpta audit --recheck`` calls this same function, so the guard
+    a run used and the one an audit rebuilds cover the same rows.
+    """
+    data = config.data
+    if data.train is None:
+        return None
+    from gpta.data import read_splits
+
+    return read_splits(data.train, data.dev, data.test, fmt=data.format)
 
 
 def _cut(text: str, limit: int = MAX_EXEMPLAR_CHARS) -> str:
@@ -193,6 +211,7 @@ class Exposure:
     ledger: ExposureLedger
     build_seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    redactor: Redactor = field(default_factory=Redactor)  # privacy.redact_names included
 
     def channel(self, chat_model: ChatModel, meter: Any = None) -> ExposureChannel:
         return ExposureChannel(
@@ -202,14 +221,19 @@ class Exposure:
             guard=self.guard,
             exemplars=self.exemplars,
             policy=self.policy,
+            redactor=self.redactor,
         )
+
+    def seal(self) -> dict[str, Any]:
+        """The ledger's final hash and record count, for the run's metrics.json."""
+        return self.ledger.seal()
 
     def announce(self, progress: Any) -> None:
         """Print the warnings and :meth:`describe` (not read as terminal markup)."""
         from rich.markup import escape
 
-        for warning in self.warnings:
-            progress.info(f"[bold red]warning:[/] {escape(warning)}")
+        for warning in self.warnings:  # it changes what the run does: printed even with -q
+            progress.warn(warning)
         for line in self.describe():
             progress.info(escape(line))
 
@@ -242,7 +266,8 @@ def build_exposure(
 ) -> Exposure:
     """Everything privacy needs for one run, built once before the first TA request.
 
-    Registers the configured secrets, builds the leak guard over every split, chooses and
+    Registers the configured secrets, builds the leak guard over every row of every data
+    file (:func:`read_guarded_tables`; ``tables`` when the config names none), chooses and
     redacts the exemplars, writes ``exemplars.jsonl`` (exposure ``exemplars``) and the
     ledger's ``policy`` record. A description that copies a data row is not an error (the
     guard blocks each request that carries it, and the run goes on without proposals), but
@@ -254,15 +279,21 @@ def build_exposure(
     privacy = config.privacy
     run_dir = Path(run_dir)
     started = time.perf_counter()
-    guard = build_guard(tables, n=privacy.guard_ngram, id_column=privacy.id_column)
+    # every row read from disk, not only those the run sampled (the run's tables are subsets)
+    guarded = read_guarded_tables(config) or tables
+    guard = build_guard(guarded, n=privacy.guard_ngram, id_column=privacy.id_column)
+    del guarded
     build_seconds = time.perf_counter() - started
     exemplars = select_exemplars(
         config, tables["train"], text_column=text_column, label_column=label_column
     )
     guard.allow(e.text for e in exemplars)
     warnings = []
-    if description is not None:
-        report = guard.check([{"role": "user", "content": description}])
+    if description is not None:  # as the channel would send it: cleaned first
+        cleaned, _ = clean_messages(
+            [{"role": "user", "content": description}], Redactor(privacy.redact_names)
+        )
+        report = guard.check(cleaned)
         if report is not None:
             warnings.append(
                 f"the dataset description copies data rows word for word ({report.summary()}); "
@@ -281,4 +312,12 @@ def build_exposure(
         indexed_rows=len(guard.row_ids),
         indexed_windows=guard.windows,
     )
-    return Exposure(privacy.exposure, exemplars, guard, ledger, build_seconds, warnings)
+    return Exposure(
+        privacy.exposure,
+        exemplars,
+        guard,
+        ledger,
+        build_seconds,
+        warnings,
+        Redactor(privacy.redact_names),
+    )

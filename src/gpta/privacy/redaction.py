@@ -131,17 +131,24 @@ class Redactor:
 
             return replace
 
-        text = _URL_SCHEME.sub(simple("url"), text)
-        text = _EMAIL.sub(simple("email"), text)
-        text = _BARE_DOMAIN.sub(simple("url"), text)
-        text = _IPV4.sub(simple("ip"), text)
-        text = _IPV6.sub(simple("ip"), text)
-        text = _CARD_LIKE.sub(lambda m: _card_or_number(m, counts), text)
-        text = _PHONE.sub(lambda m: _phone(m, counts), text)
-        text = _LONG_DIGITS.sub(simple("number"), text)
-        text = _HANDLE.sub(simple("handle"), text)
-        if self._names is not None:
-            text = self._names.sub(simple("name"), text)
+        # Repeated until nothing changes (a replacement can expose a match: "10.0.0.1http://x"
+        # only shows its URL once the IP is gone), so a redacted text redacts to itself: the
+        # channel redacts every outgoing message, exemplars included, and they stay as listed.
+        for _ in range(32):  # two passes for ordinary text; more for chains like "@a@b@c"
+            before = text
+            text = _URL_SCHEME.sub(simple("url"), text)
+            text = _EMAIL.sub(simple("email"), text)
+            text = _BARE_DOMAIN.sub(simple("url"), text)
+            text = _IPV4.sub(simple("ip"), text)
+            text = _IPV6.sub(simple("ip"), text)
+            text = _CARD_LIKE.sub(lambda m: _card_or_number(m, counts), text)
+            text = _PHONE.sub(lambda m: _phone(m, counts), text)
+            text = _LONG_DIGITS.sub(simple("number"), text)
+            text = _HANDLE.sub(simple("handle"), text)
+            if self._names is not None:
+                text = self._names.sub(simple("name"), text)
+            if text == before:
+                break
         return Redacted(text, dict(counts))
 
 
