@@ -10,7 +10,8 @@
   (one-token) label word at the mask.
 
 Label words (``model.label_words``, default the label names) are what the two LM heads
-score; numeric labels need them. See docs/heads.md.
+score; for opaque labels (``0``..``4``) a run has the TA propose them before training
+(:mod:`gpta.assistant.label_words`). See docs/heads.md.
 
 Every head implements :class:`gpta.tasks.heads.base.ClassificationHead`.
 """

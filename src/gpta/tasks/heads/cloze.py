@@ -62,6 +62,9 @@ class ClozeHead:
     label_names: list[str]
     label_words: dict[str, str]
     template: str = DEFAULT_TEMPLATE
+    # where the words came from when the TA was asked (gpta.assistant.label_words): "ta",
+    # "names", "user+ta", ...; None: given or the label names, nothing asked
+    label_words_source: str | None = None
     name: str = field(default=HEAD_NAME, init=False)
     slot: str | None = field(default=SLOT, init=False)
     _tokenizer: Any = field(default=None, init=False, repr=False, compare=False)
@@ -89,6 +92,7 @@ class ClozeHead:
             [str(n) for n in manifest["label_names"]],
             dict(manifest["label_words"]),
             template=manifest.get("template", DEFAULT_TEMPLATE),
+            label_words_source=manifest.get("label_words_source"),
         )
 
     # --- what the TA is told -----------------------------------------------------------------
@@ -253,6 +257,7 @@ class ClozeHead:
             "label_words": dict(self.label_words),
             "slot": SLOT,
             "template": self.template,
+            **({"label_words_source": self.label_words_source} if self.label_words_source else {}),
         }
 
 

@@ -82,7 +82,8 @@ def resolve_label_words(
             f"model.head={head} scores each label by a word the language model says, but the "
             f"labels {numeric} are numbers, which carry no meaning for the model",
             hint=f"set model.label_words to a word for each label, e.g. {{{example}}} "
-            "(for 1..5-star ratings: terrible, bad, okay, good, great)",
+            "(for 1..5-star ratings: terrible, bad, okay, good, great), or leave "
+            "model.propose_label_words at auto so that the TA proposes them",
         )
     words: dict[str, str] = {}
     for name in names:
@@ -237,6 +238,9 @@ class LmVerbalizerHead:
     label_names: list[str]
     label_words: dict[str, str]
     template: str | None = None  # "chat" or "plain"; None: chat when the tokenizer has one
+    # where the words came from when the TA was asked (gpta.assistant.label_words): "ta",
+    # "names", "user+ta", ...; None: given or the label names, nothing asked
+    label_words_source: str | None = None
     name: str = field(default=HEAD_NAME, init=False)
     slot: str | None = field(default=None, init=False)
     _tokenizer: Any = field(default=None, init=False, repr=False, compare=False)
@@ -254,7 +258,12 @@ class LmVerbalizerHead:
     @classmethod
     def from_manifest(cls, manifest: dict[str, Any]) -> LmVerbalizerHead:
         names = [str(n) for n in manifest["label_names"]]
-        return cls(names, dict(manifest["label_words"]), template=manifest.get("template"))
+        return cls(
+            names,
+            dict(manifest["label_words"]),
+            template=manifest.get("template"),
+            label_words_source=manifest.get("label_words_source"),
+        )
 
     # --- what the TA is told -----------------------------------------------------------------
     @property
@@ -428,6 +437,7 @@ class LmVerbalizerHead:
             "label_words": dict(self.label_words),
             "scoring": SCORING,
             "template": self.template,
+            **({"label_words_source": self.label_words_source} if self.label_words_source else {}),
         }
 
 
