@@ -173,9 +173,12 @@ def test_personal_data_and_keys_never_reach_the_server_and_the_ledger_is_what_it
     received = [json.loads(body) for body in proxy.bodies]
     requests = [r for r in _records(run_dir) if r["event"] == "request"]
     assert len(received) >= 1 and len(requests) >= 1
-    # every body the server got carries exactly the messages of a ledger request, and back
+    # every body the server got carries exactly the messages of a ledger request, and every
+    # recorded request reached it (a backend may send one request more than once: retries,
+    # or another structured-output form; the ledger lists those as attempts of one request)
     recorded = [r["messages"] for r in requests]
-    assert [b["messages"] for b in received] == recorded
+    assert all(body["messages"] in recorded for body in received)
+    assert all(messages in [body["messages"] for body in received] for messages in recorded)
     wire = b"".join(proxy.bodies).decode("utf-8")
     for name, value in PERSONAL.items():
         assert value not in wire, name
