@@ -164,3 +164,204 @@ def test_eval_names_a_missing_user_column(capsys, tmp_path):
         _rename(rows, {"label": "stars"})
     assert "'stars'" in err.value.message and "label" in err.value.message
     assert _rename(rows, {"text": "label"})[0]["text"] == "positive"
+
+
+# --- issue 18: tracebacks that became messages, files that are never lost -----------------
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` with its bytes (a folder's full state, for before/after)."""
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+def test_malformed_yaml_in_set(capsys):
+    err = _run(capsys, "train", "--set", "training.rounds=[1,")
+    assert "--set training.rounds" in err and "not valid YAML" in err and "fix:" in err
+
+
+def test_platform_overflowing_int_in_a_config_writes_nothing(capsys, tmp_path, good_csv):
+    config = _csv(
+        tmp_path / "run.yaml",
+        f"output_dir: {tmp_path / 'run'}\ndata:\n  train: {good_csv}\n"
+        "  description: Short reviews.\ntraining:\n  batch_size: 99999999999999999999999999\n",
+    )
+    err = _run(capsys, "train", "--config", str(config))
+    assert "training.batch_size" in err and "4096" in err and "fix:" in err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "option", "bound"),
+    [
+        ("--rounds", "100000000000000000000", "training.rounds", "1000"),
+        ("--epochs-per-round", "5000", "training.epochs_per_round", "1000"),
+        ("--steps-per-round", "10000000", "training.steps_per_round", "1000000"),
+        ("--batch-size", "99999999999999999999999999", "training.batch_size", "4096"),
+        ("--candidates", "1000", "assistant.candidates", "32"),
+        ("--max-length", "100000", "model.max_length", "8192"),
+        ("--train-size", "1000000000000", "data.train_size", "100,000,000"),
+        ("--seed", "-1", "seed", "0"),
+    ],
+)
+def test_counts_are_bounded_and_the_bound_is_said(capsys, flag, value, option, bound):
+    err = _run(capsys, "train", flag, value)
+    assert option in err and bound in err
+
+
+def test_output_dir_that_is_a_file_or_cannot_be_created(capsys, tmp_path, good_csv):
+    afile = _csv(tmp_path / "afile", "not a folder\n")
+    for target in (afile, afile / "run"):
+        err = _run(capsys, "train", "--train", str(good_csv), *DESC, "--output-dir", str(target))
+        assert str(afile) in err and "not a folder" in err
+    assert afile.read_text(encoding="utf-8") == "not a folder\n"
+
+
+def test_overwrite_never_deletes_a_folder_gpta_did_not_write(capsys, tmp_path, good_csv):
+    folder = tmp_path / "mine"
+    (folder / "model").mkdir(parents=True)
+    (folder / "model" / "weights.bin").write_bytes(b"\x00weights")
+    (folder / "report").mkdir()
+    (folder / "report" / "q3.pdf").write_bytes(b"%PDF")
+    before = _tree(folder)
+    args = ["train", "--train", str(good_csv), *DESC, "--output-dir", str(folder)]
+    for extra in ([], ["--overwrite"]):
+        err = _run(capsys, *args, *extra)
+        assert "not a gpta run" in err and "model" in err
+        assert _tree(folder) == before
+
+
+def _old_run(run_dir: Path) -> Path:
+    """A finished run as gpta writes it (no model weights: nothing here loads it)."""
+    from gpta.config import build_config, dump_config
+
+    (run_dir / "model").mkdir(parents=True)
+    dump_config(build_config({"output_dir": str(run_dir)}), run_dir / "config.yaml")
+    for name in ("metrics.json", "splits.json", "model/gpta.json"):
+        (run_dir / name).write_text('{"old": true}\n', encoding="utf-8")
+    (run_dir / "history.jsonl").write_text('{"event": "round"}\n', encoding="utf-8")
+    return run_dir
+
+
+def test_overwrite_with_a_bad_model_keeps_the_old_run(capsys, tmp_path, good_csv):
+    run_dir = _old_run(tmp_path / "run")
+    before = _tree(run_dir)
+    err = _run(
+        capsys,
+        "train",
+        "--train",
+        str(good_csv),
+        *DESC,
+        "--model",
+        str(tmp_path / "no" / "such"),
+        "--overwrite",
+        "--output-dir",
+        str(run_dir),
+    )
+    assert "model.name_or_path" in err
+    assert _tree(run_dir) == before
+
+
+def test_predict_refuses_to_write_over_its_input(capsys, tmp_path, monkeypatch):
+    rows = _csv(tmp_path / "x.jsonl", '{"text": "fine"}\n')
+    (tmp_path / "link.jsonl").symlink_to(rows)
+    monkeypatch.chdir(tmp_path)
+    for output in ("x.jsonl", str(rows), "./sub/../x.jsonl", "link.jsonl"):
+        err = _run(
+            capsys, "predict", "--model", str(tmp_path), "--input", "x.jsonl", "--output", output
+        )
+        assert "is the --input file" in err
+    assert rows.read_text(encoding="utf-8") == '{"text": "fine"}\n'
+
+
+def test_predict_output_that_cannot_be_written(capsys, tmp_path):
+    afile = _csv(tmp_path / "afile", "x\n")
+    err = _run(
+        capsys, "predict", "--model", str(tmp_path), "--input", "-", "--output", f"{afile}/o.jsonl"
+    )
+    assert "--output" in err and "not a folder" in err
+
+
+def test_predict_writes_its_output_atomically(tmp_path):
+    from gpta.fileio import write_text_atomic
+
+    target = tmp_path / "out" / "p.jsonl"
+    write_text_atomic(target, "a\n", "--output")
+    write_text_atomic(target, "b\n", "--output")
+    assert target.read_text(encoding="utf-8") == "b\n"
+    assert [p.name for p in target.parent.iterdir()] == ["p.jsonl"]  # no temporary left
+
+
+@pytest.mark.parametrize(
+    ("manifest", "says"),
+    [
+        ({"task": "classification", "max_length": 64}, "'prefix'"),
+        ({"task": "classification", "prefix": "p", "max_length": 64}, "'text_column'"),
+        ({"task": "classification", "prefix": 3, "max_length": 64}, "'prefix'"),
+        ([1, 2], "not a JSON object"),
+        ({"task": "nonsense", "prefix": "", "max_length": 64}, "unknown task"),
+    ],
+)
+def test_predict_and_eval_on_a_malformed_gpta_json(capsys, tmp_path, manifest, says):
+    import json
+
+    (tmp_path / "gpta.json").write_text(json.dumps(manifest), encoding="utf-8")
+    rows = _csv(tmp_path / "x.jsonl", '{"text": "fine", "label": "positive"}\n')
+    for args in (("predict", "--input", str(rows)), ("eval", "--data", str(rows))):
+        err = _run(capsys, args[0], "--model", str(tmp_path), *args[1:])
+        assert "gpta.json" in err and says in err
+
+
+def test_predict_names_non_utf8_bytes_on_stdin(monkeypatch):
+    import io
+
+    from gpta.cli import _read_rows
+    from gpta.errors import GptaUserError
+
+    stdin = io.TextIOWrapper(io.BytesIO("ok\ncaf\xe9\n".encode("latin-1")))
+    monkeypatch.setattr(sys, "stdin", stdin)
+    with pytest.raises(GptaUserError) as err:
+        _read_rows("-", None, "text")
+    assert err.value.message == "stdin, line 2: not valid UTF-8 (byte 0xe9)"
+
+
+@pytest.mark.parametrize("content", [b"hello, not a database\n", b"", b"SQLite format 3\x00junk"])
+def test_cache_info_and_clear_on_a_file_that_is_not_the_cache(capsys, tmp_path, content):
+    path = tmp_path / "notes.sqlite"
+    path.write_bytes(content)
+    for command in ("info", "clear"):
+        err = _run(capsys, "cache", command, "--path", str(path))
+        assert "not a gpta response cache" in err
+    assert path.read_bytes() == content
+
+
+def test_cache_clear_leaves_another_sqlite_database_alone(capsys, tmp_path):
+    import sqlite3
+
+    path = tmp_path / "other.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE responses (id INTEGER)")
+        db.execute("INSERT INTO responses VALUES (1)")
+    db.close()
+    err = _run(capsys, "cache", "clear", "--path", str(path))
+    assert "not a gpta response cache" in err
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT COUNT(*) FROM responses").fetchone() == (1,)
+    db.close()
+
+
+def test_report_output_dir_that_is_a_file(capsys, tmp_path):
+    run_dir = _old_run(tmp_path / "run")
+    (run_dir / "report").write_text("mine\n", encoding="utf-8")
+    err = _run(capsys, "report", str(run_dir))
+    assert "report" in err and "not a folder" in err
+    afile = _csv(tmp_path / "afile", "x\n")
+    err = _run(capsys, "report", str(run_dir), "--output-dir", str(afile / "sub"))
+    assert "not a folder" in err
+    assert (run_dir / "report").read_text(encoding="utf-8") == "mine\n"
+
+
+def test_usage_errors_have_error_and_fix_lines(capsys):
+    err = _run(capsys, "train", "--rounds", "1e20")
+    assert err.startswith("error:") and "--rounds" in err and "fix: see `gpta train --help`" in err

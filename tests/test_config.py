@@ -72,3 +72,55 @@ def test_description_is_required_and_read_from_file(tmp_path: Path):
     file.write_text("  Tweets about airlines.\n", encoding="utf-8")
     config = build_config({"data": {"description_file": str(file)}})
     assert config.description_text() == "Tweets about airlines."
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "bound"),
+    [
+        ("training", "rounds", 10**20, "1000"),
+        ("training", "rounds", 1e20, "1,000"),
+        ("training", "batch_size", 99999999999999999999999999, "4096"),
+        ("training", "epochs_per_round", 10**6, "1000"),
+        ("training", "steps_per_round", 10**9, "1000000"),
+        ("training", "gradient_accumulation_steps", 10**5, "1024"),
+        ("training", "eval_batch_size", 10**5, "4096"),
+        ("assistant", "candidates", 10**3, "32"),
+        ("assistant", "screen_size", 10**12, "100000000"),
+        ("model", "max_length", 10**6, "8192"),
+        ("model", "num_beams", 10**3, "64"),
+        ("data", "train_size", 10**12, "100,000,000"),
+    ],
+)
+def test_every_count_is_bounded_and_the_message_says_the_bound(section, key, value, bound):
+    with pytest.raises(GptaUserError) as err:
+        build_config({section: {key: value}})
+    assert f"{section}.{key}" in err.value.message and bound in err.value.message
+    assert err.value.hint  # the fix: line
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("nan"), -float("inf")])
+def test_inf_and_nan_are_not_numbers_here(value):
+    with pytest.raises(GptaUserError) as err:
+        build_config({"training": {"learning_rate": value}})
+    assert "training.learning_rate" in err.value.message
+
+
+def test_seed_fits_numpy_and_a_huge_value_is_shown_cut():
+    with pytest.raises(GptaUserError) as err:
+        build_config({"seed": 2**40})
+    assert "seed" in err.value.message and "4294967295" in err.value.message
+    with pytest.raises(GptaUserError) as err:
+        build_config({"output_dir": "x" * 10_000, "seed": "y" * 10_000})
+    assert len(err.value.message) < 500 and "10,002 characters" in err.value.message
+
+
+def test_config_file_that_cannot_be_read_or_parsed(tmp_path: Path):
+    folder = tmp_path / "dir.yaml"
+    folder.mkdir()
+    with pytest.raises(GptaUserError):
+        load_config(folder)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("training: [1,\n", encoding="utf-8")
+    with pytest.raises(GptaUserError) as err:
+        load_config(bad)
+    assert "could not be parsed" in err.value.message and err.value.hint

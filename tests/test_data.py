@@ -507,3 +507,69 @@ def test_sampling_and_splitting_100k_rows_is_fast() -> None:
     assert time.perf_counter() - start < 5
     assert len(set(sample.column("label"))) == 60
     assert len(rest) + len(held) == len(table)
+
+
+# --- long rows are capped before tokenising (issue 18: one 50 MB row took 8 GB) ------------
+
+
+def test_long_text_is_cut_once_with_one_warning_naming_the_rows():
+    from gpta.data import MIN_TEXT_CHARS, cap_task_rows, text_char_cap
+
+    assert text_char_cap(128) == MIN_TEXT_CHARS and text_char_cap(1024) == 64 * 1024
+    long = "word " * 10_000  # 50,000 characters
+    table = Table("t.jsonl", [{"text": long, "label": "a"}, {"text": "short", "label": "b"}])
+    message = cap_task_rows(
+        table, family="classification", text_column="text", label_column="label", max_length=128
+    )
+    assert table.rows[0]["text"] == long[:MIN_TEXT_CHARS] and table.rows[1]["text"] == "short"
+    assert "t.jsonl" in message and "row 1" in message and "20,000" in message
+    assert (
+        cap_task_rows(  # nothing left to cut: no warning
+            table, family="classification", text_column="text", label_column="label", max_length=128
+        )
+        is None
+    )
+
+
+@pytest.mark.parametrize(
+    ("family", "row", "column"),
+    [
+        ("qa", {"context": "c" * 1_000_001, "question": "q?"}, "context"),
+        ("qa", {"context": "c", "question": "q" * 20_001}, "question"),
+        (
+            "multiple_choice",
+            {"article": "a", "question": "q", "options": ["o" * 20_001]},
+            "options",
+        ),
+        ("classification", {"text": "t", "label": "l" * 20_001}, "label"),
+        ("summarization", {"document": "d", "summary": "s" * 20_001}, "summary"),
+    ],
+)
+def test_cells_whose_end_matters_are_refused_naming_the_row(family, row, column):
+    from gpta.data import cap_task_rows
+
+    text, label = {
+        "qa": ("context", None),
+        "multiple_choice": ("article", "answer"),
+        "classification": ("text", "label"),
+        "summarization": ("document", "summary"),
+    }[family]
+    table = Table("d.jsonl", [row], ["line 7"])
+    with pytest.raises(GptaUserError) as err:
+        cap_task_rows(table, family=family, text_column=text, label_column=label, max_length=128)
+    assert "d.jsonl, line 7" in err.value.message and repr(column) in err.value.message
+    assert err.value.hint
+
+
+def test_load_data_cuts_a_long_row_before_anything_tokenises_it(tmp_path, capsys):
+    from gpta.config import build_config
+    from gpta.run import load_data
+
+    rows = [{"text": f"row {i}", "label": "ab"[i % 2]} for i in range(20)]
+    rows[3]["text"] = "x" * 300_000
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    tables = load_data(build_config({"data": {"train": str(path)}}))
+    lengths = [len(r["text"]) for t in tables.values() for r in t.rows]
+    assert max(lengths) == 20_000 and sum(len(t) for t in tables.values()) == 20
+    assert "line 4" in capsys.readouterr().err

@@ -73,3 +73,34 @@ def test_report_to_passes_through_installed_integrations():
     assert build_config({}).training.report_to == ["none"]
     with pytest.raises(GptaUserError, match="unknown integration"):
         build_config({"training": {"report_to": ["tensorbord"]}})
+
+
+def test_warnings_that_change_the_run_are_never_silenced(capsys, monkeypatch):
+    """-q hides progress, not a warning such as "the description copies a data row" (the run
+    then trains without TA proposals): text and JSON, and through the privacy announcement."""
+    from types import SimpleNamespace
+
+    from gpta.privacy.policy import Exposure
+    from gpta.progress import warn
+
+    quiet = Progress(quiet=True)
+    quiet.info("hidden")
+    quiet.warn("the description copies [data] rows")
+    err = capsys.readouterr().err
+    assert "hidden" not in err and "warning: the description copies [data] rows" in err
+
+    Progress(quiet=True, log_format="json").warn("cut")
+    event = json.loads(capsys.readouterr().err)
+    assert (event["event"], event["message"]) == ("warning", "cut")
+
+    fake = SimpleNamespace(warnings=["copies rows"], describe=lambda: ["privacy: none"])
+    Exposure.announce(fake, quiet)
+    err = capsys.readouterr().err
+    assert "warning: copies rows" in err and "privacy: none" not in err
+
+    warn("module-level too")
+    assert "warning: module-level too" in capsys.readouterr().err
+    monkeypatch.setenv("RANK", "1")  # another process of a launch: the main one warns
+    warn("once")
+    quiet.warn("once")
+    assert capsys.readouterr().err == ""

@@ -84,12 +84,25 @@ TRAIN_OPTIONS: list[tuple[str, str, Any, str]] = [
     ("--model", "model.name_or_path", str, "Downstream model id/folder or bundled:minilm."),
     ("--max-length", "model.max_length", int, "Max input tokens, prefix included."),
     ("--rounds", "training.rounds", int, "Synergy rounds."),
-    ("--epochs-per-round", "training.epochs_per_round", int, "Epochs per round."),
+    (
+        "--epochs-per-round",
+        "training.epochs_per_round",
+        int,
+        "Epochs per round (default: the budget rule below).",
+    ),
     (
         "--steps-per-round",
         "training.steps_per_round",
         int,
-        "Optimizer steps per round (overrides epochs).",
+        "Optimizer steps per round (overrides epochs and the budget rule).",
+    ),
+    ("--min-steps", "training.min_steps", int, "Budget rule: at least this many steps in all."),
+    ("--min-epochs", "training.min_epochs", float, "Budget rule: at least this many epochs."),
+    (
+        "--patience",
+        "training.patience",
+        int,
+        "Early stop after N rounds without a better dev score (0: off).",
     ),
     ("--learning-rate", "training.learning_rate", float, "Learning rate."),
     ("--batch-size", "training.batch_size", int, "Training batch size."),
@@ -159,7 +172,15 @@ def _parse_set(items: tuple[str, ...]) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise GptaUserError(f"--set {item!r}: expected KEY=VALUE, e.g. --set training.rounds=5")
-        overrides[key.strip()] = yaml.safe_load(value) if value else ""
+        try:
+            overrides[key.strip()] = yaml.safe_load(value) if value else ""
+        except (yaml.YAMLError, RecursionError) as err:
+            problem = getattr(err, "problem", None) or type(err).__name__
+            raise GptaUserError(
+                f"--set {key.strip()}: the value {value!r} is not valid YAML ({problem})",
+                hint=f"quote a text value: --set '{key.strip()}=\"...\"'; lists are written "
+                "[a, b], mappings {k: v}",
+            ) from None
     return overrides
 
 
@@ -207,7 +228,16 @@ def train(
     log_format: str,
     **flags: Any,
 ) -> None:
-    """Train a downstream model with GPTA."""
+    """Train a downstream model with GPTA.
+
+    \b
+    The budget: unless --epochs-per-round or --steps-per-round is given, a run trains
+    max(--min-steps, --min-epochs epochs) optimizer steps (defaults 100 and 3), split evenly
+    into --rounds (5) rounds; it stops early after --patience (2) rounds without a better
+    dev score and keeps the best round. The first round trains with no prefix; a TA prefix
+    is adopted only when a paired test on dev rows says it helps, and the saved model uses
+    its prefix or none, whichever scores better on dev (docs/never-worse.md).
+    """
     from gpta.config import load_config
     from gpta.distributed import shutdown_ranks
     from gpta.run import resume as run_resume
@@ -243,10 +273,13 @@ def demo(output_dir: str, rounds: int, quiet: bool, log_format: str) -> None:
     """GPTA on the bundled demo reviews with the bundled models (offline, a few minutes)."""
     from gpta.config import build_config
     from gpta.demo_dataset import write_demo_dataset
+    from gpta.run import check_run_dir
     from gpta.run import train as run_train
 
     _set_log_format(log_format)
+    check_run_dir(output_dir, overwrite=True)  # a folder that is not a run is never replaced
     data_dir = Path(output_dir) / "data"
+    _check_demo_data(data_dir)
     csv_path = write_demo_dataset(data_dir)
     config = build_config(
         {
@@ -271,20 +304,49 @@ def demo(output_dir: str, rounds: int, quiet: bool, log_format: str) -> None:
     run_train(config, overwrite=True, quiet=quiet)
 
 
+def _check_demo_data(data_dir: Path) -> None:
+    """The demo writes its two data files into ``data_dir``: a different file of the same
+    name there is the user's, and is never overwritten."""
+    import tempfile
+
+    from gpta.demo_dataset import write_demo_dataset
+
+    if not data_dir.exists():
+        return
+    with tempfile.TemporaryDirectory() as scratch:
+        written = write_demo_dataset(Path(scratch)).parent
+        for fresh in sorted(written.iterdir()):
+            mine = data_dir / fresh.name
+            if mine.exists() and (not mine.is_file() or mine.read_bytes() != fresh.read_bytes()):
+                raise GptaUserError(
+                    f"--output-dir: {mine} exists and is not the demo's file; the demo would "
+                    "overwrite it",
+                    hint="give the demo a new or empty --output-dir",
+                )
+
+
 def _read_rows(source: str, fmt: str | None, text_column: str) -> tuple[list[dict], list[str]]:
     """Rows to predict and their locations, from a file or stdin."""
-    from gpta.data import read_table
+    from gpta.data import decode_utf8, read_table
 
     if source == "-" or fmt == "text":
         if source == "-":
-            lines = sys.stdin.read().splitlines()
+            raw = getattr(sys.stdin, "buffer", None)
+            data = raw.read() if raw is not None else sys.stdin.read().encode("utf-8")
             name = "stdin"
         else:
             path = Path(source)
             if not path.is_file():
-                raise GptaUserError(f"--input: file not found: {source}")
-            lines = path.read_text(encoding="utf-8").splitlines()
+                raise GptaUserError(f"--input: file not found: {source}", hint="check the path")
+            try:
+                data = path.read_bytes()
+            except OSError as err:
+                raise GptaUserError(
+                    f"--input {source} could not be read ({err.strerror or err})",
+                    hint="check the file's permissions",
+                ) from None
             name = source
+        lines = decode_utf8(data, name).splitlines()
         if fmt in (None, "text"):
             kept = [(i, line) for i, line in enumerate(lines, start=1) if line.strip()]
             return [{text_column: line} for _, line in kept], [f"line {i}" for i, _ in kept]
@@ -297,7 +359,15 @@ def _read_rows(source: str, fmt: str | None, text_column: str) -> tuple[list[dic
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as err:
-                raise GptaUserError(f"{name}, line {number}: not valid JSON ({err.msg})") from None
+                raise GptaUserError(
+                    f"{name}, line {number}: not valid JSON ({err.msg})",
+                    hint='write one JSON object per line, e.g. {"text": "..."}',
+                ) from None
+            except RecursionError:
+                raise GptaUserError(
+                    f"{name}, line {number}: JSON nested too deeply to read",
+                    hint='write one flat JSON object per line, e.g. {"text": "..."}',
+                ) from None
             if not isinstance(row, dict):
                 raise GptaUserError(f"{name}, line {number}: expected a JSON object")
             rows.append(row)
@@ -322,6 +392,34 @@ def _rename(rows: list[dict], renames: dict[str, str | None]) -> list[dict]:
     return [
         {**row, **{trained: row.get(given) for trained, given in renames.items()}} for row in rows
     ]
+
+
+def _cap_rows(
+    rows: list[dict], where: list[str], manifest: dict[str, Any], source: str, *, labelled: bool
+) -> None:
+    """Over-long texts cut before tokenising (one warning), or a cell that must not be cut
+    refused, as in training (:func:`gpta.data.cap_task_rows`)."""
+    from gpta.data import Table, cap_task_rows
+    from gpta.progress import warn
+
+    message = cap_task_rows(
+        Table(source, rows, where),
+        family=manifest["task"],
+        text_column=manifest.get("text_column", "text"),
+        label_column=manifest.get("label_column", "label") if labelled else None,
+        question_column=manifest.get("question_column", "question"),
+        options_column=manifest.get("options_column", "options"),
+        max_length=manifest["max_length"],
+    )
+    if message:
+        warn(message)
+
+
+def _saved_manifest(model_path: str) -> dict[str, Any]:
+    """The run's gpta.json, checked (no model is loaded)."""
+    from gpta.downstream.artifact import find_model_dir, read_manifest
+
+    return read_manifest(find_model_dir(model_path))
 
 
 def _check_rows(rows: list[dict], where: list[str], columns: list[str], source: str) -> None:
@@ -366,12 +464,23 @@ def predict(
 ) -> None:
     """Predict with a trained model and its saved prefix (no LLM is loaded)."""
     from gpta.downstream.pipeline import load_pipeline
+    from gpta.fileio import check_file_writable, same_file, write_text_atomic
 
-    pipeline = load_pipeline(model_path, device=device)
-    trained_text = pipeline.manifest.get("text_column", "text")
+    if output:  # before the model loads; the input is never replaced by its predictions
+        check_file_writable(output, "--output")
+        if source != "-" and same_file(source, output):
+            raise GptaUserError(
+                f"--output {output} is the --input file: the predictions would replace the "
+                "rows they are made from",
+                hint="write the predictions to another file",
+            )
+    manifest = _saved_manifest(model_path)  # the rows are read and checked before the model
+    trained_text = manifest.get("text_column", "text")
     rows, where = _read_rows(source, input_format, text_column or trained_text)
     rows = _rename(rows, {trained_text: text_column})
-    _check_rows(rows, where, pipeline.manifest.get("input_columns", [trained_text]), source)
+    _check_rows(rows, where, manifest.get("input_columns", [trained_text]), source)
+    _cap_rows(rows, where, manifest, source, labelled=False)
+    pipeline = load_pipeline(model_path, device=device)
     if hasattr(pipeline.task, "check_rows"):  # the family's own checks (QA, multiple choice)
         pipeline.task.check_rows(rows, where, source, labelled=False)
     predictions = pipeline(rows)
@@ -380,8 +489,8 @@ def predict(
         for w, p in zip(where, predictions, strict=True)
     ]
     text = "\n".join(lines) + ("\n" if lines else "")
-    if output:
-        Path(output).write_text(text, encoding="utf-8")
+    if output:  # atomically: a reader (or a crash) sees the old file or the new one
+        write_text_atomic(output, text, "--output")
     else:
         sys.stdout.write(text)
 
@@ -399,17 +508,19 @@ def evaluate(
     from gpta.data import read_table
     from gpta.downstream.pipeline import load_pipeline
 
-    pipeline = load_pipeline(model_path, device=device)
+    manifest = _saved_manifest(model_path)  # the rows are read and checked before the model
     table = read_table(source)
-    trained_text = pipeline.manifest.get("text_column", "text")
-    trained_label = pipeline.manifest.get("label_column", "label")
+    trained_text = manifest.get("text_column", "text")
+    trained_label = manifest.get("label_column", "label")
     rows = _rename(table.rows, {trained_text: text_column, trained_label: label_column})
     _check_rows(
         rows,
         table.locations,
-        [*pipeline.manifest.get("input_columns", [trained_text]), trained_label],
+        [*manifest.get("input_columns", [trained_text]), trained_label],
         source,
     )
+    _cap_rows(rows, table.locations, manifest, source, labelled=True)
+    pipeline = load_pipeline(model_path, device=device)
     if hasattr(pipeline.task, "check_rows"):  # the family's own checks (QA, multiple choice)
         pipeline.task.check_rows(rows, table.locations, source, labelled=True)
     evaluation = pipeline.evaluate(rows)
@@ -486,12 +597,51 @@ _CACHE_PATH = click.option(
 )
 
 
+_CACHE_COLUMNS = {"key", "model", "texts", "prompt_tokens", "completion_tokens", "hits"}
+
+
+def _check_cache_file(cache_path: str | None) -> None:
+    """A ``--path`` that exists must be gpta's response cache: an SQLite file with its
+    ``responses`` table. Another file is never opened for writing (nor cleared)."""
+    import sqlite3
+
+    if cache_path is None or not Path(cache_path).is_file():
+        return
+    path = Path(cache_path)
+    not_cache = GptaUserError(
+        f"--path {path} is not a gpta response cache (an SQLite file with a responses table)",
+        hint="give the cache file gpta wrote (see `gpta cache info` without --path), "
+        "or a path where none exists yet",
+    )
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(16)
+    except OSError as err:
+        raise GptaUserError(
+            f"--path {path} could not be read ({err.strerror or err})",
+            hint="check the file's permissions",
+        ) from None
+    if header != b"SQLite format 3\x00":
+        raise not_cache
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            columns = {row[1] for row in db.execute("PRAGMA table_info(responses)")}
+        finally:
+            db.close()
+    except sqlite3.Error:
+        raise not_cache from None
+    if not columns >= _CACHE_COLUMNS:
+        raise not_cache
+
+
 @cache.command(name="info")
 @_CACHE_PATH
 def cache_info_command(cache_path: str | None) -> None:
     """Where the cache is, how many answers it holds, its size."""
     from gpta.llm.cache import cache_info
 
+    _check_cache_file(cache_path)
     info = cache_info(cache_path)
     click.echo(f"path: {info.path}")
     if not info.exists:
@@ -510,6 +660,7 @@ def cache_clear_command(cache_path: str | None) -> None:
     """Delete every cached TA answer."""
     from gpta.llm.cache import clear_cache
 
+    _check_cache_file(cache_path)
     removed = clear_cache(cache_path)
     click.echo(f"removed {removed} cached answers")
 
@@ -824,6 +975,11 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
+    except click.UsageError as err:  # a bad option or value: the same two lines as above
+        command = err.ctx.command_path if err.ctx is not None else "gpta"
+        click.echo(f"error: {err.format_message()}", err=True)
+        click.echo(f"  fix: see `{command} --help`", err=True)
+        sys.exit(2)
     except click.ClickException as err:
         err.show()
         sys.exit(2)

@@ -56,6 +56,7 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
 _DEV_SPLIT_NAMES = ("validation", "dev", "valid", "val")
 _PANDAS_LINE = re.compile(r"\bline (\d+)\b")
 _JSON_KINDS = {
+    dict: "an object",
     list: "an array",
     str: "a string",
     bool: "a boolean",
@@ -270,13 +271,25 @@ def _read_text(path: Path) -> str:
         )
     if not path.exists():
         raise GptaUserError(f"file not found: {path}", hint="check the path")
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise GptaUserError(
+            f"{path} could not be read ({err.strerror or err})",
+            hint="check the file's permissions",
+        ) from None
+    return decode_utf8(data, str(path))
+
+
+def decode_utf8(data: bytes, name: str) -> str:
+    """``data`` as text, checked to be UTF-8 (a leading BOM is dropped); a user error names
+    ``name`` (a file, or stdin), the line and the byte otherwise."""
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise GptaUserError(
-            f"{path}, line {line}: not valid UTF-8 (byte 0x{data[exc.start]:02x})",
+            f"{name}, line {line}: not valid UTF-8 (byte 0x{data[exc.start]:02x})",
             hint="re-save the file as UTF-8 (e.g. 'iconv -f latin1 -t utf-8 in.csv > out.csv' "
             "or choose UTF-8 when exporting from a spreadsheet)",
         ) from None
@@ -327,6 +340,11 @@ def _parse_json_object(line: str, path: Path, number: int) -> dict[str, Any]:
             f"{path}, line {number}: invalid JSON ({exc.msg} at column {exc.colno})",
             hint="each line must be one complete JSON object, e.g. "
             '{"text": "great film", "label": "pos"}',
+        ) from None
+    except RecursionError:
+        raise GptaUserError(
+            f"{path}, line {number}: JSON nested too deeply to read",
+            hint="each line must be one flat JSON object of texts, numbers and short lists",
         ) from None
     if not isinstance(value, dict):
         raise GptaUserError(
@@ -615,6 +633,109 @@ def require_text(table: Table, column: str) -> None:
         )
 
 
+# --------------------------------------------------------------------------- long rows
+
+# A cell is cut (or refused) long before tokenising: tokenisers hold several objects per
+# character, and one 50 MB row took 8 GB. No model reads past model.max_length tokens of the
+# text, and real text averages well under 10 characters a token, so cutting the text at 64
+# characters per token of max_length (at least 20,000) keeps all that a model reads of it
+# (only a pathological cell, e.g. 100-character "words" that become one unknown token each,
+# could lose tokens). Cells whose end matters are refused instead, naming the row: a QA
+# context (the answer may be anywhere: every window of it is read, so its cap is fixed and
+# larger), a question, the options, a label or a reference summary.
+CHARS_PER_TOKEN = 64
+MIN_TEXT_CHARS = 20_000
+QA_CONTEXT_CHARS = 1_000_000
+
+
+def text_char_cap(max_length: int) -> int:
+    """The most characters of a text cell that are kept, for ``model.max_length`` tokens."""
+    return max(MIN_TEXT_CHARS, CHARS_PER_TOKEN * max_length)
+
+
+def _cell_chars(value: Any) -> int:
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, list | tuple):
+        return sum(len(v) for v in value if isinstance(v, str))
+    return 0
+
+
+def cap_long_cells(
+    table: Table,
+    *,
+    cut: Sequence[str] = (),
+    refuse: dict[str, tuple[int, str]] | None = None,
+    max_chars: int,
+    option: str = "model.max_length",
+) -> list[str]:
+    """Cut the string cells of the ``cut`` columns to ``max_chars`` characters (in place);
+    refuse a cell of a ``refuse`` column (``{column: (limit, what it is)}``) longer than its
+    limit with a user error naming the row. Returns the locations of the rows that were cut
+    (the caller warns once)."""
+    for column, (limit, what) in (refuse or {}).items():
+        for row, where in zip(table.rows, table.locations, strict=True):
+            size = _cell_chars(row.get(column))
+            if size > limit:
+                raise GptaUserError(
+                    f"{table.source}, {where}: column {column!r} holds {size:,} characters; "
+                    f"the most gpta reads in {what} is {limit:,}",
+                    hint=f"shorten that row's {column!r} (or drop the row): cutting {what} "
+                    "would change what it means",
+                )
+    cut_at: list[str] = []
+    for column in cut:
+        for row, where in zip(table.rows, table.locations, strict=True):
+            value = row.get(column)
+            if isinstance(value, str) and len(value) > max_chars:
+                row[column] = value[:max_chars]
+                cut_at.append(where)
+    return cut_at
+
+
+def long_cells_warning(source: str, column: str, cut_at: Sequence[str], max_chars: int) -> str:
+    """The one warning for the rows :func:`cap_long_cells` cut."""
+    shown = ", ".join(cut_at[:3]) + (f" and {len(cut_at) - 3} more" if len(cut_at) > 3 else "")
+    return (
+        f"{source}: {len(cut_at)} row(s) ({shown}) hold more than {max_chars:,} characters "
+        f"in {column!r}; cut to {max_chars:,} before tokenising (the model reads at most "
+        "model.max_length tokens of it, which lie well inside that)"
+    )
+
+
+def cap_task_rows(
+    table: Table,
+    *,
+    family: str,
+    text_column: str,
+    label_column: str | None,
+    question_column: str = "question",
+    options_column: str = "options",
+    max_length: int,
+) -> str | None:
+    """:func:`cap_long_cells` with each task family's rule (see the note above); the
+    warning to print once when rows were cut, else None. ``label_column`` None: unlabelled
+    rows (``gpta predict``)."""
+    max_chars = text_char_cap(max_length)
+    refuse: dict[str, tuple[int, str]] = {}
+    cut: list[str] = []
+    if family == "qa":
+        refuse[text_column] = (QA_CONTEXT_CHARS, "a QA context")
+        refuse[question_column] = (max_chars, "a question")
+    else:
+        cut.append(text_column)
+    if family == "multiple_choice":
+        refuse[question_column] = (max_chars, "a question")
+        refuse[options_column] = (max_chars, "the options of a row")
+    if label_column is not None and family != "qa":  # QA answers are checked by the task
+        what = "a reference summary" if family == "summarization" else "a label"
+        refuse[label_column] = (max_chars, what)
+    cut_at = cap_long_cells(table, cut=cut, refuse=refuse, max_chars=max_chars)
+    if not cut_at:
+        return None
+    return long_cells_warning(table.source, text_column, cut_at, max_chars)
+
+
 # --------------------------------------------------------------------------- splitting
 
 
@@ -674,7 +795,17 @@ def _class_codes(stratify: Sequence[Any], table: Table) -> np.ndarray:
             f"stratify has {len(stratify)} values but {table.source} has {len(table)} rows"
         )
     codes: dict[Any, int] = {}
-    return np.array([codes.setdefault(value, len(codes)) for value in stratify], dtype=np.int64)
+    out = []
+    for value, where in zip(stratify, table.locations, strict=True):
+        try:
+            out.append(codes.setdefault(value, len(codes)))
+        except TypeError:  # a list or an object where a label belongs
+            raise GptaUserError(
+                f"{table.source}, {where}: the label is {_json_kind(value)} ({value!r:.60}), "
+                "not a text or a number",
+                hint="give every row one label: a text such as 'positive' or a number",
+            ) from None
+    return np.array(out, dtype=np.int64)
 
 
 def _held_out_size(n_rows: int, fraction: float) -> int:

@@ -2,14 +2,16 @@
 
 Two formats on stderr: ``text`` (rich, for people) and ``json`` (one JSON object per event
 and line, for log collectors: ``gpta train --log-format json``). ``-q`` silences both; the
-closing table on stdout is printed either way. The format is a process-wide setting
-(:func:`configure`), like logging's, so the CLI sets it once for everything a run prints,
-the Trainer's step progress included.
+closing table on stdout is printed either way, and so are warnings about something that
+changes what the run does (:func:`warn`, :meth:`Progress.warn`). The format is a
+process-wide setting (:func:`configure`), like logging's, so the CLI sets it once for
+everything a run prints, the Trainer's step progress included.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -44,6 +46,25 @@ def emit_json(event: str, **fields: Any) -> None:
     record = {"time": round(time.time(), 3), "event": event, **fields}
     sys.stderr.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
     sys.stderr.flush()
+
+
+def _is_main_process() -> bool:
+    """False on the other processes of a torchrun / accelerate launch (they stay silent)."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+def warn(message: str) -> None:
+    """A warning about something that changes what a run does (data cut, a guard that will
+    block every TA request, a budget that cannot apply). It is never silenced: ``-q`` hides
+    progress, not these. ``message`` is plain text (not markup)."""
+    if not _is_main_process():
+        return
+    if _settings["log_format"] == "json":
+        emit_json("warning", message=message)
+    else:
+        Console(stderr=True, highlight=False, soft_wrap=True).print(
+            f"[bold red]warning:[/] {escape(message)}"
+        )
 
 
 def _short(prefix: str, width: int = 70) -> str:
@@ -84,6 +105,16 @@ class Progress:
             emit_json("info", message=plain)
         else:
             self.console.print(message)
+
+    def warn(self, message: str) -> None:
+        """A warning that changes what the run does: printed even when ``quiet`` (see
+        :func:`warn`); ``message`` is plain text."""
+        if self.json:
+            if _is_main_process():
+                emit_json("warning", message=message)
+            return
+        if _is_main_process():
+            self.console.print(f"[bold red]warning:[/] {escape(message)}")
 
     def ta_start(self, round_index: int) -> None:
         if self.json:

@@ -149,7 +149,7 @@ def check_run_dir(path: str | Path, *, overwrite: bool) -> _RunDirPlan:
     check_dir_creatable(run_dir, "output_dir (--output-dir)")
     if not run_dir.exists():
         return _RunDirPlan(run_dir, [], [], False)
-    existing = [name for name in RUN_FILES if _lexists(run_dir / name)]
+    existing = [name for name in (*RUN_FILES, PREVIOUS) if _lexists(run_dir / name)]
     if not existing:
         return _RunDirPlan(run_dir, [], [], False)
     if not is_gpta_run(run_dir):
@@ -619,6 +619,9 @@ def _execute(
         ranks=ranks,
         augment=config.training.augment_prefixes,
         patience=config.training.patience,
+        compare_empty=not (
+            config.training.augment_prefixes and config.training.augment_predict == "mean"
+        ),
     )
     # once a prefix is adopted, this share of the rows still trains with none (not for the
     # fixed-prefix baselines, which train with exactly their prefix)

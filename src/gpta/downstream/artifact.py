@@ -59,10 +59,36 @@ def find_model_dir(path: str | Path) -> Path:
     )
 
 
+_DAMAGED = "this file is written by `gpta train`; restore the one it wrote, or train the run again"
+
+
 def read_manifest(model_dir: str | Path) -> dict[str, Any]:
-    """Read ``gpta.json``."""
+    """Read ``gpta.json``, checked for the fields every task needs (``task``, ``prefix``,
+    ``max_length``; the task's own fields are checked when it is rebuilt)."""
     path = Path(model_dir) / MANIFEST
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise GptaUserError(f"{path} could not be read: {err}") from None
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:  # unreadable, not UTF-8, not JSON
+        raise GptaUserError(f"{path} could not be read: {err}", hint=_DAMAGED) from None
+    if not isinstance(manifest, dict):
+        raise GptaUserError(f"{path} is not a JSON object", hint=_DAMAGED)
+    expected = {"task": str, "prefix": str, "max_length": int}
+    for key, kind in expected.items():
+        value = manifest.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            problem = (
+                f"has no {key!r} field"
+                if key not in manifest
+                else f"holds a {type(value).__name__} in {key!r}, not a {kind.__name__}"
+            )
+            raise GptaUserError(f"{path} {problem}", hint=_DAMAGED)
+    for key in ("text_column", "label_column", "question_column", "options_column"):
+        if key in manifest and not isinstance(manifest[key], str):
+            raise GptaUserError(f"{path}: {key!r} is not a text", hint=_DAMAGED)
+    for key in ("predict_prefixes", "input_columns"):
+        texts = manifest.get(key)
+        if texts is not None and not (
+            isinstance(texts, list) and all(isinstance(t, str) for t in texts)
+        ):
+            raise GptaUserError(f"{path}: {key!r} is not a list of texts", hint=_DAMAGED)
+    return manifest

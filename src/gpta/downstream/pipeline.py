@@ -9,6 +9,7 @@ from typing import Any
 from gpta.distributed import Ranks
 from gpta.downstream.artifact import find_model_dir, read_manifest
 from gpta.downstream.device import resolve_device
+from gpta.errors import GptaUserError
 from gpta.tasks import task_from_manifest
 from gpta.tasks.base import Evaluation
 
@@ -26,8 +27,24 @@ class GptaPipeline:
         self.prefix: str = self.manifest["prefix"]
         # prefix variety with `augment_predict: mean`: class probabilities averaged over these
         self.prefixes: list[str] | None = self.manifest.get("predict_prefixes")
-        self.task = task_from_manifest(self.manifest)
-        self.model, self.tokenizer = self.task.load_trained(str(self.model_dir))
+        where = self.model_dir / "gpta.json"
+        try:
+            self.task = task_from_manifest(self.manifest)
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            missing = isinstance(err, KeyError)
+            problem = f"no field {err}" if missing else f"a malformed field ({err})"
+            raise GptaUserError(
+                f"{where} has {problem}",
+                hint="this file is written by `gpta train`; restore the one it wrote, or train "
+                "the run again",
+            ) from None
+        try:
+            self.model, self.tokenizer = self.task.load_trained(str(self.model_dir))
+        except OSError as err:
+            raise GptaUserError(
+                f"the model in {self.model_dir} could not be loaded ({err})",
+                hint="its weights or tokenizer files are missing or damaged; train the run again",
+            ) from None
         self.model.to(resolve_device(device)).eval()
         self.batch_size = batch_size
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import jinja2
 
+from gpta.fileio import check_dir_creatable, make_dir, write_text_atomic
 from gpta.report import plots
 from gpta.report.data import RunData, load_run
 
@@ -132,13 +133,16 @@ def write_report(run_dirs: Sequence[str | Path], output_dir: str | Path | None =
     """Write ``report.html`` and the PNGs for one run, or overlaid for several; returns the page."""
     from gpta import __version__
 
+    out = Path(output_dir) if output_dir is not None else default_output_dir(run_dirs)
+    report_dir = ("the report folder", "give `gpta report` another --output-dir")
+    check_dir_creatable(out, report_dir[0], fix=report_dir[1])  # before any work; writes nothing
     runs = [load_run(path) for path in run_dirs]
     names = [run.name for run in runs]
     for i, run in enumerate(runs):  # two runs both called "run": tell them apart
         if names.count(run.name) > 1:
             run.name = f"{run.run_dir.parent.name}/{run.name}"
             names[i] = run.name
-    out = Path(output_dir) if output_dir is not None else default_output_dir(run_dirs)
+    make_dir(out, report_dir[0], fix=report_dir[1])
     written = plots.render_all(runs, out)
     figures = []
     for name, (_func, title) in plots.FIGURES.items():
@@ -171,5 +175,5 @@ def write_report(run_dirs: Sequence[str | Path], output_dir: str | Path | None =
         )
     )
     page = out / "report.html"
-    page.write_text(html, encoding="utf-8")
+    write_text_atomic(page, html, "the report page")
     return page

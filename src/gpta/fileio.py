@@ -1,0 +1,99 @@
+"""Writing files without losing the user's: folders checked before anything is written,
+files replaced atomically (a temporary file beside the target, then a rename).
+
+Every failure is a :class:`GptaUserError` naming the path and the option it came from.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+from gpta.errors import GptaUserError
+
+
+def check_dir_creatable(path: str | Path, option: str, *, fix: str | None = None) -> None:
+    """Fail unless ``path`` is a folder or could be created; nothing is written.
+
+    A file in its place, a file among its parents or a parent without write permission
+    is named with the ``option`` that gave the path; ``fix`` replaces the default advice.
+    """
+    path = Path(path)
+    hint = fix or f"choose another {option}"
+    if path.exists() and not path.is_dir():
+        raise GptaUserError(
+            f"{option} {path} is a file, not a folder", hint=fix or f"{hint}, or move the file away"
+        )
+    ancestor = path
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise GptaUserError(
+            f"{option} {path} cannot be created: {ancestor} is a file, not a folder", hint=hint
+        )
+    if not path.exists() and not os.access(ancestor, os.W_OK | os.X_OK):
+        raise GptaUserError(
+            f"{option} {path} cannot be created: no permission to write in {ancestor}",
+            hint=hint,
+        )
+
+
+def make_dir(path: str | Path, option: str, *, fix: str | None = None) -> Path:
+    """``mkdir -p path``, with a failure named after ``option``."""
+    path = Path(path)
+    check_dir_creatable(path, option, fix=fix)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise GptaUserError(
+            f"{option} {path} cannot be created ({err.strerror or err})",
+            hint=fix or f"choose another {option}",
+        ) from None
+    return path
+
+
+def check_file_writable(path: str | Path, option: str) -> None:
+    """Fail unless a file could be written at ``path`` (its folder is made when written)."""
+    path = Path(path)
+    if path.is_dir():
+        raise GptaUserError(
+            f"{option} {path} is a folder, not a file", hint=f"give {option} a file name"
+        )
+    check_dir_creatable(
+        path.parent, f"the folder of {option} {path}:", fix=f"give {option} another path"
+    )
+
+
+def write_text_atomic(path: str | Path, text: str, option: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file beside it and a rename: a reader
+    (or a crash) sees the old file or the new one, never half of one."""
+    path = Path(path)
+    check_file_writable(path, option)
+    make_dir(path.parent, f"the folder of {option} {path}:", fix=f"give {option} another path")
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        raise GptaUserError(
+            f"{option} {path} could not be written ({err.strerror or err})",
+            hint=f"choose another {option}",
+        ) from None
+
+
+def same_file(a: str | Path, b: str | Path) -> bool:
+    """True when ``a`` and ``b`` are one file (through links, ``..`` or relative paths)."""
+    a, b = Path(a), Path(b)
+    with contextlib.suppress(OSError):
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    return a.resolve() == b.resolve()
