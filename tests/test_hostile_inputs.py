@@ -1,0 +1,699 @@
+"""Hostile and careless input, generated rather than listed (issue 18).
+
+Hypothesis draws tables (CSV/JSONL with odd bytes, missing columns, huge ints, empty labels
+and more), configs (YAML/TOML with wrong types, out-of-range numbers, unknown keys, broken
+syntax), ``--set`` values, run directories (existing runs, folders gpta did not write, files
+in place of folders), saved-model manifests, stdin bytes and cache files. Every case must end
+the same way: exit status 2, an ``error:`` line on stderr and no traceback, and nothing under
+the output folder or among the input files deleted or changed (a rejected run writes
+nothing at all).
+
+The CLI is called in-process (``gpta.cli.main``), and every case fails during validation:
+no model is loaded. The README's "Bad input" table counts these cases: keep the two in step
+(``MAX_EXAMPLES`` and the listed cases below).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import string
+import sys
+import tempfile
+import typing
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, assume, event, given, settings
+from hypothesis import strategies as st
+from pydantic import BaseModel
+
+from gpta.cli import main
+from gpta.config import GptaConfig, dump_config
+
+# Examples per generated class (the README table quotes these).
+MAX_EXAMPLES = {
+    "tables": 120,
+    "configs": 100,
+    "set_values": 100,
+    "run_dirs": 60,
+    "manifests": 40,
+    "stdin": 30,
+    "cache_files": 30,
+}
+DESCRIPTION = "Short reviews labelled pos or neg."
+RUN_FILES = ("config.yaml", "splits.json", "history.jsonl", "exposure.jsonl", "metrics.json",
+             "predictions", "model", "checkpoints", "report")  # fmt: skip
+
+
+# GPTA_HOSTILE_SCALE=10 tries ten times as many of each (a deeper hunt, not for every run).
+SCALE = max(1, int(os.environ.get("GPTA_HOSTILE_SCALE", "1")))
+
+
+def _settings(kind: str):
+    return settings(
+        max_examples=MAX_EXAMPLES[kind] * SCALE,
+        deadline=None,
+        database=None,  # nothing written into the checkout
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+
+
+# --- running the CLI and checking that nothing changed ---------------------------------------
+
+
+def _gpta(*args: str, stdin: bytes | None = None) -> tuple[int | str | None, str]:
+    err, out = io.StringIO(), io.StringIO()
+    old_stdin = sys.stdin
+    if stdin is not None:
+        sys.stdin = io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8")
+    try:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+            try:
+                main(list(args))
+                code: int | str | None = 0
+            except SystemExit as exit_info:
+                code = exit_info.code
+    finally:
+        sys.stdin = old_stdin
+    return code, err.getvalue()
+
+
+def _rejected(*args: str, stdin: bytes | None = None) -> str:
+    """The command exits 2 with an error: line and no traceback; returns stderr."""
+    code, err = _gpta(*args, stdin=stdin)
+    assert code == 2, f"exit {code} for {args}:\n{err}"
+    assert "error:" in err and "Traceback" not in err, err
+    return err
+
+
+def _state(*roots: Path) -> dict[str, Any]:
+    """Everything under ``roots``: each file's bytes, each folder, each link's target."""
+    seen: dict[str, Any] = {}
+    for root in roots:
+        if not os.path.lexists(root):
+            seen[str(root)] = None
+            continue
+        for path in [root, *sorted(root.rglob("*"))] if root.is_dir() else [root]:
+            if path.is_symlink():
+                seen[str(path)] = ("link", os.readlink(path))
+            elif path.is_dir():
+                seen[str(path)] = "dir"
+            else:
+                seen[str(path)] = path.read_bytes()
+    return seen
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("hostile")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def never_train():
+    """A generated input that passes validation is a bug in its strategy: fail at once
+    instead of training a model (the run directory is prepared only after every check)."""
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError(f"a generated input passed validation: {args} {kwargs}")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("gpta.run.prepare_run_dir", refuse)
+        yield
+
+
+def _case_dir(workdir: Path) -> Path:
+    return Path(tempfile.mkdtemp(dir=workdir))
+
+
+def _good_rows(n: int = 12) -> list[dict[str, Any]]:
+    return [{"text": f"review number {i}", "label": "pos" if i % 2 else "neg"} for i in range(n)]
+
+
+def _jsonl(rows: list[Any]) -> bytes:
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8")
+
+
+def _write_good(base: Path) -> Path:
+    path = base / "good.jsonl"
+    path.write_bytes(_jsonl(_good_rows()))
+    return path
+
+
+# --- 1. tables ---------------------------------------------------------------------------------
+
+TEXT = st.text(
+    st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\u2028\u2029\x85"),
+    min_size=1,
+    max_size=30,
+).filter(str.strip)
+# never valid in UTF-8, whatever comes before or after (a lone continuation byte, b"\x80", is
+# invalid only inside valid text: tables get it too)
+ALWAYS_BAD = [b"\xff", b"\xfe", b"\xc0\xaf", b"\xed\xa0\x80", b"\xf8\x88"]
+BAD_UTF8 = st.sampled_from(ALWAYS_BAD)
+BAD_IN_TEXT = st.sampled_from([*ALWAYS_BAD, b"\x80"])
+HUGE_INT = st.one_of(
+    st.integers(min_value=2**63, max_value=10**40), st.integers(max_value=-(2**63))
+)
+DEFECTS = (
+    "odd_bytes", "missing_column", "row_missing_field", "huge_int_text", "huge_train_size",
+    "empty_label", "empty_text", "not_an_object", "cut_line", "unbalanced_quote",
+    "single_class", "no_rows", "unhashable_label", "deep_nesting", "unknown_extension",
+)  # fmt: skip
+
+
+def _csv_bytes(rows: list[dict[str, Any]], header: list[str]) -> bytes:
+    import csv
+
+    out = io.StringIO()
+    writer = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n")
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow([row.get(name, "") for name in header])
+    return out.getvalue().encode("utf-8")
+
+
+@st.composite
+def bad_tables(draw) -> tuple[str, str, bytes, list[str]]:
+    """(defect, file name, file bytes, extra CLI args): a table that must be refused."""
+    jsonl_only = {"huge_int_text", "not_an_object", "cut_line", "unhashable_label",
+                  "deep_nesting", "row_missing_field"}  # fmt: skip
+    csv_only = {"unbalanced_quote"}
+    defect = draw(st.sampled_from(DEFECTS))
+    fmt = "jsonl" if defect in jsonl_only else "csv" if defect in csv_only else None
+    fmt = fmt or draw(st.sampled_from(["jsonl", "csv"]))
+    n = draw(st.integers(min_value=6, max_value=24))
+    rows: list[Any] = [{"text": draw(TEXT), "label": "pos" if i % 2 else "neg"} for i in range(n)]
+    at = draw(st.integers(min_value=0, max_value=n - 1))
+    header, args, ext = ["text", "label"], [], fmt
+    if defect == "missing_column":
+        gone = draw(st.sampled_from(["text", "label"]))
+        header = [h for h in header if h != gone]
+        rows = [{k: v for k, v in r.items() if k != gone} for r in rows]
+    elif defect == "row_missing_field":
+        del rows[at][draw(st.sampled_from(["text", "label"]))]
+    elif defect == "huge_int_text":
+        rows[at]["text"] = draw(HUGE_INT)
+    elif defect == "huge_train_size":
+        args = ["--train-size", str(draw(st.integers(min_value=10**8 + 1, max_value=10**40)))]
+    elif defect == "empty_label":
+        rows[at]["label"] = draw(st.sampled_from(["", None] if fmt == "jsonl" else [""]))
+    elif defect == "empty_text":
+        rows[at]["text"] = draw(st.sampled_from(["", " ", "\t", "   "]))
+    elif defect == "not_an_object":
+        rows[at] = draw(st.one_of(st.lists(TEXT, max_size=3), st.integers(), TEXT, st.none()))
+    elif defect == "single_class":
+        rows = [{**r, "label": "pos"} for r in rows]
+    elif defect == "no_rows":
+        rows = []
+    elif defect == "unhashable_label":
+        rows[at]["label"] = draw(st.one_of(st.lists(TEXT, max_size=2), st.dictionaries(TEXT, TEXT)))
+    elif defect == "deep_nesting":
+        depth = draw(st.integers(min_value=5_000, max_value=50_000))
+        rows[at]["label"] = "@DEEP@"
+    elif defect == "unknown_extension":
+        ext = draw(st.sampled_from(["txt", "xlsx", "data", "csv.bak", ""]))
+    if fmt == "jsonl":
+        data = _jsonl(rows)
+        if defect == "cut_line":
+            lines = data.split(b"\n")
+            line = lines[at]
+            lines[at] = line[: draw(st.integers(min_value=1, max_value=len(line) - 1))]
+            data = b"\n".join(lines)
+        if defect == "deep_nesting":
+            data = data.replace(b'"@DEEP@"', b"[" * depth + b"]" * depth)
+    else:
+        data = _csv_bytes(rows, header)
+        if defect == "unbalanced_quote":
+            data += b'"' + draw(TEXT.filter(lambda t: '"' not in t)).encode("utf-8") + b",pos\n"
+    if defect == "odd_bytes":
+        where = draw(st.integers(min_value=0, max_value=len(data)))
+        data = data[:where] + draw(BAD_IN_TEXT) + data[where:]
+    return defect, f"train.{ext}" if ext else "train", data, args
+
+
+@_settings("tables")
+@given(bad_tables())
+def test_bad_tables_are_refused_and_nothing_is_written(workdir, case):
+    defect, name, data, args = case
+    event(f"table={defect}")
+    base = _case_dir(workdir)
+    path = base / name
+    path.write_bytes(data)
+    out = base / "run"
+    before = _state(path)
+    err = _rejected("train", "--train", str(path), "--description", DESCRIPTION,
+                    "--output-dir", str(out), *args)  # fmt: skip
+    assert not out.exists(), f"{defect}: a rejected run wrote {out}"
+    assert _state(path) == before
+    if defect in ("odd_bytes", "no_rows", "cut_line", "row_missing_field", "missing_column"):
+        assert name in err  # the file is named
+
+
+# --- 2. configs ----------------------------------------------------------------------------------
+
+
+def _leaves() -> list[tuple[str, Any]]:
+    """(dotted option, pydantic field) for every option of GptaConfig."""
+    found = []
+    for name, field in GptaConfig.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            found += [(f"{name}.{k}", f) for k, f in annotation.model_fields.items()]
+        else:
+            found.append((name, field))
+    return found
+
+
+def _kind(field: Any) -> str:
+    args = [a for a in typing.get_args(field.annotation) if a is not type(None)]
+    annotation = args[0] if len(args) == 1 else field.annotation
+    if typing.get_origin(annotation) is typing.Literal:
+        return "literal"
+    return {int: "int", float: "float", str: "str", bool: "bool"}.get(annotation, "other")
+
+
+LEAVES = _leaves()
+BOUNDED = [
+    (dotted, field)
+    for dotted, field in LEAVES
+    if _kind(field) in ("int", "float")
+    and any(hasattr(m, a) for m in field.metadata for a in ("ge", "gt", "le", "lt"))
+]
+SCALAR = [(dotted, field) for dotted, field in LEAVES if _kind(field) != "other"]
+KNOWN = {dotted.split(".")[-1] for dotted, _ in LEAVES} | set(GptaConfig.model_fields)
+WORD = st.text(string.ascii_lowercase + "_", min_size=1, max_size=12)
+YAML_WORDS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null", "t", "f"}
+LETTERS = st.text(string.ascii_letters, min_size=1, max_size=10).filter(
+    lambda w: w.lower() not in YAML_WORDS and w.lower() not in ("inf", "nan", "infinity")
+)
+
+
+@st.composite
+def out_of_range(draw) -> tuple[str, Any]:
+    dotted, field = draw(st.sampled_from(BOUNDED))
+    low = high = None
+    for rule in field.metadata:
+        low = next((getattr(rule, a) for a in ("ge", "gt") if hasattr(rule, a)), low)
+        high = next((getattr(rule, a) for a in ("le", "lt") if hasattr(rule, a)), high)
+    sides = [s for s, bound in (("low", low), ("high", high)) if bound is not None]
+    side = draw(st.sampled_from(sides))
+    step = draw(st.integers(min_value=1, max_value=10**30))
+    value = (low - step) if side == "low" else (high + step)
+    return dotted, int(value) if _kind(field) == "int" else float(value)
+
+
+def _literal_choices(field: Any) -> set[Any]:
+    args = [a for a in typing.get_args(field.annotation) if a is not type(None)]
+    annotation = args[0] if len(args) == 1 else field.annotation
+    return set(typing.get_args(annotation))
+
+
+@st.composite
+def wrong_type(draw) -> tuple[str, Any]:
+    dotted, field = draw(st.sampled_from(SCALAR))
+    kind = _kind(field)
+    values = [
+        st.lists(st.integers(), min_size=1, max_size=3),
+        st.dictionaries(WORD, st.integers(), min_size=1, max_size=2),
+    ]
+    if kind in ("int", "float"):
+        values.append(LETTERS)
+    if kind == "int":
+        fractional = st.floats(min_value=-1e6, max_value=1e6).filter(lambda f: f != int(f))
+        values.append(fractional)
+    if kind == "literal":
+        choices = _literal_choices(field)
+        values.append(LETTERS.filter(lambda w: w not in choices))
+    return dotted, draw(st.one_of(values))
+
+
+@st.composite
+def unknown_key(draw) -> tuple[str, Any]:
+    section = draw(st.sampled_from([None, "data", "model", "training", "assistant", "privacy"]))
+    key = draw(WORD.filter(lambda w: w not in KNOWN))
+    return (f"{section}.{key}" if section else key), draw(st.one_of(st.integers(), WORD))
+
+
+def _nest(dotted: str, value: Any) -> dict[str, Any]:
+    *sections, leaf = dotted.split(".")
+    node: dict[str, Any] = {leaf: value}
+    for name in reversed(sections):
+        node = {name: node}
+    return node
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    return "{" + ", ".join(f"{json.dumps(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
+
+
+def _toml(config: dict[str, Any]) -> str:
+    top = [
+        f"{json.dumps(k)} = {_toml_value(v)}" for k, v in config.items() if not isinstance(v, dict)
+    ]
+    tables = [
+        f"[{k}]\n" + "".join(f"{json.dumps(kk)} = {_toml_value(vv)}\n" for kk, vv in v.items())
+        for k, v in config.items()
+        if isinstance(v, dict)
+    ]
+    return "".join(line + "\n" for line in top) + "".join(tables)
+
+
+@st.composite
+def bad_configs(draw) -> tuple[str, str, str]:
+    """(kind, file suffix, text) of a config that must be refused, given a prelude dict
+    (output folder, good data) to merge into where the bad part is a mapping."""
+    kind = draw(st.sampled_from(["out_of_range", "wrong_type", "unknown_key", "syntax", "shape"]))
+    if kind == "syntax":
+        inner = draw(st.text(string.ascii_letters + " ,:'", max_size=20))
+        text = draw(st.sampled_from([
+            f"training:\n  rounds: [{inner}\n", f"training: {{{inner}\n", "training:\n\t- x\n",
+            f"seed: *{draw(WORD)}\n", f"seed: !!python/object:os.system {inner}\n",
+            f"[training\nrounds = {inner}\n",
+        ]))  # fmt: skip
+        return kind, ".toml" if text.startswith("[") else ".yaml", text
+    if kind == "shape":
+        text = draw(st.sampled_from([
+            "- a\n- b\n", "just text\n", "42\n", "training: 5\n", "data: [1, 2]\n",
+            "assistant: hello\n", "model: null\nprivacy: [x]\n",
+        ]))  # fmt: skip
+        return kind, ".yaml", text
+    strategy = {"out_of_range": out_of_range(), "wrong_type": wrong_type(),
+                "unknown_key": unknown_key()}[kind]  # fmt: skip
+    dotted, value = draw(strategy)
+    return kind, draw(st.sampled_from([".yaml", ".toml"])), json.dumps(_nest(dotted, value))
+
+
+@_settings("configs")
+@given(bad_configs())
+def test_bad_configs_are_refused_and_nothing_is_written(workdir, case):
+    kind, suffix, text = case
+    event(f"config={kind}{suffix}")
+    base = _case_dir(workdir)
+    good = _write_good(base)
+    out = base / "run"
+    prelude = {"output_dir": str(out), "data": {"train": str(good), "description": DESCRIPTION}}
+    if kind in ("out_of_range", "wrong_type", "unknown_key"):
+        config = _merge(prelude, json.loads(text))
+        text = _toml(config) if suffix == ".toml" else yaml.safe_dump(config)
+    elif kind == "syntax" and suffix == ".yaml":
+        text = yaml.safe_dump(prelude) + text
+    path = base / f"run{suffix}"
+    path.write_text(text, encoding="utf-8")
+    before = _state(path, good)
+    err = _rejected("train", "--config", str(path))
+    assert not out.exists(), f"{kind}: a rejected run wrote {out}"
+    assert _state(path, good) == before
+    assert str(path) in err
+
+
+# --- 3. --set values -----------------------------------------------------------------------------
+
+
+FLAGS_GIVEN = {"output_dir", "data.train", "data.description"}  # the test passes these as flags
+
+
+@st.composite
+def bad_sets(draw) -> tuple[str, str]:
+    """(kind, KEY=VALUE) that must be refused."""
+    kind = draw(st.sampled_from(["yaml", "out_of_range", "wrong_type", "unknown_key", "no_key"]))
+    if kind == "yaml":
+        dotted, _ = draw(st.sampled_from(LEAVES))
+        inner = draw(st.text(string.ascii_letters + string.digits + " ,.:-", max_size=20))
+        value = draw(st.sampled_from([
+            f"[{inner}", f"{{{inner}", f'"{inner}', f"'{inner}", f"*{draw(WORD)}",
+            f"!!python/object:os.system {inner}", "\t- x", f"a: b: {inner}", f"[{inner}]]",
+        ]))  # fmt: skip
+        return kind, f"{dotted}={value}"
+    if kind == "no_key":
+        return kind, draw(st.sampled_from(["=5", "training.rounds", "", " =x"]))
+    strategy = {"out_of_range": out_of_range(), "wrong_type": wrong_type(),
+                "unknown_key": unknown_key()}[kind]  # fmt: skip
+    dotted, value = draw(strategy)
+    assume(dotted not in FLAGS_GIVEN)  # a flag beats --set: the test's own flags would win
+    return kind, f"{dotted}={json.dumps(value)}"  # JSON is YAML: the value arrives as drawn
+
+
+@_settings("set_values")
+@given(bad_sets())
+def test_bad_set_values_are_refused_and_nothing_is_written(workdir, case):
+    kind, item = case
+    event(f"set={kind}")
+    base = _case_dir(workdir)
+    good = _write_good(base)
+    out = base / "run"
+    before = _state(good)
+    err = _rejected("train", "--train", str(good), "--description", DESCRIPTION,
+                    "--output-dir", str(out), "--set", item)  # fmt: skip
+    assert not out.exists()
+    assert _state(good) == before
+    if kind != "no_key":
+        assert item.partition("=")[0].strip() in err  # the option is named
+
+
+# --- 4. run directories --------------------------------------------------------------------------
+
+NAME = st.text(string.ascii_letters + string.digits + "_-", min_size=1, max_size=10)
+CONTENT = st.binary(max_size=64)
+
+
+@st.composite
+def folder_contents(draw, names: list[str]) -> dict[str, bytes | None]:
+    """Relative path -> bytes (a file) or None (an empty folder), for ``names`` and a few
+    random others (the user's own files)."""
+    contents: dict[str, bytes | None] = {}
+    for name in names:
+        if draw(st.booleans()):
+            contents[f"{name}/{draw(NAME)}"] = draw(CONTENT)  # a folder with a file
+        else:
+            contents[name] = draw(CONTENT)  # a file
+    for _ in range(draw(st.integers(min_value=0, max_value=3))):
+        other = draw(NAME.filter(lambda n: n not in RUN_FILES and not n.startswith(".")))
+        contents.setdefault(other, draw(CONTENT))
+    return contents
+
+
+def _make(root: Path, contents: dict[str, bytes | None]) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    for relative, data in contents.items():
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if data is None:
+            path.mkdir(exist_ok=True)
+        elif not path.exists():
+            path.write_bytes(data)
+
+
+@st.composite
+def run_dirs(draw) -> dict[str, Any]:
+    kind = draw(st.sampled_from(["gpta_run", "not_a_run", "file_in_place", "file_above"]))
+    overwrite = st.sampled_from([True, True, False]) if kind == "gpta_run" else st.booleans()
+    case: dict[str, Any] = {"kind": kind, "overwrite": draw(overwrite)}
+    if kind == "gpta_run":  # a finished run: replaced only after a new run validated all
+        others = [n for n in RUN_FILES if n not in ("config.yaml", "metrics.json")]
+        extra = draw(st.lists(st.sampled_from(others), unique=True, max_size=4))
+        case["contents"] = draw(folder_contents(["metrics.json", *extra]))
+        case["marker"] = draw(st.booleans())
+        case["failure"] = draw(st.sampled_from(["model", "description", "data", "none"]))
+        if case["failure"] != "none" and not case["overwrite"]:
+            case["overwrite"] = draw(st.booleans())
+        if case["failure"] == "none":  # a good run into an existing one: only refused
+            case["overwrite"] = False
+    elif kind == "not_a_run":  # files named like a run's, which gpta did not write
+        names = draw(st.lists(st.sampled_from(RUN_FILES), unique=True, min_size=1, max_size=4))
+        case["contents"] = draw(folder_contents(names))
+        case["failure"] = "none"
+    else:
+        case["data"] = draw(CONTENT)
+        case["failure"] = "none"
+    return case
+
+
+@_settings("run_dirs")
+@given(run_dirs())
+def test_run_directories_are_never_lost(workdir, case):
+    from gpta.run import RUN_MARKER
+
+    kind = case["kind"]
+    event(f"run_dir={kind}, overwrite={case['overwrite']}, failure={case['failure']}")
+    base = _case_dir(workdir)
+    good = _write_good(base)
+    target = base / "run"
+    if kind in ("gpta_run", "not_a_run"):
+        _make(target, case["contents"])
+        if kind == "gpta_run":
+            dump_config(GptaConfig(output_dir=str(target)), target / "config.yaml")
+            if case["marker"]:
+                (target / RUN_MARKER).write_text('{"written_by": "gpta"}', encoding="utf-8")
+    elif kind == "file_in_place":
+        target.write_bytes(case["data"])
+    else:
+        (base / "afile").write_bytes(case["data"])
+        target = base / "afile" / "run"
+    args = ["train", "--train", str(good), "--description", DESCRIPTION,
+            "--output-dir", str(target)]  # fmt: skip
+    failure = case["failure"]
+    if failure == "model":
+        args += ["--model", str(base / "no" / "such" / "model")]
+    elif failure == "description":
+        args.remove("--description")
+        args.remove(DESCRIPTION)
+    elif failure == "data":
+        bad = base / "bad.jsonl"
+        bad.write_bytes(_jsonl([{"text": "only a text"}] * 8))
+        args[2] = str(bad)
+    if case["overwrite"]:
+        args.append("--overwrite")
+    roots = [base]
+    before = _state(*roots)
+    err = _rejected(*args)
+    assert _state(*roots) == before, f"{case} changed files:\n{err}"
+    if kind == "not_a_run":
+        assert "not a gpta run" in err
+    if kind == "gpta_run" and failure == "none":
+        assert "already holds a run" in err
+
+
+# --- 5. saved models (gpta.json), stdin, cache files ------------------------------------------
+
+FAMILIES = ("classification", "qa", "multiple_choice", "summarization")
+REQUIRED = {"task": "classification", "prefix": "Classify:", "max_length": 64}
+SCALAR_JSON = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | TEXT
+JSON_VALUE = st.recursive(
+    SCALAR_JSON,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3),
+    max_leaves=6,
+)
+
+
+@st.composite
+def bad_manifests(draw) -> tuple[str, Any]:
+    kind = draw(st.sampled_from(["missing", "wrong_type", "not_an_object", "not_json", "task"]))
+    manifest: Any = {**REQUIRED, "text_column": "text", "label_column": "label"}
+    if kind == "missing":
+        del manifest[draw(st.sampled_from(sorted(REQUIRED)))]
+    elif kind == "wrong_type":
+        key = draw(st.sampled_from(sorted(REQUIRED)))
+        value = draw(JSON_VALUE.filter(lambda v: not isinstance(v, type(REQUIRED[key]))))
+        if isinstance(value, bool) or not isinstance(value, type(REQUIRED[key])):
+            manifest[key] = value
+        else:  # a bool is an int: make it a text instead
+            manifest[key] = "x"
+    elif kind == "not_an_object":
+        manifest = draw(st.one_of(SCALAR_JSON, st.lists(JSON_VALUE, max_size=3)))
+    elif kind == "task":
+        manifest["task"] = draw(TEXT.filter(lambda t: t not in FAMILIES))
+    if kind == "not_json":
+        return kind, draw(st.binary(max_size=40).filter(lambda b: not _is_json_object(b)))
+    return kind, json.dumps(manifest).encode("utf-8")
+
+
+def _is_json_object(data: bytes) -> bool:
+    try:
+        return isinstance(json.loads(data), dict)
+    except (ValueError, RecursionError):
+        return False
+
+
+@_settings("manifests")
+@given(bad_manifests(), st.sampled_from(["predict", "eval"]))
+def test_malformed_saved_models_are_refused(workdir, case, command):
+    kind, data = case
+    event(f"manifest={kind}")
+    base = _case_dir(workdir)
+    model = base / "model"
+    model.mkdir()
+    (model / "gpta.json").write_bytes(data)
+    rows = base / "rows.jsonl"
+    rows.write_bytes(_jsonl([{"text": "fine", "label": "pos"}]))
+    before = _state(base)
+    flag = "--input" if command == "predict" else "--data"
+    err = _rejected(command, "--model", str(base), flag, str(rows))
+    assert "gpta.json" in err
+    assert _state(base) == before
+
+
+@_settings("stdin")
+@given(st.binary(max_size=200), st.integers(min_value=0, max_value=200), BAD_UTF8)
+def test_non_utf8_stdin_to_predict_is_refused(workdir, data, at, bad):
+    base = _case_dir(workdir)
+    manifest = {**REQUIRED, "text_column": "text", "label_column": "label"}
+    (base / "gpta.json").write_text(json.dumps(manifest), encoding="utf-8")
+    stdin = data[:at] + bad + data[at:]
+    err = _rejected("predict", "--model", str(base), "--input", "-", stdin=stdin)
+    assert "stdin, line" in err and "not valid UTF-8" in err
+
+
+@_settings("cache_files")
+@given(
+    st.one_of(
+        st.binary(max_size=300),
+        st.binary(max_size=300).map(lambda b: b"SQLite format 3\x00" + b),  # a damaged database
+        st.sampled_from(["sqlite_other", "sqlite_empty"]),  # another program's database
+    )
+)
+def test_cache_commands_never_touch_a_file_that_is_not_the_cache(workdir, content):
+    import sqlite3
+
+    base = _case_dir(workdir)
+    path = base / "cache.sqlite"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        db = sqlite3.connect(path)
+        if content == "sqlite_other":
+            db.execute("CREATE TABLE responses (id INTEGER)")
+            db.execute("INSERT INTO responses VALUES (1)")
+        else:
+            db.execute("CREATE TABLE notes (body TEXT)")
+        db.commit()
+        db.close()
+    before = _state(base)
+    for command in ("info", "clear"):
+        err = _rejected("cache", command, "--path", str(path))
+        assert "not a gpta response cache" in err
+    assert _state(base) == before
+
+
+# --- listed cases: predict must never write over its own input ----------------------------------
+
+SAME_FILE = ["x.jsonl", "{abs}", "./x.jsonl", "sub/../x.jsonl", "link.jsonl", "hardlink.jsonl"]
+
+
+@pytest.mark.parametrize("spelling", SAME_FILE)
+def test_predict_output_that_is_its_input_is_refused(workdir, monkeypatch, spelling):
+    base = _case_dir(workdir)
+    (base / "gpta.json").write_text(json.dumps(REQUIRED), encoding="utf-8")
+    rows = base / "x.jsonl"
+    rows.write_bytes(_jsonl([{"text": "fine"}]))
+    (base / "sub").mkdir()
+    (base / "link.jsonl").symlink_to(rows)
+    os.link(rows, base / "hardlink.jsonl")
+    monkeypatch.chdir(base)
+    before = _state(base)
+    output = spelling.format(abs=rows)
+    err = _rejected("predict", "--model", str(base), "--input", "x.jsonl", "--output", output)
+    assert "is the --input file" in err
+    assert _state(base) == before
