@@ -471,11 +471,16 @@ def run_prompt_tuning(config_dict: dict[str, Any], *, learning_rate: float) -> d
     """
     import torch
     from peft import PromptTuningConfig, PromptTuningInit, TaskType, get_peft_model
-    from transformers import get_linear_schedule_with_warmup, set_seed
+    from transformers import (
+        AutoModelForSequenceClassification,
+        get_linear_schedule_with_warmup,
+        set_seed,
+    )
 
     from gpta.bundled import resolve_model_path
     from gpta.config import build_config
     from gpta.downstream.device import resolve_device
+    from gpta.downstream.model import load_pretrained
     from gpta.downstream.training import RoundDataset, round_budget
     from gpta.run import load_data
     from gpta.tasks import build_task
@@ -490,7 +495,13 @@ def run_prompt_tuning(config_dict: dict[str, Any], *, learning_rate: float) -> d
     device = resolve_device(config.device)
     set_seed(config.seed)
     name = config.model.resolved_name(config.task)
-    model, tokenizer = task.load_model(name)
+    # PEFT's SEQ_CLS recipe on the plain Hugging Face classifier (not gpta's pooled head)
+    model, tokenizer = load_pretrained(
+        AutoModelForSequenceClassification,
+        name,
+        num_labels=len(task.labels),
+        ignore_mismatched_sizes=True,
+    )
     description = config.description_text()
     init_ids = tokenizer(description, add_special_tokens=False)["input_ids"]
     peft_config = PromptTuningConfig(

@@ -53,11 +53,14 @@ def paired(method: list[tuple[int, float]], base: list[tuple[int, float]]) -> di
         "ties": sum(d == 0 for d in diffs),
         "losses": sum(d < 0 for d in diffs),
         "p": None,
+        "ci95": None,
     }
     if len(diffs) >= 2 and any(d != diffs[0] for d in diffs):
-        from scipy.stats import ttest_rel
+        from scipy.stats import t, ttest_rel
 
         out["p"] = float(ttest_rel([a for a, _ in pairs], [b for _, b in pairs]).pvalue)
+        half = t.ppf(0.975, len(diffs) - 1) * statistics.stdev(diffs) / math.sqrt(len(diffs))
+        out["ci95"] = (out["mean_diff"] - half, out["mean_diff"] + half)
     return out
 
 
@@ -89,8 +92,9 @@ def _cmp_cells(method: list[tuple[int, float]], base: list[tuple[int, float]]) -
     cmp = paired(method, base)
     if cmp["n"] == 0:
         return ["—", "—", "—"]
+    ci = f" [{cmp['ci95'][0]:+.3f}, {cmp['ci95'][1]:+.3f}]" if cmp["ci95"] else ""
     return [
-        f"{cmp['mean_diff']:+.3f}",
+        f"{cmp['mean_diff']:+.3f}{ci}",
         f"{cmp['wins']}/{cmp['ties']}/{cmp['losses']}",
         _fmt(cmp["p"], 2),
     ]
@@ -121,7 +125,7 @@ def main_table(
     order = _with_labels(methods_order, {m for g in groups.values() for m in g})
     two_baselines = any("finetune-lm" in g for g in groups.values())
     header = (
-        "| dataset | train rows | method | test (mean ± std) | Δ vs finetune | W/T/L "
+        "| dataset | train rows | method | test (mean ± std) | Δ vs finetune [95% CI] | W/T/L "
         "| p (paired t) |"
     )
     rule = "| --- | ---: | --- | --- | ---: | :---: | ---: |"
@@ -348,6 +352,46 @@ def tuned_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def predicts_one_class(row: dict[str, Any]) -> bool | None:
+    """Whether a classification run's saved model gave every test row the same label (one
+    class found with recall 1, every other with 0); None for other tasks."""
+    recall = (row.get("test_metrics") or {}).get("recall_per_class")
+    if not recall:
+        return None
+    found = [value for value in recall.values() if value > 0]
+    return len(found) == 1 and found[0] == 1.0
+
+
+def floor_table(rows: list[dict[str, Any]], methods_order: list[str]) -> str:
+    """Per dataset and level: the majority-class test accuracy (always the most frequent
+    training label) and, per method, the runs whose model predicts one class on test."""
+    ok = [r for r in rows if r.get("status") == "ok" and predicts_one_class(r) is not None]
+    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for r in ok:
+        groups[(r["dataset"], r["level"])].append(r)
+    if not groups:
+        return ""
+    lines = [
+        "| dataset | train rows | majority-class test accuracy (mean) | one-class runs |",
+        "| --- | ---: | ---: | --- |",
+    ]
+    for dataset, level in sorted(groups, key=lambda k: (k[0], _level_key(k[1]))):
+        runs = groups[(dataset, level)]
+        majority = [r["majority"] for r in runs if r.get("majority") is not None]
+        counts = []
+        for method in _with_labels(methods_order, {method_label(r) for r in runs}):
+            mine = [r for r in runs if method_label(r) == method]
+            if mine:
+                counts.append(
+                    f"{method} {sum(bool(predicts_one_class(r)) for r in mine)}/{len(mine)}"
+                )
+        lines.append(
+            f"| {dataset} | {_level(level)} | "
+            f"{_fmt(statistics.fmean(majority)) if majority else '—'} | {', '.join(counts)} |"
+        )
+    return "\n".join(lines)
+
+
 def not_run_table(rows: list[dict[str, Any]]) -> str:
     missing: dict[tuple[str, str], str] = {}
     for r in rows:
@@ -369,12 +413,16 @@ def write_markdown(out: Path, methods_order: list[str], header: str) -> Path:
         header,
         "## Test score (best round's saved model)\n",
         main_table(rows, methods_order),
-        "\nΔ: mean paired difference from `finetune` over the seeds; W/T/L: seeds where the "
+        "\nΔ: mean paired difference from `finetune` over the seeds, with its 95 % t interval; "
+        "W/T/L: seeds where the "
         "method beat / tied / lost to `finetune`; p: paired t-test across seeds (2 degrees of "
         "freedom with 3 seeds: weak evidence either way). Best no-prefix (shown when "
         "`finetune-lm` ran): of `finetune` and `finetune-lm`, the one with the higher mean "
         "test score at that dataset and level, and the same paired figures against it.\n",
     ]
+    floor = floor_table(rows, methods_order)
+    if floor:
+        parts += ["## Against the majority class (classification; same runs)\n", floor, ""]
     macro_f1 = main_table(rows, methods_order, metric="macro_f1")
     if macro_f1.count("\n") > 1:  # classification rows: macro-F1 too
         parts += ["## Test macro-F1 (classification; same runs)\n", macro_f1, ""]

@@ -50,3 +50,19 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
         for row in rows:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
     return path
+
+
+TWEETS_DESCRIPTION = (
+    "English tweets from the SemEval-2017 sentiment task. Each tweet is labelled with the "
+    "overall sentiment its author expresses: negative, neutral or positive."
+)
+
+
+def balanced(rows: list[dict], per_label: int, column: str = "label") -> list[dict]:
+    """Up to ``per_label`` rows of each label, interleaved label by label."""
+    picked: dict = {}
+    for row in rows:
+        bucket = picked.setdefault(row[column], [])
+        if len(bucket) < per_label:
+            bucket.append(row)
+    return [row for group in zip(*picked.values(), strict=False) for row in group]

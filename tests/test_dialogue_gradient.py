@@ -345,6 +345,7 @@ def _run_config(tmp_path: Path, name: str, ta_model: Path, **assistant) -> dict:
         "model": {"max_length": 48},
         "training": {"rounds": 2, "steps_per_round": 2, "batch_size": 8},
         "assistant": {
+            "warmup_rounds": 0,
             "model": str(ta_model),
             "candidates": 2,
             "max_new_tokens": 12,

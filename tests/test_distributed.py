@@ -192,8 +192,15 @@ def _config(base: Path, name: str) -> Path:
             "description": DESCRIPTION,
         },
         "model": {"max_length": 48},
-        "training": {"rounds": 2, "batch_size": 4, "learning_rate": 1e-4, "keep_checkpoints": True},
+        "training": {
+            "epochs_per_round": 1,
+            "rounds": 2,
+            "batch_size": 4,
+            "learning_rate": 1e-4,
+            "keep_checkpoints": True,
+        },
         "assistant": {
+            "warmup_rounds": 0,
             "candidates": 2,
             "screen_size": 8,
             "max_new_tokens": 32,

@@ -169,8 +169,9 @@ def warm_run(tmp_path_factory) -> dict:
             "description": TWITTER_DESCRIPTION,
         },
         "model": {"max_length": 48},
-        "training": {"rounds": 2, "batch_size": 8, "learning_rate": 1e-4},
+        "training": {"epochs_per_round": 1, "rounds": 2, "batch_size": 8, "learning_rate": 1e-4},
         "assistant": {
+            "warmup_rounds": 0,
             "candidates": 2,
             "screen_size": 8,
             "max_new_tokens": 24,

@@ -178,8 +178,14 @@ def run(tmp_path_factory) -> dict:
             "output_dir": str(base / "run"),
             "data": {**{k: str(v) for k, v in data.items()}, "description": DESCRIPTION},
             "model": {"max_length": 128},
-            "training": {"rounds": 2, "batch_size": 8, "learning_rate": 1e-4},
+            "training": {
+                "epochs_per_round": 1,
+                "rounds": 2,
+                "batch_size": 8,
+                "learning_rate": 1e-4,
+            },
             "assistant": {
+                "warmup_rounds": 0,
                 "candidates": 2,
                 "screen_size": 8,
                 "max_new_tokens": 40,

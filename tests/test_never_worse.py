@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import TWEETS_DESCRIPTION as DESCRIPTION
+from conftest import balanced as _balanced
 from conftest import shared_rows, write_jsonl
 
 from gpta import train
@@ -30,20 +32,6 @@ from gpta.progress import Progress
 from gpta.run import _check_majority
 from gpta.tasks.base import Screening, paired_p_value
 from gpta.tasks.classification import ClassificationTask
-
-DESCRIPTION = (
-    "English tweets from the SemEval-2017 sentiment task. Each tweet is labelled with the "
-    "overall sentiment its author expresses: negative, neutral or positive."
-)
-
-
-def _balanced(rows: list[dict], per_label: int) -> list[dict]:
-    picked: dict[str, list[dict]] = {}
-    for row in rows:
-        bucket = picked.setdefault(row["label"], [])
-        if len(bucket) < per_label:
-            bucket.append(row)
-    return [row for group in zip(*picked.values(), strict=False) for row in group]
 
 
 @pytest.fixture(scope="module")

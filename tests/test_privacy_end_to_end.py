@@ -52,8 +52,14 @@ def _config(base: Path, name: str, train_path: Path, rounds: int = 1, **privacy)
             "description": DESCRIPTION,
         },
         "model": {"max_length": 48},
-        "training": {"rounds": rounds, "batch_size": 8, "learning_rate": 1e-4},
+        "training": {
+            "epochs_per_round": 1,
+            "rounds": rounds,
+            "batch_size": 8,
+            "learning_rate": 1e-4,
+        },
         "assistant": {
+            "warmup_rounds": 0,
             "candidates": 1,
             "screen_size": 6,
             "max_new_tokens": 12,

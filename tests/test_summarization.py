@@ -229,8 +229,15 @@ def decoder_run(tmp_path_factory) -> dict:
         "output_dir": str(base / "run"),
         "data": {"train": str(train), "dev": str(dev), "test": str(test)},
         "model": {"max_length": 256, "max_target_length": 32, "max_new_tokens": 16},
-        "training": {"rounds": 2, "batch_size": 2, "eval_batch_size": 4, "learning_rate": 5e-5},
+        "training": {
+            "epochs_per_round": 1,
+            "rounds": 2,
+            "batch_size": 2,
+            "eval_batch_size": 4,
+            "learning_rate": 5e-5,
+        },
         "assistant": {
+            "warmup_rounds": 0,
             "candidates": 2,
             "screen_size": 4,
             "max_new_tokens": 32,

@@ -106,6 +106,7 @@ def test_augmented_run_saves_its_prefixes_and_predicts_with_their_mean(tmp_path,
             },
             "model": {"max_length": 48},
             "training": {
+                "epochs_per_round": 1,
                 "rounds": 2,
                 "batch_size": 8,
                 "learning_rate": 1e-4,
@@ -113,6 +114,7 @@ def test_augmented_run_saves_its_prefixes_and_predicts_with_their_mean(tmp_path,
                 "augment_predict": "mean",
             },
             "assistant": {
+                "warmup_rounds": 0,  # the TA's first prefix trains from round 0: a pool to save
                 "candidates": 3,
                 "screen_size": 8,
                 "max_new_tokens": 32,
@@ -145,7 +147,9 @@ def test_augmented_run_saves_its_prefixes_and_predicts_with_their_mean(tmp_path,
 
 def test_bf16_mixed_precision_reaches_the_trainer_and_trains(task_and_model, tweets, tmp_path):
     task, model, tokenizer = task_and_model
-    config = build_config({"training": {"mixed_precision": "bf16", "batch_size": 8}}).training
+    config = build_config(
+        {"training": {"mixed_precision": "bf16", "batch_size": 8, "epochs_per_round": 1}}
+    ).training
     losses: list[float | None] = []
     trainer, _ = build_trainer(
         model=model,
@@ -178,7 +182,12 @@ def test_background_ta_answers_while_the_next_round_trains(tmp_path, tweets):
                 "description": DESCRIPTION,
             },
             "model": {"max_length": 48},
-            "training": {"rounds": 4, "batch_size": 8, "learning_rate": 1e-4},
+            "training": {
+                "epochs_per_round": 1,
+                "rounds": 4,
+                "batch_size": 8,
+                "learning_rate": 1e-4,
+            },
             "assistant": {
                 "background": True,
                 "cache": False,
@@ -193,18 +202,19 @@ def test_background_ta_answers_while_the_next_round_trains(tmp_path, tweets):
     result = train(config, quiet=True)
     run_dir = result.run_dir
     events = [json.loads(x) for x in (run_dir / "history.jsonl").open(encoding="utf-8")]
-    # boundary 0 asks and waits; boundaries 1 and 2 screen what was asked one boundary earlier
+    # the description-only request is answered during the warm-up round (asked "after round
+    # -1") and screened at boundary 0; boundaries 1 and 2 screen what boundaries 0 and 1 asked
     background = [e for e in events if e["event"] == "ta_background"]
-    assert [(e["round"], e["asked_after_round"]) for e in background] == [(2, 0), (3, 1)]
-    for round_index in (2, 3):
+    assert [(e["round"], e["asked_after_round"]) for e in background] == [(1, -1), (2, 0), (3, 1)]
+    for round_index in (1, 2, 3):
         assert any(e["event"] == "proposal" and e["round"] == round_index for e in events)
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["ta_requests"] == 4  # round 0, boundary 0, and two in the background
-    # each background request left before the round it overlaps began (its prefix selected);
-    # asked and waited for, it would leave only after that round had trained
+    assert metrics["ta_requests"] == 3  # every one in the background: none waited for first
+    # each request left before the round it overlaps ended (the next prefix selected); asked
+    # and waited for, it would leave only after that round had trained
     ledger = [json.loads(x) for x in (run_dir / "exposure.jsonl").open(encoding="utf-8")]
     sent = sorted(e["time"] for e in ledger if e.get("event") == "request")
     selected = {e["round"]: e["time"] for e in events if e["event"] == "select"}
-    assert selected[0] < sent[1] < selected[1]  # boundary 0: asked and waited for
-    assert sent[2] < selected[1] and selected[1] < sent[3] < selected[2]
+    assert selected[0] <= sent[0] < selected[1]  # during the warm-up round
+    assert sent[1] < selected[1] < sent[2] < selected[2]
     assert [r.round for r in result.rounds] == [0, 1, 2, 3]

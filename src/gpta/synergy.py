@@ -69,6 +69,7 @@ class SynergyLoop:
         ranks: Ranks | None = None,
         augment: int = 0,
         patience: int = 0,
+        compare_empty: bool = True,
     ) -> None:
         self.task = task
         self.tokenizer = tokenizer
@@ -102,6 +103,9 @@ class SynergyLoop:
         self._best_serving: tuple[float, float] | None = None  # the best round's (score, -loss)
         self.stopped = False  # early stopping: no better dev score for `patience` rounds
         self.patience = patience
+        # score each prefixed round with no prefix too, and serve with the better (off for
+        # the fixed-prefix baselines and for prediction averaged over a prefix pool)
+        self.compare_empty = compare_empty and not config.fixed_prefix
         self.ta_seconds = 0.0
         self._round_started = time.perf_counter()
 
@@ -191,7 +195,7 @@ class SynergyLoop:
         dev = self._evaluate(model, self.prefix)
         eval_seconds = time.perf_counter() - started
         # the same model with no prefix: the round serves with whichever is better on dev
-        empty = self._evaluate(model, "") if self.prefix and not self.config.fixed_prefix else None
+        empty = self._evaluate(model, "") if self.prefix and self.compare_empty else None
         empty_seconds = time.perf_counter() - started - eval_seconds
         train_loss = self.ranks.mean(train_loss)
         fixed = self.config.fixed_prefix
