@@ -1,15 +1,21 @@
-"""Turn a teaching assistant's raw completion into a clean, safe prefix (or a reasoned rejection).
+"""Turn a teaching assistant's answer into a clean, safe prefix (or a reasoned rejection).
 
-The teaching assistant (TA) is often a tiny chat model that wraps the instruction we asked for in
-chat tokens, markdown, polite lead-ins ("Sure! Here's an improved prefix:"), quotes and trailing
-explanations.  :func:`parse_proposal` peels all of that off, caps the length, and rejects
-proposals that are unusable:
+An answer is read first as the JSON object of :mod:`gpta.assistant.schema`
+(``{"instruction": "..."}``: ``source`` ``json``, or ``json_partial`` for one cut off by the
+token limit, kept up to its last whole sentence); an answer that is not JSON goes to the
+free-text fallback (:mod:`gpta.assistant.freetext`: chat tokens, markdown, lead-ins, quotes
+and reasoning peeled off; ``source`` ``free_text``). Then :func:`parse_proposal` caps the
+length and rejects proposals that are unusable:
 
+* ``unfinished`` -- a JSON answer cut off before one whole sentence;
 * ``empty`` -- nothing plausible is left after cleaning;
 * ``template_junk`` -- template or code residue such as ``{text}``, ``{{``, ``<|`` or a fence;
 * ``names_label`` -- the proposal gives away an answer ("The tweet is positive.",
   "Sentiment: negative", "Classify it as positive.") instead of instructing; listing the labels
   ("... as negative, neutral or positive") or asking about one ("Is it positive?") is fine;
+* ``meta_talk`` -- talk about the job instead of an instruction (writing instructions, asking
+  for data, the TA speaking of itself, the model or dataset as the subject):
+  :func:`gpta.assistant.ontask.meta_talk`;
 * ``too_short`` -- fewer than two words;
 * ``repetitive`` -- degenerate text where one word makes up half or more of six or more words
   ("word word word word ..."), as a runaway completion cut at the cap produces;
@@ -42,6 +48,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from gpta.assistant.freetext import clean_completion, strip_quotes
 from gpta.assistant.ontask import meta_talk
 from gpta.assistant.schema import read_answer
 
@@ -111,113 +118,6 @@ class ParsedProposal:
         return self.reason.split(":", 1)[0].strip()
 
 
-# --------------------------------------------------------------------------------------------
-# Chat special tokens
-# --------------------------------------------------------------------------------------------
-
-# Tokens that end a turn: text after the first one (once something was said) is dropped.
-_END_TOKEN_RE = re.compile(
-    r"<\|im_end\|>|<\|endoftext\|>|<\|end_of_text\|>|<\|eot_id\|>|<\|end\|>|</s>|<end_of_turn>|<eos>",
-    re.IGNORECASE,
-)
-# Tokens that open a turn, with the role name that follows them.
-_TURN_START_RE = re.compile(
-    r"(?:<\|im_start\|>|<\|start_header_id\|>|<start_of_turn>|<\|(?:system|user|assistant)\|>)"
-    r"[ \t]*(?:system|user|assistant|model)?[ \t]*(?:<\|end_header_id\|>)?",
-    re.IGNORECASE,
-)
-# Any other special token: <|...|>, <s>, [INST], <<SYS>>, ...
-_SPECIAL_TOKEN_RE = re.compile(
-    r"<\|[^<>|\n]{0,40}\|>|</?s>|\[/?INST\]|<</?SYS>>|<(?:unk|pad|bos|eos|mask)>"
-    r"|<start_of_turn>|<end_of_turn>",
-    re.IGNORECASE,
-)
-
-# --------------------------------------------------------------------------------------------
-# Line-level markdown, lead-ins and reasoning
-# --------------------------------------------------------------------------------------------
-
-_FENCE_LINE_RE = re.compile(r"^(?:```|~~~)[\w+-]*\s*$")
-_RULE_LINE_RE = re.compile(r"^(?:[-*_=]\s*){3,}$")
-_LEADING_MARKUP_RE = re.compile(
-    r"^(?:#{1,6}\s*|>\s*|[-*+]\s+|[•▪►·◦]\s*|\(?\d{1,2}[.)]\s+|\(\d{1,2}\)\s*|[a-hA-H][.)]\s+(?=\w))"
-)
-_ITALIC_UNDERSCORE_RE = re.compile(r"(?<!\w)_([^_\n]+?)_(?!\w)")
-_SINGLE_BACKTICKS_RE = re.compile(r"(?<!`)`{1,2}(?!`)")
-
-# Lines that start the TA's reasoning: they and everything after them are dropped.
-_STOP_LINE_RE = re.compile(
-    r"^(?:"
-    r"(?:explanation|reasoning|reason|rationale|justification|notes?|nb|why|analysis|"
-    r"commentary|feedback|p\.?s\.?)\s*[:\-–—]"
-    r"|this\s+(?:new\s+|improved\s+|revised\s+)?(?:prefix|instruction|prompt|hint|sentence|"
-    r"approach|way|version|change|wording|will|helps?|ensures?|should|can|gives|provides|"
-    r"tells|guides|allows|makes|encourages|prepends|adds)\b"
-    r"|the\s+(?:above\s+|new\s+|improved\s+)?(?:prefix|instruction|prompt)\s+(?:helps?|tells|"
-    r"guides|ensures?|encourages|gives|provides|makes|allows|adds|focuses|will|should|is\s+"
-    r"(?:designed|meant|intended|more|better|clearer))\b"
-    r"|in\s+this\s+(?:prefix|instruction|prompt)\b"
-    r"|by\s+(?:adding|prepending|using)\b"
-    r"|i\s+(?:chose|hope|think|believe|added|used|made|changed|included|have)\b"
-    r"|hope\s+this\b|let\s+me\s+know\b"
-    r")",
-    re.IGNORECASE,
-)
-# The same markers in the middle of a line: the line is cut there and nothing after it is kept.
-_INLINE_STOP_RE = re.compile(
-    r"\s*[(\[]?\b(?:explanation|reasoning|rationale|justification|note)\s*:"
-    r"|(?<=[.!?\"'”’])\s+(?:this\s+(?:new\s+|improved\s+)?(?:prefix|instruction|prompt|hint|"
-    r"will|helps?|should|ensures?|encourages|tells|guides)\b|i\s+hope\b|hope\s+this\b"
-    r"|let\s+me\s+know\b)",
-    re.IGNORECASE,
-)
-# Lines that echo data or examples rather than an instruction: skipped, parsing goes on.
-_DATA_LINE_RE = re.compile(
-    r"^(?:(?:for\s+(?:example|instance)|e\.g\.)\b"
-    r"|(?:examples?(?:\s+(?:input|output|usage))?|input|tweet|text|review|sentence|sample|"
-    r"original(?:\s+(?:prefix|instruction|prompt))?|(?:old|previous|current)\s+"
-    r"(?:prefix|instruction|prompt))\s*#?\d*\s*:)",
-    re.IGNORECASE,
-)
-# Polite openers; a line starting with one is chatter unless it carries a "...:" lead-in.
-_POLITE_RE = re.compile(
-    r"^(?:sure(?:\s+thing)?|certainly|of\s+course|absolutely|okay|ok|great(?:\s+question)?|"
-    r"alright|all\s+right|no\s+problem|happy\s+to\s+help|gladly)\b[!.,:;\s-]*",
-    re.IGNORECASE,
-)
-_HERE_RE = re.compile(
-    r"^(?:here\s+is|here['’]s|here\s+are|below\s+is|below\s+are|the\s+following\s+is|"
-    r"i\s+(?:would\s+|'d\s+)?(?:suggest|propose|recommend)|my\s+(?:suggestion|proposal|"
-    r"answer|prefix|instruction)\s+is)\b",
-    re.IGNORECASE,
-)
-_HERE_NO_COLON_RE = re.compile(
-    r"^(?:here\s+is|here['’]s|here\s+are|below\s+is|below\s+are)\b", re.I
-)
-# "Prefix:", "New prefix:", "Instruction for the model:", "Answer:", "Prompt 2 -", ...
-_LABEL_LEADIN_RE = re.compile(
-    r"^(?:(?:new|improved|better|revised|updated|final|suggested|proposed|alternative|refined|"
-    r"rewritten|modified|your|my|the|a|an)\s+){0,2}"
-    r"(?:prefix|instruction|prompt|answer|response|output|hint|suggestion|assistant|system|ta)"
-    r"(?:\s*#?\s*\d+)?(?:\s+(?:for|to)\b[^:\n]{0,40})?"
-    r"(?:\s+(?:is|would\s+be|will\s+be|could\s+be|might\s+be))?\s*(?::|\s-\s|\s?[–—]\s|=)\s*",
-    re.IGNORECASE,
-)
-# A heading that is only a lead-in label ("### New Prefix").
-_BARE_LEADIN_RE = re.compile(
-    r"^(?:(?:new|improved|better|revised|updated|final|suggested|proposed|alternative|refined|"
-    r"rewritten|modified|your|my|the|a|an)\s+){0,2}"
-    r"(?:prefix|instruction|prompt|answer|response|output|hint|suggestion)(?:\s*#?\s*\d+)?"
-    r"\s*[.!]?$",
-    re.IGNORECASE,
-)
-_EMBEDDED_LEADIN_RE = re.compile(
-    r"(?:here\s+is|here['’]s|here\s+are|below\s+is|(?:new\s+|improved\s+)?"
-    r"(?:prefix|instruction|prompt))[^:\n]*:\s*",
-    re.IGNORECASE,
-)
-
-_WORD_CHAR_RE = re.compile(r"\w")
 _WORD_RE = re.compile(r"\w+(?:['’]\w+)*")
 
 # --------------------------------------------------------------------------------------------
@@ -416,7 +316,7 @@ def parse_proposal(
 def free_text(raw: str) -> str:
     """The free-text cleanup alone (the fallback for answers that are not JSON): the text the
     checks read, before the token cap."""
-    return _clean_completion(raw if isinstance(raw, str) else "")
+    return clean_completion(raw if isinstance(raw, str) else "")
 
 
 def parse_proposals(
@@ -524,9 +424,9 @@ def _parse_one(
     if slot is not None:
         source = _normalize_slot(source, slot)
     if how == "free_text":
-        text = _clean_completion(source)
+        text = clean_completion(source)
     else:  # the schema held the instruction alone: no lead-ins or markdown to peel off
-        text = " ".join(_strip_quotes(" ".join(source.split())).split())
+        text = " ".join(strip_quotes(" ".join(source.split())).split())
     if not text:
         return ParsedProposal(raw=raw, prefix=None, reason="empty", source=how)
     parsed = _checked(raw, text, labels, seen, max_tokens, count_tokens, slot)
@@ -681,183 +581,6 @@ def _reject_reason(
     if origin is not None:
         return f"duplicate: of {origin}"
     return None
-
-
-# --------------------------------------------------------------------------------------------
-# Cleaning (rules 1-4)
-# --------------------------------------------------------------------------------------------
-
-
-def _clean_completion(raw: str) -> str:
-    """Rules 1-4: strip tokens and markup, drop lead-ins and reasoning, pick a line, unquote."""
-    text = _strip_special_tokens(raw.replace("\r\n", "\n").replace("\r", "\n"))
-    candidates: list[str] = []
-    for line in text.split("\n"):
-        cleaned, stop = _clean_line(line)
-        if cleaned:
-            candidates.append(cleaned)
-        if stop:
-            break
-
-    plausible = [c for c in candidates if len(_WORD_CHAR_RE.findall(c)) >= 3]
-    chosen = next((c for c in plausible if not c.endswith(":")), None)
-    if chosen is None:
-        # Only lead-in-looking lines ("Classify the sentiment of the following tweet:"): a line
-        # ending in ':' is only a lead-in when an instruction follows it.
-        chosen = next(iter(plausible), None)
-    if chosen is None:
-        return ""
-    return " ".join(_strip_quotes(chosen).split())
-
-
-def _strip_special_tokens(text: str) -> str:
-    # Cut at the first end-of-turn token once something has been said.
-    for match in _END_TOKEN_RE.finditer(text):
-        before = _TURN_START_RE.sub(" ", text[: match.start()])
-        if _WORD_CHAR_RE.search(_SPECIAL_TOKEN_RE.sub(" ", before)):
-            text = text[: match.start()]
-            break
-    text = _TURN_START_RE.sub("\n", text)
-    text = _END_TOKEN_RE.sub("\n", text)
-    return _SPECIAL_TOKEN_RE.sub(" ", text)
-
-
-def _strip_markdown(line: str) -> str:
-    line = line.strip()
-    if _FENCE_LINE_RE.match(line) or _RULE_LINE_RE.match(line):
-        return ""
-    line = line.replace("**", "").replace("__", "").replace("~~", "")
-    previous = None
-    while previous != line:
-        previous = line
-        line = _LEADING_MARKUP_RE.sub("", line, count=1).strip()
-    line = line.replace("*", "")
-    line = _ITALIC_UNDERSCORE_RE.sub(r"\1", line)
-    line = _SINGLE_BACKTICKS_RE.sub("", line)
-    return line.strip()
-
-
-def _clean_line(line: str) -> tuple[str, bool]:
-    """Clean one line; return ``(text, stop)`` where ``stop`` ends the scan of later lines."""
-    line = _strip_markdown(line)
-    if not line:
-        return "", False
-    if _STOP_LINE_RE.match(line):
-        return "", True
-
-    stop = False
-    inline = _INLINE_STOP_RE.search(line)
-    if inline is not None:
-        line, stop = line[: inline.start()].strip(), True
-
-    previous = None
-    while previous != line and line:
-        previous = line
-        if _DATA_LINE_RE.match(line):
-            return "", stop
-        polite = _POLITE_RE.match(line)
-        if polite is not None and polite.end() > 0:
-            rest = line[polite.end() :]
-            embedded = _EMBEDDED_LEADIN_RE.search(rest)
-            # "Sure! ..." is chatter unless it carries "Here is the prefix: <instruction>".
-            line = rest[embedded.end() :].strip() if embedded is not None else ""
-            continue
-        here = _HERE_RE.match(line)
-        if here is not None:
-            colon = line.find(":", here.end())
-            if colon >= 0:
-                line = line[colon + 1 :].strip()
-                continue
-            if _HERE_NO_COLON_RE.match(line):
-                return "", stop  # "Here's a better prefix." -- chatter
-        if _BARE_LEADIN_RE.match(line):
-            return "", stop
-        leadin = _LABEL_LEADIN_RE.match(line)
-        if leadin is not None:
-            line = line[leadin.end() :].strip()
-            continue
-        if _STOP_LINE_RE.match(line):
-            return "", True
-        line = _strip_markdown(line)
-    return line, stop
-
-
-def _quote_family(ch: str) -> str | None:
-    if ch in '"“”„«»':
-        return "double"
-    if ch in "'‘’‹›":
-        return "single"
-    if ch == "`":
-        return "backtick"
-    return None
-
-
-def _is_quote_at(text: str, index: int, family: str) -> bool:
-    ch = text[index]
-    if _quote_family(ch) != family:
-        return False
-    if family == "single":
-        # An apostrophe inside a word ("tweet's") is not a quote.
-        left = text[index - 1] if index > 0 else ""
-        right = text[index + 1] if index + 1 < len(text) else ""
-        if left.isalnum() and right.isalnum():
-            return False
-    return True
-
-
-def _count_quotes(text: str, family: str) -> int:
-    return sum(1 for i in range(len(text)) if _is_quote_at(text, i, family))
-
-
-def _strip_quotes_once(text: str) -> str:
-    tail_match = re.search(r"[.!?]*$", text)
-    assert tail_match is not None
-    body, punct = text[: tail_match.start()], tail_match.group(0)
-    family = _quote_family(text[0]) if text else None
-    if family is None:
-        # Only a trailing, unbalanced quote ("Classify the tweet."”)?
-        if body and _quote_family(body[-1]) is not None:
-            fam = _quote_family(body[-1])
-            assert fam is not None
-            if _count_quotes(text, fam) % 2 == 1:
-                return body[:-1] + punct
-        return text
-    if (
-        len(body) >= 2
-        and _quote_family(body[-1]) == family
-        and _is_quote_at(body, len(body) - 1, family)
-    ):
-        inner = body[1:-1]
-        nested = (
-            len(inner) >= 2
-            and _quote_family(inner[0]) == family
-            and _quote_family(inner[-1]) == family
-            and _count_quotes(inner[1:-1], family) == 0
-        )
-        if nested or _count_quotes(inner, family) == 0:
-            inner = inner.strip()
-            if punct and not inner.endswith((".", "!", "?")):
-                inner += punct
-            return inner
-    if _count_quotes(text, family) % 2 == 1:
-        return text[1:]
-    if body and _quote_family(body[-1]) is not None:
-        fam = _quote_family(body[-1])
-        assert fam is not None
-        if _count_quotes(text, fam) % 2 == 1:
-            return body[:-1] + punct
-    return text
-
-
-def _strip_quotes(text: str) -> str:
-    """Rule 4: strip surrounding quotes when balanced, or a lone leading/trailing one."""
-    text = text.strip()
-    while text:
-        stripped = _strip_quotes_once(text).strip()
-        if stripped == text:
-            break
-        text = stripped
-    return text
 
 
 # --------------------------------------------------------------------------------------------
