@@ -398,16 +398,17 @@ def test_smollm2_proposes_screened_label_words_for_yelp_end_to_end(tmp_path):
             "seed": 0,
             "data": {
                 "train": str(write_jsonl(data / "train.jsonl", _yelp_rows(2))),
-                "dev": str(write_jsonl(data / "dev.jsonl", _yelp_rows(2, skip=2))),
-                "test": str(write_jsonl(data / "test.jsonl", _yelp_rows(1, skip=4))),
+                "dev": str(write_jsonl(data / "dev.jsonl", _yelp_rows(1, skip=2))),
+                "test": str(write_jsonl(data / "test.jsonl", _yelp_rows(1, skip=3))),
                 "description": YELP,
             },
-            "model": {"head": "lm-verbalizer", "max_length": 96},
+            "model": {"head": "lm-verbalizer", "max_length": 64},
             "training": {"rounds": 1, "steps_per_round": 1, "batch_size": 2},
             # only the label words are asked of the TA: the prefix stays empty
             "assistant": {
                 "candidates": 4,
-                "screen_size": 10,
+                "screen_size": 5,
+                "max_prefix_tokens": 24,
                 "initial": "empty",
                 "fixed_prefix": True,
                 "library": False,

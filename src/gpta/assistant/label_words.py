@@ -179,7 +179,8 @@ def label_word_messages(description: str, labels: Sequence[str]) -> list[Message
 
 def label_words_schema(labels: Sequence[str]) -> dict[str, Any]:
     """The JSON schema of an answer (for backends with structured output)."""
-    word = {"type": "string", "pattern": r"^[A-Za-z]+(['-][A-Za-z]+)?$", "maxLength": 24}
+    # the length cap is in the pattern: grammar compilers ignore maxLength next to a pattern
+    word = {"type": "string", "pattern": r"^[A-Za-z]{1,20}(['-][A-Za-z]{1,20})?$"}
     return {
         "type": "object",
         "properties": {str(label): word for label in labels},
