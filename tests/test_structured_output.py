@@ -223,6 +223,21 @@ def test_the_ledger_records_the_schema_sent_and_the_path_taken(tmp_path):
     assert "output_schema" not in request and "structured" not in response
 
 
+def test_a_dialogue_gradient_example_replies_in_the_form_its_conversation_asked_for():
+    from gpta.assistant.dialogue import DialogueExample
+
+    fields = dict.fromkeys(DialogueExample.__dataclass_fields__)
+    example = DialogueExample(
+        **{**fields, "messages": initial_messages(BRIEF), "target": "Decide how the author feels."}
+    )
+    assert json.loads(example.chat()[-1]["content"]) == {
+        "instruction": "Decide how the author feels."
+    }
+    plain = [{"role": "system", "content": "Reply with the instruction only."}, PLAIN[0]]
+    old = DialogueExample(**{**fields, "messages": plain, "target": "Decide how it feels."})
+    assert old.chat()[-1]["content"] == "Decide how it feels."
+
+
 def test_the_config_takes_the_llamacpp_backend_and_its_threads():
     config = build_config({"assistant": {"backend": "llamacpp", "threads": 2}})
     assert (config.assistant.backend, config.assistant.threads) == ("llamacpp", 2)

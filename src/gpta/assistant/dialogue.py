@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gpta.assistant.prompts import answer_json
 from gpta.errors import GptaUserError
 from gpta.llm.base import Message
 
@@ -64,8 +65,12 @@ class DialogueExample:
         return cls(**fields)
 
     def chat(self) -> list[Message]:
-        """The conversation with the target as the assistant's reply (fine-tuning format)."""
-        return [*self.messages, {"role": "assistant", "content": self.target}]
+        """The conversation with the target as the assistant's reply (fine-tuning format), in
+        the JSON form when the conversation asked for it (its system prompt shows the form)."""
+        reply = self.target
+        if any('{"instruction"' in m.get("content", "") for m in self.messages[:1]):
+            reply = answer_json(self.target)  # the conversation asked for the JSON form
+        return [*self.messages, {"role": "assistant", "content": reply}]
 
 
 def task_key(family: str, description: str, label_names: Sequence[str]) -> str:

@@ -87,7 +87,7 @@ class TeachingAssistant:
             calls=calls,
             n=cfg.candidates,
             prompt_tokens_per_call=prompt * cfg.candidates
-            if getattr(self.channel.chat_model, "backend", "local") == "local"
+            if getattr(self.channel.chat_model, "backend", "local") in ("local", "llamacpp")
             else prompt,
             max_completion_tokens_per_call=cfg.candidates * cfg.max_new_tokens,
             price=meter.price if meter is not None else None,
