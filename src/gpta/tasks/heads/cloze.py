@@ -250,6 +250,19 @@ class ClozeHead:
         ids = torch.tensor(self._label_ids, device=at_mask.device)
         return at_mask[:, ids].float()
 
+    def prepare(
+        self,
+        model: Any,
+        tokenizer: Any,
+        texts: Sequence[str],
+        label_ids: Sequence[int],
+        *,
+        max_length: int,
+        batch_size: int,
+    ) -> dict[str, Any]:
+        """Nothing to start: the label words' scores are the head."""
+        return {}
+
     def manifest(self) -> dict[str, Any]:
         return {
             "head": self.name,

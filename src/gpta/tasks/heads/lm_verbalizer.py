@@ -430,6 +430,19 @@ class LmVerbalizerHead:
         ids = torch.tensor(self._label_ids, device=last.device)
         return last.float().log_softmax(dim=-1)[:, ids]
 
+    def prepare(
+        self,
+        model: Any,
+        tokenizer: Any,
+        texts: Sequence[str],
+        label_ids: Sequence[int],
+        *,
+        max_length: int,
+        batch_size: int,
+    ) -> dict[str, Any]:
+        """Nothing to start: the label words' scores are the head."""
+        return {}
+
     def manifest(self) -> dict[str, Any]:
         return {
             "head": self.name,
