@@ -238,6 +238,14 @@ def test_a_dialogue_gradient_example_replies_in_the_form_its_conversation_asked_
     assert old.chat()[-1]["content"] == "Decide how it feels."
 
 
+def test_requests_seeded_one_apart_share_no_completion_seed():
+    from gpta.llm.base import sample_seed
+
+    first = {sample_seed(1000, i) for i in range(4)}
+    second = {sample_seed(1001, i) for i in range(4)}
+    assert sample_seed(1000, 0) == 1000 and len(first) == 4 and not first & second
+
+
 def test_the_config_takes_the_llamacpp_backend_and_its_threads():
     config = build_config({"assistant": {"backend": "llamacpp", "threads": 2}})
     assert (config.assistant.backend, config.assistant.threads) == ("llamacpp", 2)

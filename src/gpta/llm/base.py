@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -81,6 +82,16 @@ class ChatModel(Protocol):
         seed: int,
         schema: OutputSchema | None = None,
     ) -> ChatResult: ...
+
+
+def sample_seed(seed: int, index: int) -> int:
+    """The seed of completion ``index`` of a request seeded ``seed`` (backends that sample one
+    completion at a time). Not ``seed + index``: requests seeded one apart (consecutive rounds)
+    would then share all but one of their completions."""
+    if index == 0:
+        return seed
+    digest = hashlib.sha256(f"{seed}:{index}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
 def cache_identity(model: ChatModel) -> dict[str, str]:

@@ -5,8 +5,8 @@ Any GGUF file works (``assistant.model: /path/to/model.gguf``), as do ``bundled:
 ``fetched:`` names of ``gpta models fetch``. It needs the optional extra
 ``pip install 'gpta[llamacpp]'`` (pip compiles llama.cpp: about 7 minutes on 2 cores, once).
 
-- The K candidates of a round are K completions with seeds ``seed, seed+1, ...`` (llama.cpp
-  samples one sequence at a time); sampling is temperature + top-p only (top-k and min-p
+- The K candidates of a round are K completions with seeds from ``sample_seed(seed, i)``
+  (llama.cpp samples one sequence at a time); sampling is temperature + top-p only (top-k and min-p
   off), as in the other backends.
 - With a schema, decoding runs under llama.cpp's grammar compiled from the JSON schema
   (``LlamaGrammar.from_json_schema``): ``ChatResult.structured == "grammar"``.
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from gpta.errors import GptaUserError
-from gpta.llm.base import ChatResult, Message, Usage
+from gpta.llm.base import ChatResult, Message, Usage, sample_seed
 from gpta.llm.structured import OutputSchema
 
 DEFAULT_CONTEXT = 4096
@@ -168,7 +168,7 @@ class LlamaCppChatModel:
                     top_k=0,
                     min_p=0.0,
                     max_tokens=max_new_tokens,
-                    seed=seed + i,
+                    seed=sample_seed(seed, i),
                     grammar=grammar,
                 )
                 texts.append(out["choices"][0]["message"].get("content") or "")

@@ -8,7 +8,8 @@ instead, so that the waits honour ``Retry-After``, add jitter, and every fault i
 - The API key is read from the environment variable named by ``assistant.api_key_env``;
   it never appears in a config file, a cache key, the ledger, the history or an error message.
 - Servers that ignore ``n`` (llama.cpp, Ollama) return one choice: the missing candidates
-  are fetched by single-completion requests, in parallel, with seeds ``seed+1, seed+2, ...``.
+  are fetched by single-completion requests, in parallel, each with its own seed
+  (:func:`gpta.llm.base.sample_seed`).
 - At most ``assistant.max_in_flight`` requests are in flight per process and endpoint.
 - With a schema (structured output), the ``response_format`` form the server honours is
   learned and remembered (:meth:`OpenAIChatModel._structured`, :mod:`gpta.llm.structured`).
@@ -33,7 +34,14 @@ from tenacity import (
 )
 
 from gpta.errors import GptaUserError
-from gpta.llm.base import ChatResult, LLMRequestError, Message, Usage, count_tokens_approx
+from gpta.llm.base import (
+    ChatResult,
+    LLMRequestError,
+    Message,
+    Usage,
+    count_tokens_approx,
+    sample_seed,
+)
 from gpta.llm.structured import SERVER_FORMS, OutputSchema, ServerForms, response_format
 
 if TYPE_CHECKING:
@@ -365,7 +373,7 @@ class OpenAIChatModel:
 
             def one(i: int) -> tuple[Any, int, list[str]] | LLMRequestError:
                 try:
-                    return self._request(messages, 1, {**params, "seed": seed + i})
+                    return self._request(messages, 1, {**params, "seed": sample_seed(seed, i)})
                 except LLMRequestError as err:  # keep the candidates that did arrive
                     return err
 
