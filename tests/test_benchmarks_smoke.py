@@ -38,10 +38,11 @@ def test_smoke_profile_writes_results_table_and_plots(tmp_path):
         assert row["wall_seconds"] > 0 and row["peak_rss_mb"] > 0
         assert row["train_rows"] == 32 and row["test_rows"] == 24
     finetune, gpta = rows
-    # plain fine-tuning never asks the TA; the full loop does, every round
+    # plain fine-tuning never asks the TA; the full loop does at every boundary (2 rounds: one,
+    # at the end of the warm-up round)
     assert finetune["ta_tokens"] == 0 and finetune["seconds"]["ta"] == 0
     assert finetune["prefixes"] == ["", ""]
-    assert gpta["ta_requests"] >= 2 and gpta["ta_tokens"] > 0 and gpta["seconds"]["ta"] > 0
+    assert gpta["ta_requests"] >= 1 and gpta["ta_tokens"] > 0 and gpta["seconds"]["ta"] > 0
 
     table = (out / "results.md").read_text()
     assert "| twitter (accuracy) | 32 | finetune |" in table
@@ -320,9 +321,17 @@ def test_table_pairs_against_the_best_no_prefix_baseline(tmp_path):
     text = write_markdown(tmp_path, order, "# t\n").read_text()
     line = next(x for x in text.splitlines() if x.startswith("| yelp (accuracy) | 64 | gpta-aug"))
     cells = [c.strip() for c in line.strip("|").split("|")]
-    # vs finetune: +0.183 (3 wins); vs finetune-lm: +0.033, 2 wins 1 tie
-    assert cells[4:6] == ["+0.183", "3/0/0"]
-    assert cells[7:10] == ["finetune-lm", "+0.033", "2/1/0"]
+    # vs finetune: +0.183 (3 wins); vs finetune-lm: +0.033, 2 wins 1 tie; each with the 95 %
+    # t interval of the paired differences around it
+    def mean_and_interval(cell: str) -> tuple[str, float, float]:
+        mean, interval = cell.split(" [")
+        low, high = (float(x) for x in interval.rstrip("]").split(", "))
+        assert low < float(mean) < high
+        return mean, low, high
+
+    assert (mean_and_interval(cells[4])[0], cells[5]) == ("+0.183", "3/0/0")
+    assert cells[7] == "finetune-lm" and cells[9] == "2/1/0"
+    assert mean_and_interval(cells[8])[0] == "+0.033"
     baseline = next(
         x for x in text.splitlines() if x.startswith("| yelp (accuracy) | 64 | finetune-lm")
     )
@@ -467,7 +476,7 @@ def test_gpu_profile_makes_a_valid_config_for_every_dataset_and_method(tmp_path)
     for dataset in gpu.datasets:
         base = M.base_config(gpu, dataset, 64, 0, paths, tmp_path / dataset)
         for method in gpu.methods:
-            if method in ("prompt-tuning", "gpta-tuned"):
+            if method in ("prompt-tuning", "gpta-tuned", "frozen-lr"):
                 continue  # their own builders: prompt_tuning / tuned_adapter
             if method in CLASSIFICATION_ONLY and DATASETS[dataset].task != "classification":
                 with pytest.raises(M.NotRun):
@@ -510,7 +519,7 @@ def test_set_beats_the_per_dataset_value_of_any_setting():
     from benchmarks.methods import base_config
     from benchmarks.profiles import PROFILES, setting
 
-    cpu = PROFILES["cpu"]
+    cpu = PROFILES["cpu-v1"]  # the profile with a per-dataset step count
     paths = {"train": "t", "dev": "d", "test": "e"}
     # squad's own step count reaches its training config; twitter keeps the profile's
     squad = base_config(cpu, "squad", 64, 0, paths, Path("x"))["training"]

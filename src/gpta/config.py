@@ -211,9 +211,9 @@ class TrainingConfig(_Section):
         0.5,
         ge=0,
         le=1,
-        description="Once the loop adopts a prefix, this share of the training rows (drawn per "
-        "row) still trains with no prefix, so the model keeps working without one and the "
-        "final prefix-or-empty choice on dev stays fair (0: every row gets the prefix).",
+        description="Once the loop adopts a prefix, this share of the training batches (drawn "
+        "per batch) still trains with no prefix, so the model keeps working without one and "
+        "the final prefix-or-empty choice on dev stays fair (0: every batch gets the prefix).",
     )
     learning_rate: float = Field(
         1e-4,

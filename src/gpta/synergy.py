@@ -359,7 +359,7 @@ class SynergyLoop:
     def _conversation(self, record: RoundRecord, previous: float | None) -> list[Any]:
         """The dialogue gradient of this boundary (a frozen TA, the ablation, gets the round-0
         conversation again: no scores, no feedback)."""
-        if self.config.frozen or not self._asked:
+        if self.config.frozen or (not self._asked and not self.prefix):
             return initial_messages(self.brief)
         title, per_field = self.task.feedback(self._last_eval)
         return self.assistant.feedback(  # top-M + recent rounds, within the TA's window

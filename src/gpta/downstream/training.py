@@ -121,22 +121,26 @@ class PrefixCollator:
         self.rng = random.Random(seed)
 
     def set_prefix(self, prefix: str, pool: Sequence[str] = (), empty_share: float = 0.0) -> None:
-        """The prefix (and pool) of the next round; ``empty_share`` of the rows (drawn per
-        row) get no prefix while the round's prefix is not empty."""
+        """The prefix (and pool) of the next round; ``empty_share`` of the batches (rows, with
+        a pool) get no prefix while the round's prefix is not empty."""
         self.prefix = prefix
         self.pool = list(pool)
         self.empty_share = empty_share
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
         mixed = self.empty_share > 0 and bool(self.prefix or any(self.pool))
-        if not self.pool and not mixed:  # the plain path: no random draw at all
-            return self.task.collate(rows, self.tokenizer, self.prefix)
+        if not self.pool:
+            # one draw per batch (every task family takes one prefix for a batch); none at
+            # all on the plain path, so a run that never adopts a prefix draws nothing
+            empty = mixed and self.rng.random() < self.empty_share
+            return self.task.collate(rows, self.tokenizer, "" if empty else self.prefix)
         return self.task.collate(rows, self.tokenizer, [self._draw(mixed) for _ in rows])
 
     def _draw(self, mixed: bool) -> str:
+        """A row's prefix from the pool (prefix variety, classification), or none."""
         if mixed and self.rng.random() < self.empty_share:
             return ""
-        return self.rng.choice(self.pool) if self.pool else self.prefix
+        return self.rng.choice(self.pool)
 
 
 class RoundEndCallback(TrainerCallback):
