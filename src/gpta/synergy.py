@@ -148,6 +148,7 @@ class SynergyLoop:
             self.prefix = (self.config.static_prefix or "").strip()
         else:
             self.progress.ta_start(0)
+            self._asked = True
             batch = self.assistant.propose(
                 initial_messages(self.brief), seed=self.seed * 1000, round_index=0
             )
@@ -231,6 +232,11 @@ class SynergyLoop:
             self.on_new_best(model, record)
         previous = self.history.rounds[-1].dev_score if self.history.rounds else None
         self.progress.round_done(record, self.task.primary_metric, is_best, self.rounds)
+        if self.stopped and self._pending is not None:
+            # a background request nobody will screen: wait for it, so that what the run sent
+            # and recorded does not depend on thread timing
+            unused, self._pending = self._pending, None
+            unused.result()
         if self.stopped and round_index < self.rounds - 1:
             self.history.log(
                 "early_stop", round=round_index, patience=self.patience, best_round=self.best.round
