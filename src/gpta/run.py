@@ -635,7 +635,7 @@ def _execute(
         prefix = loop.end_of_round(round_index, round_model, train_loss)
         if len(pending_best) > known:
             best_pool[:] = trained_pool
-        collator.set_prefix(prefix, loop.pool, empty_share)
+        collator.set_prefix(prefix, loop.pool, empty_share, round_index=round_index + 1)
         return loop.stopped  # early stopping
 
     def extra_manifest() -> dict[str, Any]:
@@ -684,7 +684,7 @@ def _execute(
         on_checkpoint=on_checkpoint,
         start_round=start_round,
     )
-    collator.set_prefix(prefix, loop.pool, empty_share)
+    collator.set_prefix(prefix, loop.pool, empty_share, round_index=start_round)
     from transformers.utils import logging as hf_logging
 
     bars = hf_logging.is_progress_bar_enabled()

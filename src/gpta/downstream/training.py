@@ -118,14 +118,26 @@ class PrefixCollator:
         self.prefix = prefix
         self.pool: list[str] = []
         self.empty_share = 0.0
+        self.seed = seed
         self.rng = random.Random(seed)
 
-    def set_prefix(self, prefix: str, pool: Sequence[str] = (), empty_share: float = 0.0) -> None:
+    def set_prefix(
+        self,
+        prefix: str,
+        pool: Sequence[str] = (),
+        empty_share: float = 0.0,
+        *,
+        round_index: int | None = None,
+    ) -> None:
         """The prefix (and pool) of the next round; ``empty_share`` of the batches (rows, with
-        a pool) get no prefix while the round's prefix is not empty."""
+        a pool) get no prefix while the round's prefix is not empty. With ``round_index`` the
+        draws restart from (seed, round), so a resumed run draws what the uninterrupted one
+        did."""
         self.prefix = prefix
         self.pool = list(pool)
         self.empty_share = empty_share
+        if round_index is not None:
+            self.rng = random.Random(f"{self.seed}:{round_index}")
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
         mixed = self.empty_share > 0 and bool(self.prefix or any(self.pool))
