@@ -226,7 +226,7 @@ def test_ta_is_told_the_family_and_metric_and_never_sees_a_row(run):
     articles = [row["article"] for row in _lines(run["train"])]
     for request in requests:
         sent = " ".join(m["content"] for m in request["messages"])
-        assert DESCRIPTION in sent and "accuracy" in sent
+        assert "a passage, a question and four options" in sent and "accuracy" in sent
         assert not any(article[:80] in sent for article in articles)
     assert "Accuracy by correct answer letter" in " ".join(
         m["content"] for m in requests[1]["messages"]

@@ -323,7 +323,7 @@ def test_ta_is_told_the_family_and_metric_and_never_sees_a_row(run):
     contexts = [row["context"] for row in _lines(run["train"])]
     for request in requests:
         sent = " ".join(m["content"] for m in request["messages"])
-        assert DESCRIPTION in sent and "F1" in sent
+        assert "every answer is a span of its paragraph" in sent and "F1" in sent
         assert not any(context[:80] in sent for context in contexts)
     assert "F1 by question word" in " ".join(
         m["content"] for m in requests[1]["messages"]
