@@ -213,7 +213,8 @@ class TrainingConfig(_Section):
         le=1,
         description="Once the loop adopts a prefix, this share of the training batches (drawn "
         "per batch) still trains with no prefix, so the model keeps working without one and "
-        "the final prefix-or-empty choice on dev stays fair (0: every batch gets the prefix).",
+        "the final prefix-or-empty choice on dev stays fair (0: every batch gets the prefix). "
+        "With augment_prefixes the pool already holds the empty prefix: this is not applied.",
     )
     learning_rate: float = Field(
         1e-4,

@@ -35,10 +35,6 @@ def configure(*, log_format: LogFormat = "text") -> None:
     if log_format not in ("text", "json"):
         raise ValueError(f"log_format must be 'text' or 'json', not {log_format!r}")
     _settings["log_format"] = log_format
-    if log_format == "json":  # stderr holds JSON lines only: no library's plain warnings
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.set_verbosity_error()
 
 
 def log_format() -> LogFormat:

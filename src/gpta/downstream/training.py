@@ -129,8 +129,8 @@ class PrefixCollator:
         *,
         round_index: int | None = None,
     ) -> None:
-        """The prefix (and pool) of the next round; ``empty_share`` of the batches (rows, with
-        a pool) get no prefix while the round's prefix is not empty. With ``round_index`` the
+        """The prefix (and pool) of the next round; without a pool, ``empty_share`` of the
+        batches get no prefix while the round's prefix is not empty. With ``round_index`` the
         draws restart from (seed, round), so a resumed run draws what the uninterrupted one
         did."""
         self.prefix = prefix
@@ -140,19 +140,14 @@ class PrefixCollator:
             self.rng = random.Random(f"{self.seed}:{round_index}")
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
-        mixed = self.empty_share > 0 and bool(self.prefix or any(self.pool))
-        if not self.pool:
-            # one draw per batch (every task family takes one prefix for a batch); none at
-            # all on the plain path, so a run that never adopts a prefix draws nothing
-            empty = mixed and self.rng.random() < self.empty_share
-            return self.task.collate(rows, self.tokenizer, "" if empty else self.prefix)
-        return self.task.collate(rows, self.tokenizer, [self._draw(mixed) for _ in rows])
-
-    def _draw(self, mixed: bool) -> str:
-        """A row's prefix from the pool (prefix variety, classification), or none."""
-        if mixed and self.rng.random() < self.empty_share:
-            return ""
-        return self.rng.choice(self.pool)
+        if self.pool:  # prefix variety: a prefix per row from the pool, which holds "" already
+            return self.task.collate(
+                rows, self.tokenizer, [self.rng.choice(self.pool) for _ in rows]
+            )
+        # one draw per batch (every task family takes one prefix for a batch); none at all
+        # on the plain path, so a run that never adopts a prefix draws nothing
+        empty = bool(self.prefix) and self.empty_share > 0 and self.rng.random() < self.empty_share
+        return self.task.collate(rows, self.tokenizer, "" if empty else self.prefix)
 
 
 class RoundEndCallback(TrainerCallback):
@@ -381,7 +376,9 @@ def build_trainer(
             remove_unused_columns=False,
             dataloader_num_workers=0,
             disable_tqdm=not show_progress,
-            log_level="warning",
+            # the Trainer sets transformers' verbosity to this when it starts; with JSON logs
+            # stderr holds JSON lines only (e.g. no plain "mtime may not be reliable" warning)
+            log_level="error" if log_format() == "json" else "warning",
         )
     except ValueError as err:  # e.g. fp16 without CUDA, bf16 on hardware without it
         if config.mixed_precision == "no":
