@@ -411,6 +411,7 @@ def run_frozen_lr(config_dict: dict[str, Any]) -> dict[str, Any]:
 
     from gpta.bundled import resolve_model_path
     from gpta.config import build_config
+    from gpta.downstream.device import resolve_device
     from gpta.run import load_data
     from gpta.tasks import build_task
 
@@ -421,22 +422,20 @@ def run_frozen_lr(config_dict: dict[str, Any]) -> dict[str, Any]:
     tables = load_data(config)
     task = build_task(config, tables)
     name = config.model.resolved_name(config.task)
-    encoder = SentenceTransformer(resolve_model_path(name), device=config.device or "cpu")
-    text, label = config.data.text_column or "text", config.data.label_column or "label"
+    encoder = SentenceTransformer(resolve_model_path(name), device=resolve_device(config.device))
 
-    def features(rows: list[dict[str, Any]]) -> Any:
-        return encoder.encode([r[text] for r in rows], batch_size=64, show_progress_bar=False)
+    def features(split: str) -> Any:
+        texts = [r[task.text_column] for r in tables[split].rows]
+        return encoder.encode(texts, batch_size=64, show_progress_bar=False)
 
-    train_rows = tables["train"].rows
     probe = LogisticRegression(max_iter=1000).fit(
-        features(train_rows), task._ids([r[label] for r in train_rows])
+        features("train"), task.label_ids(tables["train"])
     )
-    scores = {}
-    for split in ("dev", "test"):
-        rows = tables[split].rows
-        predicted = probe.predict(features(rows)).tolist()
-        scores[split] = task.metrics(predicted, task._ids([r[label] for r in rows]))
-    majority = task.majority_baseline(train_rows, {"test": tables["test"].rows})
+    scores = {
+        split: task.metrics(probe.predict(features(split)).tolist(), task.label_ids(tables[split]))
+        for split in ("dev", "test")
+    }
+    majority = task.majority_baseline(tables["train"].rows, {"test": tables["test"].rows})
     return {
         "metric": "accuracy",
         "test": scores["test"]["accuracy"],

@@ -175,6 +175,8 @@ def main() -> None:
     parser.add_argument("--local", action="store_true", help="also the bundled local TA")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "ta_latency.json"))
     args = parser.parse_args()
+    if any(delay <= 0 for delay in args.delays) or args.rows < 8:
+        parser.error("--delays take seconds > 0 (a remote answer is never instant) and --rows >= 8")
     import torch
 
     os.environ.setdefault("OPENAI_API_KEY", "not-needed")
