@@ -619,13 +619,11 @@ def _execute(
         ranks=ranks,
         augment=config.training.augment_prefixes,
         patience=config.training.patience,
+        empty_share=config.training.empty_prefix_share,
         compare_empty=not (
             config.training.augment_prefixes and config.training.augment_predict == "mean"
         ),
     )
-    # once a prefix is adopted, this share of the rows still trains with none (not for the
-    # fixed-prefix baselines, which train with exactly their prefix)
-    empty_share = 0.0 if config.assistant.fixed_prefix else config.training.empty_prefix_share
     pending_best: list[RoundRecord] = []
     best_pool: list[str] = []  # prefix variety: the prefixes the best round trained with
 
@@ -635,7 +633,7 @@ def _execute(
         prefix = loop.end_of_round(round_index, round_model, train_loss)
         if len(pending_best) > known:
             best_pool[:] = trained_pool
-        collator.set_prefix(prefix, loop.pool, empty_share, round_index=round_index + 1)
+        collator.set_prefix(prefix, loop.pool, loop.empty_share, round_index=round_index + 1)
         return loop.stopped  # early stopping
 
     def extra_manifest() -> dict[str, Any]:
@@ -684,7 +682,7 @@ def _execute(
         on_checkpoint=on_checkpoint,
         start_round=start_round,
     )
-    collator.set_prefix(prefix, loop.pool, empty_share, round_index=start_round)
+    collator.set_prefix(prefix, loop.pool, loop.empty_share, round_index=start_round)
     from transformers.utils import logging as hf_logging
 
     bars = hf_logging.is_progress_bar_enabled()

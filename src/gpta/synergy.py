@@ -70,6 +70,7 @@ class SynergyLoop:
         augment: int = 0,
         patience: int = 0,
         compare_empty: bool = True,
+        empty_share: float = 0.0,
     ) -> None:
         self.task = task
         self.tokenizer = tokenizer
@@ -106,6 +107,9 @@ class SynergyLoop:
         # score each prefixed round with no prefix too, and serve with the better (off for
         # the fixed-prefix baselines and for prediction averaged over a prefix pool)
         self.compare_empty = compare_empty and not config.fixed_prefix
+        # once a prefix is adopted, this share of the batches still trains with none (not for
+        # the fixed-prefix baselines, which train with exactly their prefix)
+        self.empty_share = 0.0 if config.fixed_prefix else empty_share
         self.ta_seconds = 0.0
         self._round_started = time.perf_counter()
 
@@ -199,17 +203,6 @@ class SynergyLoop:
         empty = self._evaluate(model, "") if self.prefix and self.compare_empty else None
         empty_seconds = time.perf_counter() - started - eval_seconds
         train_loss = self.ranks.mean(train_loss)
-        fixed = self.config.fixed_prefix
-        is_best = self._note_round(dev, empty)
-        last_round = round_index == self.rounds - 1 or self.stopped
-        warming = round_index < self.warmup - 1  # no proposals until the warm-up's last round
-        if not self.ranks.is_main:
-            if not last_round and not fixed and not warming:
-                self._screen_many(model, [self.prefix])  # the main process's current screen
-                self._screen_many(model, self.ranks.broadcast(None))  # its challengers
-            self._share_prefix()
-            self._round_started = time.perf_counter()
-            return self.prefix
         record = RoundRecord(
             round=round_index,
             prefix=self.prefix,
@@ -226,6 +219,17 @@ class SynergyLoop:
             empty_dev_loss=empty.loss if empty else None,
             empty_dev_metrics=empty.metrics if empty else None,
         )
+        fixed = self.config.fixed_prefix
+        is_best = self._note_round(record)  # the same on every process: the scores are gathered
+        last_round = round_index == self.rounds - 1 or self.stopped
+        warming = round_index < self.warmup - 1  # no proposals until the warm-up's last round
+        if not self.ranks.is_main:
+            if not last_round and not fixed and not warming:
+                self._screen_many(model, [self.prefix])  # the main process's current screen
+                self._screen_many(model, self.ranks.broadcast(None))  # its challengers
+            self._share_prefix()
+            self._round_started = time.perf_counter()
+            return self.prefix
         self._last_eval = dev
         if is_best:
             self.best = record
@@ -390,12 +394,10 @@ class SynergyLoop:
             round_index=round_index + 1,
         )
 
-    def _note_round(self, dev: Evaluation, empty: Evaluation | None) -> bool:
+    def _note_round(self, record: RoundRecord) -> bool:
         """Whether this round is the best so far (by the score it would be saved with), and
-        early stopping; the same on every process (the scores are gathered)."""
-        serving = (dev.score, -(dev.loss or 0.0))
-        if empty is not None and (empty.score, -(empty.loss or 0.0)) >= serving:
-            serving = (empty.score, -(empty.loss or 0.0))
+        early stopping."""
+        serving = record.serving_score
         is_best = self._best_serving is None or serving > self._best_serving
         if is_best:
             self._best_serving = serving
@@ -426,8 +428,8 @@ class SynergyLoop:
         self.pool = state.get("pool", [])
         self.rounds_since_best = state.get("rounds_since_best", 0)
         self._asked = state.get("asked", True)
-        if self.warmup and self.best is not None and self.best.round < self.warmup - 1:
-            self._first = self._first_candidates()  # resumed inside the warm-up
+        if self.warmup:  # read at the warm-up's last boundary, if that is still to come
+            self._first = self._first_candidates()
         self._round_started = time.perf_counter()
 
     # --- scoring, sharded across processes ---------------------------------------------------

@@ -111,15 +111,18 @@ class TaskIO:
     slot: str | None = None  # a placeholder every proposal must contain (cloze), or None
 
 
-def majority_of(train_ids: Sequence[int], splits: dict[str, Sequence[int]]) -> dict[str, Any]:
-    """The most frequent class id of ``train_ids`` (ties: the lowest id) and the accuracy of
-    always predicting it on each split of class ids."""
+def majority_of(
+    train_ids: Sequence[int], splits: dict[str, Sequence[int]], names: Sequence[Any]
+) -> dict[str, Any]:
+    """The most frequent class of ``train_ids`` (ties: the lowest id), by its name, and the
+    accuracy of always answering it on each split of class ids."""
     from collections import Counter
 
     counts = Counter(train_ids)
     top = min(counts, key=lambda i: (-counts[i], i))
     return {
-        "class": top,
+        "answer": names[top],
+        "metric": "accuracy",
         **{
             name: (sum(i == top for i in ids) / len(ids) if ids else None)
             for name, ids in splits.items()

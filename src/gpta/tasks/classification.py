@@ -179,8 +179,7 @@ class ClassificationTask(RowScoring):
         ids = {
             name: self._ids([r[self.label_column] for r in rows]) for name, rows in splits.items()
         }
-        found = majority_of(self._ids([r[self.label_column] for r in train]), ids)
-        return {"answer": self.labels[found.pop("class")], "metric": "accuracy", **found}
+        return majority_of(self._ids([r[self.label_column] for r in train]), ids, self.labels)
 
     def load_model(self, name_or_path: str) -> tuple[Any, Any]:
         """A pretrained model made ready by the head for these labels."""

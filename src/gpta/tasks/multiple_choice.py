@@ -323,8 +323,7 @@ class MultipleChoiceTask(RowScoring):
     ) -> dict[str, Any] | None:
         """Accuracy of always answering the most frequent training answer letter."""
         ids = {name: self._indices(list(rows)) for name, rows in splits.items()}
-        found = majority_of(self._indices(list(train)), ids)
-        return {"answer": self.letters[found.pop("class")], "metric": "accuracy", **found}
+        return majority_of(self._indices(list(train)), ids, self.letters)
 
     def feedback(self, evaluation: Evaluation) -> tuple[str, dict[str, float]]:
         """Accuracy per correct answer letter: aggregate numbers only."""
