@@ -321,6 +321,7 @@ def test_table_pairs_against_the_best_no_prefix_baseline(tmp_path):
     text = write_markdown(tmp_path, order, "# t\n").read_text()
     line = next(x for x in text.splitlines() if x.startswith("| yelp (accuracy) | 64 | gpta-aug"))
     cells = [c.strip() for c in line.strip("|").split("|")]
+
     # vs finetune: +0.183 (3 wins); vs finetune-lm: +0.033, 2 wins 1 tie; each with the 95 %
     # t interval of the paired differences around it
     def mean_and_interval(cell: str) -> tuple[str, float, float]:

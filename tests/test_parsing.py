@@ -606,6 +606,39 @@ def test_label_mentions_that_are_legal(raw: str) -> None:
     assert accepted(raw) == raw
 
 
+STAR_IDS = ["0", "1", "2", "3", "4"]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        # the yelp description's own mapping, as the TA copies it
+        "Rate the review: 0 = 1 star, 1 = 2 stars, 2 = 3 stars, 3 = 4 stars, 4 = 5 stars.",
+        "Give the star rating as an id: 0 means 1 star and 4 means 5 stars.",
+        "Answer 0 for a terrible review, 1 for bad, 2 for okay, 3 for good and 4 for great.",
+        "Use 0: terrible, 1: bad, 2: okay, 3: good, 4: great.",
+    ],
+)
+def test_opaque_labels_may_be_defined(raw: str) -> None:
+    """An instruction that explains what the ids mean is what opaque labels need."""
+    assert accepted(raw, label_names=STAR_IDS) == raw
+
+
+@pytest.mark.parametrize(
+    ("raw", "labels", "label"),
+    [
+        ("The answer is 1.", STAR_IDS, "1"),
+        ("Rating: 4 stars.", STAR_IDS, "4"),
+        ("The tweet is positive: it praises the phone.", LABELS, "positive"),
+        ("Classify it as positive (happy).", LABELS, "positive"),
+    ],
+)
+def test_a_definition_marker_does_not_excuse_a_giveaway(
+    raw: str, labels: list[str], label: str
+) -> None:
+    assert rejected(raw, label_names=labels) == f"names_label: {label!r}"
+
+
 def test_label_matching_is_case_insensitive_and_whole_word() -> None:
     assert rejected("THE TWEET IS POSITIVE.") == "names_label: 'positive'"
     assert accepted("The tweet is positively wild; read it twice.")

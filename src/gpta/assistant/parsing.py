@@ -12,7 +12,8 @@ length and rejects proposals that are unusable:
 * ``template_junk`` -- template or code residue such as ``{text}``, ``{{``, ``<|`` or a fence;
 * ``names_label`` -- the proposal gives away an answer ("The tweet is positive.",
   "Sentiment: negative", "Classify it as positive.") instead of instructing; listing the labels
-  ("... as negative, neutral or positive") or asking about one ("Is it positive?") is fine;
+  ("... as negative, neutral or positive"), asking about one ("Is it positive?") or defining
+  them ("0 = 1 star, 1 = 2 stars", "1 means neutral": opaque labels need it) is fine;
 * ``meta_talk`` -- talk about the job instead of an instruction (writing instructions, asking
   for data, the TA speaking of itself, the model or dataset as the subject):
   :func:`gpta.assistant.ontask.meta_talk`;
@@ -171,6 +172,22 @@ _DESCRIPTIVE_AFTER_RE = re.compile(
 # "... positive if it praises something": a criterion, not an answer.
 _CRITERION_AFTER_RE = re.compile(
     r"^[\s" + re.escape(_CLOSE_Q) + r",]*(?:if|when|whenever|unless|only\s+if)\b", re.IGNORECASE
+)
+# A label that is being defined, not given: "0 = 1 star", "1 means neutral", "2: positive",
+# "answer 0 for negative", "4 (5 stars)". Opaque labels (ids, codes) need exactly this. The
+# strong markers define on their own; the weak ones (":", "(", "for") only in a list of two or
+# more such keys, so that "The tweet is positive: it praises ..." is still a giveaway.
+_DEF_STRONG = (
+    r"=|->|=>|→|means\b|stands\s+for\b|is\s+for\b|denotes\b|indicates\b|represents\b|"
+    r"signals\b|corresponds\s+to\b"
+)
+_DEF_WEAK = r":|\(|for\b"
+_DEF_GAP = r"[\s" + re.escape(_CLOSE_Q) + r"]*"
+_DEFINITION_STRONG_RE = re.compile(r"^" + _DEF_GAP + r"(?:" + _DEF_STRONG + r")", re.IGNORECASE)
+_DEFINITION_WEAK_RE = re.compile(r"^" + _DEF_GAP + r"(?:" + _DEF_WEAK + r")", re.IGNORECASE)
+_DEFINITION_MARK_RE = re.compile(
+    r"^" + _DEF_GAP + r"(?:" + _DEF_STRONG + "|" + _DEF_WEAK + r")" + _DEF_GAP + r"$",
+    re.IGNORECASE,
 )
 _INDIRECT_QUESTION_RE = re.compile(r"\b(?:whether|if)\b", re.IGNORECASE)
 _SENTENCE_END_RE = re.compile(r"[.!?]+[\"'”’»)\]]*(?=\s|$)")
@@ -634,8 +651,11 @@ def _named_label(text: str, labels: list[_Label]) -> str | None:
     if not occurrences:
         return None
     listed = _listed_flags(text, occurrences)
-    for (start, end, label), is_listed in zip(occurrences, listed, strict=True):
-        if is_listed:
+    defined = _definition_flags(text, occurrences)
+    for (start, end, label), is_listed, is_defined in zip(
+        occurrences, listed, defined, strict=True
+    ):
+        if is_listed or is_defined:
             continue
         if _gives_away(text, start, end):
             return label.name
@@ -676,6 +696,19 @@ def _listed_flags(text: str, occurrences: list[tuple[int, int, _Label]]) -> list
         (_, end_a, label_a), (start_b, _, label_b) = occurrences[i], occurrences[i + 1]
         if label_a.words != label_b.words and _is_list_gap(text[end_a:start_b]):
             flags[i] = flags[i + 1] = True
+    return flags
+
+
+def _definition_flags(text: str, occurrences: list[tuple[int, int, _Label]]) -> list[bool]:
+    """Which occurrences are part of a label's definition: the key ("0 = 1 star", "1 means
+    neutral") or the value of a mapping whose key is another label (the "1" of "0 = 1 star")."""
+    strong = [bool(_DEFINITION_STRONG_RE.match(text[end:])) for _, end, _ in occurrences]
+    weak = [bool(_DEFINITION_WEAK_RE.match(text[end:])) for _, end, _ in occurrences]
+    keys = [s or (w and sum(weak) >= 2) for s, w in zip(strong, weak, strict=True)]
+    flags = []
+    for i, (start, _, _) in enumerate(occurrences):
+        gap = text[occurrences[i - 1][1] : start] if i else ""
+        flags.append(keys[i] or (i > 0 and keys[i - 1] and bool(_DEFINITION_MARK_RE.match(gap))))
     return flags
 
 
