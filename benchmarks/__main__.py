@@ -27,7 +27,15 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import methods as M
-from benchmarks.profiles import ALL_METHODS, DATASETS, PROFILES, Profile, prepare_splits, setting
+from benchmarks.profiles import (
+    ALL_METHODS,
+    DATASETS,
+    PROFILES,
+    Profile,
+    in_scope,
+    prepare_splits,
+    setting,
+)
 from benchmarks.table import read_results, write_markdown
 
 SECOND_PASS = ("transfer", "gpta-tuned")
@@ -248,6 +256,8 @@ def work_units(
                     task = (dataset, level, seed, method)
                     if (dataset, level, method, seed) in done:
                         continue
+                    if not in_scope(profile, method, dataset, level, seed):
+                        continue
                     if method == "gpta-tuned" and profile.tuned_pool == "dataset":
                         if (dataset, seed) not in shared:
                             shared[(dataset, seed)] = []
@@ -313,11 +323,17 @@ def run_one(
     pool = splits[dataset]["rows"]["train_pool"]
     row["train_rows"] = pool if level is None else min(level, pool)
     base = M.base_config(profile, dataset, level, seed, splits[dataset], run_dir)
+    base["training"].update(profile.scopes.get(method, {}).get("training", {}))
+    fallback = M.ta_choice(profile)[1]
+    if fallback and (method == "ta-once" or method in M.FULL_LOOP) and method != "gpta-bundled":
+        row["ta_fallback"] = fallback
     try:
         if method == "prompt-tuning":
             result = M.run_prompt_tuning(base, learning_rate=profile.prompt_tuning_lr)
         elif method == "frozen-lr":
             result = M.run_frozen_lr(base)
+        elif method == "setfit":
+            result = M.run_setfit(base, steps=profile.setfit_steps)
         elif method == "gpta-tuned":
             result = run_tuned(profile, out, dataset, level, seed, base)
         else:

@@ -20,6 +20,13 @@ methods, the classification head and prefix augmentation:
 | gpta-background | the full loop with assistant.background: the TA answers while a round trains |
 | gpta-augment | sequence head, the full loop, training.augment_prefixes=M (profile, 3) |
 | gpta-augment-lm | lm-verbalizer, the full loop, training.augment_prefixes=M |
+| gpta-lm-words | lm-verbalizer, the full loop, no label words given: the TA proposes them |
+|  | (model.propose_label_words=always; opaque-label datasets only) |
+| gpta-bundled | the full loop with the bundled TA, where the profile gives the others another |
+
+Two outside anchors train no prefix and run their own code: ``frozen-lr`` (logistic
+regression on frozen sentence embeddings) and ``setfit`` (the ``setfit`` package).
+The profile's ``ta_backend``/``ta_model`` set the TA of every TA method but gpta-bundled.
 """
 
 from __future__ import annotations
@@ -48,8 +55,10 @@ GPTA_METHODS = (
     "gpta-lm",
     "gpta-augment",
     "gpta-augment-lm",
+    "gpta-lm-words",
+    "gpta-bundled",
 )
-LM_METHODS = ("finetune-lm", "static-lm", "gpta-lm", "gpta-augment-lm")
+LM_METHODS = ("finetune-lm", "static-lm", "gpta-lm", "gpta-augment-lm", "gpta-lm-words")
 AUGMENT_METHODS = ("gpta-augment", "gpta-augment-lm")
 # methods that run the full loop (proposals, screening every round), each with its own store
 FULL_LOOP = (
@@ -59,6 +68,8 @@ FULL_LOOP = (
     "gpta-lm",
     "gpta-augment",
     "gpta-augment-lm",
+    "gpta-lm-words",
+    "gpta-bundled",
 )
 
 
@@ -79,6 +90,30 @@ _DEFAULTS = Profile(
     screen_size=4,
     ta_max_new_tokens=8,
 )  # only its field defaults are read (augmentation settings when no profile is given)
+
+
+def ta_choice(profile: Profile) -> tuple[dict[str, Any], str | None]:
+    """The profile's TA as ``assistant`` settings, and why it fell back to the bundled TA
+    (None when it did not): a ``fetched:`` model that is not in the cache is not fetched here
+    (a benchmark never downloads), the bundled TA runs instead and the row says so."""
+    if not profile.ta_model:
+        return ({"backend": profile.ta_backend} if profile.ta_backend else {}), None
+    chosen: dict[str, Any] = {"model": profile.ta_model}
+    if profile.ta_backend:
+        chosen["backend"] = profile.ta_backend
+    if profile.ta_backend == "llamacpp":  # the worker's share of the cores, as torch has it
+        import torch
+
+        chosen["threads"] = torch.get_num_threads()
+    if profile.ta_model.startswith("fetched:"):
+        from gpta.errors import GptaUserError
+        from gpta.fetched import resolve_fetched
+
+        try:
+            resolve_fetched(profile.ta_model)
+        except GptaUserError as err:
+            return {}, f"{profile.ta_model} is not fetched ({err}); the bundled TA ran"
+    return chosen, None
 
 
 class NotRun(Exception):
@@ -151,6 +186,7 @@ def base_config(
             "cache": False,
             # the benchmark must not write into the user's prefix library
             "library": False,
+            **ta_choice(profile)[0],
         },
     }
 
@@ -183,7 +219,11 @@ def method_config(
             model["name_or_path"] = lm_model
         else:  # the lm-verbalizer default (bundled SmolLM2-135M-Instruct), not the encoder
             model.pop("name_or_path", None)
-        if spec.label_words:
+        if method == "gpta-lm-words":
+            if not spec.opaque:
+                raise NotRun(f"{spec.name}'s labels are words already: gpta-lm-words is for ids")
+            model["propose_label_words"] = "always"  # none given: the TA names them
+        elif spec.label_words:
             model["label_words"] = dict(spec.label_words)
     if method in AUGMENT_METHODS:
         settings = profile or _DEFAULTS
@@ -202,6 +242,9 @@ def method_config(
         assistant["dialogue_store"] = str(store)
         if method == "gpta-background":
             assistant["background"] = True
+        if method == "gpta-bundled":  # the default TA, whatever the profile gives the others
+            for key in ("backend", "model"):
+                assistant.pop(key, None)
         if method == "gpta-tuned":
             if adapter is None:
                 raise NotRun("gpta-tuned needs a TA adapter (benchmarks.methods.tuned_adapter)")
@@ -347,7 +390,10 @@ def run_gpta_method(config_dict: dict[str, Any]) -> dict[str, Any]:
     split["ta"] = float(metrics.get("ta_seconds", split["ta"]))
     metric = metrics["primary_metric"]
     budget = metrics.get("budget") or {}
+    words = _label_words_event(run_dir / "history.jsonl")
     return {
+        "label_words": words.get("chosen"),
+        "label_words_source": words.get("source"),
         "optimizer_steps": budget.get("total_steps"),
         "rounds_trained": metrics.get("rounds_trained"),
         "majority": (metrics.get("majority_baseline") or {}).get("test"),
@@ -379,6 +425,19 @@ def run_gpta_method(config_dict: dict[str, Any]) -> dict[str, Any]:
         "ta_adapter": config.assistant.adapter,
         "ta_improvement": metrics.get("ta_improvement"),
     }
+
+
+def _label_words_event(history: Path) -> dict[str, Any]:
+    """The run's label-word choice (gpta.assistant.label_words' history event), or {}."""
+    from gpta.assistant.label_words import EVENT
+
+    if not history.is_file():
+        return {}
+    for line in history.read_text(encoding="utf-8").splitlines():
+        event = json.loads(line) if line.strip() else {}
+        if event.get("event") == EVENT:
+            return event
+    return {}
 
 
 def _cuda_reset() -> bool:
@@ -447,6 +506,106 @@ def run_frozen_lr(config_dict: dict[str, Any]) -> dict[str, Any]:
         "best_round": None,
         "wall_seconds": round(time.perf_counter() - started, 2),
         "seconds": {"train": 0.0, "eval": 0.0, "ta": 0.0, "screen": 0.0},
+        "ta_requests": 0,
+        "ta_tokens": 0,
+        "majority": majority["test"] if majority else None,
+        "model": name,
+        "run_dir": None,
+    }
+
+
+# --- SetFit, the few-shot anchor a user would pick instead ---------------------------------
+def run_setfit(config_dict: dict[str, Any], *, steps: str = "budget") -> dict[str, Any]:
+    """SetFit (the ``setfit`` package) on the same sentence-transformers body with its
+    default recipe (contrastive pairs by oversampling, batch 16, the body at 2e-5, then
+    logistic regression on the tuned embeddings), fitted on the same training sample with the
+    run's seed; scored on dev and test. No prefix. Classification only.
+
+    ``steps="budget"`` stops the body after as many optimizer steps as the gpta-side methods
+    take (``round_budget``: same sample, steps and seed); ``"recipe"`` runs setfit's own
+    count, one pass over its pairs (64 rows make ~2,500 pairs, 256 rows ~40,000)."""
+    try:
+        from datasets import Dataset
+        from setfit import SetFitModel, Trainer, TrainingArguments
+    except ImportError as err:
+        raise NotRun(f"setfit is not installed ({err}): pip install setfit") from err
+
+    from gpta.bundled import resolve_model_path
+    from gpta.config import build_config
+    from gpta.downstream.device import resolve_device
+    from gpta.downstream.training import round_budget
+    from gpta.run import load_data
+    from gpta.tasks import build_task
+
+    if steps not in ("budget", "recipe"):
+        raise ValueError(f"setfit steps must be 'budget' or 'recipe', not {steps!r}")
+    config = build_config(config_dict, source="benchmark")
+    if config.task != "classification":
+        raise NotRun(f"setfit is a classification method (task is {config.task})")
+    started = time.perf_counter()
+    tables = load_data(config)
+    task = build_task(config, tables)
+    name = config.model.resolved_name(config.task)
+    model = SetFitModel.from_pretrained(
+        resolve_model_path(name), device=resolve_device(config.device)
+    )
+    train = tables["train"]
+    texts = [r[task.text_column] for r in train.rows]
+    budget = round_budget(config.training, len(train))
+    max_steps = budget.total_steps if steps == "budget" else None
+    args = TrainingArguments(
+        output_dir=str(Path(config.output_dir) / "setfit"),
+        seed=config.seed,
+        max_steps=max_steps if max_steps is not None else -1,
+        max_length=config.model.max_length,
+        show_progress_bar=False,
+        report_to="none",
+        save_strategy="no",
+    )
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the inner Trainer's progress bar follows the verbosity
+    try:
+        trainer = Trainer(
+            model=model,
+            args=args,
+            train_dataset=Dataset.from_dict({"text": texts, "label": task.label_ids(train)}),
+        )
+        tick = time.perf_counter()
+        trainer.train()
+        train_seconds = time.perf_counter() - tick
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    tick = time.perf_counter()
+    scores = {}
+    for split in ("dev", "test"):
+        rows = tables[split].rows
+        predicted = model.predict([r[task.text_column] for r in rows], batch_size=64)
+        scores[split] = task.metrics(
+            [int(p) for p in predicted.tolist()], task.label_ids(tables[split])
+        )
+    majority = task.majority_baseline(train.rows, {"test": tables["test"].rows})
+    return {
+        "metric": "accuracy",
+        "test": scores["test"]["accuracy"],
+        "dev": scores["dev"]["accuracy"],
+        "test_metrics": scores["test"],
+        "dev_curve": None,
+        "prefix": "",
+        "prefixes": None,
+        "best_round": None,
+        "wall_seconds": round(time.perf_counter() - started, 2),
+        "seconds": {
+            "train": round(train_seconds, 2),
+            "eval": round(time.perf_counter() - tick, 2),
+            "ta": 0.0,
+            "screen": 0.0,
+        },
+        "optimizer_steps": math.ceil(
+            len(trainer.st_trainer.train_dataset) / args.embedding_batch_size
+        ),
+        "setfit_steps": steps,
         "ta_requests": 0,
         "ta_tokens": 0,
         "majority": majority["test"] if majority else None,

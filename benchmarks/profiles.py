@@ -27,6 +27,7 @@ DATA_DIR = Path(os.environ.get("GPTA_BENCH_DATA", ROOT.parent / "shared" / "data
 
 ALL_METHODS = (
     "frozen-lr",
+    "setfit",
     "finetune",
     "static",
     "ta-once",
@@ -41,12 +42,22 @@ ALL_METHODS = (
     "gpta-lm",
     "gpta-augment",
     "gpta-augment-lm",
+    # issue 19: the TA also names the label words (opaque labels); the full loop with the
+    # bundled TA where a profile gives the others a stronger one
+    "gpta-lm-words",
+    "gpta-bundled",
 )
-# the methods that train with no prefix at all: the "best no-prefix baseline" of the table
-NO_PREFIX_BASELINES = ("finetune", "finetune-lm")
+# the methods that use no prefix at all: the "best no-prefix baseline" of the table
+NO_PREFIX_BASELINES = ("frozen-lr", "setfit", "finetune", "finetune-lm")
+# methods that read neither the label names nor the description: on an -ids variant they
+# would repeat the run of the dataset it comes from (same rows, same seed), whose rows the
+# table borrows for its comparisons
+LABEL_AGNOSTIC = ("frozen-lr", "setfit", "finetune")
 # methods that need a classification task (a head or prefix augmentation)
 CLASSIFICATION_ONLY = (
     "frozen-lr",
+    "setfit",
+    "gpta-lm-words",
     "prompt-tuning",
     "finetune-lm",
     "static-lm",
@@ -68,6 +79,12 @@ class Dataset:
     stratify: str | None = None
     # model.label_words of the lm-verbalizer methods ({label: words}); None = the label names
     label_words: dict[str, str] | None = None
+    # issue 19's opaque-label variants: the data folder read (default: the name), the labels
+    # rewritten on the way in ({given: written}), and whether the labels are opaque ids (the
+    # TA may then name the label words: gpta-lm-words)
+    source: str | None = None
+    label_map: dict[str, str] | None = None
+    opaque: bool = False
 
 
 DATASETS: dict[str, Dataset] = {
@@ -97,6 +114,39 @@ DATASETS: dict[str, Dataset] = {
         stratify="label",
         # the label names themselves, one SmolLM2 token each
         label_words={"negative": "negative", "neutral": "neutral", "positive": "positive"},
+    ),
+    # issue 19: the labels as ids the description explains. yelp as shipped is already that
+    # (0-4 = 1-5 stars); its -lm methods get the ids as label words instead of ours.
+    "yelp-ids": Dataset(
+        "yelp-ids",
+        "classification",
+        "sentiment",
+        "twitter-ids",
+        "Yelp reviews of restaurants and local businesses written by customers. Each review is "
+        "labelled with an id for the star rating its author gave: 0 = 1 star, 1 = 2 stars, "
+        "2 = 3 stars, 3 = 4 stars, 4 = 5 stars.",
+        "Rate this business review from 1 to 5 stars, answering with its id: 0 = 1 star, "
+        "1 = 2 stars, 2 = 3 stars, 3 = 4 stars, 4 = 5 stars.",
+        {"text_column": "text", "label_column": "label"},
+        stratify="label",
+        label_words={str(i): str(i) for i in range(5)},  # the ids themselves: nothing added
+        source="yelp",
+        opaque=True,
+    ),
+    "twitter-ids": Dataset(
+        "twitter-ids",
+        "classification",
+        "sentiment",
+        "yelp-ids",
+        "English tweets from the SemEval-2017 sentiment task, each labelled with the overall "
+        "sentiment of the message as an id: 0 = negative, 1 = neutral, 2 = positive.",
+        "Give the sentiment of this tweet as an id: 0 = negative, 1 = neutral, 2 = positive.",
+        {"text_column": "text", "label_column": "label"},
+        stratify="label",
+        label_words={"0": "0", "1": "1", "2": "2"},
+        source="twitter",
+        label_map={"negative": "0", "neutral": "1", "positive": "2"},
+        opaque=True,
     ),
     "squad": Dataset(
         "squad",
@@ -180,10 +230,21 @@ class Profile:
     tuned_fallback: str = "skip"  # too few: "skip" (row not_run) or "untuned" (marked row)
     screening_candidates: int = 4  # the screen x K vs screen_many figure
     screening_rows: int = 64
+    # the TA of the TA methods (gpta-bundled keeps the bundled one); None: gpta's default.
+    # A fetched: model that is not in the cache falls back to the bundled TA (the row says so)
+    ta_backend: str | None = None
+    ta_model: str | None = None
+    # setfit's body steps: "budget" = the finetune run's optimizer steps (same steps for every
+    # method), "recipe" = setfit's own (its pair count grows with the square of the rows)
+    setfit_steps: str = "budget"
     # runs side by side in worker processes (cores / workers torch threads each); the second
     # pass (transfer, gpta-tuned) starts when the first is done
     workers: int = 1
     overrides: dict[str, Any] = field(default_factory=dict)  # per dataset: {name: {key: value}}
+    # per method: where it runs ({"datasets": (...), "levels": (...), "seeds": (...)}, each
+    # default all) and training settings of its own ({"training": {key: value}}): the cuts a
+    # profile makes to fit its time (the study's slow LM methods)
+    scopes: dict[str, Any] = field(default_factory=dict)
 
     def with_(self, **changes: Any) -> Profile:
         return replace(self, **changes)
@@ -195,6 +256,8 @@ class Profile:
 
 
 _DEFAULT_TRAINING = TrainingConfig()  # gpta's defaults, read where a profile uses them
+# the study's LM methods: 64 rows, 40 optimizer steps of 8 rows (see the study profile)
+_STUDY_LM: dict[str, Any] = {"levels": (64,), "training": {"batch_size": 8, "min_steps": 40}}
 
 PROFILES: dict[str, Profile] = {
     # about a minute on 2 cores: the only part CI runs
@@ -253,6 +316,67 @@ PROFILES: dict[str, Profile] = {
             }
         },
     ),
+    # issue 19: where a prefix can carry information. The outside anchors (frozen-lr, setfit),
+    # plain fine-tuning, SmolLM2 label words (finetune-lm: the dataset's words; the -ids
+    # variants' words are the ids), a human instruction (static-lm), the full loop with the
+    # stronger TA (Qwen2.5-Coder-1.5B by llama.cpp, `gpta models fetch qwen2.5-coder-1.5b`)
+    # on both heads, the TA naming the label words (gpta-lm-words, the -ids variants), and the
+    # full loop with the bundled TA. gpta's default budget everywhere but in the LM scope.
+    # What is cut to fit 90 minutes on 2 idle cores (BENCHMARKS.md gives the time and why):
+    # - the encoder methods run on twitter and yelp only: a classifier head never reads the
+    #   label names, so the -ids variants would repeat their runs (gpta's TA would read a
+    #   description that differs in the label sentence alone);
+    # - the two TA methods of the encoder head run at 64 rows only;
+    # - SmolLM2 (135M) steps cost ~25x a MiniLM step here: the LM methods run at 64 rows only,
+    #   with their own budget (40 steps of 8 rows), on twitter-ids (finetune-lm on twitter
+    #   too: the human label words, against the ids as words); yelp's id variant (yelp-ids)
+    #   is left out (yelp's own labels are ids already).
+    "study": Profile(
+        name="study",
+        datasets=("twitter", "twitter-ids", "yelp"),
+        levels=(32, 64, 256),
+        seeds=(0, 1, 2, 3, 4),
+        methods=(
+            "frozen-lr",
+            "setfit",
+            "finetune",
+            "finetune-lm",
+            "static-lm",
+            "gpta",
+            "gpta-lm",
+            "gpta-lm-words",
+            "gpta-bundled",
+        ),
+        rounds=_DEFAULT_TRAINING.rounds,
+        epochs_per_round=None,
+        batch_size=_DEFAULT_TRAINING.batch_size,
+        learning_rate=_DEFAULT_TRAINING.learning_rate,
+        mixed_precision="bf16",
+        max_length=96,
+        max_prefix_tokens=24,  # SmolLM2's chat frame takes 30 of the 96 tokens
+        dev_rows=64,
+        test_rows=200,
+        candidates=3,
+        screen_size=64,
+        ta_max_new_tokens=64,  # the JSON answer, with label words for gpta-lm-words
+        ta_backend="llamacpp",
+        ta_model="fetched:qwen2.5-coder-1.5b",
+        efficiency=False,
+        workers=2,
+        scopes={
+            **{m: {"datasets": ("twitter", "yelp")} for m in ("frozen-lr", "setfit", "finetune")},
+            **{
+                m: {"datasets": ("twitter", "yelp"), "levels": (64,)}
+                for m in ("gpta", "gpta-bundled")
+            },
+            # the human label words (twitter) against the ids as words (twitter-ids)
+            "finetune-lm": {"datasets": ("twitter", "twitter-ids"), **_STUDY_LM},
+            **{
+                m: {"datasets": ("twitter-ids",), **_STUDY_LM}
+                for m in ("static-lm", "gpta-lm", "gpta-lm-words")
+            },
+        },
+    ),
     # the issue-8 cpu profile (48 optimizer steps at lr 2e-4, the [CLS]-pooler head, the
     # paper's loop order): its results stay in benchmarks/results/cpu-v1 for the old table
     "cpu-v1": Profile(
@@ -299,7 +423,8 @@ PROFILES: dict[str, Profile] = {
         datasets=("yelp", "twitter", "squad", "race", "cnndm", "xsum"),
         levels=(64, 256, 1000, None),
         seeds=(0, 1, 2),
-        methods=ALL_METHODS,
+        # the study's two (label words for ids, a second TA) need its datasets and TA
+        methods=tuple(m for m in ALL_METHODS if m not in ("gpta-lm-words", "gpta-bundled")),
         rounds=5,
         epochs_per_round=1,
         batch_size=32,
@@ -374,6 +499,16 @@ PROFILES: dict[str, Profile] = {
 }
 
 
+def in_scope(profile: Profile, method: str, dataset: str, level: int | None, seed: int) -> bool:
+    """Whether ``profile`` runs ``method`` at this dataset, level and seed (its ``scopes``)."""
+    scope = profile.scopes.get(method, {})
+    return (
+        dataset in scope.get("datasets", (dataset,))
+        and level in scope.get("levels", (level,))
+        and seed in scope.get("seeds", (seed,))
+    )
+
+
 def setting(profile: Profile, dataset: str, key: str) -> Any:
     """A profile setting, overridden per dataset where the profile says so."""
     return profile.overrides.get(dataset, {}).get(key, getattr(profile, key))
@@ -393,11 +528,18 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
 
 def prepare_splits(profile: Profile, dataset: str, out: Path) -> dict[str, Any]:
     """Write train pool / dev / test files for ``dataset`` under ``out``; return their paths."""
-    source = DATA_DIR / dataset
+    spec = DATASETS[dataset]
+    source = DATA_DIR / (spec.source or dataset)
     if not (source / "train.jsonl").is_file():
         raise FileNotFoundError(f"benchmark data not found: {source}/train.jsonl")
     train = read_jsonl(source / "train.jsonl")
     test = read_jsonl(source / "test.jsonl")
+    if spec.label_map:
+        column = spec.columns["label_column"]
+        train, test = (
+            [{**row, column: spec.label_map[str(row[column])]} for row in rows]
+            for rows in (train, test)
+        )
     dev_rows = setting(profile, dataset, "dev_rows")
     test_rows = setting(profile, dataset, "test_rows")
     order = list(range(len(train)))

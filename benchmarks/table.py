@@ -1,7 +1,9 @@
 """results.jsonl -> a Markdown table: mean ± std over seeds, and the paired difference from
-``finetune`` with a paired t-test across seeds (scipy.stats.ttest_rel); when ``finetune-lm``
-ran too, also from the best no-prefix baseline (``finetune`` or ``finetune-lm``, whichever
-has the higher mean test score at that dataset and level: the harder bar for a prefix method).
+``finetune`` with a paired t-test across seeds (scipy.stats.ttest_rel); when another no-prefix
+method ran too (``frozen-lr``, ``setfit``, ``finetune-lm``), also from the best no-prefix
+baseline (the one with the higher mean test score at that dataset and level: the harder bar
+for a prefix method). An -ids variant (``Dataset.source``) is compared with the
+label-agnostic baselines of the dataset it comes from when it has none of its own.
 
 With 3 seeds a paired t-test has 2 degrees of freedom: only a large, consistent difference
 reaches p < 0.05, and a small p is weak evidence. The table also gives wins/ties/losses
@@ -16,6 +18,8 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
+
+from benchmarks.profiles import DATASETS, LABEL_AGNOSTIC, NO_PREFIX_BASELINES
 
 
 def read_results(path: Path) -> list[dict[str, Any]]:
@@ -62,9 +66,6 @@ def paired(method: list[tuple[int, float]], base: list[tuple[int, float]]) -> di
         half = t.ppf(0.975, len(diffs) - 1) * statistics.stdev(diffs) / math.sqrt(len(diffs))
         out["ci95"] = (out["mean_diff"] - half, out["mean_diff"] + half)
     return out
-
-
-NO_PREFIX_BASELINES = ("finetune", "finetune-lm")
 
 
 def method_label(row: dict[str, Any]) -> str:
@@ -123,7 +124,10 @@ def main_table(
         groups[(r["dataset"], r["level"])][method_label(r)].append((r["seed"], value))
         metric_of[r["dataset"]] = r["metric"] if metric is None else metric
     order = _with_labels(methods_order, {m for g in groups.values() for m in g})
-    two_baselines = any("finetune-lm" in g for g in groups.values())
+    borrowed = _borrowed_baselines(groups)
+    two_baselines = any(
+        m in g for g in groups.values() for m in NO_PREFIX_BASELINES if m != "finetune"
+    )
     header = (
         "| dataset | train rows | method | test (mean ± std) | Δ vs finetune [95% CI] | W/T/L "
         "| p (paired t) |"
@@ -135,8 +139,9 @@ def main_table(
     lines = [header, rule]
     for dataset, level in sorted(groups, key=lambda k: (k[0], _level_key(k[1]))):
         by_method = groups[(dataset, level)]
-        base = by_method.get("finetune", [])
-        best, best_scores = best_no_prefix(by_method)
+        pool = {**borrowed.get((dataset, level), {}), **by_method}
+        base = pool.get("finetune", [])
+        best, best_scores = best_no_prefix(pool)
         for method in order:
             if method not in by_method:
                 continue
@@ -153,6 +158,23 @@ def main_table(
                 f"{_mean_std(scores)} | " + " | ".join(cells) + " |"
             )
     return "\n".join(lines)
+
+
+def _borrowed_baselines(
+    groups: dict[tuple, dict[str, list[tuple[int, float]]]],
+) -> dict[tuple, dict[str, list[tuple[int, float]]]]:
+    """For an -ids variant without its own label-agnostic baselines, those of the dataset
+    it comes from at the same level (the same rows and seeds: the runs would repeat)."""
+    out: dict[tuple, dict[str, list[tuple[int, float]]]] = {}
+    for dataset, level in groups:
+        spec = DATASETS.get(dataset)
+        source = spec.source if spec else None
+        if source is None or (source, level) not in groups:
+            continue
+        out[(dataset, level)] = {
+            m: scores for m, scores in groups[(source, level)].items() if m in LABEL_AGNOSTIC
+        }
+    return out
 
 
 def _with_labels(methods_order: list[str], present: set[str]) -> list[str]:
@@ -392,6 +414,39 @@ def floor_table(rows: list[dict[str, Any]], methods_order: list[str]) -> str:
     return "\n".join(lines)
 
 
+def prefix_table(rows: list[dict[str, Any]], methods_order: list[str]) -> str:
+    """Every run that chose a prefix or label words with the TA: what its saved model serves
+    with, and the TA's requests and tokens."""
+    chosen = [
+        r
+        for r in rows
+        if r.get("status") == "ok" and (r.get("ta_requests") or r.get("label_words_source"))
+    ]
+    if not chosen:
+        return ""
+    order = {m: i for i, m in enumerate(methods_order)}
+    chosen.sort(
+        key=lambda r: (r["dataset"], _level_key(r["level"]), order.get(r["method"], 99), r["seed"])
+    )
+    lines = [
+        "| dataset | rows | method | seed | test | TA s | TA tokens | prefix served "
+        "| label words |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: | --- | --- |",
+    ]
+    for r in chosen:
+        prefix = (r.get("prefix") or "(none)").replace("|", "\\|").replace("\n", " ")
+        words = r.get("label_words")
+        shown = ", ".join(f"{k}: {v}" for k, v in words.items()) if isinstance(words, dict) else "—"
+        if r.get("label_words_source"):
+            shown += f" ({r['label_words_source']})"
+        lines.append(
+            f"| {r['dataset']} | {_level(r['level'])} | {method_label(r)} | {r['seed']} "
+            f"| {_fmt(r.get('test'))} | {r['seconds']['ta']:.1f} | {r.get('ta_tokens', 0)} "
+            f"| {prefix} | {shown} |"
+        )
+    return "\n".join(lines)
+
+
 def not_run_table(rows: list[dict[str, Any]]) -> str:
     missing: dict[tuple[str, str], str] = {}
     for r in rows:
@@ -417,8 +472,11 @@ def write_markdown(out: Path, methods_order: list[str], header: str) -> Path:
         "W/T/L: seeds where the "
         "method beat / tied / lost to `finetune`; p: paired t-test across seeds (2 degrees of "
         "freedom with 3 seeds: weak evidence either way). Best no-prefix (shown when "
-        "`finetune-lm` ran): of `finetune` and `finetune-lm`, the one with the higher mean "
-        "test score at that dataset and level, and the same paired figures against it.\n",
+        "another no-prefix method ran): of `frozen-lr`, `setfit`, `finetune` and "
+        "`finetune-lm`, the one with the higher mean test score at that dataset and level, "
+        "and the same paired figures against it. An -ids variant without its own `frozen-lr`, "
+        "`setfit` or `finetune` runs is compared with those of the dataset it comes from "
+        "(same rows and seeds; these methods never read label names).\n",
     ]
     floor = floor_table(rows, methods_order)
     if floor:
@@ -446,6 +504,12 @@ def write_markdown(out: Path, methods_order: list[str], header: str) -> Path:
             "\nEach seed's adapter is LoRA-tuned on the dialogue-gradient examples of this "
             "invocation's `gpta` runs of the same dataset with the OTHER seeds (screened on dev "
             "rows; the test split is in no conversation).",
+        ]
+    winners = prefix_table(rows, methods_order)
+    if winners:
+        parts += [
+            "\n## The prefixes and label words the runs served with\n",
+            winners,
         ]
     skipped = not_run_table(rows)
     if skipped:

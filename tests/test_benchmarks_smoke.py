@@ -472,13 +472,13 @@ def test_gpu_profile_makes_a_valid_config_for_every_dataset_and_method(tmp_path)
 
     gpu = PROFILES["gpu"]
     paths = {"train": "train.jsonl", "dev": "dev.jsonl", "test": "test.jsonl"}
-    assert set(gpu.datasets) == set(DATASETS)
+    assert set(gpu.datasets) == {name for name, d in DATASETS.items() if d.source is None}
     (tmp_path / "p" / "model").mkdir(parents=True)  # a finished partner run, for transfer
     for dataset in gpu.datasets:
         base = M.base_config(gpu, dataset, 64, 0, paths, tmp_path / dataset)
         for method in gpu.methods:
-            if method in ("prompt-tuning", "gpta-tuned", "frozen-lr"):
-                continue  # their own builders: prompt_tuning / tuned_adapter
+            if method in ("prompt-tuning", "gpta-tuned", "frozen-lr", "setfit"):
+                continue  # their own builders: prompt_tuning / tuned_adapter / run_*
             if method in CLASSIFICATION_ONLY and DATASETS[dataset].task != "classification":
                 with pytest.raises(M.NotRun):
                     M.method_config(method, base, profile=gpu)
@@ -563,3 +563,147 @@ def test_set_converts_json_values_to_the_setting_types():
     assert changed.seeds == (4, 5)
     assert changed.learning_rate == 1.0 and isinstance(changed.learning_rate, float)
     assert changed.steps_per_round is None
+
+
+# --- issue 19: the study profile's datasets, methods and cuts (no model runs but setfit's) ------
+def test_ids_variant_is_the_same_sample_with_the_labels_rewritten(tmp_path):
+    """twitter-ids holds twitter's rows with ids for labels, and each seed draws the same
+    training rows: the label-agnostic baselines the table borrows are its own runs."""
+    from benchmarks import methods as M
+    from benchmarks.profiles import DATASETS, PROFILES, prepare_splits
+    from gpta.config import build_config
+    from gpta.run import load_data
+
+    study = PROFILES["study"]
+    mapping = DATASETS["twitter-ids"].label_map
+    assert sorted(mapping) == ["negative", "neutral", "positive"]
+    samples = {}
+    for name in ("twitter", "twitter-ids"):
+        paths = prepare_splits(study, name, tmp_path)
+        config = build_config(M.base_config(study, name, 32, 3, paths, tmp_path / name / "run"))
+        samples[name] = load_data(config)
+    for split in ("train", "dev", "test"):
+        plain, ids = samples["twitter"][split].rows, samples["twitter-ids"][split].rows
+        assert [r["text"] for r in plain] == [r["text"] for r in ids]
+        assert [mapping[r["label"]] for r in plain] == [r["label"] for r in ids]
+    assert len(samples["twitter"]["train"].rows) == 32
+    # the descriptions differ (the table finds a dataset by its description)
+    descriptions = [d.description for d in DATASETS.values()]
+    assert len(set(descriptions)) == len(descriptions)
+
+
+def test_study_scopes_cut_where_the_profile_says(tmp_path):
+    from benchmarks.__main__ import work_units
+    from benchmarks.profiles import PROFILES
+
+    study = PROFILES["study"]
+    units = [u for unit in work_units(study, list(study.methods), set()) for u in unit]
+    where: dict[str, set] = {}
+    for dataset, level, seed, method in units:
+        where.setdefault(method, set()).add((dataset, level))
+        assert seed in range(5)
+    assert where["setfit"] == {(d, n) for d in ("twitter", "yelp") for n in (32, 64, 256)}
+    assert where["gpta"] == where["gpta-bundled"] == {("twitter", 64), ("yelp", 64)}
+    assert where["finetune-lm"] == {("twitter", 64), ("twitter-ids", 64)}
+    assert where["gpta-lm-words"] == where["gpta-lm"] == {("twitter-ids", 64)}
+    assert len(units) == 5 * (3 * 2 * 3 + 2 * 2 + 2 + 3)  # 5 seeds of every cell
+
+
+def test_study_method_configs(tmp_path, monkeypatch):
+    """The TA methods get the stronger TA when it is fetched and fall back to the bundled one,
+    saying so, when it is not; gpta-bundled always has the bundled one; gpta-lm-words leaves
+    the label words to the TA and runs on ids only; the LM scope trains its own budget."""
+    from benchmarks import methods as M
+    from benchmarks.profiles import PROFILES
+    from gpta.config import build_config
+
+    study = PROFILES["study"]
+    paths = {"train": "train.jsonl", "dev": "dev.jsonl", "test": "test.jsonl"}
+    monkeypatch.setenv("GPTA_CACHE_DIR", str(tmp_path / "empty-cache"))
+    chosen, fallback = M.ta_choice(study)
+    assert chosen == {} and "qwen2.5-coder-1.5b is not fetched" in fallback
+    models = tmp_path / "cache" / "models"
+    models.mkdir(parents=True)
+    with (models / "qwen2.5-coder-1.5b.gguf").open("wb") as handle:  # sparse, of the right size
+        handle.truncate(1_117_320_768)
+    monkeypatch.setenv("GPTA_CACHE_DIR", str(tmp_path / "cache"))
+    chosen, fallback = M.ta_choice(study)
+    assert fallback is None
+    assert chosen["backend"] == "llamacpp" and chosen["model"] == "fetched:qwen2.5-coder-1.5b"
+
+    base = M.base_config(study, "twitter-ids", 64, 0, paths, tmp_path / "r" / "seed0")
+    gpta = build_config(M.method_config("gpta-lm", base, profile=study)).assistant
+    assert (gpta.backend, gpta.model) == ("llamacpp", "fetched:qwen2.5-coder-1.5b")
+    bundled = build_config(M.method_config("gpta-bundled", base, profile=study)).assistant
+    assert (bundled.backend, bundled.model) == ("local", "bundled:smollm2")
+    words = build_config(M.method_config("gpta-lm-words", base, profile=study)).model
+    assert words.label_words is None and words.propose_label_words == "always"
+    ids = build_config(M.method_config("finetune-lm", base, profile=study)).model
+    assert ids.label_words == {"0": "0", "1": "1", "2": "2"}  # the ids themselves
+    named = M.base_config(study, "twitter", 64, 0, paths, tmp_path / "t" / "seed0")
+    with pytest.raises(M.NotRun, match="labels are words already"):
+        M.method_config("gpta-lm-words", named, profile=study)
+    assert study.scopes["gpta-lm"]["training"] == {"batch_size": 8, "min_steps": 40}
+
+
+@pytest.mark.slow
+def test_setfit_trains_the_budget_of_the_other_methods(tmp_path):
+    """setfit runs on the same sample and stops after the gpta-side methods' optimizer steps."""
+    from benchmarks import methods as M
+    from benchmarks.profiles import PROFILES, prepare_splits
+
+    profile = PROFILES["smoke"].with_(dev_rows=8, test_rows=8, min_steps=3, min_epochs=0.1)
+    paths = prepare_splits(profile, "twitter", tmp_path)
+    base = M.base_config(profile, "twitter", 12, 0, paths, tmp_path / "setfit" / "seed0")
+    base["training"]["epochs_per_round"] = None
+    base["training"]["rounds"] = 1
+    row = M.run_setfit(base)
+    assert row["optimizer_steps"] == 3 and row["setfit_steps"] == "budget"
+    assert 0.0 <= row["test"] <= 1.0 and row["prefix"] == ""
+    assert row["test_metrics"]["accuracy"] == row["test"]
+    with pytest.raises(M.NotRun, match="classification"):
+        squad = prepare_splits(profile.with_(dev_rows=8), "squad", tmp_path)
+        M.run_setfit(M.base_config(profile, "squad", 8, 0, squad, tmp_path / "q" / "seed0"))
+
+
+def test_table_borrows_label_agnostic_baselines_and_prints_the_words():
+    from benchmarks.table import main_table, prefix_table
+
+    rows = [
+        _row("twitter", "finetune", 0, 0.50),
+        _row("twitter", "finetune", 1, 0.60),
+        _row("twitter", "setfit", 0, 0.55),
+        _row("twitter", "setfit", 1, 0.70),
+        _row(
+            "twitter-ids",
+            "gpta-lm-words",
+            0,
+            0.65,
+            ta_requests=2,
+            ta_tokens=900,
+            prefix="Read the tweet.",
+            label_words={"0": "negative", "1": "neutral"},
+            label_words_source="ta",
+        ),
+        _row(
+            "twitter-ids",
+            "gpta-lm-words",
+            1,
+            0.75,
+            ta_requests=2,
+            ta_tokens=900,
+            prefix="",
+            label_words=None,
+            label_words_source=None,
+        ),
+    ]
+    order = ["finetune", "setfit", "gpta-lm-words"]
+    line = next(x for x in main_table(rows, order).splitlines() if x.startswith("| twitter-ids"))
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    # vs twitter's finetune (+0.15, +0.15) and its best no-prefix baseline, setfit (+0.10, +0.05)
+    assert cells[4].startswith("+0.150") and cells[5] == "2/0/0"
+    assert cells[7] == "setfit" and cells[8].startswith("+0.075")
+    words = prefix_table(rows, order)
+    assert "| twitter-ids | 64 | gpta-lm-words | 0 | 0.650 |" in words
+    assert "0: negative, 1: neutral (ta)" in words and "Read the tweet." in words
+    assert "| (none) | — |" in words
