@@ -5,7 +5,7 @@ baseline (the one with the higher mean test score at that dataset and level: the
 for a prefix method). An -ids variant (``Dataset.source``) is compared with the
 label-agnostic baselines of the dataset it comes from when it has none of its own.
 
-With 3 seeds a paired t-test has 2 degrees of freedom: only a large, consistent difference
+With n seeds a paired t-test has n - 1 degrees of freedom: only a large, consistent difference
 reaches p < 0.05, and a small p is weak evidence. The table also gives wins/ties/losses
 per seed, which says the same thing without the test's normality assumption.
 """
@@ -470,8 +470,8 @@ def write_markdown(out: Path, methods_order: list[str], header: str) -> Path:
         main_table(rows, methods_order),
         "\nΔ: mean paired difference from `finetune` over the seeds, with its 95 % t interval; "
         "W/T/L: seeds where the "
-        "method beat / tied / lost to `finetune`; p: paired t-test across seeds (2 degrees of "
-        "freedom with 3 seeds: weak evidence either way). Best no-prefix (shown when "
+        "method beat / tied / lost to `finetune`; p: paired t-test across seeds (n - 1 degrees "
+        "of freedom for n seeds: 2 with 3 seeds, 4 with 5; weak evidence either way). Best no-prefix (shown when "
         "another no-prefix method ran): of `frozen-lr`, `setfit`, `finetune` and "
         "`finetune-lm`, the one with the higher mean test score at that dataset and level, "
         "and the same paired figures against it. An -ids variant without its own `frozen-lr`, "
