@@ -61,6 +61,20 @@ def test_text_progress_escapes_prefixes(capsys):
     assert "[NAME] and [/b] tags" in capsys.readouterr().err
 
 
+def test_a_refused_candidate_is_shown_with_its_scores_and_why(capsys):
+    reason = "not significant at 0.95 on 48 screening rows"
+    Progress().not_adopted("Read the [review] first.", 0.75, 0.708, reason)
+    text = capsys.readouterr().err
+    assert "not adopted (not significant at 0.95 on 48 screening rows)" in text
+    assert "0.750 vs 0.708" in text and "Read the [review] first." in text
+    Progress(log_format="json").not_adopted("p", 0.75, 0.708, reason)
+    (event,) = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert event["event"] == "not_adopted" and event["reason"] == reason
+    assert (event["score"], event["current"], event["prefix"]) == (0.75, 0.708, "p")
+    Progress(quiet=True).not_adopted("p", 0.75, 0.708, reason)
+    assert capsys.readouterr().err == ""
+
+
 def test_report_to_passes_through_installed_integrations():
     assert report_integrations(["none"]) == "none"
     assert report_integrations(["all"]) == "all"

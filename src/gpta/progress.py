@@ -182,6 +182,17 @@ class Progress:
         verdict = "a candidate wins" if changed else "the current prefix stays"
         self.info(f"  screened: current {current.score:.3f}; candidates {scores}: {verdict}")
 
+    def not_adopted(self, prefix: str, score: float, current: float, reason: str) -> None:
+        """A candidate scored higher than the current prefix but failed the adoption test."""
+        if self.json:
+            if not self.quiet:
+                emit_json("not_adopted", prefix=prefix, score=score, current=current, reason=reason)
+            return
+        self.info(
+            f"  best candidate not adopted ({escape(reason)}): {score:.3f} vs {current:.3f} "
+            f"for {escape(_short(prefix) or '(none)')}"
+        )
+
     def eta(self, round_index: int, rounds: int) -> float | None:
         """Seconds left: the mean measured round (training, evaluation, TA, screening) times
         the rounds still to run; None before the first round has been timed."""

@@ -350,15 +350,19 @@ class SynergyLoop:
             current, margin=self.config.margin, alpha=alpha if self.config.adopt_confidence else 1
         )
         if best is not None and not changed and best.beats(current, self.config.margin):
+            reason = (
+                f"not significant at {self.config.adopt_confidence:g} on "
+                f"{len(best.rows)} screening rows"
+            )
             self.history.log(
                 "not_adopted",
                 round=round_index + 1,
                 prefix=best.prefix,
                 score=best.score,
                 current=current.score,
-                reason=f"not significant at {self.config.adopt_confidence:g} on "
-                f"{len(best.rows)} screening rows",
+                reason=reason,
             )
+            self.progress.not_adopted(best.prefix, best.score, current.score, reason)
         if changed:
             self.prefix = best.prefix
         self.progress.screen_done(current, list(screened.values()), self.prefix, changed)
