@@ -468,15 +468,15 @@ def write_markdown(out: Path, methods_order: list[str], header: str) -> Path:
         header,
         "## Test score (best round's saved model)\n",
         main_table(rows, methods_order),
-        "\nΔ: mean paired difference from `finetune` over the seeds, with its 95 % t interval; "
-        "W/T/L: seeds where the "
-        "method beat / tied / lost to `finetune`; p: paired t-test across seeds (n - 1 degrees "
-        "of freedom for n seeds: 2 with 3 seeds, 4 with 5; weak evidence either way). Best no-prefix (shown when "
-        "another no-prefix method ran): of `frozen-lr`, `setfit`, `finetune` and "
-        "`finetune-lm`, the one with the higher mean test score at that dataset and level, "
-        "and the same paired figures against it. An -ids variant without its own `frozen-lr`, "
-        "`setfit` or `finetune` runs is compared with those of the dataset it comes from "
-        "(same rows and seeds; these methods never read label names).\n",
+        "\nΔ: mean paired difference from `finetune` over the seeds, with its 95 % t "
+        "interval; W/T/L: seeds where the method beat / tied / lost to `finetune`; p: paired "
+        "t-test across seeds (n - 1 degrees of freedom for n seeds: 2 with 3 seeds, 4 with 5;"
+        " weak evidence either way). Best no-prefix (shown when another no-prefix method "
+        "ran): of `frozen-lr`, `setfit`, `finetune` and `finetune-lm`, the one with the "
+        "higher mean test score at that dataset and level, and the same paired figures "
+        "against it. An -ids variant without its own `frozen-lr`, `setfit` or `finetune` runs"
+        " is compared with those of the dataset it comes from (same rows and seeds; these "
+        "methods never read label names).\n",
     ]
     floor = floor_table(rows, methods_order)
     if floor:
