@@ -469,17 +469,9 @@ def run_frozen_lr(config_dict: dict[str, Any]) -> dict[str, Any]:
     from sklearn.linear_model import LogisticRegression
 
     from gpta.bundled import resolve_model_path
-    from gpta.config import build_config
     from gpta.downstream.device import resolve_device
-    from gpta.run import load_data
-    from gpta.tasks import build_task
 
-    config = build_config(config_dict, source="benchmark")
-    if config.task != "classification":
-        raise NotRun(f"frozen-lr is a classification method (task is {config.task})")
-    started = time.perf_counter()
-    tables = load_data(config)
-    task = build_task(config, tables)
+    config, tables, task, started = _anchor_setup(config_dict, "frozen-lr")
     name = config.model.resolved_name(config.task)
     encoder = SentenceTransformer(resolve_model_path(name), device=resolve_device(config.device))
 
@@ -490,8 +482,38 @@ def run_frozen_lr(config_dict: dict[str, Any]) -> dict[str, Any]:
     probe = LogisticRegression(max_iter=1000).fit(
         features("train"), task.label_ids(tables["train"])
     )
+    return _anchor_result(
+        task, tables, lambda split: probe.predict(features(split)).tolist(), started, name
+    )
+
+
+def _anchor_setup(config_dict: dict[str, Any], method: str) -> tuple[Any, Any, Any, float]:
+    """An outside anchor's config, data tables, task and start time (classification only)."""
+    from gpta.config import build_config
+    from gpta.run import load_data
+    from gpta.tasks import build_task
+
+    config = build_config(config_dict, source="benchmark")
+    if config.task != "classification":
+        raise NotRun(f"{method} is a classification method (task is {config.task})")
+    started = time.perf_counter()
+    tables = load_data(config)
+    return config, tables, build_task(config, tables), started
+
+
+def _anchor_result(
+    task: Any,
+    tables: dict[str, Any],
+    predict: Any,
+    started: float,
+    model: str,
+    seconds: dict[str, float] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The results row of an outside anchor (no prefix, no rounds): ``predict(split)`` gives
+    the class ids of a split's rows; scored on dev and test, with the majority baseline."""
     scores = {
-        split: task.metrics(probe.predict(features(split)).tolist(), task.label_ids(tables[split]))
+        split: task.metrics(predict(split), task.label_ids(tables[split]))
         for split in ("dev", "test")
     }
     majority = task.majority_baseline(tables["train"].rows, {"test": tables["test"].rows})
@@ -505,12 +527,13 @@ def run_frozen_lr(config_dict: dict[str, Any]) -> dict[str, Any]:
         "prefixes": None,
         "best_round": None,
         "wall_seconds": round(time.perf_counter() - started, 2),
-        "seconds": {"train": 0.0, "eval": 0.0, "ta": 0.0, "screen": 0.0},
+        "seconds": seconds or {"train": 0.0, "eval": 0.0, "ta": 0.0, "screen": 0.0},
         "ta_requests": 0,
         "ta_tokens": 0,
         "majority": majority["test"] if majority else None,
-        "model": name,
+        "model": model,
         "run_dir": None,
+        **extra,
     }
 
 
@@ -531,20 +554,12 @@ def run_setfit(config_dict: dict[str, Any], *, steps: str = "budget") -> dict[st
         raise NotRun(f"setfit is not installed ({err}): pip install setfit") from err
 
     from gpta.bundled import resolve_model_path
-    from gpta.config import build_config
     from gpta.downstream.device import resolve_device
     from gpta.downstream.training import round_budget
-    from gpta.run import load_data
-    from gpta.tasks import build_task
 
     if steps not in ("budget", "recipe"):
         raise ValueError(f"setfit steps must be 'budget' or 'recipe', not {steps!r}")
-    config = build_config(config_dict, source="benchmark")
-    if config.task != "classification":
-        raise NotRun(f"setfit is a classification method (task is {config.task})")
-    started = time.perf_counter()
-    tables = load_data(config)
-    task = build_task(config, tables)
+    config, tables, task, started = _anchor_setup(config_dict, "setfit")
     name = config.model.resolved_name(config.task)
     model = SetFitModel.from_pretrained(
         resolve_model_path(name), device=resolve_device(config.device)
@@ -578,40 +593,30 @@ def run_setfit(config_dict: dict[str, Any], *, steps: str = "budget") -> dict[st
     finally:
         hf_logging.set_verbosity(verbosity)
     tick = time.perf_counter()
-    scores = {}
-    for split in ("dev", "test"):
-        rows = tables[split].rows
-        predicted = model.predict([r[task.text_column] for r in rows], batch_size=64)
-        scores[split] = task.metrics(
-            [int(p) for p in predicted.tolist()], task.label_ids(tables[split])
-        )
-    majority = task.majority_baseline(train.rows, {"test": tables["test"].rows})
-    return {
-        "metric": "accuracy",
-        "test": scores["test"]["accuracy"],
-        "dev": scores["dev"]["accuracy"],
-        "test_metrics": scores["test"],
-        "dev_curve": None,
-        "prefix": "",
-        "prefixes": None,
-        "best_round": None,
-        "wall_seconds": round(time.perf_counter() - started, 2),
-        "seconds": {
-            "train": round(train_seconds, 2),
-            "eval": round(time.perf_counter() - tick, 2),
-            "ta": 0.0,
-            "screen": 0.0,
-        },
-        "optimizer_steps": math.ceil(
+
+    def predict(split: str) -> list[int]:
+        texts = [r[task.text_column] for r in tables[split].rows]
+        return [int(p) for p in model.predict(texts, batch_size=64).tolist()]
+
+    predicted = {split: predict(split) for split in ("dev", "test")}
+    seconds = {
+        "train": round(train_seconds, 2),
+        "eval": round(time.perf_counter() - tick, 2),
+        "ta": 0.0,
+        "screen": 0.0,
+    }
+    return _anchor_result(
+        task,
+        tables,
+        predicted.__getitem__,
+        started,
+        name,
+        seconds,
+        optimizer_steps=math.ceil(
             len(trainer.st_trainer.train_dataset) / args.embedding_batch_size
         ),
-        "setfit_steps": steps,
-        "ta_requests": 0,
-        "ta_tokens": 0,
-        "majority": majority["test"] if majority else None,
-        "model": name,
-        "run_dir": None,
-    }
+        setfit_steps=steps,
+    )
 
 
 # --- prompt tuning (PEFT), the outside anchor ------------------------------------------------

@@ -666,6 +666,25 @@ def test_setfit_trains_the_budget_of_the_other_methods(tmp_path):
         M.run_setfit(M.base_config(profile, "squad", 8, 0, squad, tmp_path / "q" / "seed0"))
 
 
+def test_frozen_lr_fits_the_sample_and_scores_both_splits(tmp_path):
+    """The frozen-embedding anchor: logistic regression on the encoder's own embeddings of the
+    training sample, scored on dev and test, with the majority baseline; classification only."""
+    from benchmarks import methods as M
+    from benchmarks.profiles import PROFILES, prepare_splits
+
+    profile = PROFILES["smoke"].with_(dev_rows=8, test_rows=8)
+    paths = prepare_splits(profile, "twitter", tmp_path)
+    base = M.base_config(profile, "twitter", 12, 0, paths, tmp_path / "lr" / "seed0")
+    row = M.run_frozen_lr(base)
+    assert 0.0 <= row["test"] <= 1.0 and 0.0 <= row["dev"] <= 1.0
+    assert row["test_metrics"]["accuracy"] == row["test"] and row["prefix"] == ""
+    assert 0.0 <= row["majority"] <= 1.0 and row["model"] == "bundled:minilm"
+    assert row["ta_tokens"] == 0 and row["seconds"]["ta"] == 0.0
+    squad = prepare_splits(profile, "squad", tmp_path)
+    with pytest.raises(M.NotRun, match="classification"):
+        M.run_frozen_lr(M.base_config(profile, "squad", 8, 0, squad, tmp_path / "q" / "seed0"))
+
+
 def test_table_borrows_label_agnostic_baselines_and_prints_the_words():
     from benchmarks.table import main_table, prefix_table
 
