@@ -75,6 +75,22 @@ def test_a_refused_candidate_is_shown_with_its_scores_and_why(capsys):
     assert capsys.readouterr().err == ""
 
 
+def test_closing_table_shows_the_majority_class_baseline(capsys):
+    majority = {"answer": "positive", "metric": "accuracy", "dev": 0.5625, "test": 0.17}
+    Progress(quiet=True).summary("RUN", [_record(0)], "accuracy", 0, {"accuracy": 0.8}, majority)
+    out = capsys.readouterr().out
+    assert "majority class (always 'positive'): accuracy dev 0.5625, test 0.1700" in out
+    Progress(quiet=True).summary("RUN", [_record(0)], "f1", 0, {"f1": 0.3}, None)
+    assert "majority class" not in capsys.readouterr().out  # QA: no majority answer
+    Progress(log_format="json").summary("RUN", [_record(0)], "accuracy", 0, None, majority)
+    event = next(
+        json.loads(line)
+        for line in capsys.readouterr().err.splitlines()
+        if json.loads(line)["event"] == "summary"
+    )
+    assert event["majority_baseline"] == majority
+
+
 def test_report_to_passes_through_installed_integrations():
     assert report_integrations(["none"]) == "none"
     assert report_integrations(["all"]) == "all"

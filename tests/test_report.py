@@ -212,6 +212,13 @@ def test_report_numbers_follow_the_history(run):
     assert data.exposure.requests == len(requests) == 2
     assert data.exposure.characters == sum(r["chars"] for r in requests)
     assert data.exposure.row_ids == []
+    # the summary shows the majority-class baseline of metrics.json
+    from gpta.report.page import _summary
+
+    majority = metrics["majority_baseline"]
+    line = _summary(data)["majority"]
+    assert line.startswith(f"always {majority['answer']!r}: accuracy dev ")
+    assert f"test {majority['test']:.4f}" in line
 
 
 def test_compare_and_an_older_run_with_missing_files(run, tmp_path):

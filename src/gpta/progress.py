@@ -238,8 +238,11 @@ class Progress:
         metric: str,
         best_round: int,
         test_metrics: dict[str, Any] | None,
+        majority: dict[str, Any] | None = None,
     ) -> None:
-        """The closing table: round, prefix, dev score. Printed on stdout even when quiet."""
+        """The closing table: round, prefix, dev score; the test scores and the majority-class
+        baseline (``metrics.json``'s ``majority_baseline``, None where the task has none).
+        Printed on stdout even when quiet."""
         if self.json and not self.quiet:
             emit_json(
                 "summary",
@@ -250,6 +253,7 @@ class Progress:
                     {"round": r.round, "prefix": r.prefix, "dev_score": r.dev_score} for r in rounds
                 ],
                 test=test_metrics,
+                majority_baseline=majority,
             )
         table = RichTable(title=f"GPTA run: {escape(run_dir)}")
         table.add_column("round", justify="right")
@@ -270,4 +274,14 @@ class Progress:
                 f"{k} {v:.4f}" for k, v in test_metrics.items() if isinstance(v, float)
             )
             out.print(f"test: {shown}")
+        if majority is not None:
+            splits = ", ".join(
+                f"{split} {majority[split]:.4f}"
+                for split in ("dev", "test")
+                if majority.get(split) is not None
+            )
+            out.print(
+                f"majority class (always {escape(repr(majority['answer']))}): "
+                f"{majority['metric']} {splits}"
+            )
         out.print(f"run directory: {escape(run_dir)}")

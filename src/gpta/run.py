@@ -787,7 +787,9 @@ def _execute(
     if config.assistant.library:
         record_run(run_dir, domain=config.data.domain, history=history, progress=progress)
     progress.info(_usage_line(meter))
-    progress.summary(str(run_dir), rounds, task.primary_metric, best.round, results["test"])
+    progress.summary(
+        str(run_dir), rounds, task.primary_metric, best.round, results["test"], majority
+    )
     ranks.barrier()
     return RunResult(
         run_dir, best.serving_prefix, best.round, rounds, results["dev"], results["test"]

@@ -25,6 +25,7 @@ SUMMARY_ROWS = [
     ("dev score (saved model)", "dev"),
     ("test score (saved model)", "test"),
     ("test metrics", "test_all"),
+    ("majority-class baseline", "majority"),
     ("TA model", "ta_model"),
     ("downstream model", "model"),
     ("wall time (s)", "wall_seconds"),
@@ -68,6 +69,7 @@ def _summary(run: RunData) -> dict[str, Any]:
     wall = run.metrics.get("wall_seconds")
     ta = run.metrics.get("ta_seconds")
     return {
+        "majority": _majority_text(run.metrics.get("majority_baseline")),
         "task": run.task,
         "rounds": len(run.rounds),
         "best_round": run.best_round,
@@ -81,6 +83,18 @@ def _summary(run: RunData) -> dict[str, Any]:
         "wall_seconds": f"{wall:.1f}" if isinstance(wall, int | float) else None,
         "ta_seconds": f"{ta:.1f}" if isinstance(ta, int | float) else None,
     }
+
+
+def _majority_text(majority: Any) -> str | None:
+    """metrics.json's majority_baseline as one line (None where the task has none)."""
+    if not isinstance(majority, dict) or "answer" not in majority:
+        return None
+    splits = ", ".join(
+        f"{split} {majority[split]:.4f}"
+        for split in ("dev", "test")
+        if isinstance(majority.get(split), int | float)
+    )
+    return f"always {majority['answer']!r}: {majority.get('metric', 'accuracy')} {splits}"
 
 
 def _view(run: RunData) -> dict[str, Any]:
