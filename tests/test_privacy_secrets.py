@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from gpta.config import build_config
@@ -148,6 +148,7 @@ def test_ordinary_text_is_left_alone(text):
 
 
 @settings(max_examples=300, deadline=None)
+@example("sk-://u:p@sk-@")  # found by hypothesis: a [HANDLE] completed URL credentials
 @given(
     st.lists(
         st.one_of(

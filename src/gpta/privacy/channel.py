@@ -186,11 +186,18 @@ def clean_messages(
     for message in messages:
         text = str(message.get("content", ""))
         text = text.encode("utf-8", "replace").decode("utf-8")  # a lone surrogate: "?"
-        text, secrets = scrub_counted(text)
-        counts["secret"] += secrets
-        redacted = redactor.redact(text)
-        counts.update(redacted.counts)
-        cleaned.append({**message, "content": redacted.text})
+        # until nothing changes: a placeholder the redactor writes can complete a secret's
+        # shape ("://[SECRET][HANDLE]-@" reads as URL credentials), and what leaves must
+        # clean to itself
+        for _ in range(4):
+            scrubbed, secrets = scrub_counted(text)
+            counts["secret"] += secrets
+            redacted = redactor.redact(scrubbed)
+            counts.update(redacted.counts)
+            if redacted.text == text:
+                break
+            text = redacted.text
+        cleaned.append({**message, "content": text})
     return cleaned, {kind: count for kind, count in sorted(counts.items()) if count}
 
 
