@@ -553,6 +553,8 @@ def run_setfit(config_dict: dict[str, Any], *, steps: str = "budget") -> dict[st
     except ImportError as err:
         raise NotRun(f"setfit is not installed ({err}): pip install setfit") from err
 
+    from transformers.utils import logging as hf_logging
+
     from gpta.bundled import resolve_model_path
     from gpta.downstream.device import resolve_device
     from gpta.downstream.training import round_budget
@@ -576,9 +578,8 @@ def run_setfit(config_dict: dict[str, Any], *, steps: str = "budget") -> dict[st
         show_progress_bar=False,
         report_to="none",
         save_strategy="no",
+        logging_strategy="no",
     )
-    from transformers.utils import logging as hf_logging
-
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the inner Trainer's progress bar follows the verbosity
     try:
