@@ -175,6 +175,20 @@ def run(args: argparse.Namespace) -> Path:
     for name in profile.methods:
         if name not in ALL_METHODS:
             raise usage_error(f"unknown method {name!r}; known: {', '.join(ALL_METHODS)}")
+    if profile.setfit_steps not in ("budget", "recipe"):
+        raise usage_error(
+            f"--set setfit_steps={profile.setfit_steps}: takes 'budget' (the other methods' "
+            "optimizer steps) or 'recipe' (setfit's own)"
+        )
+    if profile.ta_model and profile.ta_model.startswith("fetched:"):
+        from gpta.fetched import KNOWN_MODELS
+
+        fetched = profile.ta_model.removeprefix("fetched:")
+        if fetched not in KNOWN_MODELS:  # a typo must not fall back to the bundled TA
+            raise usage_error(
+                f"--set ta_model={profile.ta_model}: no such fetchable model; known: "
+                + ", ".join(f"fetched:{n}" for n in sorted(KNOWN_MODELS))
+            )
     out = Path(args.out or Path(__file__).resolve().parents[1] / "runs" / "bench" / profile.name)
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / "results.jsonl"

@@ -93,6 +93,22 @@ def test_workers_must_be_a_positive_whole_number(bad, capsys):
     assert "--workers" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("item", "said"),
+    [
+        ("setfit_steps=foo", "takes 'budget'"),
+        ("ta_model=fetched:qwen-typo", "no such fetchable model; known: fetched:qwen2.5-coder"),
+    ],
+)
+def test_study_settings_are_checked_before_anything_runs(item, said, capsys, tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as raised:
+        main(["run", "--profile", "study", "--set", item, "--out", str(out)])
+    assert raised.value.code == 2
+    assert said in capsys.readouterr().err
+    assert not out.exists()  # nothing written
+
+
 def test_work_units_keep_a_tuned_adapter_to_one_worker():
     from benchmarks.__main__ import work_units
     from benchmarks.profiles import PROFILES
