@@ -463,8 +463,9 @@ def _cuda_peak(active: bool) -> float | None:
 def run_frozen_lr(config_dict: dict[str, Any]) -> dict[str, Any]:
     """Logistic regression (scikit-learn defaults, max_iter 1000) on the frozen sentence
     embeddings of the same model (sentence-transformers' own encode: its pooling and
-    normalisation), fitted on the same training sample; scored on dev and test. No prefix,
-    no fine-tuning. Classification only."""
+    normalisation) of the same first ``max_length`` tokens every method reads, fitted on the
+    same training sample; scored on dev and test. No prefix, no fine-tuning. Classification
+    only."""
     from sentence_transformers import SentenceTransformer
     from sklearn.linear_model import LogisticRegression
 
@@ -474,6 +475,7 @@ def run_frozen_lr(config_dict: dict[str, Any]) -> dict[str, Any]:
     config, tables, task, started = _anchor_setup(config_dict, "frozen-lr")
     name = config.model.resolved_name(config.task)
     encoder = SentenceTransformer(resolve_model_path(name), device=resolve_device(config.device))
+    encoder.max_seq_length = config.model.max_length  # the tokens every other method reads
 
     def features(split: str) -> Any:
         texts = [r[task.text_column] for r in tables[split].rows]
@@ -542,7 +544,8 @@ def run_setfit(config_dict: dict[str, Any], *, steps: str = "budget") -> dict[st
     """SetFit (the ``setfit`` package) on the same sentence-transformers body with its
     default recipe (contrastive pairs by oversampling, batch 16, the body at 2e-5, then
     logistic regression on the tuned embeddings), fitted on the same training sample with the
-    run's seed; scored on dev and test. No prefix. Classification only.
+    run's seed, reading the same first ``max_length`` tokens as every method (the body's own
+    limit, 256, is not used); scored on dev and test. No prefix. Classification only.
 
     ``steps="budget"`` stops the body after as many optimizer steps as the gpta-side methods
     take (``round_budget``: same sample, steps and seed); ``"recipe"`` runs setfit's own
@@ -566,6 +569,9 @@ def run_setfit(config_dict: dict[str, Any], *, steps: str = "budget") -> dict[st
     model = SetFitModel.from_pretrained(
         resolve_model_path(name), device=resolve_device(config.device)
     )
+    # the tokens every other method reads (the body's own limit is 256; setfit's max_length
+    # argument reaches only its end-to-end head, not the contrastive steps or predict)
+    model.model_body.max_seq_length = config.model.max_length
     train = tables["train"]
     texts = [r[task.text_column] for r in train.rows]
     budget = round_budget(config.training, len(train))

@@ -663,8 +663,10 @@ def test_study_method_configs(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_setfit_trains_the_budget_of_the_other_methods(tmp_path):
+def test_setfit_trains_the_budget_of_the_other_methods(tmp_path, monkeypatch):
     """setfit runs on the same sample and stops after the gpta-side methods' optimizer steps."""
+    from setfit import SetFitModel
+
     from benchmarks import methods as M
     from benchmarks.profiles import PROFILES, prepare_splits
 
@@ -673,7 +675,16 @@ def test_setfit_trains_the_budget_of_the_other_methods(tmp_path):
     base = M.base_config(profile, "twitter", 12, 0, paths, tmp_path / "setfit" / "seed0")
     base["training"]["epochs_per_round"] = None
     base["training"]["rounds"] = 1
+    limits = []
+    predict = SetFitModel.predict
+
+    def recording_predict(self, *args, **kwargs):
+        limits.append(self.model_body.max_seq_length)
+        return predict(self, *args, **kwargs)
+
+    monkeypatch.setattr(SetFitModel, "predict", recording_predict)
     row = M.run_setfit(base)
+    assert set(limits) == {profile.max_length}  # the tokens every other method reads
     assert row["optimizer_steps"] == 3 and row["setfit_steps"] == "budget"
     assert 0.0 <= row["test"] <= 1.0 and row["prefix"] == ""
     assert row["test_metrics"]["accuracy"] == row["test"]
@@ -682,16 +693,28 @@ def test_setfit_trains_the_budget_of_the_other_methods(tmp_path):
         M.run_setfit(M.base_config(profile, "squad", 8, 0, squad, tmp_path / "q" / "seed0"))
 
 
-def test_frozen_lr_fits_the_sample_and_scores_both_splits(tmp_path):
+def test_frozen_lr_fits_the_sample_and_scores_both_splits(tmp_path, monkeypatch):
     """The frozen-embedding anchor: logistic regression on the encoder's own embeddings of the
-    training sample, scored on dev and test, with the majority baseline; classification only."""
+    training sample, scored on dev and test, with the majority baseline; classification only.
+    It reads the same first ``max_length`` tokens as every other method."""
+    from sentence_transformers import SentenceTransformer
+
     from benchmarks import methods as M
     from benchmarks.profiles import PROFILES, prepare_splits
 
+    limits = []
+    encode = SentenceTransformer.encode
+
+    def recording_encode(self, *args, **kwargs):
+        limits.append(self.max_seq_length)
+        return encode(self, *args, **kwargs)
+
+    monkeypatch.setattr(SentenceTransformer, "encode", recording_encode)
     profile = PROFILES["smoke"].with_(dev_rows=8, test_rows=8)
     paths = prepare_splits(profile, "twitter", tmp_path)
     base = M.base_config(profile, "twitter", 12, 0, paths, tmp_path / "lr" / "seed0")
     row = M.run_frozen_lr(base)
+    assert limits and set(limits) == {profile.max_length}
     assert 0.0 <= row["test"] <= 1.0 and 0.0 <= row["dev"] <= 1.0
     assert row["test_metrics"]["accuracy"] == row["test"] and row["prefix"] == ""
     assert 0.0 <= row["majority"] <= 1.0 and row["model"] == "bundled:minilm"
