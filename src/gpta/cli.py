@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import click
-import yaml
 
+from gpta.config import parse_overrides
 from gpta.errors import GptaUserError
 
 
@@ -166,24 +166,6 @@ def _train_options(func: Callable) -> Callable:
     return func
 
 
-def _parse_set(items: tuple[str, ...]) -> dict[str, Any]:
-    overrides = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise GptaUserError(f"--set {item!r}: expected KEY=VALUE, e.g. --set training.rounds=5")
-        try:
-            overrides[key.strip()] = yaml.safe_load(value) if value else ""
-        except (yaml.YAMLError, RecursionError) as err:
-            problem = getattr(err, "problem", None) or type(err).__name__
-            raise GptaUserError(
-                f"--set {key.strip()}: the value {value!r} is not valid YAML ({problem})",
-                hint=f"quote a text value: --set '{key.strip()}=\"...\"'; lists are written "
-                "[a, b], mappings {k: v}",
-            ) from None
-    return overrides
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="gpta")
 def cli() -> None:
@@ -255,7 +237,7 @@ def train(
         run_resume(resume_dir, quiet=quiet)
         shutdown_ranks()
         return
-    overrides = _parse_set(sets)
+    overrides = parse_overrides(sets)
     if no_cache:
         overrides["assistant.cache"] = False
     overrides.update({k.replace("__", "."): v for k, v in flags.items() if v is not None})
@@ -575,7 +557,7 @@ def llm_check(config_path: str | None, sets: tuple[str, ...]) -> None:
     from gpta.config import load_config
     from gpta.llm.check import check_llm
 
-    config = load_config(config_path, _parse_set(sets))
+    config = load_config(config_path, parse_overrides(sets))
     report = check_llm(config)
     for key, value in report.items():
         click.echo(f"{key}: {value}")

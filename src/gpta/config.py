@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -761,6 +762,45 @@ def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
             )
         node = child
     node[leaf] = value
+
+
+def split_override(
+    item: str, *, option: str = "--set", example: str = "training.rounds=5"
+) -> tuple[str, str]:
+    """``KEY=VALUE`` -> ``(KEY, VALUE)``, both as text (the key stripped of spaces).
+
+    The one reader of ``KEY=VALUE`` items: ``gpta train --set``, ``gpta llm-check --set`` and
+    the benchmarks' ``--set`` all use it (with :func:`read_override_value`). A malformed item
+    is a :class:`GptaUserError` naming ``option`` and showing ``example``.
+    """
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise GptaUserError(f"{option} {item!r}: expected KEY=VALUE, e.g. {option} {example}")
+    return key.strip(), value
+
+
+def read_override_value(key: str, text: str, *, option: str = "--set") -> Any:
+    """The value of an override as YAML reads it, as if written in a config file: ``5`` is
+    a number, ``[a, b]`` a list, ``{k: v}`` a mapping; nothing at all is the empty text."""
+    try:
+        return yaml.safe_load(text) if text else ""
+    except (yaml.YAMLError, RecursionError) as err:
+        problem = getattr(err, "problem", None) or type(err).__name__
+        raise GptaUserError(
+            f"{option} {key}: the value {text!r} is not valid YAML ({problem})",
+            hint=f"quote a text value: {option} '{key}=\"...\"'; lists are written "
+            "[a, b], mappings {k: v}",
+        ) from None
+
+
+def parse_overrides(items: Iterable[str], *, option: str = "--set") -> dict[str, Any]:
+    """``KEY=VALUE`` items -> the ``{dotted key: value}`` overrides :func:`load_config`
+    applies (a later item beats an earlier one of the same key)."""
+    overrides = {}
+    for item in items:
+        key, text = split_override(item, option=option)
+        overrides[key] = read_override_value(key, text, option=option)
+    return overrides
 
 
 def load_config(
