@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from gpta.config import parse_overrides
+from gpta.config import DATA_FORMATS, DEVICES, parse_overrides
 from gpta.errors import GptaUserError
 
 
@@ -66,7 +66,7 @@ TRAIN_OPTIONS: list[tuple[str, str, Any, str]] = [
     (
         "--format",
         "data.format",
-        click.Choice(["auto", "csv", "tsv", "jsonl", "parquet", "datasets", "hub"]),
+        click.Choice(DATA_FORMATS),
         "Input format.",
     ),
     ("--text-column", "data.text_column", str, "Column holding the text."),
@@ -154,7 +154,7 @@ TRAIN_OPTIONS: list[tuple[str, str, Any, str]] = [
     ),
     ("--seed", "seed", int, "Random seed."),
     ("--output-dir", "output_dir", str, "Run directory."),
-    ("--device", "device", click.Choice(["auto", "cpu", "cuda", "mps"]), "Device."),
+    ("--device", "device", click.Choice(DEVICES), "Device."),
 ]
 
 
@@ -414,6 +414,11 @@ def _check_rows(rows: list[dict], where: list[str], columns: list[str], source: 
                 )
 
 
+# what `predict --input` reads: one file of a training format (not a datasets folder or a
+# hub name; auto is the default when no format is given), or text lines
+_INPUT_FORMATS = ("text", *(f for f in DATA_FORMATS if f not in ("auto", "datasets", "hub")))
+
+
 @cli.command()
 @click.option("--model", "model_path", required=True, help="Run directory or its model/ folder.")
 @click.option(
@@ -424,7 +429,7 @@ def _check_rows(rows: list[dict], where: list[str], columns: list[str], source: 
 )
 @click.option(
     "--input-format",
-    type=click.Choice(["text", "csv", "tsv", "jsonl", "parquet"]),
+    type=click.Choice(_INPUT_FORMATS),
     default=None,
     help="Default: from the file extension; text for stdin.",
 )
@@ -435,7 +440,7 @@ def _check_rows(rows: list[dict], where: list[str], columns: list[str], source: 
     default=None,
     help="Write JSONL here instead of stdout.",
 )
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto")
+@click.option("--device", type=click.Choice(DEVICES), default="auto")
 def predict(
     model_path: str,
     source: str,
@@ -482,7 +487,7 @@ def predict(
 @click.option("--data", "source", required=True, help="Labelled CSV/TSV/JSONL/Parquet file.")
 @click.option("--text-column", default=None, help="Default: the column used in training.")
 @click.option("--label-column", default=None, help="Default: the column used in training.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto")
+@click.option("--device", type=click.Choice(DEVICES), default="auto")
 def evaluate(
     model_path: str, source: str, text_column: str | None, label_column: str | None, device: str
 ) -> None:
@@ -734,7 +739,7 @@ def assistant_export(run_dirs: tuple[str, ...], store_dir: str | None, output: s
 @click.option("--learning-rate", default=5e-4, show_default=True, help="Local: LoRA learning rate.")
 @click.option("--rank", default=8, show_default=True, help="Local: LoRA rank.")
 @click.option("--seed", default=0, show_default=True, help="Local: random seed.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto")
+@click.option("--device", type=click.Choice(DEVICES), default="auto")
 @click.option("--submit", is_flag=True, help="OpenAI: upload the JSONL and run a fine-tuning job.")
 @click.option("--base-url", default=None, help="OpenAI: API base URL (default api.openai.com).")
 @click.option(

@@ -12,7 +12,7 @@ import re
 import tomllib
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -41,6 +41,14 @@ REPORT_TO_NAMES = (
 MAX_ROWS = 100_000_000
 MAX_SEED = 2**32 - 1  # numpy's seeds
 
+# The choices that other modules and commands offer too: named once, here.
+DataFormat = Literal["auto", "csv", "tsv", "jsonl", "parquet", "datasets", "hub"]
+DATA_FORMATS: tuple[str, ...] = get_args(DataFormat)  # what gpta.data.read_table reads
+Device = Literal["auto", "cpu", "cuda", "mps"]
+DEVICES: tuple[str, ...] = get_args(Device)
+# The data options that name files: relative to a config file's folder when read from one
+DATA_PATH_KEYS = ("train", "dev", "test", "description_file")
+
 
 class _Section(BaseModel):
     # inf / nan are never a sane learning rate, price or timeout
@@ -57,7 +65,7 @@ class DataConfig(_Section):
     )
     dev: str | None = Field(None, description="Dev (validation) data; split from train if absent.")
     test: str | None = Field(None, description="Test data; split from train if absent.")
-    format: Literal["auto", "csv", "tsv", "jsonl", "parquet", "datasets", "hub"] = "auto"
+    format: DataFormat = "auto"
     text_column: str | None = Field(
         None,
         description="What the model reads: the text (classification), document "
@@ -599,7 +607,7 @@ class GptaConfig(_Section):
     task: Literal["classification", "qa", "multiple_choice", "summarization"] = "classification"
     output_dir: str = "runs/gpta"
     seed: int = Field(0, ge=0, le=MAX_SEED)
-    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    device: Device = "auto"
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
@@ -819,7 +827,7 @@ def load_config(
 
 def _resolve_relative_paths(config: GptaConfig, base: Path, overrides: dict[str, Any]) -> None:
     """Paths written in a config file are relative to that file, not to the working directory."""
-    for key in ("train", "dev", "test", "description_file"):
+    for key in DATA_PATH_KEYS:
         value = getattr(config.data, key)
         if value is None or f"data.{key}" in overrides:
             continue
