@@ -10,11 +10,12 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
 import click
 
-from gpta.config import DATA_FORMATS, DEVICES, parse_overrides
+from gpta.config import DATA_FORMATS, DEVICES, config_field, parse_overrides
 from gpta.errors import GptaUserError
 
 
@@ -53,115 +54,89 @@ def _set_log_format(log_format: str) -> None:
         hf_logging.disable_progress_bar()
 
 
-# flag, config path, type, help. One table, so the flags and the config file cannot drift.
-TRAIN_OPTIONS: list[tuple[str, str, Any, str]] = [
-    (
-        "--train",
-        "data.train",
-        str,
-        "Training data: CSV, TSV, JSONL, Parquet, datasets folder or hub name.",
-    ),
-    ("--dev", "data.dev", str, "Dev data (default: a stratified split of train)."),
-    ("--test", "data.test", str, "Test data (default: a stratified split of train)."),
-    (
-        "--format",
-        "data.format",
-        click.Choice(DATA_FORMATS),
-        "Input format.",
-    ),
-    ("--text-column", "data.text_column", str, "Column holding the text."),
-    ("--label-column", "data.label_column", str, "Column holding the label."),
-    ("--description", "data.description", str, "Dataset description the TA reads."),
-    ("--description-file", "data.description_file", str, "File holding the description."),
-    (
-        "--train-size",
-        "data.train_size",
-        _size,
-        "Low-resource sampling: rows (64) or fraction (0.25).",
-    ),
-    ("--dev-fraction", "data.dev_fraction", float, "Share of train split off as dev."),
-    ("--test-fraction", "data.test_fraction", float, "Share of train split off as test."),
-    ("--model", "model.name_or_path", str, "Downstream model id/folder or bundled:minilm."),
-    ("--max-length", "model.max_length", int, "Max input tokens, prefix included."),
-    ("--rounds", "training.rounds", int, "Synergy rounds."),
-    (
-        "--epochs-per-round",
-        "training.epochs_per_round",
-        int,
-        "Epochs per round (default: the budget rule below).",
-    ),
-    (
-        "--steps-per-round",
-        "training.steps_per_round",
-        int,
-        "Optimizer steps per round (overrides epochs and the budget rule).",
-    ),
-    ("--min-steps", "training.min_steps", int, "Budget rule: at least this many steps in all."),
-    ("--min-epochs", "training.min_epochs", float, "Budget rule: at least this many epochs."),
-    (
-        "--patience",
-        "training.patience",
-        int,
-        "Early stop after N rounds without a better dev score (0: off).",
-    ),
-    ("--learning-rate", "training.learning_rate", float, "Learning rate."),
-    ("--batch-size", "training.batch_size", int, "Training batch size."),
-    (
-        "--gradient-accumulation-steps",
-        "training.gradient_accumulation_steps",
-        int,
-        "Batches per optimizer step.",
-    ),
-    (
-        "--mixed-precision",
-        "training.mixed_precision",
-        click.Choice(["no", "fp16", "bf16"]),
-        "Mixed-precision training (fp16 on CUDA, bf16 on Ampere+ GPUs or recent CPUs).",
-    ),
-    (
-        "--head",
-        "model.head",
-        click.Choice(["sequence", "lm-verbalizer", "cloze"]),
-        "Classification: a new head (sequence), label words scored by a causal LM "
-        "(lm-verbalizer) or at a masked LM's mask (cloze).",
-    ),
-    ("--candidates", "assistant.candidates", int, "TA proposals per round (K)."),
-    ("--ta-model", "assistant.model", str, "TA model id/folder or bundled:smollm2."),
-    (
-        "--ta-backend",
-        "assistant.backend",
-        click.Choice(["local", "llamacpp", "openai"]),
-        "TA backend: local transformers, llama.cpp in process (a GGUF) or an "
-        "OpenAI-compatible server.",
-    ),
-    ("--ta-base-url", "assistant.base_url", str, "OpenAI-compatible server URL (.../v1)."),
-    ("--max-llm-cost", "assistant.max_cost_usd", float, "Stop asking the TA past this many $."),
-    ("--max-llm-tokens", "assistant.max_total_tokens", int, "Stop asking the TA past N tokens."),
-    ("--max-prefix-tokens", "assistant.max_prefix_tokens", int, "Cap on prefix tokens."),
-    ("--screen-size", "assistant.screen_size", int, "Dev rows used to screen candidates."),
-    (
-        "--warm-start-from",
-        "assistant.warm_start",
-        str,
-        "Round-0 prefix from a prefix library id or a finished run directory (no TA call).",
-    ),
-    ("--domain", "data.domain", str, "Domain tag of the run's prefix in the library."),
-    (
-        "--report-to",
-        "training.report_to",
-        name_list,
-        "Trainer logging integrations, comma-separated (tensorboard, mlflow, all, none).",
-    ),
-    ("--seed", "seed", int, "Random seed."),
-    ("--output-dir", "output_dir", str, "Run directory."),
-    ("--device", "device", click.Choice(DEVICES), "Device."),
-]
+# Which config options are `gpta train` flags, and their names (a choice made here, not a
+# fact of the options); each flag's type, choices and help come from its config field.
+TRAIN_FLAGS: dict[str, str] = {
+    "--task": "task",
+    "--train": "data.train",
+    "--dev": "data.dev",
+    "--test": "data.test",
+    "--format": "data.format",
+    "--text-column": "data.text_column",
+    "--label-column": "data.label_column",
+    "--description": "data.description",
+    "--description-file": "data.description_file",
+    "--train-size": "data.train_size",
+    "--dev-fraction": "data.dev_fraction",
+    "--test-fraction": "data.test_fraction",
+    "--model": "model.name_or_path",
+    "--max-length": "model.max_length",
+    "--rounds": "training.rounds",
+    "--epochs-per-round": "training.epochs_per_round",
+    "--steps-per-round": "training.steps_per_round",
+    "--min-steps": "training.min_steps",
+    "--min-epochs": "training.min_epochs",
+    "--patience": "training.patience",
+    "--learning-rate": "training.learning_rate",
+    "--batch-size": "training.batch_size",
+    "--gradient-accumulation-steps": "training.gradient_accumulation_steps",
+    "--mixed-precision": "training.mixed_precision",
+    "--head": "model.head",
+    "--candidates": "assistant.candidates",
+    "--ta-model": "assistant.model",
+    "--ta-backend": "assistant.backend",
+    "--ta-base-url": "assistant.base_url",
+    "--max-llm-cost": "assistant.max_cost_usd",
+    "--max-llm-tokens": "assistant.max_total_tokens",
+    "--max-prefix-tokens": "assistant.max_prefix_tokens",
+    "--screen-size": "assistant.screen_size",
+    "--warm-start-from": "assistant.warm_start",
+    "--domain": "data.domain",
+    "--report-to": "training.report_to",
+    "--seed": "seed",
+    "--output-dir": "output_dir",
+    "--device": "device",
+}
+
+
+def flag_type(annotation: Any) -> Any:
+    """The click type of a flag for a config field's annotation: a Literal's values are
+    the choices; ``int | float`` is a row count or a fraction; a list is comma-separated."""
+    kinds = [kind for kind in get_args(annotation) if kind is not type(None)]
+    if get_origin(annotation) not in (Union, UnionType):
+        kinds = [annotation]
+    if kinds == [int, float]:
+        return _size
+    if len(kinds) == 1:
+        (kind,) = kinds
+        if get_origin(kind) is Literal:
+            return click.Choice(get_args(kind))
+        if get_origin(kind) is list:
+            return name_list
+        if kind in (str, int, float):
+            return kind
+    raise TypeError(f"no flag type for a config option of type {annotation}")
+
+
+def flag_help(dotted: str) -> str:
+    """A flag's help: its config field's description and the option's dotted name."""
+    return f"{config_field(dotted).description} [{dotted}]"
+
+
+_METAVARS = {_size: "ROWS|FRACTION", name_list: "NAME[,NAME...]"}
 
 
 def _train_options(func: Callable) -> Callable:
-    for flag, dotted, kind, help_text in reversed(TRAIN_OPTIONS):
+    for flag, dotted in reversed(TRAIN_FLAGS.items()):
+        field = config_field(dotted)
+        kind = flag_type(field.annotation)
         func = click.option(
-            flag, dotted.replace(".", "__"), type=kind, default=None, help=f"{help_text} [{dotted}]"
+            flag,
+            dotted.replace(".", "__"),
+            type=kind,
+            default=None,
+            metavar=_METAVARS.get(kind),
+            help=flag_help(dotted),
         )(func)
     return func
 
@@ -172,7 +147,7 @@ def cli() -> None:
     """GPTA: fine-tune a small model with an LLM teaching assistant writing its prefix."""
 
 
-@cli.command()
+@cli.command(context_settings={"max_content_width": 100})  # long option help: use the width
 @click.option(
     "--config",
     "config_path",

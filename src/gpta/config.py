@@ -23,6 +23,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 
 from gpta.errors import GptaUserError
 
@@ -65,7 +66,11 @@ class DataConfig(_Section):
     )
     dev: str | None = Field(None, description="Dev (validation) data; split from train if absent.")
     test: str | None = Field(None, description="Test data; split from train if absent.")
-    format: DataFormat = "auto"
+    format: DataFormat = Field(
+        "auto",
+        description="Input format. auto: from the file extension; a folder is a datasets "
+        "folder, a name that is not an existing path a hub dataset.",
+    )
     text_column: str | None = Field(
         None,
         description="What the model reads: the text (classification), document "
@@ -85,8 +90,12 @@ class DataConfig(_Section):
     train_size: int | float | None = Field(
         None, description="Low-resource sampling: a row count (int) or a fraction in (0, 1]."
     )
-    dev_fraction: float = Field(0.15, gt=0, lt=1)
-    test_fraction: float = Field(0.15, gt=0, lt=1)
+    dev_fraction: float = Field(
+        0.15, gt=0, lt=1, description="Share of train split off as dev when dev is absent."
+    )
+    test_fraction: float = Field(
+        0.15, gt=0, lt=1, description="Share of train split off as test when test is absent."
+    )
     domain: str | None = Field(
         None,
         description="A domain tag for the prefix library (e.g. 'sentiment', 'reviews'); "
@@ -231,11 +240,13 @@ class TrainingConfig(_Section):
         le=10,
         description="Peak learning rate (AdamW, linear warm-up and decay over the budget).",
     )
-    batch_size: int = Field(16, ge=1, le=4096)
+    batch_size: int = Field(16, ge=1, le=4096, description="Training batch size.")
     eval_batch_size: int = Field(64, ge=1, le=4096)
     weight_decay: float = Field(0.01, ge=0, le=10)
     warmup_ratio: float = Field(0.06, ge=0, lt=1)
-    gradient_accumulation_steps: int = Field(1, ge=1, le=1024)
+    gradient_accumulation_steps: int = Field(
+        1, ge=1, le=1024, description="Batches per optimizer step."
+    )
     mixed_precision: Literal["no", "fp16", "bf16"] = Field(
         "no",
         description="Mixed-precision training through the Trainer/Accelerate autocast: fp16 "
@@ -257,8 +268,8 @@ class TrainingConfig(_Section):
     )
     report_to: list[str] = Field(
         default_factory=lambda: ["none"],
-        description="The Trainer's logging integrations (e.g. ['tensorboard'], ['mlflow'], "
-        "['all'] = every one installed); ['none'] logs nowhere. Logs go to output_dir/logs.",
+        description="The Trainer's logging integrations (e.g. tensorboard, mlflow; all: every "
+        "one installed; none: nowhere). Logs go to output_dir/logs.",
     )
 
     @field_validator("report_to")
@@ -604,10 +615,16 @@ class PrivacyConfig(_Section):
 class GptaConfig(_Section):
     """A whole GPTA run."""
 
-    task: Literal["classification", "qa", "multiple_choice", "summarization"] = "classification"
-    output_dir: str = "runs/gpta"
-    seed: int = Field(0, ge=0, le=MAX_SEED)
-    device: Device = "auto"
+    task: Literal["classification", "qa", "multiple_choice", "summarization"] = Field(
+        "classification",
+        description="The task family: classification, qa (extractive question answering), "
+        "multiple_choice or summarization.",
+    )
+    output_dir: str = Field("runs/gpta", description="Run directory.")
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="Random seed.")
+    device: Device = Field(
+        "auto", description="The downstream model's device; auto: CUDA, then MPS, then CPU."
+    )
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
@@ -661,6 +678,16 @@ class GptaConfig(_Section):
             hint="set data.description (--description) or data.description_file "
             "(--description-file)",
         )
+
+
+def config_field(dotted: str) -> FieldInfo:
+    """The field of :class:`GptaConfig` at a dotted path (``training.rounds``): its type,
+    default and description (the help of the `gpta train` flag that sets it)."""
+    model: Any = GptaConfig
+    *sections, leaf = dotted.split(".")
+    for name in sections:
+        model = model.model_fields[name].annotation
+    return model.model_fields[leaf]
 
 
 def _format_validation_error(err: ValidationError, source: str) -> str:
