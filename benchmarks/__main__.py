@@ -37,6 +37,8 @@ from benchmarks.profiles import (
     setting,
 )
 from benchmarks.table import read_results, write_markdown
+from gpta.config import read_override_value, split_override
+from gpta.errors import GptaUserError
 
 SECOND_PASS = ("transfer", "gpta-tuned")
 
@@ -118,28 +120,38 @@ def apply_settings(profile: Profile, items: list[str]) -> Profile:
     profile's per-dataset value of the same key (e.g. squad's ``max_length``)."""
     changes: dict[str, Any] = {}
     for item in items:
-        key, _, value = item.partition("=")
-        if key not in SETTINGS:
-            raise usage_error(
-                f"--set {item}: {key!r} is not a profile setting; known: {', '.join(SETTINGS)}"
-            )
-        try:
-            new = json.loads(value)
-        except json.JSONDecodeError:
-            new = value
-        changes[key] = _typed_setting(profile, key, new, item)
+        try:  # gpta's own KEY=VALUE reader: a value means what it means in a config file
+            key, text = split_override(item, example="rounds=2")
+            if key not in SETTINGS:
+                raise usage_error(
+                    f"--set {item}: {key!r} is not a profile setting; known: {', '.join(SETTINGS)}"
+                )
+            new = read_override_value(key, text)
+        except GptaUserError as err:
+            raise usage_error(err.message + (f"; fix: {err.hint}" if err.hint else "")) from None
+        changes[key] = _typed_setting(profile, key, new, text, item)
         profile = profile.without_override(key)
     return profile.with_(**changes)
 
 
-def _typed_setting(profile: Profile, key: str, value: Any, item: str) -> Any:
-    """``value`` if it has the type of the profile's own value of ``key`` (a JSON list for a
-    tuple, an int for a float, null where the setting may be None), else a usage error."""
+def _typed_setting(profile: Profile, key: str, value: Any, text: str, item: str) -> Any:
+    """``value`` if it has the type of the profile's own value of ``key`` (a list for a
+    tuple, an int for a float, null where the setting may be None), else a usage error.
+    A text setting takes the text as written (YAML reads ``no`` as false), and a number
+    setting a number YAML leaves as text (``1e-4``: YAML 1.1 floats need a dot)."""
     current = getattr(profile, key)
+    declared = str(Profile.__dataclass_fields__[key].type)
     if isinstance(current, tuple) and isinstance(value, list):
         return tuple(value)
-    if value is None and "None" in str(Profile.__dataclass_fields__[key].type):
+    if value is None and "None" in declared:
         return None
+    if isinstance(current, str):
+        return value if isinstance(value, str) else text
+    if "float" in declared and isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
     if current is None or isinstance(value, type(current)):
         return value
     if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):

@@ -10,11 +10,12 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
 import click
-import yaml
 
+from gpta.config import DATA_FORMATS, DEVICES, config_field, parse_overrides
 from gpta.errors import GptaUserError
 
 
@@ -53,135 +54,91 @@ def _set_log_format(log_format: str) -> None:
         hf_logging.disable_progress_bar()
 
 
-# flag, config path, type, help. One table, so the flags and the config file cannot drift.
-TRAIN_OPTIONS: list[tuple[str, str, Any, str]] = [
-    (
-        "--train",
-        "data.train",
-        str,
-        "Training data: CSV, TSV, JSONL, Parquet, datasets folder or hub name.",
-    ),
-    ("--dev", "data.dev", str, "Dev data (default: a stratified split of train)."),
-    ("--test", "data.test", str, "Test data (default: a stratified split of train)."),
-    (
-        "--format",
-        "data.format",
-        click.Choice(["auto", "csv", "tsv", "jsonl", "parquet", "datasets", "hub"]),
-        "Input format.",
-    ),
-    ("--text-column", "data.text_column", str, "Column holding the text."),
-    ("--label-column", "data.label_column", str, "Column holding the label."),
-    ("--description", "data.description", str, "Dataset description the TA reads."),
-    ("--description-file", "data.description_file", str, "File holding the description."),
-    (
-        "--train-size",
-        "data.train_size",
-        _size,
-        "Low-resource sampling: rows (64) or fraction (0.25).",
-    ),
-    ("--dev-fraction", "data.dev_fraction", float, "Share of train split off as dev."),
-    ("--test-fraction", "data.test_fraction", float, "Share of train split off as test."),
-    ("--model", "model.name_or_path", str, "Downstream model id/folder or bundled:minilm."),
-    ("--max-length", "model.max_length", int, "Max input tokens, prefix included."),
-    ("--rounds", "training.rounds", int, "Synergy rounds."),
-    (
-        "--epochs-per-round",
-        "training.epochs_per_round",
-        int,
-        "Epochs per round (default: the budget rule below).",
-    ),
-    (
-        "--steps-per-round",
-        "training.steps_per_round",
-        int,
-        "Optimizer steps per round (overrides epochs and the budget rule).",
-    ),
-    ("--min-steps", "training.min_steps", int, "Budget rule: at least this many steps in all."),
-    ("--min-epochs", "training.min_epochs", float, "Budget rule: at least this many epochs."),
-    (
-        "--patience",
-        "training.patience",
-        int,
-        "Early stop after N rounds without a better dev score (0: off).",
-    ),
-    ("--learning-rate", "training.learning_rate", float, "Learning rate."),
-    ("--batch-size", "training.batch_size", int, "Training batch size."),
-    (
-        "--gradient-accumulation-steps",
-        "training.gradient_accumulation_steps",
-        int,
-        "Batches per optimizer step.",
-    ),
-    (
-        "--mixed-precision",
-        "training.mixed_precision",
-        click.Choice(["no", "fp16", "bf16"]),
-        "Mixed-precision training (fp16 on CUDA, bf16 on Ampere+ GPUs or recent CPUs).",
-    ),
-    (
-        "--head",
-        "model.head",
-        click.Choice(["sequence", "lm-verbalizer", "cloze"]),
-        "Classification: a new head (sequence), label words scored by a causal LM "
-        "(lm-verbalizer) or at a masked LM's mask (cloze).",
-    ),
-    ("--candidates", "assistant.candidates", int, "TA proposals per round (K)."),
-    ("--ta-model", "assistant.model", str, "TA model id/folder or bundled:smollm2."),
-    (
-        "--ta-backend",
-        "assistant.backend",
-        click.Choice(["local", "llamacpp", "openai"]),
-        "TA backend: local transformers, llama.cpp in process (a GGUF) or an "
-        "OpenAI-compatible server.",
-    ),
-    ("--ta-base-url", "assistant.base_url", str, "OpenAI-compatible server URL (.../v1)."),
-    ("--max-llm-cost", "assistant.max_cost_usd", float, "Stop asking the TA past this many $."),
-    ("--max-llm-tokens", "assistant.max_total_tokens", int, "Stop asking the TA past N tokens."),
-    ("--max-prefix-tokens", "assistant.max_prefix_tokens", int, "Cap on prefix tokens."),
-    ("--screen-size", "assistant.screen_size", int, "Dev rows used to screen candidates."),
-    (
-        "--warm-start-from",
-        "assistant.warm_start",
-        str,
-        "Round-0 prefix from a prefix library id or a finished run directory (no TA call).",
-    ),
-    ("--domain", "data.domain", str, "Domain tag of the run's prefix in the library."),
-    (
-        "--report-to",
-        "training.report_to",
-        name_list,
-        "Trainer logging integrations, comma-separated (tensorboard, mlflow, all, none).",
-    ),
-    ("--seed", "seed", int, "Random seed."),
-    ("--output-dir", "output_dir", str, "Run directory."),
-    ("--device", "device", click.Choice(["auto", "cpu", "cuda", "mps"]), "Device."),
-]
+# Which config options are `gpta train` flags, and their names (a choice made here, not a
+# fact of the options); each flag's type, choices and help come from its config field.
+TRAIN_FLAGS: dict[str, str] = {
+    "--task": "task",
+    "--train": "data.train",
+    "--dev": "data.dev",
+    "--test": "data.test",
+    "--format": "data.format",
+    "--text-column": "data.text_column",
+    "--label-column": "data.label_column",
+    "--description": "data.description",
+    "--description-file": "data.description_file",
+    "--train-size": "data.train_size",
+    "--dev-fraction": "data.dev_fraction",
+    "--test-fraction": "data.test_fraction",
+    "--model": "model.name_or_path",
+    "--max-length": "model.max_length",
+    "--rounds": "training.rounds",
+    "--epochs-per-round": "training.epochs_per_round",
+    "--steps-per-round": "training.steps_per_round",
+    "--min-steps": "training.min_steps",
+    "--min-epochs": "training.min_epochs",
+    "--patience": "training.patience",
+    "--learning-rate": "training.learning_rate",
+    "--batch-size": "training.batch_size",
+    "--gradient-accumulation-steps": "training.gradient_accumulation_steps",
+    "--mixed-precision": "training.mixed_precision",
+    "--head": "model.head",
+    "--candidates": "assistant.candidates",
+    "--ta-model": "assistant.model",
+    "--ta-backend": "assistant.backend",
+    "--ta-base-url": "assistant.base_url",
+    "--max-llm-cost": "assistant.max_cost_usd",
+    "--max-llm-tokens": "assistant.max_total_tokens",
+    "--max-prefix-tokens": "assistant.max_prefix_tokens",
+    "--screen-size": "assistant.screen_size",
+    "--warm-start-from": "assistant.warm_start",
+    "--domain": "data.domain",
+    "--report-to": "training.report_to",
+    "--seed": "seed",
+    "--output-dir": "output_dir",
+    "--device": "device",
+}
+
+
+def flag_type(annotation: Any) -> Any:
+    """The click type of a flag for a config field's annotation: a Literal's values are
+    the choices; ``int | float`` is a row count or a fraction; a list is comma-separated."""
+    kinds = [kind for kind in get_args(annotation) if kind is not type(None)]
+    if get_origin(annotation) not in (Union, UnionType):
+        kinds = [annotation]
+    if kinds == [int, float]:
+        return _size
+    if len(kinds) == 1:
+        (kind,) = kinds
+        if get_origin(kind) is Literal:
+            return click.Choice(get_args(kind))
+        if get_origin(kind) is list:
+            return name_list
+        if kind in (str, int, float):
+            return kind
+    raise TypeError(f"no flag type for a config option of type {annotation}")
+
+
+def flag_help(dotted: str) -> str:
+    """A flag's help: its config field's description and the option's dotted name."""
+    return f"{config_field(dotted).description} [{dotted}]"
+
+
+_METAVARS = {_size: "ROWS|FRACTION", name_list: "NAME[,NAME...]"}
 
 
 def _train_options(func: Callable) -> Callable:
-    for flag, dotted, kind, help_text in reversed(TRAIN_OPTIONS):
+    for flag, dotted in reversed(TRAIN_FLAGS.items()):
+        field = config_field(dotted)
+        kind = flag_type(field.annotation)
         func = click.option(
-            flag, dotted.replace(".", "__"), type=kind, default=None, help=f"{help_text} [{dotted}]"
+            flag,
+            dotted.replace(".", "__"),
+            type=kind,
+            default=None,
+            metavar=_METAVARS.get(kind),
+            help=flag_help(dotted),
         )(func)
     return func
-
-
-def _parse_set(items: tuple[str, ...]) -> dict[str, Any]:
-    overrides = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise GptaUserError(f"--set {item!r}: expected KEY=VALUE, e.g. --set training.rounds=5")
-        try:
-            overrides[key.strip()] = yaml.safe_load(value) if value else ""
-        except (yaml.YAMLError, RecursionError) as err:
-            problem = getattr(err, "problem", None) or type(err).__name__
-            raise GptaUserError(
-                f"--set {key.strip()}: the value {value!r} is not valid YAML ({problem})",
-                hint=f"quote a text value: --set '{key.strip()}=\"...\"'; lists are written "
-                "[a, b], mappings {k: v}",
-            ) from None
-    return overrides
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -190,7 +147,7 @@ def cli() -> None:
     """GPTA: fine-tune a small model with an LLM teaching assistant writing its prefix."""
 
 
-@cli.command()
+@cli.command(context_settings={"max_content_width": 100})  # long option help: use the width
 @click.option(
     "--config",
     "config_path",
@@ -255,7 +212,7 @@ def train(
         run_resume(resume_dir, quiet=quiet)
         shutdown_ranks()
         return
-    overrides = _parse_set(sets)
+    overrides = parse_overrides(sets)
     if no_cache:
         overrides["assistant.cache"] = False
     overrides.update({k.replace("__", "."): v for k, v in flags.items() if v is not None})
@@ -432,6 +389,11 @@ def _check_rows(rows: list[dict], where: list[str], columns: list[str], source: 
                 )
 
 
+# what `predict --input` reads: one file of a training format (not a datasets folder or a
+# hub name; auto is the default when no format is given), or text lines
+_INPUT_FORMATS = ("text", *(f for f in DATA_FORMATS if f not in ("auto", "datasets", "hub")))
+
+
 @cli.command()
 @click.option("--model", "model_path", required=True, help="Run directory or its model/ folder.")
 @click.option(
@@ -442,7 +404,7 @@ def _check_rows(rows: list[dict], where: list[str], columns: list[str], source: 
 )
 @click.option(
     "--input-format",
-    type=click.Choice(["text", "csv", "tsv", "jsonl", "parquet"]),
+    type=click.Choice(_INPUT_FORMATS),
     default=None,
     help="Default: from the file extension; text for stdin.",
 )
@@ -453,7 +415,7 @@ def _check_rows(rows: list[dict], where: list[str], columns: list[str], source: 
     default=None,
     help="Write JSONL here instead of stdout.",
 )
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto")
+@click.option("--device", type=click.Choice(DEVICES), default="auto")
 def predict(
     model_path: str,
     source: str,
@@ -500,7 +462,7 @@ def predict(
 @click.option("--data", "source", required=True, help="Labelled CSV/TSV/JSONL/Parquet file.")
 @click.option("--text-column", default=None, help="Default: the column used in training.")
 @click.option("--label-column", default=None, help="Default: the column used in training.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto")
+@click.option("--device", type=click.Choice(DEVICES), default="auto")
 def evaluate(
     model_path: str, source: str, text_column: str | None, label_column: str | None, device: str
 ) -> None:
@@ -575,7 +537,7 @@ def llm_check(config_path: str | None, sets: tuple[str, ...]) -> None:
     from gpta.config import load_config
     from gpta.llm.check import check_llm
 
-    config = load_config(config_path, _parse_set(sets))
+    config = load_config(config_path, parse_overrides(sets))
     report = check_llm(config)
     for key, value in report.items():
         click.echo(f"{key}: {value}")
@@ -752,7 +714,7 @@ def assistant_export(run_dirs: tuple[str, ...], store_dir: str | None, output: s
 @click.option("--learning-rate", default=5e-4, show_default=True, help="Local: LoRA learning rate.")
 @click.option("--rank", default=8, show_default=True, help="Local: LoRA rank.")
 @click.option("--seed", default=0, show_default=True, help="Local: random seed.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="auto")
+@click.option("--device", type=click.Choice(DEVICES), default="auto")
 @click.option("--submit", is_flag=True, help="OpenAI: upload the JSONL and run a fine-tuning job.")
 @click.option("--base-url", default=None, help="OpenAI: API base URL (default api.openai.com).")
 @click.option(

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -22,6 +23,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 
 from gpta.errors import GptaUserError
 
@@ -40,6 +42,14 @@ REPORT_TO_NAMES = (
 MAX_ROWS = 100_000_000
 MAX_SEED = 2**32 - 1  # numpy's seeds
 
+# The choices that other modules and commands offer too: named once, here.
+DataFormat = Literal["auto", "csv", "tsv", "jsonl", "parquet", "datasets", "hub"]
+DATA_FORMATS: tuple[str, ...] = get_args(DataFormat)  # what gpta.data.read_table reads
+Device = Literal["auto", "cpu", "cuda", "mps"]
+DEVICES: tuple[str, ...] = get_args(Device)
+# The data options that name files: relative to a config file's folder when read from one
+DATA_PATH_KEYS = ("train", "dev", "test", "description_file")
+
 
 class _Section(BaseModel):
     # inf / nan are never a sane learning rate, price or timeout
@@ -56,7 +66,11 @@ class DataConfig(_Section):
     )
     dev: str | None = Field(None, description="Dev (validation) data; split from train if absent.")
     test: str | None = Field(None, description="Test data; split from train if absent.")
-    format: Literal["auto", "csv", "tsv", "jsonl", "parquet", "datasets", "hub"] = "auto"
+    format: DataFormat = Field(
+        "auto",
+        description="Input format. auto: from the file extension; a folder is a datasets "
+        "folder, a name that is not an existing path a hub dataset.",
+    )
     text_column: str | None = Field(
         None,
         description="What the model reads: the text (classification), document "
@@ -76,8 +90,12 @@ class DataConfig(_Section):
     train_size: int | float | None = Field(
         None, description="Low-resource sampling: a row count (int) or a fraction in (0, 1]."
     )
-    dev_fraction: float = Field(0.15, gt=0, lt=1)
-    test_fraction: float = Field(0.15, gt=0, lt=1)
+    dev_fraction: float = Field(
+        0.15, gt=0, lt=1, description="Share of train split off as dev when dev is absent."
+    )
+    test_fraction: float = Field(
+        0.15, gt=0, lt=1, description="Share of train split off as test when test is absent."
+    )
     domain: str | None = Field(
         None,
         description="A domain tag for the prefix library (e.g. 'sentiment', 'reviews'); "
@@ -222,11 +240,13 @@ class TrainingConfig(_Section):
         le=10,
         description="Peak learning rate (AdamW, linear warm-up and decay over the budget).",
     )
-    batch_size: int = Field(16, ge=1, le=4096)
+    batch_size: int = Field(16, ge=1, le=4096, description="Training batch size.")
     eval_batch_size: int = Field(64, ge=1, le=4096)
     weight_decay: float = Field(0.01, ge=0, le=10)
     warmup_ratio: float = Field(0.06, ge=0, lt=1)
-    gradient_accumulation_steps: int = Field(1, ge=1, le=1024)
+    gradient_accumulation_steps: int = Field(
+        1, ge=1, le=1024, description="Batches per optimizer step."
+    )
     mixed_precision: Literal["no", "fp16", "bf16"] = Field(
         "no",
         description="Mixed-precision training through the Trainer/Accelerate autocast: fp16 "
@@ -248,8 +268,8 @@ class TrainingConfig(_Section):
     )
     report_to: list[str] = Field(
         default_factory=lambda: ["none"],
-        description="The Trainer's logging integrations (e.g. ['tensorboard'], ['mlflow'], "
-        "['all'] = every one installed); ['none'] logs nowhere. Logs go to output_dir/logs.",
+        description="The Trainer's logging integrations (e.g. tensorboard, mlflow; all: every "
+        "one installed; none: nowhere). Logs go to output_dir/logs.",
     )
 
     @field_validator("report_to")
@@ -595,10 +615,16 @@ class PrivacyConfig(_Section):
 class GptaConfig(_Section):
     """A whole GPTA run."""
 
-    task: Literal["classification", "qa", "multiple_choice", "summarization"] = "classification"
-    output_dir: str = "runs/gpta"
-    seed: int = Field(0, ge=0, le=MAX_SEED)
-    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    task: Literal["classification", "qa", "multiple_choice", "summarization"] = Field(
+        "classification",
+        description="The task family: classification, qa (extractive question answering), "
+        "multiple_choice or summarization.",
+    )
+    output_dir: str = Field("runs/gpta", description="Run directory.")
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="Random seed.")
+    device: Device = Field(
+        "auto", description="The downstream model's device; auto: CUDA, then MPS, then CPU."
+    )
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
@@ -652,6 +678,16 @@ class GptaConfig(_Section):
             hint="set data.description (--description) or data.description_file "
             "(--description-file)",
         )
+
+
+def config_field(dotted: str) -> FieldInfo:
+    """The field of :class:`GptaConfig` at a dotted path (``training.rounds``): its type,
+    default and description (the help of the `gpta train` flag that sets it)."""
+    model: Any = GptaConfig
+    *sections, leaf = dotted.split(".")
+    for name in sections:
+        model = model.model_fields[name].annotation
+    return model.model_fields[leaf]
 
 
 def _format_validation_error(err: ValidationError, source: str) -> str:
@@ -763,6 +799,45 @@ def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
     node[leaf] = value
 
 
+def split_override(
+    item: str, *, option: str = "--set", example: str = "training.rounds=5"
+) -> tuple[str, str]:
+    """``KEY=VALUE`` -> ``(KEY, VALUE)``, both as text (the key stripped of spaces).
+
+    The one reader of ``KEY=VALUE`` items: ``gpta train --set``, ``gpta llm-check --set`` and
+    the benchmarks' ``--set`` all use it (with :func:`read_override_value`). A malformed item
+    is a :class:`GptaUserError` naming ``option`` and showing ``example``.
+    """
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise GptaUserError(f"{option} {item!r}: expected KEY=VALUE, e.g. {option} {example}")
+    return key.strip(), value
+
+
+def read_override_value(key: str, text: str, *, option: str = "--set") -> Any:
+    """The value of an override as YAML reads it, as if written in a config file: ``5`` is
+    a number, ``[a, b]`` a list, ``{k: v}`` a mapping; nothing at all is the empty text."""
+    try:
+        return yaml.safe_load(text) if text else ""
+    except (yaml.YAMLError, RecursionError) as err:
+        problem = getattr(err, "problem", None) or type(err).__name__
+        raise GptaUserError(
+            f"{option} {key}: the value {text!r} is not valid YAML ({problem})",
+            hint=f"quote a text value: {option} '{key}=\"...\"'; lists are written "
+            "[a, b], mappings {k: v}",
+        ) from None
+
+
+def parse_overrides(items: Iterable[str], *, option: str = "--set") -> dict[str, Any]:
+    """``KEY=VALUE`` items -> the ``{dotted key: value}`` overrides :func:`load_config`
+    applies (a later item beats an earlier one of the same key)."""
+    overrides = {}
+    for item in items:
+        key, text = split_override(item, option=option)
+        overrides[key] = read_override_value(key, text, option=option)
+    return overrides
+
+
 def load_config(
     path: str | Path | None = None, overrides: dict[str, Any] | None = None
 ) -> GptaConfig:
@@ -779,7 +854,7 @@ def load_config(
 
 def _resolve_relative_paths(config: GptaConfig, base: Path, overrides: dict[str, Any]) -> None:
     """Paths written in a config file are relative to that file, not to the working directory."""
-    for key in ("train", "dev", "test", "description_file"):
+    for key in DATA_PATH_KEYS:
         value = getattr(config.data, key)
         if value is None or f"data.{key}" in overrides:
             continue

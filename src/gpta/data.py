@@ -35,12 +35,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from gpta.config import DATA_FORMATS
 from gpta.errors import GptaUserError
 
 if TYPE_CHECKING:
     import datasets
-
-FORMATS = ("auto", "csv", "tsv", "jsonl", "parquet", "datasets", "hub")
 
 _EXTENSION_FORMATS = {
     ".csv": "csv",
@@ -219,10 +218,10 @@ def _split_names(dataset_dict: datasets.DatasetDict, label: str) -> dict[str, st
 
 def _resolve_format(source: str | Path, fmt: str) -> str:
     """The concrete reader for ``source``: csv, tsv, jsonl, json, parquet, datasets or hub."""
-    if fmt not in FORMATS:
+    if fmt not in DATA_FORMATS:
         raise GptaUserError(
             f"unknown data format {fmt!r} for {source}",
-            hint=f"use one of: {', '.join(FORMATS)}",
+            hint=f"use one of: {', '.join(DATA_FORMATS)}",
         )
     if fmt == "hub" or (isinstance(source, str) and source.startswith(_HUB_PREFIX)):
         return "hub"
