@@ -191,7 +191,7 @@ def prepare_run_dir(path: str | Path, *, overwrite: bool, ranks: Ranks | None = 
     if it fails before its first complete round. Every process checks (and fails alike)
     before the main process changes anything.
     """
-    from gpta import __version__
+    from gpta._version import __version__
     from gpta.fileio import make_dir
 
     ranks = ranks or Ranks()
