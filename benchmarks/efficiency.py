@@ -59,8 +59,8 @@ def throughput(config_dict: dict[str, Any], *, repeats: int = 4) -> dict[str, An
     from transformers import TrainingArguments, set_seed
 
     from gpta.config import build_config
-    from gpta.downstream.device import resolve_device
     from gpta.downstream.training import build_trainer
+    from gpta.modeling.device import resolve_device
     from gpta.run import load_data
     from gpta.tasks import build_task
 
@@ -241,7 +241,7 @@ def screening(
     from transformers import set_seed
 
     from gpta.config import build_config
-    from gpta.downstream.device import resolve_device
+    from gpta.modeling.device import resolve_device
     from gpta.run import load_data
     from gpta.tasks import build_task
 

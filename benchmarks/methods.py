@@ -470,7 +470,7 @@ def run_frozen_lr(config_dict: dict[str, Any]) -> dict[str, Any]:
     from sklearn.linear_model import LogisticRegression
 
     from gpta.bundled import resolve_model_path
-    from gpta.downstream.device import resolve_device
+    from gpta.modeling.device import resolve_device
 
     config, tables, task, started = _anchor_setup(config_dict, "frozen-lr")
     name = config.model.resolved_name(config.task)
@@ -559,8 +559,8 @@ def run_setfit(config_dict: dict[str, Any], *, steps: str = "budget") -> dict[st
     from transformers.utils import logging as hf_logging
 
     from gpta.bundled import resolve_model_path
-    from gpta.downstream.device import resolve_device
     from gpta.downstream.training import round_budget
+    from gpta.modeling.device import resolve_device
 
     if steps not in ("budget", "recipe"):
         raise ValueError(f"setfit steps must be 'budget' or 'recipe', not {steps!r}")
@@ -649,9 +649,9 @@ def run_prompt_tuning(config_dict: dict[str, Any], *, learning_rate: float) -> d
 
     from gpta.bundled import resolve_model_path
     from gpta.config import build_config
-    from gpta.downstream.device import resolve_device
-    from gpta.downstream.model import load_pretrained
     from gpta.downstream.training import RoundDataset, round_budget
+    from gpta.modeling.device import resolve_device
+    from gpta.modeling.loading import load_pretrained
     from gpta.run import load_data
     from gpta.tasks import build_task
 

@@ -145,7 +145,7 @@ class ZeroShot:
         from transformers import AutoModelForCausalLM
 
         from gpta.data import Table
-        from gpta.downstream.model import load_pretrained
+        from gpta.modeling.loading import load_pretrained
         from gpta.tasks import build_task
 
         dataset = DATASETS["twitter"]

@@ -26,8 +26,8 @@ from gpta.bundled import resolve_model_path
 from gpta.config import AssistantConfig, TrainingConfig, build_config
 from gpta.data import Table
 from gpta.downstream.pipeline import GptaPipeline
-from gpta.downstream.pooled import PooledClassifier, Pooling, read_pooling
 from gpta.downstream.training import PrefixCollator, preserved_rng, round_budget
+from gpta.modeling.pooled import PooledClassifier, Pooling, read_pooling
 from gpta.progress import Progress
 from gpta.run import _check_majority
 from gpta.tasks.base import Screening, paired_p_value

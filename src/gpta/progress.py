@@ -15,7 +15,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 from rich.console import Console
 from rich.errors import MarkupError
@@ -23,8 +23,54 @@ from rich.markup import escape
 from rich.table import Table as RichTable
 from rich.text import Text
 
-if TYPE_CHECKING:
-    from gpta.assistant import ProposalBatch, RoundRecord
+
+# What is shown of the assistant's objects, as protocols: progress sits at the bottom of the
+# house (training, the assistant and the loop all print through it), so it cannot import
+# them. gpta.assistant's ParsedProposal, ProposalBatch and RoundRecord satisfy these.
+class ShownProposal(Protocol):
+    """One TA proposal: the cleaned prefix, or None and why it was rejected."""
+
+    @property
+    def prefix(self) -> str | None: ...
+
+    @property
+    def reason(self) -> str | None: ...
+
+
+class ShownBatch(Protocol):
+    """What one TA request produced (``gpta.assistant.ProposalBatch``)."""
+
+    @property
+    def proposals(self) -> Sequence[ShownProposal]: ...
+
+    @property
+    def seconds(self) -> float: ...
+
+    @property
+    def error(self) -> str | None: ...
+
+    @property
+    def valid(self) -> list[str]: ...
+
+
+class ShownRound(Protocol):
+    """One training round and its dev evaluation (``gpta.assistant.RoundRecord``)."""
+
+    @property
+    def round(self) -> int: ...
+
+    @property
+    def prefix(self) -> str: ...
+
+    @property
+    def dev_score(self) -> float: ...
+
+    @property
+    def dev_loss(self) -> float | None: ...
+
+    @property
+    def train_loss(self) -> float | None: ...
+
 
 LogFormat = Literal["text", "json"]
 _settings: dict[str, Any] = {"log_format": "text"}
@@ -123,7 +169,7 @@ class Progress:
             return
         self.info(f"[bold]TA[/] proposing prefixes for round {round_index} …")
 
-    def ta_done(self, batch: ProposalBatch) -> None:
+    def ta_done(self, batch: ShownBatch) -> None:
         if self.json:
             if not self.quiet:
                 emit_json(
@@ -201,7 +247,7 @@ class Progress:
         mean = sum(self._round_seconds) / len(self._round_seconds)
         return mean * max(0, rounds - round_index - 1)
 
-    def round_done(self, record: RoundRecord, metric: str, is_best: bool, rounds: int) -> None:
+    def round_done(self, record: ShownRound, metric: str, is_best: bool, rounds: int) -> None:
         now = time.perf_counter()
         # the time since the previous round ended: this round's training, and the previous
         # round's TA and screening (which ran between the two)
@@ -234,7 +280,7 @@ class Progress:
     def summary(
         self,
         run_dir: str,
-        rounds: Sequence[RoundRecord],
+        rounds: Sequence[ShownRound],
         metric: str,
         best_round: int,
         test_metrics: dict[str, Any] | None,

@@ -39,13 +39,13 @@ from gpta.config import GptaConfig, dump_config, load_config
 from gpta.data import Table, read_splits, require_columns, sample_rows, stratified_split
 from gpta.distributed import Ranks, init_ranks
 from gpta.downstream.artifact import save_model, write_manifest
-from gpta.downstream.device import resolve_device
 from gpta.downstream.pipeline import GptaPipeline
 from gpta.downstream.training import build_trainer, round_budget
 from gpta.errors import GptaUserError
 from gpta.library import record_run, resolve_warm_start
 from gpta.llm import make_chat_model
 from gpta.llm.usage import UsageMeter
+from gpta.modeling.device import resolve_device
 from gpta.privacy import build_exposure
 from gpta.progress import Progress, warn
 from gpta.synergy import SynergyLoop
@@ -191,7 +191,7 @@ def prepare_run_dir(path: str | Path, *, overwrite: bool, ranks: Ranks | None = 
     if it fails before its first complete round. Every process checks (and fails alike)
     before the main process changes anything.
     """
-    from gpta import __version__
+    from gpta._version import __version__
     from gpta.fileio import make_dir
 
     ranks = ranks or Ranks()
@@ -274,7 +274,7 @@ def _check_models(config: GptaConfig) -> None:
 def _check_loadable(option: str, name: str, resolve: Any) -> None:
     from transformers import AutoConfig, AutoTokenizer
 
-    from gpta.downstream.model import quiet_loading
+    from gpta.modeling.loading import quiet_loading
 
     path = resolve(name)
     if path.endswith(".gguf") and Path(path).is_file():  # de-quantized by its loader

@@ -370,7 +370,7 @@ def _head_check(task: Any, words: dict[str, str], tokenizer: Any) -> tuple[Any, 
 
 
 def _load_pretrained(head: str, model_name: str) -> tuple[Any, Any]:
-    from gpta.downstream.model import load_pretrained
+    from gpta.modeling.loading import load_pretrained
 
     if head == "lm-verbalizer":
         from transformers import AutoModelForCausalLM
@@ -397,9 +397,9 @@ def _ask(
 ) -> tuple[list[str], dict[str, Any]]:
     """One request through the privacy channel; returns the answers and what the call did.
     Never raises for a TA failure (it is reported in the returned dict)."""
-    from gpta.downstream.device import resolve_device
     from gpta.llm import make_chat_model
     from gpta.llm.usage import UsageMeter
+    from gpta.modeling.device import resolve_device
     from gpta.privacy import build_exposure
     from gpta.privacy.secrets import scrub
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 from gpta.llm.base import Message
 
 if TYPE_CHECKING:
-    from gpta.privacy.policy import Exemplar
+    from gpta.privacy.exemplar import Exemplar
 
 SYSTEM = (
     "You write instructions for a small language model. Your instruction is placed in front "

@@ -34,9 +34,9 @@ from gpta.assistant.dialogue import (
     resolve_adapter,
     task_key,
 )
-from gpta.downstream.model import quiet_loading
 from gpta.errors import GptaUserError
 from gpta.llm.base import Message
+from gpta.modeling.loading import quiet_loading
 
 if TYPE_CHECKING:
     from gpta.config import AssistantConfig, GptaConfig

@@ -17,7 +17,7 @@ def library_versions() -> dict[str, str]:
     import torch
     import transformers
 
-    from gpta import __version__
+    from gpta._version import __version__
 
     return {
         "gpta": __version__,

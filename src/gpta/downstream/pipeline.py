@@ -8,8 +8,8 @@ from typing import Any
 
 from gpta.distributed import Ranks
 from gpta.downstream.artifact import find_model_dir, read_manifest
-from gpta.downstream.device import resolve_device
 from gpta.errors import GptaUserError
+from gpta.modeling.device import resolve_device
 from gpta.tasks import task_from_manifest
 from gpta.tasks.base import Evaluation
 

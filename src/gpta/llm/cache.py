@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sqlite3
 import threading
 import time
@@ -24,6 +23,7 @@ from typing import Any
 
 from gpta.llm.base import ChatModel, ChatResult, Message, Usage, cache_identity
 from gpta.llm.structured import OutputSchema
+from gpta.paths import llm_cache_path
 
 CACHE_VERSION = 1
 _SCHEMA = """
@@ -40,14 +40,6 @@ CREATE TABLE IF NOT EXISTS responses (
 """
 # How a structured answer was constrained (ChatResult.structured); added to older files.
 _STRUCTURED_COLUMN = "ALTER TABLE responses ADD COLUMN structured TEXT"
-
-
-def default_cache_path() -> Path:
-    """``GPTA_LLM_CACHE``, else ``llm-cache.sqlite`` in gpta's cache dir."""
-    from gpta.bundled import cache_dir
-
-    override = os.environ.get("GPTA_LLM_CACHE")
-    return Path(override) if override else cache_dir() / "llm-cache.sqlite"
 
 
 def cache_key(identity: dict[str, str], messages: list[Message], params: dict[str, Any]) -> str:
@@ -75,7 +67,7 @@ class ResponseCache:
     """Thread-safe get/put of chat results in one SQLite file."""
 
     def __init__(self, path: str | Path | None = None) -> None:
-        self.path = Path(path) if path is not None else default_cache_path()
+        self.path = Path(path) if path is not None else llm_cache_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
@@ -140,7 +132,7 @@ def _add_structured_column(db: sqlite3.Connection) -> None:
 
 def cache_info(path: str | Path | None = None) -> CacheInfo:
     """What the cache file holds (without creating it)."""
-    path = Path(path) if path is not None else default_cache_path()
+    path = Path(path) if path is not None else llm_cache_path()
     if not path.is_file():
         return CacheInfo(str(path), False, 0, 0, 0, {})
     db = sqlite3.connect(path)
@@ -158,7 +150,7 @@ def cache_info(path: str | Path | None = None) -> CacheInfo:
 
 def clear_cache(path: str | Path | None = None) -> int:
     """Delete every cached response; returns how many there were."""
-    path = Path(path) if path is not None else default_cache_path()
+    path = Path(path) if path is not None else llm_cache_path()
     if not path.is_file():
         return 0
     db = sqlite3.connect(path)

@@ -10,10 +10,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from gpta.bundled import cache_dir
 from gpta.config import GptaConfig
 from gpta.llm.factory import make_chat_model
 from gpta.llm.usage import UsageMeter, find_price
+from gpta.paths import cache_dir
 
 CHECK_MESSAGES = [
     {"role": "system", "content": "You are a connectivity check. Answer with one word."},

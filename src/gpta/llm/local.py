@@ -10,9 +10,9 @@ from typing import Any
 import torch
 
 from gpta.bundled import resolve_model_path
-from gpta.downstream.model import quiet_loading
 from gpta.llm.base import ChatResult, Message, Usage
 from gpta.llm.structured import OutputSchema
+from gpta.modeling.loading import quiet_loading
 
 
 def _weights(path: str) -> dict[str, str]:

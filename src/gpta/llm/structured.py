@@ -31,6 +31,8 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ValidationError
 
+from gpta.paths import llm_cache_path
+
 #: What a server is asked with, in the order tried; ``free_text`` sends no response_format.
 SERVER_FORMS = ("json_schema", "json_object", "free_text")
 PATHS = ("json_schema", "json_object", "grammar", "free_text")
@@ -130,9 +132,7 @@ def _without(value: Any, keys: tuple[str, ...]) -> Any:
 
 def default_forms_path() -> Path:
     """``structured-output.json`` beside the response cache file."""
-    from gpta.llm.cache import default_cache_path
-
-    return default_cache_path().parent / "structured-output.json"
+    return llm_cache_path().parent / "structured-output.json"
 
 
 class ServerForms:

@@ -32,8 +32,8 @@ from gpta.privacy.secrets import scrub_counted, scrub_result
 
 if TYPE_CHECKING:
     from gpta.llm.structured import OutputSchema
+    from gpta.privacy.exemplar import Exemplar
     from gpta.privacy.guard import LeakGuard, LeakReport
-    from gpta.privacy.policy import Exemplar
 
 
 class RequestBlocked(RuntimeError):

@@ -20,6 +20,7 @@ the user's own file, stable across runs and seeds.
 from __future__ import annotations
 
 import json
+import os
 import random
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -28,10 +29,11 @@ from typing import TYPE_CHECKING, Any
 
 from gpta.errors import GptaUserError
 from gpta.privacy.channel import ExposureChannel, clean_messages
+from gpta.privacy.exemplar import Exemplar
 from gpta.privacy.guard import LeakGuard
 from gpta.privacy.ledger import ExposureLedger
 from gpta.privacy.redaction import Redactor
-from gpta.privacy.secrets import register_config_secrets
+from gpta.privacy.secrets import register_secret
 
 if TYPE_CHECKING:
     from gpta.config import GptaConfig
@@ -43,14 +45,17 @@ MAX_EXEMPLAR_CHARS = 600
 EXEMPLARS_FILE = "exemplars.jsonl"
 
 
-@dataclass(frozen=True)
-class Exemplar:
-    """One training row as the TA may see it: redacted, with its id (the id is not sent)."""
-
-    row_id: str
-    text: str
-    label: str | None = None
-    redactions: dict[str, int] = field(default_factory=dict)
+def register_config_secrets(config: GptaConfig) -> None:
+    """Register the API key and every header read from the environment (``env:NAME``), so
+    that :func:`gpta.privacy.secrets.scrub` removes them. Here, not in secrets.py: secrets
+    sits below the config (the config validates with :func:`~gpta.privacy.secrets.scrub`)."""
+    assistant = config.assistant
+    key_env = getattr(assistant, "api_key_env", None)
+    if key_env:
+        register_secret(os.environ.get(key_env))
+    for value in (getattr(assistant, "extra_headers", None) or {}).values():
+        if isinstance(value, str) and value.startswith("env:"):
+            register_secret(os.environ.get(value.removeprefix("env:")))
 
 
 def source_name(source: str) -> str:

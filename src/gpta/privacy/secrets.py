@@ -2,8 +2,9 @@
 
 :func:`scrub` replaces with ``[SECRET]``:
 
-* every registered value (:func:`register_secret`; :func:`register_config_secrets` reads the
-  variable named by ``assistant.api_key_env`` and every ``env:NAME`` header of the config),
+* every registered value (:func:`register_secret`;
+  :func:`gpta.privacy.policy.register_config_secrets` reads the variable named by
+  ``assistant.api_key_env`` and every ``env:NAME`` header of the config),
   wherever it appears, e.g. echoed back by a server;
 * the token formats that detect-secrets (Yelp's secret scanner, Apache-2.0) knows: AWS
   access key ids, GitHub, GitLab, Slack, Stripe, SendGrid, Twilio, npm, PyPI, Discord,
@@ -28,13 +29,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
 import re
 import threading
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from gpta.config import GptaConfig
     from gpta.llm.base import ChatResult
 
 PLACEHOLDER = "[SECRET]"
@@ -101,17 +100,6 @@ def register_secret(value: str | None) -> None:
     if value and len(value.strip()) >= _MIN_LENGTH:
         with _lock:
             _secrets.add(value.strip())
-
-
-def register_config_secrets(config: GptaConfig) -> None:
-    """The API key and every header read from the environment (``env:NAME``)."""
-    assistant = config.assistant
-    key_env = getattr(assistant, "api_key_env", None)
-    if key_env:
-        register_secret(os.environ.get(key_env))
-    for value in (getattr(assistant, "extra_headers", None) or {}).values():
-        if isinstance(value, str) and value.startswith("env:"):
-            register_secret(os.environ.get(value.removeprefix("env:")))
 
 
 def _spans(text: str) -> list[tuple[int, int]]:

@@ -145,7 +145,7 @@ def default_output_dir(run_dirs: Sequence[str | Path]) -> Path:
 
 def write_report(run_dirs: Sequence[str | Path], output_dir: str | Path | None = None) -> Path:
     """Write ``report.html`` and the PNGs for one run, or overlaid for several; returns the page."""
-    from gpta import __version__
+    from gpta._version import __version__
 
     out = Path(output_dir) if output_dir is not None else default_output_dir(run_dirs)
     report_dir = ("the report folder", "give `gpta report` another --output-dir")

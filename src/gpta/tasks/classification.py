@@ -23,8 +23,8 @@ from torchmetrics.functional.classification import (
 )
 
 from gpta.data import Table, require_columns, require_text
-from gpta.downstream.inference import forward_batches
 from gpta.errors import GptaUserError
+from gpta.modeling.inference import forward_batches
 from gpta.tasks.base import Evaluation, RowScoring, TaskIO, majority_of
 from gpta.tasks.heads import ClassificationHead, SequenceHead, build_head, head_from_manifest
 from gpta.tasks.heads.sequence import join_prefix

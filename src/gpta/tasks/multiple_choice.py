@@ -31,9 +31,9 @@ import torch
 from torchmetrics.functional.classification import multiclass_accuracy, multiclass_recall
 
 from gpta.data import Table, require_columns, require_text
-from gpta.downstream.inference import forward_batches
-from gpta.downstream.model import load_pretrained
 from gpta.errors import GptaUserError
+from gpta.modeling.inference import forward_batches
+from gpta.modeling.loading import load_pretrained
 from gpta.tasks.base import Evaluation, RowScoring, TaskIO, majority_of
 from gpta.tasks.common import load_tokenizer
 from gpta.tasks.heads.sequence import join_prefix

@@ -42,9 +42,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from gpta.data import Table, require_columns, require_text
-from gpta.downstream.inference import forward_batches
-from gpta.downstream.model import load_pretrained
 from gpta.errors import GptaUserError
+from gpta.modeling.inference import forward_batches
+from gpta.modeling.loading import load_pretrained
 from gpta.tasks.base import Evaluation, RowScoring, Screening, TaskIO
 
 if TYPE_CHECKING:

@@ -30,8 +30,8 @@ from typing import Any
 
 import torch
 
-from gpta.downstream.model import load_pretrained
 from gpta.errors import GptaUserError
+from gpta.modeling.loading import load_pretrained
 from gpta.tasks.heads.lm_verbalizer import (
     _model_type,
     keep_positions,

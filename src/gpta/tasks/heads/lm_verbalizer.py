@@ -42,8 +42,8 @@ from typing import Any
 import torch
 
 from gpta.bundled import resolve_model_path
-from gpta.downstream.model import load_pretrained
 from gpta.errors import GptaUserError
+from gpta.modeling.loading import load_pretrained
 
 HEAD_NAME = "lm-verbalizer"
 SCORING = "first-token"

@@ -4,7 +4,7 @@ Where the model folder is a sentence-transformers model (``modules.json`` with a
 module, as the bundled all-MiniLM-L6-v2), the head reads the embedding the model was
 trained to produce: its own pooling (mean of the token states, normalised), with the
 linear layer started as a logistic-regression probe on the frozen embeddings of the
-training rows (:mod:`gpta.downstream.pooled`). Elsewhere it is the plain Hugging Face
+training rows (:mod:`gpta.modeling.pooled`). Elsewhere it is the plain Hugging Face
 recipe (``AutoModelForSequenceClassification``). The prefix joins the text as one
 segment, ``prefix + " " + text``, truncated on the right; with the empty prefix the
 input is exactly the plain fine-tuning input.
@@ -20,8 +20,8 @@ from typing import Any
 import torch
 
 from gpta.bundled import resolve_model_path
-from gpta.downstream.model import load_pretrained
-from gpta.downstream.pooled import PooledClassifier, is_pooled_folder, read_pooling
+from gpta.modeling.loading import load_pretrained
+from gpta.modeling.pooled import PooledClassifier, is_pooled_folder, read_pooling
 
 PREFIX_SEPARATOR = " "
 
