@@ -105,3 +105,26 @@ def cache_identity(model: ChatModel) -> dict[str, str]:
 def count_tokens_approx(text: str) -> int:
     """A conservative token count for models whose tokenizer we do not have (~3 chars/token)."""
     return max(1, (len(text) + 2) // 3)
+
+
+def count_message_tokens_approx(messages: list[Message]) -> int:
+    """gpta's one estimate of a conversation's prompt tokens, for a TA without a tokenizer.
+
+    Each message's text at ~3 characters a token (:func:`count_tokens_approx`), plus 4 tokens
+    a message and 3 for the reply's start, the chat template's overhead. Decision (issue 20):
+    this is the estimate the budget check and the ledger already used for the ``openai``
+    backend (the one backend without a tokenizer); the cruder fallbacks that the teaching
+    assistant (characters / 3 + 8) and the exposure channel (characters / 3 + 1) kept for a
+    chat model without ``count_message_tokens`` now use it too.
+    """
+    return sum(count_tokens_approx(m["content"]) + 4 for m in messages) + 3
+
+
+def count_prompt_tokens(model: object, messages: list[Message]) -> int:
+    """The prompt tokens of ``messages`` for ``model``: its own ``count_message_tokens``
+    (its tokenizer and chat template) when it has one, else
+    :func:`count_message_tokens_approx`."""
+    counter = getattr(model, "count_message_tokens", None)
+    if callable(counter):
+        return int(counter(messages))
+    return count_message_tokens_approx(messages)

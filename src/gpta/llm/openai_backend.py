@@ -39,6 +39,7 @@ from gpta.llm.base import (
     LLMRequestError,
     Message,
     Usage,
+    count_message_tokens_approx,
     count_tokens_approx,
     sample_seed,
 )
@@ -187,7 +188,7 @@ class OpenAIChatModel:
         return {"backend": self.backend, "base_url": self.base_url, "model": self.model_name}
 
     def count_message_tokens(self, messages: list[Message]) -> int:
-        return sum(count_tokens_approx(m["content"]) + 4 for m in messages) + 3
+        return count_message_tokens_approx(messages)
 
     def redact(self, text: str) -> str:
         """Remove every secret this backend holds from ``text``."""

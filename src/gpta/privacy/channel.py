@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
-from gpta.llm.base import ChatModel, ChatResult, Message, Usage
+from gpta.llm.base import ChatModel, ChatResult, Message, Usage, count_prompt_tokens
 from gpta.llm.usage import UsageMeter
 from gpta.privacy.ledger import ExposureLedger
 from gpta.privacy.redaction import Redactor
@@ -119,7 +119,7 @@ class ExposureChannel:
                 raise RequestBlocked(block_id, report)
         if self.meter is not None:
             # worst case: a server that ignores n is sent the prompt n times
-            prompt = _prompt_tokens(self.chat_model, messages) * n
+            prompt = count_prompt_tokens(self.chat_model, messages) * n
             self.meter.check(prompt, n * max_new_tokens)
         request_id = self.ledger.record_request(
             backend=self.chat_model.backend,
@@ -199,10 +199,3 @@ def clean_messages(
             text = redacted.text
         cleaned.append({**message, "content": text})
     return cleaned, {kind: count for kind, count in sorted(counts.items()) if count}
-
-
-def _prompt_tokens(chat_model: ChatModel, messages: list[Message]) -> int:
-    counter = getattr(chat_model, "count_message_tokens", None)
-    if callable(counter):
-        return int(counter(messages))
-    return sum(len(m["content"]) for m in messages) // 3 + 1
