@@ -17,7 +17,7 @@ from gpta.assistant.parsing import ParsedProposal, parse_proposals
 from gpta.assistant.prompts import ScoredPrefix, TaskBrief, feedback_messages
 from gpta.assistant.schema import proposal_schema
 from gpta.config import AssistantConfig
-from gpta.llm.base import Message, Usage, count_prompt_tokens
+from gpta.llm.base import Message, Sampling, Usage, count_prompt_tokens
 from gpta.llm.usage import Projection
 from gpta.privacy.channel import ExposureChannel
 from gpta.privacy.secrets import scrub
@@ -148,11 +148,7 @@ class TeachingAssistant:
         try:
             result = self.channel.send(
                 messages,
-                n=self.config.candidates,
-                temperature=self.config.temperature,
-                top_p=self.config.top_p,
-                max_new_tokens=self.config.max_new_tokens,
-                seed=seed,
+                Sampling.from_config(self.config, seed=seed),
                 **({"schema": schema} if self.config.structured_output else {}),
             )
         except Exception as err:  # a TA failure must never end the training run
