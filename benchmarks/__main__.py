@@ -26,6 +26,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
+from benchmarks import machine
 from benchmarks import methods as M
 from benchmarks.profiles import (
     ALL_METHODS,
@@ -50,9 +51,9 @@ def environment(profile: Profile) -> dict[str, Any]:
         "profile": profile.name,
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "cpu": _cpu_model(),
-        "cores": os.cpu_count(),
-        "ram_gb": _ram_gb(),
+        "cpu": machine.cpu_model(),
+        "cores": machine.cores(),
+        "ram_gb": machine.ram_gb(),
         "load_average_start": os.getloadavg(),
         "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
     }
@@ -70,26 +71,6 @@ def environment(profile: Profile) -> dict[str, Any]:
     except ImportError:  # pragma: no cover
         pass
     return info
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
-
-
-def _ram_gb() -> float | None:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                return round(int(line.split()[1]) / 2**20, 1)
-    except OSError:
-        pass
-    return None
 
 
 def _parse_levels(values: list[str] | None) -> tuple[int | None, ...] | None:

@@ -132,11 +132,11 @@ class PairedChat:
     def __getattr__(self, name: str) -> Any:  # count_tokens, context_window, ... from A
         return getattr(self.a, name)
 
-    def chat(self, messages: list[dict], **params: Any) -> Any:
+    def chat(self, messages: list[dict], sampling: Any, **params: Any) -> Any:
         from gpta.llm.base import ChatResult
 
-        first = self.a.chat(messages, **params)
-        second = self.b.chat(messages, **params)
+        first = self.a.chat(messages, sampling, **params)
+        second = self.b.chat(messages, sampling, **params)
         self.calls.append({"messages": messages, "a": first.texts, "b": second.texts})
         return ChatResult(
             texts=first.texts + second.texts,
@@ -248,6 +248,7 @@ def _replay(run_dirs: list[Path], untuned: Any, tuned: Any, args: argparse.Names
     from gpta.assistant.dialogue import round_dialogues
     from gpta.assistant.parsing import parse_proposal
     from gpta.config import load_config
+    from gpta.llm.base import Sampling
     from gpta.run import load_data
     from gpta.tasks import build_task
 
@@ -277,14 +278,14 @@ def _replay(run_dirs: list[Path], untuned: Any, tuned: Any, args: argparse.Names
             current = screen(dialogue.current_prefix)
             row = {"run": run_dir.name, "round": dialogue.round, "current": current.score}
             for side, ta in (("untuned", untuned), ("tuned", tuned)):
-                texts = ta.chat(
-                    dialogue.messages,
+                sampling = Sampling(
                     n=args.candidates,
                     temperature=0.8,
                     top_p=0.95,
                     max_new_tokens=args.max_new_tokens,
                     seed=1000 + dialogue.round,
-                ).texts
+                )
+                texts = ta.chat(dialogue.messages, sampling).texts
                 valid = improved = 0
                 for raw in texts:
                     parsed = parse_proposal(

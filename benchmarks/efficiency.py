@@ -21,6 +21,8 @@ import tempfile
 import time
 from typing import Any
 
+from benchmarks.machine import describe
+
 
 def _plain_trainer_seconds(model: Any, tokenizer: Any, task: Any, rows: list[dict], args: Any):
     import torch
@@ -184,39 +186,6 @@ SCREENING_PREFIXES = (
 )
 
 
-def machine(device: str) -> str:
-    """The machine a figure was measured on, in words."""
-    import os
-    import platform
-    from pathlib import Path
-
-    try:
-        import torch
-
-        if device != "cpu" and torch.cuda.is_available():
-            return f"GPU {torch.cuda.get_device_name(0)}"
-    except ImportError:  # pragma: no cover
-        pass
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"CPU {cpu}, {os.cpu_count()} cores (torch threads {_threads()})"
-
-
-def _threads() -> int | None:
-    try:
-        import torch
-
-        return torch.get_num_threads()
-    except ImportError:  # pragma: no cover
-        return None
-
-
 def candidate_prefixes(first: str, k: int) -> list[str]:
     """``k`` distinct candidates: ``first`` (the dataset's instruction), then the fixed ones."""
     pool = [first, *SCREENING_PREFIXES]
@@ -254,7 +223,7 @@ def screening(
         "model": config.model.resolved_name(config.task),
         "candidates": len(prefixes),
         "prefixes": prefixes,
-        "machine": machine(config.device),
+        "machine": describe(config.device),
     }
     if not hasattr(task, "screen_many"):
         info["error"] = f"{type(task).__name__} has no screen_many yet (issue 9): not measured"

@@ -35,7 +35,9 @@ import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))
 
+from benchmarks.machine import cores, cpu_model  # noqa: E402
 from gpta.assistant.prompts import (  # noqa: E402
     ScoredPrefix,
     TaskBrief,
@@ -50,17 +52,10 @@ DATA = ROOT.parent / "shared" / "data"
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return (
-        f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"{cpu}, {cores()} cores, Python {platform.python_version()}, "
         f"load average {load:.1f} at start"
     )
 

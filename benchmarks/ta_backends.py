@@ -32,6 +32,7 @@ from ta_server import start_llama_server, stop_process  # noqa: E402
 
 from gpta.assistant.prompts import TaskBrief, initial_messages  # noqa: E402
 from gpta.config import AssistantConfig  # noqa: E402
+from gpta.llm.base import Sampling  # noqa: E402
 from gpta.llm.cache import CachedChatModel, ResponseCache  # noqa: E402
 from gpta.llm.local import LocalChatModel  # noqa: E402
 from gpta.llm.openai_backend import OpenAIChatModel  # noqa: E402
@@ -47,9 +48,8 @@ BRIEF = TaskBrief(
 
 
 def timed(model, messages, *, n: int, max_new_tokens: int, seed: int) -> dict:
-    result = model.chat(
-        messages, n=n, temperature=0.8, top_p=0.95, max_new_tokens=max_new_tokens, seed=seed
-    )
+    sampling = Sampling(n=n, temperature=0.8, top_p=0.95, max_new_tokens=max_new_tokens, seed=seed)
+    result = model.chat(messages, sampling)
     return {
         "seconds": result.seconds,
         "per_proposal": result.seconds / n,

@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 from ta_server import start_llama_server, stop_process  # noqa: E402
 
-from benchmarks.efficiency import machine  # noqa: E402
+from benchmarks.machine import describe  # noqa: E402
 from benchmarks.profiles import DATA_DIR, DATASETS, read_jsonl, write_jsonl  # noqa: E402
 
 
@@ -204,7 +204,7 @@ def main() -> None:
         runs.append({**run(work, "local-sync", paths, {"backend": "local"}), "delay_seconds": None})
         print(json.dumps(runs[-1]), file=sys.stderr)
     report = {
-        "machine": machine("cpu"),
+        "machine": describe("cpu"),
         "torch_threads": torch.get_num_threads(),
         "train_rows": args.rows,
         "target": "ratio <= 1.10 at 2 s and 10 s",

@@ -36,7 +36,7 @@ class FailingChat:
     def __init__(self):
         self.calls = 0
 
-    def chat(self, messages, **params):
+    def chat(self, messages, sampling, **params):
         self.calls += 1
         raise ConnectionError("server went away")
 
@@ -47,7 +47,8 @@ class ScriptedChat:
     def __init__(self, texts):
         self.texts = texts
 
-    def chat(self, messages, *, n, **params):
+    def chat(self, messages, sampling, **params):
+        n = sampling.n
         return ChatResult(texts=self.texts[:n], usage=Usage(10 * n, 5 * n), seconds=0.01)
 
 

@@ -85,6 +85,19 @@ def test_workers_run_side_by_side_and_write_every_row_once(tmp_path):
     assert "| twitter (accuracy) | 32 | finetune |" in (out / "results.md").read_text()
 
 
+def test_the_machine_description_names_the_cpu_its_cores_and_memory():
+    import os
+
+    from benchmarks import machine
+
+    cpu = machine.cpu_model()
+    assert cpu and machine.cores() == os.cpu_count() and machine.ram_gb() > 0
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file() and "model name" in cpuinfo.read_text():
+        assert cpu in cpuinfo.read_text()  # the name, not platform's "x86_64"
+    assert machine.describe("cpu").startswith(f"CPU {cpu}, {os.cpu_count()} cores (torch threads")
+
+
 @pytest.mark.parametrize("bad", ["0", "-1", "two"])
 def test_workers_must_be_a_positive_whole_number(bad, capsys):
     with pytest.raises(SystemExit) as raised:

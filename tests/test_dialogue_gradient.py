@@ -296,6 +296,7 @@ def test_lora_tuning_lowers_loss_saves_and_loads_an_adapter(tmp_path, capsys, ti
 def test_real_bundled_ta_tunes_and_loads_its_adapter(tmp_path):
     import torch
 
+    from gpta.llm.base import Sampling
     from gpta.llm.local import LocalChatModel
 
     _write_run(tmp_path / "run", with_hash=True)
@@ -310,7 +311,7 @@ def test_real_bundled_ta_tunes_and_loads_its_adapter(tmp_path):
     base.load_adapter(result.adapter_dir)
     assert not torch.equal(q_before, base.model.model.layers[0].self_attn.q_proj.weight)
     reply = base.chat(
-        examples[0].messages, n=2, temperature=0.7, top_p=0.9, max_new_tokens=8, seed=0
+        examples[0].messages, Sampling(n=2, temperature=0.7, top_p=0.9, max_new_tokens=8, seed=0)
     )
     assert len(reply.texts) == 2
     base.load_adapter(None)  # back to the untuned TA

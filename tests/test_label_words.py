@@ -124,15 +124,16 @@ class ScriptedChat:
         self.texts = texts
         self.calls = 0
 
-    def chat(self, messages, *, n, **params):
+    def chat(self, messages, sampling, **params):
         self.calls += 1
+        n = sampling.n
         return ChatResult(texts=self.texts[:n], usage=Usage(10 * n, 5 * n), seconds=0.01)
 
 
 class FailingChat:
     backend, model_name = "scripted", "always-fails"
 
-    def chat(self, messages, **params):
+    def chat(self, messages, sampling, **params):
         raise ConnectionError("server went away")
 
 

@@ -5,6 +5,7 @@ test this plumbing; real runs through a real server are in test_llm_server.py.""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
@@ -13,7 +14,7 @@ from gpta.assistant.context import fit_tried
 from gpta.assistant.prompts import feedback_messages
 from gpta.config import AssistantConfig, GptaConfig, build_config
 from gpta.errors import GptaUserError
-from gpta.llm.base import ChatResult, Usage
+from gpta.llm.base import ChatResult, Sampling, Usage
 from gpta.llm.cache import CachedChatModel, ResponseCache, cache_info, cache_key, clear_cache
 from gpta.llm.usage import BudgetExhausted, UsageMeter, find_price
 from gpta.privacy import ExposureChannel, ExposureLedger
@@ -28,6 +29,7 @@ BRIEF = TaskBrief(
 )
 MESSAGES = [{"role": "user", "content": "Write an instruction."}]
 PARAMS = {"n": 2, "temperature": 0.8, "top_p": 0.95, "max_new_tokens": 32, "seed": 7}
+SAMPLING = Sampling(**PARAMS)
 
 
 class CountingChat:
@@ -42,8 +44,9 @@ class CountingChat:
     def identity(self):
         return {"backend": self.backend, "model": self.model_name}
 
-    def chat(self, messages, *, n, **params):
+    def chat(self, messages, sampling, **params):
         self.calls += 1
+        n = sampling.n
         return ChatResult(texts=self.texts[:n], usage=Usage(50, 10 * n), seconds=0.5)
 
 
@@ -51,6 +54,7 @@ def test_cache_key_covers_every_answer_changing_parameter_and_no_key():
     identity = {"backend": "openai", "base_url": "http://127.0.0.1:1/v1", "model": "m"}
     base = cache_key(identity, MESSAGES, PARAMS)
     assert cache_key(dict(identity), list(MESSAGES), dict(PARAMS)) == base  # stable
+    assert cache_key(identity, MESSAGES, SAMPLING.as_dict()) == base  # old entries still hit
     for name, value in [
         ("n", 3),
         ("temperature", 0.7),
@@ -87,12 +91,12 @@ def test_cached_model_answers_once_then_from_the_file(tmp_path):
     chat = CountingChat()
     path = tmp_path / "c.sqlite"
     model = CachedChatModel(chat, ResponseCache(path))
-    first = model.chat(MESSAGES, **PARAMS)
-    again = CachedChatModel(chat, ResponseCache(path)).chat(MESSAGES, **PARAMS)  # reopened
+    first = model.chat(MESSAGES, SAMPLING)
+    again = CachedChatModel(chat, ResponseCache(path)).chat(MESSAGES, SAMPLING)  # reopened
     assert chat.calls == 1
     assert (first.cached, again.cached) == (False, True)
     assert again.texts == first.texts and again.usage == first.usage
-    model.chat(MESSAGES, **{**PARAMS, "seed": 8})
+    model.chat(MESSAGES, replace(SAMPLING, seed=8))
     assert chat.calls == 2
     info = cache_info(path)
     assert (info.entries, info.hits, info.models) == (2, 1, {"counting": 2})
@@ -102,8 +106,8 @@ def test_cached_model_answers_once_then_from_the_file(tmp_path):
 def test_empty_answers_are_not_cached(tmp_path):
     chat = CountingChat(texts=["", "  "])
     model = CachedChatModel(chat, ResponseCache(tmp_path / "c.sqlite"))
-    model.chat(MESSAGES, **PARAMS)
-    model.chat(MESSAGES, **PARAMS)
+    model.chat(MESSAGES, SAMPLING)
+    model.chat(MESSAGES, SAMPLING)
     assert chat.calls == 2
 
 
@@ -111,7 +115,7 @@ def test_cli_cache_info_and_clear(tmp_path, capsys):
     from gpta.cli import main
 
     path = tmp_path / "c.sqlite"
-    CachedChatModel(CountingChat(), ResponseCache(path)).chat(MESSAGES, **PARAMS)
+    CachedChatModel(CountingChat(), ResponseCache(path)).chat(MESSAGES, SAMPLING)
     main(["cache", "info", "--path", str(path)])
     out = capsys.readouterr().out
     assert "entries: 1" in out and str(path) in out

@@ -19,7 +19,7 @@ import pytest
 from gpta.assistant import History, TaskBrief, TeachingAssistant
 from gpta.assistant.prompts import initial_messages
 from gpta.config import AssistantConfig
-from gpta.llm.base import ChatResult, Usage
+from gpta.llm.base import ChatResult, Sampling, Usage
 from gpta.privacy import (
     Exemplar,
     ExposureChannel,
@@ -48,7 +48,8 @@ class CountingChat:
         self.calls = 0
         self.seen = []
 
-    def chat(self, messages, *, n, **params):
+    def chat(self, messages, sampling, **params):
+        n = sampling.n
         self.calls += 1
         self.seen.append(messages)
         return ChatResult(["Decide how the traveller feels."] * n, Usage(20, 5 * n), 0.01)
@@ -132,7 +133,7 @@ def test_channel_raises_request_blocked(tmp_path):
     channel = ExposureChannel(CountingChat(), ExposureLedger(tmp_path / "e.jsonl"), guard=guard)
     message = [{"role": "user", "content": ROWS[0][1][0]}]
     with pytest.raises(RequestBlocked) as info:
-        channel.send(message, n=1, temperature=1, top_p=1, max_new_tokens=8, seed=0)
+        channel.send(message, Sampling(n=1, temperature=1, top_p=1, max_new_tokens=8, seed=0))
     assert info.value.report.row_ids == ["train.jsonl:line 1"]
     assert channel.blocked == 1 and channel.requests == 0
 
@@ -222,7 +223,7 @@ class LeakyFailingChat:
     def __init__(self, key):
         self.key = key
 
-    def chat(self, messages, **params):
+    def chat(self, messages, sampling, **params):
         raise PermissionError(f"401 Incorrect API key provided: {self.key}")
 
 
@@ -249,18 +250,18 @@ def test_secrets_never_reach_any_file_of_the_run(tmp_path, monkeypatch):
 KILLED_AFTER_SEND = textwrap.dedent(
     """
     import os, signal, sys
-    from gpta.llm.base import ChatResult
+    from gpta.llm.base import ChatResult, Sampling
     from gpta.privacy import ExposureChannel, ExposureLedger
 
     class SendsThenDies:
         backend, model_name = "scripted", "killed"
-        def chat(self, messages, **params):
+        def chat(self, messages, sampling, **params):
             # the request is on the wire; the process is killed before any answer
             os.kill(os.getpid(), signal.SIGKILL)
 
     channel = ExposureChannel(SendsThenDies(), ExposureLedger(sys.argv[1]))
     channel.send([{"role": "user", "content": "the request that was sent"}],
-                 n=1, temperature=1.0, top_p=1.0, max_new_tokens=8, seed=0)
+                 Sampling(n=1, temperature=1.0, top_p=1.0, max_new_tokens=8, seed=0))
     """
 )
 

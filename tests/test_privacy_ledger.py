@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from gpta.errors import GptaUserError
-from gpta.llm.base import ChatResult, Usage
+from gpta.llm.base import ChatResult, Sampling, Usage
 from gpta.privacy import ExposureChannel, ExposureLedger, LeakGuard, RequestBlocked
 from gpta.privacy.audit import audit_run
 from gpta.privacy.ledger import GENESIS, messages_hash, record_hash
@@ -38,7 +38,8 @@ class ScriptedChat:
     def __init__(self):
         self.fail_next = False
 
-    def chat(self, messages, *, n, **params):
+    def chat(self, messages, sampling, **params):
+        n = sampling.n
         if self.fail_next:
             self.fail_next = False
             raise ConnectionError("the server went away")
@@ -48,11 +49,7 @@ class ScriptedChat:
 def _send(channel: ExposureChannel, text: str, seed: int = 0):
     return channel.send(
         [{"role": "system", "content": "be brief"}, {"role": "user", "content": text}],
-        n=2,
-        temperature=1.0,
-        top_p=1.0,
-        max_new_tokens=16,
-        seed=seed,
+        Sampling(n=2, temperature=1.0, top_p=1.0, max_new_tokens=16, seed=seed),
     )
 
 

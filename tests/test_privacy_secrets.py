@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from gpta.config import build_config
 from gpta.errors import GptaUserError
-from gpta.llm.base import ChatResult, Usage
+from gpta.llm.base import ChatResult, Sampling, Usage
 from gpta.privacy import ExposureChannel, ExposureLedger, Redactor
 from gpta.privacy.channel import clean_messages
 from gpta.privacy.ledger import messages_hash
@@ -195,7 +195,8 @@ class RecordingChat:
         self.sent: list[list[dict]] = []
         self.answer = answer
 
-    def chat(self, messages, *, n, **params):
+    def chat(self, messages, sampling, **params):
+        n = sampling.n
         self.sent.append(messages)
         return ChatResult([self.answer] * n, Usage(10, 5), 0.01, faults=(f"retried: {KEY}",))
 
@@ -210,11 +211,7 @@ def test_personal_data_and_keys_are_replaced_before_the_ledger_and_the_backend(t
     )
     channel.send(
         [{"role": "user", "content": described}],
-        n=1,
-        temperature=1.0,
-        top_p=1.0,
-        max_new_tokens=8,
-        seed=0,
+        Sampling(n=1, temperature=1.0, top_p=1.0, max_new_tokens=8, seed=0),
     )
     request = next(r for r in map(json.loads, ledger.path.read_text().splitlines()))
     assert chat.sent == [request["messages"]]  # byte for byte what the backend was given
@@ -238,11 +235,7 @@ def test_an_echoed_key_is_scrubbed_from_the_answer_the_ledger_and_the_cache(tmp_
     for _ in range(2):  # the second answer comes from the cache
         result = channel.send(
             [{"role": "user", "content": "Write an instruction."}],
-            n=2,
-            temperature=1.0,
-            top_p=1.0,
-            max_new_tokens=8,
-            seed=0,
+            Sampling(n=2, temperature=1.0, top_p=1.0, max_new_tokens=8, seed=0),
         )
         assert result.texts == ["Decide the sentiment [SECRET]"] * 2
         assert KEY not in json.dumps(result.faults)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import http.client
 import json
 import threading
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from gpta.assistant.parsing import free_text, parse_proposal
 from gpta.assistant.prompts import initial_messages
 from gpta.assistant.schema import proposal_schema, read_answer
 from gpta.config import AssistantConfig, build_config
-from gpta.llm.base import ChatResult, Usage
+from gpta.llm.base import ChatResult, Sampling, Usage
 from gpta.llm.cache import CachedChatModel, ResponseCache
 from gpta.llm.structured import ServerForms, response_format
 from gpta.privacy import ExposureChannel, ExposureLedger
@@ -165,8 +166,9 @@ class GrammarChat:
     def __init__(self):
         self.calls = 0
 
-    def chat(self, messages, *, n, schema=None, **params):
+    def chat(self, messages, sampling, *, schema=None):
         self.calls += 1
+        n = sampling.n
         texts = ['{"instruction": "Decide how the author feels."}'] * n
         return ChatResult(texts, Usage(10, 5 * n), 0.1, structured="grammar" if schema else None)
 
@@ -174,14 +176,14 @@ class GrammarChat:
 def test_the_cache_keys_on_the_schema_and_keeps_the_path(tmp_path):
     chat = GrammarChat()
     path = tmp_path / "c.sqlite"
-    params = {"n": 2, "temperature": 0.5, "top_p": 0.95, "max_new_tokens": 48, "seed": 1}
-    CachedChatModel(chat, ResponseCache(path)).chat(PLAIN, **params, schema=SCHEMA)
-    again = CachedChatModel(chat, ResponseCache(path)).chat(PLAIN, **params, schema=SCHEMA)
+    params = Sampling(n=2, temperature=0.5, top_p=0.95, max_new_tokens=48, seed=1)
+    CachedChatModel(chat, ResponseCache(path)).chat(PLAIN, params, schema=SCHEMA)
+    again = CachedChatModel(chat, ResponseCache(path)).chat(PLAIN, params, schema=SCHEMA)
     assert chat.calls == 1 and again.cached and again.structured == "grammar"
-    plain = CachedChatModel(chat, ResponseCache(path)).chat(PLAIN, **params)
+    plain = CachedChatModel(chat, ResponseCache(path)).chat(PLAIN, params)
     assert chat.calls == 2 and plain.structured is None  # no schema: another key
     other = CachedChatModel(chat, ResponseCache(path)).chat(
-        PLAIN, **params, schema=proposal_schema(64)
+        PLAIN, params, schema=proposal_schema(64)
     )
     assert chat.calls == 3 and other.structured == "grammar"
 
@@ -262,15 +264,15 @@ def llamacpp_model():
 
 
 def test_llamacpp_in_process_answers_under_the_grammar(llamacpp_model, tmp_path):
-    params = {"temperature": 0.8, "top_p": 0.95, "max_new_tokens": 48, "seed": 3}
-    result = llamacpp_model.chat(initial_messages(BRIEF), n=3, schema=SCHEMA, **params)
+    params = Sampling(n=3, temperature=0.8, top_p=0.95, max_new_tokens=48, seed=3)
+    result = llamacpp_model.chat(initial_messages(BRIEF), params, schema=SCHEMA)
     assert result.structured == "grammar" and len(result.texts) == 3
     assert all(SCHEMA.check(text) in ("valid", "cut") for text in result.texts), result.texts
     assert sum(SCHEMA.check(text) == "valid" for text in result.texts) >= 2
     assert result.usage.prompt_tokens > 0 and result.usage.completion_tokens > 0
-    again = llamacpp_model.chat(initial_messages(BRIEF), n=3, schema=SCHEMA, **params)
+    again = llamacpp_model.chat(initial_messages(BRIEF), params, schema=SCHEMA)
     assert again.texts == result.texts  # seeded
-    free = llamacpp_model.chat(PLAIN, n=1, **params)
+    free = llamacpp_model.chat(PLAIN, replace(params, n=1))
     assert free.structured is None and free.texts[0].strip()
     # through the TA and the privacy channel: the path is in the ledger
     ledger = ExposureLedger(tmp_path / "exposure.jsonl")
@@ -293,11 +295,7 @@ def test_transformers_with_xgrammar_answers_under_the_grammar():
     model = LocalChatModel("bundled:smollm2")
     result = model.chat(
         initial_messages(BRIEF),
-        n=2,
-        temperature=0.5,
-        top_p=0.95,
-        max_new_tokens=40,
-        seed=0,
+        Sampling(n=2, temperature=0.5, top_p=0.95, max_new_tokens=40, seed=0),
         schema=proposal_schema(40),
     )
     assert result.structured == "grammar"
@@ -388,21 +386,21 @@ def _server_model(base_url: str, forms: Path):
     return model
 
 
-PARAMS = {"temperature": 0.5, "top_p": 0.95, "max_new_tokens": 48, "seed": 1}
+PARAMS = Sampling(n=1, temperature=0.5, top_p=0.95, max_new_tokens=48, seed=1)
 
 
 def test_the_server_honours_llama_cpp_s_form_and_that_is_remembered(llama_server, tmp_path):
     proxy = FormatProxy(llama_server)
     try:
         model = _server_model(proxy.base_url, tmp_path / "forms.json")
-        first = model.chat(initial_messages(BRIEF), n=1, schema=SCHEMA, **PARAMS)
+        first = model.chat(initial_messages(BRIEF), PARAMS, schema=SCHEMA)
         assert first.structured == "json_object" and SCHEMA.check(first.texts[0]) != "invalid"
         assert proxy.formats == ["json_schema", "json_object"]  # OpenAI's form refused first
         assert any("refused response_format json_schema" in f for f in first.faults)
         stored = json.loads((tmp_path / "forms.json").read_text())
         assert stored[f"{proxy.base_url}|smollm2"]["form"] == "json_object"
         again = _server_model(proxy.base_url, tmp_path / "forms.json")  # a later run
-        second = again.chat(initial_messages(BRIEF), n=2, schema=SCHEMA, **{**PARAMS, "seed": 2})
+        second = again.chat(initial_messages(BRIEF), replace(PARAMS, n=2, seed=2), schema=SCHEMA)
         assert second.structured == "json_object" and len(second.texts) == 2
         assert proxy.formats[2:] == ["json_object", "json_object"]  # asked in it directly
         assert all(SCHEMA.check(text) != "invalid" for text in second.texts)
@@ -438,7 +436,7 @@ def test_a_server_that_ignores_response_format_is_caught_by_validation(llama_ser
     try:
         model = _server_model(proxy.base_url, tmp_path / "forms.json")
         # "OK" is no JSON; room enough that the answer ends by itself
-        result = model.chat(PLAIN, n=1, schema=SCHEMA, **{**PARAMS, "max_new_tokens": 160})
+        result = model.chat(PLAIN, replace(PARAMS, max_new_tokens=160), schema=SCHEMA)
         assert result.structured == "free_text"
         assert proxy.formats == ["json_schema", "json_object", None]
         assert sum("not valid under the schema" in f for f in result.faults) == 2

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import RootModel, ValidationError
 
 from gpta.errors import GptaUserError
-from gpta.llm.base import Message
+from gpta.llm.base import Message, Sampling
 
 if TYPE_CHECKING:
     from gpta.config import GptaConfig
@@ -426,13 +426,13 @@ def _ask(
         )
         channel = exposure.channel(chat_model, meter)
         schema = _output_schema(task.label_names) if _structured(config) else None
+        sampling = Sampling.from_config(assistant, seed=config.seed)
         result = channel.send(
             messages,
-            n=assistant.candidates,
-            temperature=assistant.temperature,
-            top_p=assistant.top_p,
-            max_new_tokens=max(assistant.max_new_tokens, 8 * len(task.label_names) + 16),
-            seed=config.seed,
+            dataclasses.replace(
+                sampling,
+                max_new_tokens=max(sampling.max_new_tokens, 8 * len(task.label_names) + 16),
+            ),
             **({"schema": schema} if schema is not None else {}),
         )
     except GptaUserError:

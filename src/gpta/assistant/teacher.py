@@ -17,7 +17,7 @@ from gpta.assistant.parsing import ParsedProposal, parse_proposals
 from gpta.assistant.prompts import ScoredPrefix, TaskBrief, feedback_messages
 from gpta.assistant.schema import proposal_schema
 from gpta.config import AssistantConfig
-from gpta.llm.base import Message, Usage
+from gpta.llm.base import Message, Sampling, Usage, count_prompt_tokens
 from gpta.llm.usage import Projection
 from gpta.privacy.channel import ExposureChannel
 from gpta.privacy.secrets import scrub
@@ -66,10 +66,8 @@ class TeachingAssistant:
         return int(window or getattr(self.channel.chat_model, "context_window", 0) or 8192)
 
     def count_message_tokens(self, messages: list[Message]) -> int:
-        counter = getattr(self.channel.chat_model, "count_message_tokens", None)
-        if callable(counter):
-            return int(counter(messages))
-        return sum(len(m["content"]) for m in messages) // 3 + 8
+        """The TA's prompt tokens for ``messages`` (:func:`gpta.llm.base.count_prompt_tokens`)."""
+        return count_prompt_tokens(self.channel.chat_model, messages)
 
     def projection(self, *, calls: int, first: list[Message]) -> Projection:
         """Worst-case TA usage of a run with ``calls`` requests, ``first`` the round-0 request.
@@ -150,11 +148,7 @@ class TeachingAssistant:
         try:
             result = self.channel.send(
                 messages,
-                n=self.config.candidates,
-                temperature=self.config.temperature,
-                top_p=self.config.top_p,
-                max_new_tokens=self.config.max_new_tokens,
-                seed=seed,
+                Sampling.from_config(self.config, seed=seed),
                 **({"schema": schema} if self.config.structured_output else {}),
             )
         except Exception as err:  # a TA failure must never end the training run

@@ -3,13 +3,47 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from gpta.config import AssistantConfig
     from gpta.llm.structured import OutputSchema
 
 Message = dict[str, str]  # {"role": "system"|"user"|"assistant", "content": "..."}
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How one request samples: ``n`` completions at ``temperature`` and ``top_p``, each at
+    most ``max_new_tokens`` long, seeded ``seed``.
+
+    Built from the config by :meth:`from_config`; a caller that needs other values (one
+    completion, a longer answer) derives them with :func:`dataclasses.replace`.
+    """
+
+    n: int
+    temperature: float
+    top_p: float
+    max_new_tokens: int
+    seed: int
+
+    @classmethod
+    def from_config(cls, assistant: AssistantConfig, *, seed: int) -> Sampling:
+        """``assistant.candidates`` completions under the config's sampling settings."""
+        return cls(
+            n=assistant.candidates,
+            temperature=assistant.temperature,
+            top_p=assistant.top_p,
+            max_new_tokens=assistant.max_new_tokens,
+            seed=seed,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """The fields by name, in field order: what the ledger records and the cache keys on
+        (the same dict the keyword arguments made before, so stored cache entries still hit).
+        """
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -64,8 +98,9 @@ class LLMRequestError(RuntimeError):
 
 
 class ChatModel(Protocol):
-    """Messages in; n completions, text and token usage out. With ``schema``, each
-    completion should be a JSON object under it (how far that held: ``ChatResult.structured``).
+    """Messages in; ``sampling.n`` completions, text and token usage out. With ``schema``,
+    each completion should be a JSON object under it (how far that held:
+    ``ChatResult.structured``).
     """
 
     backend: str
@@ -74,12 +109,8 @@ class ChatModel(Protocol):
     def chat(
         self,
         messages: list[Message],
+        sampling: Sampling,
         *,
-        n: int,
-        temperature: float,
-        top_p: float,
-        max_new_tokens: int,
-        seed: int,
         schema: OutputSchema | None = None,
     ) -> ChatResult: ...
 
@@ -105,3 +136,26 @@ def cache_identity(model: ChatModel) -> dict[str, str]:
 def count_tokens_approx(text: str) -> int:
     """A conservative token count for models whose tokenizer we do not have (~3 chars/token)."""
     return max(1, (len(text) + 2) // 3)
+
+
+def count_message_tokens_approx(messages: list[Message]) -> int:
+    """gpta's one estimate of a conversation's prompt tokens, for a TA without a tokenizer.
+
+    Each message's text at ~3 characters a token (:func:`count_tokens_approx`), plus 4 tokens
+    a message and 3 for the reply's start, the chat template's overhead. Decision (issue 20):
+    this is the estimate the budget check and the ledger already used for the ``openai``
+    backend (the one backend without a tokenizer); the cruder fallbacks that the teaching
+    assistant (characters / 3 + 8) and the exposure channel (characters / 3 + 1) kept for a
+    chat model without ``count_message_tokens`` now use it too.
+    """
+    return sum(count_tokens_approx(m["content"]) + 4 for m in messages) + 3
+
+
+def count_prompt_tokens(model: object, messages: list[Message]) -> int:
+    """The prompt tokens of ``messages`` for ``model``: its own ``count_message_tokens``
+    (its tokenizer and chat template) when it has one, else
+    :func:`count_message_tokens_approx`."""
+    counter = getattr(model, "count_message_tokens", None)
+    if callable(counter):
+        return int(counter(messages))
+    return count_message_tokens_approx(messages)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from gpta.llm.base import ChatModel, ChatResult, Message, Usage, cache_identity
+from gpta.llm.base import ChatModel, ChatResult, Message, Sampling, Usage, cache_identity
 from gpta.llm.structured import OutputSchema
 from gpta.paths import llm_cache_path
 
@@ -183,21 +183,11 @@ class CachedChatModel:
     def chat(
         self,
         messages: list[Message],
+        sampling: Sampling,
         *,
-        n: int,
-        temperature: float,
-        top_p: float,
-        max_new_tokens: int,
-        seed: int,
         schema: OutputSchema | None = None,
     ) -> ChatResult:
-        params: dict[str, Any] = {
-            "n": n,
-            "temperature": temperature,
-            "top_p": top_p,
-            "max_new_tokens": max_new_tokens,
-            "seed": seed,
-        }
+        params = sampling.as_dict()
         started = time.perf_counter()
         keyed = params if schema is None else {**params, "schema": json.loads(schema.key())}
         key = cache_key(cache_identity(self.inner), messages, keyed)
@@ -205,12 +195,12 @@ class CachedChatModel:
         if hit is not None:
             return replace(hit, seconds=time.perf_counter() - started)
         if schema is None:  # a backend (or a scripted test model) that knows no schemas
-            result = self.inner.chat(messages, **params)
+            result = self.inner.chat(messages, sampling)
         else:
-            result = self.inner.chat(messages, **params, schema=schema)
+            result = self.inner.chat(messages, sampling, schema=schema)
         from gpta.privacy.secrets import scrub_result  # an echoed API key is never stored
 
         result, _ = scrub_result(result)
-        if any(text.strip() for text in result.texts) and len(result.texts) == n:
+        if any(text.strip() for text in result.texts) and len(result.texts) == sampling.n:
             self.cache.put(key, self.model_name, result)
         return result

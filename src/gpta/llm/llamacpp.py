@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from gpta.errors import GptaUserError
-from gpta.llm.base import ChatResult, Message, Usage, sample_seed
+from gpta.llm.base import ChatResult, Message, Sampling, Usage, sample_seed
 from gpta.llm.structured import OutputSchema
 
 DEFAULT_CONTEXT = 4096
@@ -142,12 +142,8 @@ class LlamaCppChatModel:
     def chat(
         self,
         messages: list[Message],
+        sampling: Sampling,
         *,
-        n: int,
-        temperature: float,
-        top_p: float,
-        max_new_tokens: int,
-        seed: int,
         schema: OutputSchema | None = None,
     ) -> ChatResult:
         start = time.perf_counter()
@@ -160,15 +156,15 @@ class LlamaCppChatModel:
             # evaluation, and so would the samples. A fresh start per request (the K samples
             # still share the prompt) makes the same request give the same answer.
             self.llama.reset()
-            for i in range(n):
+            for i in range(sampling.n):
                 out = self.llama.create_chat_completion(
                     messages=messages,
-                    temperature=temperature,
-                    top_p=top_p,
+                    temperature=sampling.temperature,
+                    top_p=sampling.top_p,
                     top_k=0,
                     min_p=0.0,
-                    max_tokens=max_new_tokens,
-                    seed=sample_seed(seed, i),
+                    max_tokens=sampling.max_new_tokens,
+                    seed=sample_seed(sampling.seed, i),
                     grammar=grammar,
                 )
                 texts.append(out["choices"][0]["message"].get("content") or "")

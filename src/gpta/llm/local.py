@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from gpta.bundled import resolve_model_path
-from gpta.llm.base import ChatResult, Message, Usage
+from gpta.llm.base import ChatResult, Message, Sampling, Usage
 from gpta.llm.structured import OutputSchema
 from gpta.modeling.loading import quiet_loading
 
@@ -118,12 +118,8 @@ class LocalChatModel:
     def chat(
         self,
         messages: list[Message],
+        sampling: Sampling,
         *,
-        n: int,
-        temperature: float,
-        top_p: float,
-        max_new_tokens: int,
-        seed: int,
         schema: OutputSchema | None = None,
     ) -> ChatResult:
         from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
@@ -139,10 +135,13 @@ class LocalChatModel:
             processors.append(xgrammar.contrib.hf.LogitsProcessor(grammar))
         # temperature and top-p after the grammar mask: applied before it, top-p could cut
         # every token the grammar allows (top-k off, as in the other backends)
-        processors += [TemperatureLogitsWarper(temperature), TopPLogitsWarper(top_p)]
+        processors += [
+            TemperatureLogitsWarper(sampling.temperature),
+            TopPLogitsWarper(sampling.top_p),
+        ]
         # Sampling must not disturb the downstream model's random stream.
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+            torch.manual_seed(sampling.seed)
             output = self.model.generate(
                 **inputs,
                 do_sample=True,
@@ -150,8 +149,8 @@ class LocalChatModel:
                 top_p=1.0,
                 top_k=0,
                 logits_processor=processors,
-                max_new_tokens=max_new_tokens,
-                num_return_sequences=n,
+                max_new_tokens=sampling.max_new_tokens,
+                num_return_sequences=sampling.n,
                 pad_token_id=self.tokenizer.pad_token_id,
             )
         completions = output[:, prompt_len:]
@@ -159,7 +158,7 @@ class LocalChatModel:
         eos = self.tokenizer.eos_token_id
         pad = self.tokenizer.pad_token_id
         generated = int(((completions != pad) & (completions != eos)).sum().item())
-        usage = Usage(prompt_tokens=prompt_len * n, completion_tokens=generated)
+        usage = Usage(prompt_tokens=prompt_len * sampling.n, completion_tokens=generated)
         structured = None if schema is None else ("grammar" if grammar is not None else "free_text")
         return ChatResult(
             texts=texts, usage=usage, seconds=time.perf_counter() - start, structured=structured

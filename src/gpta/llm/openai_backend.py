@@ -23,6 +23,7 @@ import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from tenacity import (
@@ -38,7 +39,9 @@ from gpta.llm.base import (
     ChatResult,
     LLMRequestError,
     Message,
+    Sampling,
     Usage,
+    count_message_tokens_approx,
     count_tokens_approx,
     sample_seed,
 )
@@ -187,7 +190,7 @@ class OpenAIChatModel:
         return {"backend": self.backend, "base_url": self.base_url, "model": self.model_name}
 
     def count_message_tokens(self, messages: list[Message]) -> int:
-        return sum(count_tokens_approx(m["content"]) + 4 for m in messages) + 3
+        return count_message_tokens_approx(messages)
 
     def redact(self, text: str) -> str:
         """Remove every secret this backend holds from ``text``."""
@@ -197,18 +200,18 @@ class OpenAIChatModel:
         return text
 
     # --- one HTTP request, retried ---------------------------------------------------------
-    def _create(self, messages: list[Message], n: int, params: dict[str, Any]) -> Any:
+    def _create(self, messages: list[Message], sampling: Sampling, fmt: Any) -> Any:
         request = {
             "model": self.model_name,
             "messages": messages,
-            "n": n,
-            "temperature": params["temperature"],
-            "top_p": params["top_p"],
-            "seed": params["seed"],
-            self.token_param: params["max_new_tokens"],
+            "n": sampling.n,
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+            "seed": sampling.seed,
+            self.token_param: sampling.max_new_tokens,
         }
-        if params.get("response_format") is not None:
-            request["response_format"] = params["response_format"]
+        if fmt is not None:
+            request["response_format"] = fmt
         with self.gate:
             response = self.client.chat.completions.create(**request)
         choices = getattr(response, "choices", None)
@@ -217,9 +220,10 @@ class OpenAIChatModel:
         return response
 
     def _request(
-        self, messages: list[Message], n: int, params: dict[str, Any]
+        self, messages: list[Message], sampling: Sampling, fmt: Any
     ) -> tuple[Any, int, list[str]]:
-        """One completion request with retries; returns (response, attempts, faults)."""
+        """One completion request (``fmt``: its response_format, or ``None``) with retries;
+        returns (response, attempts, faults)."""
         faults: list[str] = []
 
         def note(state: RetryCallState) -> None:
@@ -239,7 +243,7 @@ class OpenAIChatModel:
             for attempt in retrying:
                 with attempt:
                     attempts = attempt.retry_state.attempt_number
-                    response = self._create(messages, n, params)
+                    response = self._create(messages, sampling, fmt)
         except Exception as err:
             message = self.redact(_describe(err))
             if not faults or faults[-1] != message:
@@ -269,27 +273,18 @@ class OpenAIChatModel:
     def chat(
         self,
         messages: list[Message],
+        sampling: Sampling,
         *,
-        n: int,
-        temperature: float,
-        top_p: float,
-        max_new_tokens: int,
-        seed: int,
         schema: OutputSchema | None = None,
     ) -> ChatResult:
         start = time.perf_counter()
-        params = {
-            "temperature": temperature,
-            "top_p": top_p,
-            "max_new_tokens": max_new_tokens,
-            "seed": seed,
-        }
+        max_new_tokens = sampling.max_new_tokens
         if schema is None:
-            texts, _, usage, attempts, faults = self._complete(messages, n, params)
+            texts, _, usage, attempts, faults = self._complete(messages, sampling, None)
             structured = None
         else:
             texts, usage, attempts, faults, structured = self._structured(
-                messages, n, params, schema
+                messages, sampling, schema
             )
         allowed = len(texts) * max_new_tokens
         if usage.completion_tokens > allowed * 1.25 + 8:  # the server ignored the limit
@@ -309,7 +304,7 @@ class OpenAIChatModel:
         )
 
     def _structured(
-        self, messages: list[Message], n: int, params: dict[str, Any], schema: OutputSchema
+        self, messages: list[Message], sampling: Sampling, schema: OutputSchema
     ) -> tuple[list[str], Usage, int, list[str], str]:
         """Ask in the form this server is known to honour, else learn it: OpenAI's
         ``json_schema`` form, then llama-cpp-python's ``json_object`` form, then free text.
@@ -327,9 +322,7 @@ class OpenAIChatModel:
         for form in order:
             fmt = response_format(form, schema)
             try:
-                texts, finish, more, tries, seen = self._complete(
-                    messages, n, {**params, "response_format": fmt}
-                )
+                texts, finish, more, tries, seen = self._complete(messages, sampling, fmt)
             except LLMRequestError as err:
                 attempts += err.attempts
                 faults += list(err.faults)
@@ -359,11 +352,11 @@ class OpenAIChatModel:
         raise AssertionError("free_text always answers or raises")  # pragma: no cover
 
     def _complete(
-        self, messages: list[Message], n: int, params: dict[str, Any]
+        self, messages: list[Message], sampling: Sampling, fmt: Any
     ) -> tuple[list[str], list[str | None], Usage, int, list[str]]:
         """n completions: (texts, finish reasons, usage, attempts, faults)."""
-        seed = params["seed"]
-        response, attempts, faults = self._request(messages, n, params)
+        n = sampling.n
+        response, attempts, faults = self._request(messages, sampling, fmt)
         choices = list(response.choices)[:n]
         texts = [_choice_text(c) for c in choices]
         finish = [getattr(c, "finish_reason", None) for c in choices]
@@ -373,7 +366,8 @@ class OpenAIChatModel:
 
             def one(i: int) -> tuple[Any, int, list[str]] | LLMRequestError:
                 try:
-                    return self._request(messages, 1, {**params, "seed": sample_seed(seed, i)})
+                    one_more = replace(sampling, n=1, seed=sample_seed(sampling.seed, i))
+                    return self._request(messages, one_more, fmt)
                 except LLMRequestError as err:  # keep the candidates that did arrive
                     return err
 

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
-from gpta.llm.base import ChatModel, ChatResult, Message, Usage
+from gpta.llm.base import ChatModel, ChatResult, Message, Sampling, Usage, count_prompt_tokens
 from gpta.llm.usage import UsageMeter
 from gpta.privacy.ledger import ExposureLedger
 from gpta.privacy.redaction import Redactor
@@ -79,12 +79,8 @@ class ExposureChannel:
     def send(
         self,
         messages: list[Message],
+        sampling: Sampling,
         *,
-        n: int,
-        temperature: float,
-        top_p: float,
-        max_new_tokens: int,
-        seed: int,
         schema: OutputSchema | None = None,
     ) -> ChatResult:
         """Clean, check, record and send one conversation; errors are recorded and re-raised.
@@ -94,13 +90,7 @@ class ExposureChannel:
         (``structured``: json_schema, json_object, grammar or free_text)."""
         original = messages
         messages, removed = self.clean(messages)
-        params = {
-            "n": n,
-            "temperature": temperature,
-            "top_p": top_p,
-            "max_new_tokens": max_new_tokens,
-            "seed": seed,
-        }
+        params = sampling.as_dict()
         if self.guard is not None:
             report = self.guard.check(messages)
             if report is not None:
@@ -119,8 +109,8 @@ class ExposureChannel:
                 raise RequestBlocked(block_id, report)
         if self.meter is not None:
             # worst case: a server that ignores n is sent the prompt n times
-            prompt = _prompt_tokens(self.chat_model, messages) * n
-            self.meter.check(prompt, n * max_new_tokens)
+            prompt = count_prompt_tokens(self.chat_model, messages) * sampling.n
+            self.meter.check(prompt, sampling.n * sampling.max_new_tokens)
         request_id = self.ledger.record_request(
             backend=self.chat_model.backend,
             model=self.chat_model.model_name,
@@ -134,9 +124,9 @@ class ExposureChannel:
         self.requests += 1
         try:
             if schema is None:
-                result = self.chat_model.chat(messages, **params)  # exactly what was recorded
+                result = self.chat_model.chat(messages, sampling)  # exactly what was recorded
             else:
-                result = self.chat_model.chat(messages, **params, schema=schema)
+                result = self.chat_model.chat(messages, sampling, schema=schema)
         except Exception as err:
             attempts = getattr(err, "attempts", 1)
             faults = list(getattr(err, "faults", ()))
@@ -199,10 +189,3 @@ def clean_messages(
             text = redacted.text
         cleaned.append({**message, "content": text})
     return cleaned, {kind: count for kind, count in sorted(counts.items()) if count}
-
-
-def _prompt_tokens(chat_model: ChatModel, messages: list[Message]) -> int:
-    counter = getattr(chat_model, "count_message_tokens", None)
-    if callable(counter):
-        return int(counter(messages))
-    return sum(len(m["content"]) for m in messages) // 3 + 1
