@@ -13,13 +13,13 @@ import pytest
 from gpta import cli
 from gpta.cli import TRAIN_FLAGS, main
 from gpta.config import (
-    DATA_FORMATS,
     DEVICES,
     GptaConfig,
     config_field,
     parse_overrides,
     split_override,
 )
+from gpta.data import DATA_FORMATS
 from gpta.errors import GptaUserError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # benchmarks/ is not installed
@@ -76,8 +76,6 @@ def test_each_generated_flag_has_its_config_fields_help_and_choices(flag, dotted
 
 
 def test_the_other_commands_offer_the_configs_devices_and_formats():
-    from gpta.data import read_table  # noqa: F401  (data.py reads DATA_FORMATS)
-
     assert _literal(GptaConfig.model_fields["device"].annotation) == DEVICES
     assert _literal(config_field("data.format").annotation) == DATA_FORMATS
     assigned = [cli.predict, cli.evaluate, cli.assistant_tune]

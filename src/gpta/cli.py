@@ -15,7 +15,8 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 import click
 
-from gpta.config import DATA_FORMATS, DEVICES, config_field, parse_overrides
+from gpta.config import DEVICES, config_field, parse_overrides
+from gpta.data import DATA_FORMATS
 from gpta.errors import GptaUserError
 
 

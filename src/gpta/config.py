@@ -12,7 +12,7 @@ import re
 import tomllib
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -25,7 +25,11 @@ from pydantic import (
 )
 from pydantic.fields import FieldInfo
 
+from gpta.data import DataFormat
 from gpta.errors import GptaUserError
+
+if TYPE_CHECKING:
+    from gpta.llm.base import Sampling
 
 BUNDLED_ENCODER = "bundled:minilm"
 BUNDLED_TA = "bundled:smollm2"
@@ -42,9 +46,8 @@ REPORT_TO_NAMES = (
 MAX_ROWS = 100_000_000
 MAX_SEED = 2**32 - 1  # numpy's seeds
 
-# The choices that other modules and commands offer too: named once, here.
-DataFormat = Literal["auto", "csv", "tsv", "jsonl", "parquet", "datasets", "hub"]
-DATA_FORMATS: tuple[str, ...] = get_args(DataFormat)  # what gpta.data.read_table reads
+# The choices that other modules and commands offer too: named once, here (the input
+# formats in gpta.data, which reads them).
 Device = Literal["auto", "cpu", "cuda", "mps"]
 DEVICES: tuple[str, ...] = get_args(Device)
 # The data options that name files: relative to a config file's folder when read from one
@@ -555,6 +558,18 @@ class AssistantConfig(_Section):
                 "(e.g. --set assistant.extra_headers.api-key=env:AZURE_OPENAI_KEY)"
             )
         return url
+
+    def sampling(self, *, seed: int) -> Sampling:
+        """``candidates`` completions under these sampling settings, seeded ``seed``."""
+        from gpta.llm.base import Sampling
+
+        return Sampling(
+            n=self.candidates,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            max_new_tokens=self.max_new_tokens,
+            seed=seed,
+        )
 
 
 class PrivacyConfig(_Section):

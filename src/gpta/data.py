@@ -31,12 +31,16 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 
-from gpta.config import DATA_FORMATS
 from gpta.errors import GptaUserError
+
+# The input formats read_table reads ("auto": by the file's suffix); the config's data.format,
+# the CLI's --format and predict's --input-format offer these.
+DataFormat = Literal["auto", "csv", "tsv", "jsonl", "parquet", "datasets", "hub"]
+DATA_FORMATS: tuple[str, ...] = get_args(DataFormat)
 
 if TYPE_CHECKING:
     import datasets

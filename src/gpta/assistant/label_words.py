@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import RootModel, ValidationError
 
 from gpta.errors import GptaUserError
-from gpta.llm.base import Message, Sampling
+from gpta.llm.base import Message
 
 if TYPE_CHECKING:
     from gpta.config import GptaConfig
@@ -426,7 +426,7 @@ def _ask(
         )
         channel = exposure.channel(chat_model, meter)
         schema = _output_schema(task.label_names) if _structured(config) else None
-        sampling = Sampling.from_config(assistant, seed=config.seed)
+        sampling = assistant.sampling(seed=config.seed)
         result = channel.send(
             messages,
             dataclasses.replace(

@@ -17,7 +17,7 @@ from gpta.assistant.parsing import ParsedProposal, parse_proposals
 from gpta.assistant.prompts import ScoredPrefix, TaskBrief, feedback_messages
 from gpta.assistant.schema import proposal_schema
 from gpta.config import AssistantConfig
-from gpta.llm.base import Message, Sampling, Usage, count_prompt_tokens
+from gpta.llm.base import Message, Usage, count_prompt_tokens
 from gpta.llm.usage import Projection
 from gpta.privacy.channel import ExposureChannel
 from gpta.privacy.secrets import scrub
@@ -148,7 +148,7 @@ class TeachingAssistant:
         try:
             result = self.channel.send(
                 messages,
-                Sampling.from_config(self.config, seed=seed),
+                self.config.sampling(seed=seed),
                 **({"schema": schema} if self.config.structured_output else {}),
             )
         except Exception as err:  # a TA failure must never end the training run

@@ -7,7 +7,6 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from gpta.config import AssistantConfig
     from gpta.llm.structured import OutputSchema
 
 Message = dict[str, str]  # {"role": "system"|"user"|"assistant", "content": "..."}
@@ -18,8 +17,9 @@ class Sampling:
     """How one request samples: ``n`` completions at ``temperature`` and ``top_p``, each at
     most ``max_new_tokens`` long, seeded ``seed``.
 
-    Built from the config by :meth:`from_config`; a caller that needs other values (one
-    completion, a longer answer) derives them with :func:`dataclasses.replace`.
+    Built from the config by :meth:`gpta.config.AssistantConfig.sampling`; a caller that
+    needs other values (one completion, a longer answer) derives them with
+    :func:`dataclasses.replace`.
     """
 
     n: int
@@ -27,17 +27,6 @@ class Sampling:
     top_p: float
     max_new_tokens: int
     seed: int
-
-    @classmethod
-    def from_config(cls, assistant: AssistantConfig, *, seed: int) -> Sampling:
-        """``assistant.candidates`` completions under the config's sampling settings."""
-        return cls(
-            n=assistant.candidates,
-            temperature=assistant.temperature,
-            top_p=assistant.top_p,
-            max_new_tokens=assistant.max_new_tokens,
-            seed=seed,
-        )
 
     def as_dict(self) -> dict[str, Any]:
         """The fields by name, in field order: what the ledger records and the cache keys on

@@ -12,7 +12,6 @@ from dataclasses import replace
 from typing import Any
 
 from gpta.config import GptaConfig
-from gpta.llm.base import Sampling
 from gpta.llm.factory import make_chat_model
 from gpta.llm.usage import UsageMeter, find_price
 from gpta.paths import cache_dir
@@ -41,7 +40,7 @@ def check_llm(config: GptaConfig, *, device: str = "cpu") -> dict[str, Any]:
         report["base_url"] = getattr(model, "base_url", assistant.base_url)
         report["api_key_env"] = assistant.api_key_env
     try:
-        sampling = Sampling.from_config(assistant, seed=0)
+        sampling = assistant.sampling(seed=0)
         result = channel.send(CHECK_MESSAGES, replace(sampling, n=1, max_new_tokens=16))
     except Exception as err:  # report it; the exit status says it failed
         report.update(ok=False, error=f"{type(err).__name__}: {err}")
