@@ -25,6 +25,8 @@ from pydantic import (
 
 from gpta.errors import GptaUserError
 
+# the task families (``task:``); gpta.tasks.TASKS maps each to the class implementing it
+TaskName = Literal["classification", "qa", "multiple_choice", "summarization"]
 BUNDLED_ENCODER = "bundled:minilm"
 BUNDLED_TA = "bundled:smollm2"
 # The Trainer's logging integrations (transformers.integrations), and "all" / "none".
@@ -595,7 +597,7 @@ class PrivacyConfig(_Section):
 class GptaConfig(_Section):
     """A whole GPTA run."""
 
-    task: Literal["classification", "qa", "multiple_choice", "summarization"] = "classification"
+    task: TaskName = "classification"
     output_dir: str = "runs/gpta"
     seed: int = Field(0, ge=0, le=MAX_SEED)
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"

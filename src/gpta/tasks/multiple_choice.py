@@ -40,6 +40,7 @@ from gpta.tasks.heads.sequence import join_prefix
 
 if TYPE_CHECKING:
     from gpta.config import GptaConfig
+    from gpta.manifest import Manifest
 
 MIN_ARTICLE_TOKENS = 16  # every pair keeps at least this many article tokens
 _BLANK = re.compile(r"\s*_+\s*")
@@ -70,6 +71,16 @@ class MultipleChoiceTask(RowScoring):
     max_length: int
     family: str = field(default="multiple_choice", init=False)
     primary_metric: str = field(default="accuracy", init=False)
+
+    @property
+    def text_column(self) -> str:
+        """The article column (the manifest's ``text_column``)."""
+        return self.article_column
+
+    @property
+    def label_column(self) -> str:
+        """The answer column (the manifest's ``label_column``)."""
+        return self.answer_column
 
     # --- building and validating -------------------------------------------------------------
     @staticmethod
@@ -387,6 +398,12 @@ class MultipleChoiceTask(RowScoring):
     def stratify_column(self) -> str | None:
         return None
 
+    def exemplar_columns(self) -> tuple[str, str | None]:
+        """None of a row's columns: exemplars show one text, and a row is an article, a
+        question and options. ``text`` (not a column here) makes ``privacy.exposure:
+        exemplars`` stop at the first exemplar, naming the column; no label is shown."""
+        return "text", None
+
     def manifest(self) -> dict[str, Any]:
         return {
             "text_column": self.article_column,
@@ -399,12 +416,15 @@ class MultipleChoiceTask(RowScoring):
         }
 
     @classmethod
-    def from_manifest(cls, manifest: dict[str, Any]) -> MultipleChoiceTask:
+    def from_manifest(cls, manifest: Manifest) -> MultipleChoiceTask:
+        manifest.require(
+            "text_column", "question_column", "options_column", "label_column", "num_choices"
+        )
         return cls(
-            article_column=manifest["text_column"],
-            question_column=manifest["question_column"],
-            options_column=manifest["options_column"],
-            answer_column=manifest["label_column"],
-            num_choices=manifest["num_choices"],
-            max_length=manifest["max_length"],
+            article_column=manifest.text_column,
+            question_column=manifest.question_column,
+            options_column=manifest.options_column,
+            answer_column=manifest.label_column,
+            num_choices=manifest.num_choices,
+            max_length=manifest.max_length,
         )

@@ -44,6 +44,7 @@ from gpta.tasks.heads.sequence import join_prefix
 
 if TYPE_CHECKING:
     from gpta.config import GptaConfig
+    from gpta.manifest import Manifest
 
 N_BEST = 20  # start and end candidates per window
 MAX_ANSWER_TOKENS = 30  # longest answer span, in tokens
@@ -87,6 +88,16 @@ class QATask(RowScoring):
     doc_stride: int
     family: str = field(default="qa", init=False)
     primary_metric: str = field(default="f1", init=False)
+
+    @property
+    def text_column(self) -> str:
+        """The context column (the manifest's ``text_column``)."""
+        return self.context_column
+
+    @property
+    def label_column(self) -> str:
+        """The answers column (the manifest's ``label_column``)."""
+        return self.answers_column
 
     # --- building and validating -------------------------------------------------------------
     @staticmethod
@@ -451,6 +462,12 @@ class QATask(RowScoring):
     def stratify_column(self) -> str | None:
         return None
 
+    def exemplar_columns(self) -> tuple[str, str | None]:
+        """None of a QA row's columns: exemplars show one text, and a row is a question with
+        its context. ``text`` (not a QA column) makes ``privacy.exposure: exemplars`` stop at
+        the first exemplar, naming the column; no label is shown."""
+        return "text", None
+
     def manifest(self) -> dict[str, Any]:
         return {
             "text_column": self.context_column,
@@ -462,13 +479,14 @@ class QATask(RowScoring):
         }
 
     @classmethod
-    def from_manifest(cls, manifest: dict[str, Any]) -> QATask:
+    def from_manifest(cls, manifest: Manifest) -> QATask:
+        manifest.require("text_column", "question_column", "label_column", "doc_stride")
         return cls(
-            context_column=manifest["text_column"],
-            question_column=manifest["question_column"],
-            answers_column=manifest["label_column"],
-            max_length=manifest["max_length"],
-            doc_stride=manifest["doc_stride"],
+            context_column=manifest.text_column,
+            question_column=manifest.question_column,
+            answers_column=manifest.label_column,
+            max_length=manifest.max_length,
+            doc_stride=manifest.doc_stride,
         )
 
 
