@@ -25,17 +25,16 @@ import string
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torchmetrics.functional.classification import multiclass_accuracy, multiclass_recall
 
 from gpta.data import Table, require_columns, require_text
 from gpta.downstream.inference import forward_batches
-from gpta.downstream.model import load_pretrained
 from gpta.errors import GptaUserError
 from gpta.tasks.base import Evaluation, RowScoring, TaskIO, majority_of
-from gpta.tasks.common import load_tokenizer
+from gpta.tasks.common import AutoModelLoading, load_tokenizer
 from gpta.tasks.heads.sequence import join_prefix
 
 if TYPE_CHECKING:
@@ -60,7 +59,7 @@ def letters(count: int) -> list[str]:
 
 
 @dataclass
-class MultipleChoiceTask(RowScoring):
+class MultipleChoiceTask(AutoModelLoading, RowScoring):
     """Option pairs, the answer letter, accuracy."""
 
     article_column: str
@@ -71,6 +70,8 @@ class MultipleChoiceTask(RowScoring):
     max_length: int
     family: str = field(default="multiple_choice", init=False)
     primary_metric: str = field(default="accuracy", init=False)
+    # a pretrained encoder gets a fresh multiple-choice head (one score per option)
+    auto_class: ClassVar[str] = "AutoModelForMultipleChoice"
 
     @property
     def text_column(self) -> str:
@@ -274,19 +275,6 @@ class MultipleChoiceTask(RowScoring):
             self.answer_index(row[self.answer_column], f"input row {i}")
             for i, row in enumerate(rows, start=1)
         ]
-
-    # --- models ----------------------------------------------------------------------------------
-    def load_model(self, name_or_path: str) -> tuple[Any, Any]:
-        """A pretrained encoder with a fresh multiple-choice head (one score per option)."""
-        from transformers import AutoModelForMultipleChoice
-
-        return load_pretrained(AutoModelForMultipleChoice, name_or_path)
-
-    def load_trained(self, model_dir: str) -> tuple[Any, Any]:
-        """A model saved by a run."""
-        from transformers import AutoModelForMultipleChoice
-
-        return load_pretrained(AutoModelForMultipleChoice, model_dir)
 
     # --- scoring ---------------------------------------------------------------------------------
     def logits(

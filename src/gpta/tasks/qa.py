@@ -29,17 +29,16 @@ import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torchmetrics.functional.text import squad
 
 from gpta.data import Table, require_columns, require_text
 from gpta.downstream.inference import forward_batches
-from gpta.downstream.model import load_pretrained
 from gpta.errors import GptaUserError
 from gpta.tasks.base import Evaluation, RowScoring, TaskIO
-from gpta.tasks.common import load_tokenizer
+from gpta.tasks.common import AutoModelLoading, load_tokenizer
 from gpta.tasks.heads.sequence import join_prefix
 
 if TYPE_CHECKING:
@@ -78,7 +77,7 @@ class Features:
 
 
 @dataclass
-class QATask(RowScoring):
+class QATask(AutoModelLoading, RowScoring):
     """Windows, span labels, decoding and SQuAD metrics for extractive QA."""
 
     context_column: str
@@ -88,6 +87,8 @@ class QATask(RowScoring):
     doc_stride: int
     family: str = field(default="qa", init=False)
     primary_metric: str = field(default="f1", init=False)
+    # a pretrained encoder gets a fresh span (start/end) head
+    auto_class: ClassVar[str] = "AutoModelForQuestionAnswering"
 
     @property
     def text_column(self) -> str:
@@ -297,19 +298,6 @@ class QATask(RowScoring):
         """A training batch: every window of the rows, with start/end positions."""
         feats = self.features(tokenizer, rows, prefix, labelled=True)
         return feats.tensors(range(len(feats)), labels=True)
-
-    # --- models ----------------------------------------------------------------------------------
-    def load_model(self, name_or_path: str) -> tuple[Any, Any]:
-        """A pretrained encoder with a fresh span (start/end) head."""
-        from transformers import AutoModelForQuestionAnswering
-
-        return load_pretrained(AutoModelForQuestionAnswering, name_or_path)
-
-    def load_trained(self, model_dir: str) -> tuple[Any, Any]:
-        """A model saved by a run."""
-        from transformers import AutoModelForQuestionAnswering
-
-        return load_pretrained(AutoModelForQuestionAnswering, model_dir)
 
     # --- scoring ---------------------------------------------------------------------------------
     def answer(
