@@ -225,9 +225,6 @@ def screening(
         "prefixes": prefixes,
         "machine": describe(config.device),
     }
-    if not hasattr(task, "screen_many"):
-        info["error"] = f"{type(task).__name__} has no screen_many yet (issue 9): not measured"
-        return info
     device = resolve_device(config.device)
     set_seed(config.seed)
     model, tokenizer = task.load_model(config.model.resolved_name(config.task))

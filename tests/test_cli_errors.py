@@ -313,6 +313,80 @@ def test_predict_and_eval_on_a_malformed_gpta_json(capsys, tmp_path, manifest, s
         assert "gpta.json" in err and says in err
 
 
+# A gpta.json as gpta wrote it before format_version existed (the fields of a real run).
+VERSIONLESS = {
+    "task": "classification",
+    "text_column": "text",
+    "label_column": "label",
+    "input_columns": ["text"],
+    "labels": ["negative", "positive"],
+    "max_length": 32,
+    "head": "sequence",
+    "base_model": "bundled:minilm",
+    "prefix": "",
+    "best_round": 0,
+    "metrics": {"dev": {"accuracy": 0.5, "recall_per_class": {"negative": 1.0}}},
+    "versions": {"gpta": "0.1.0", "torch": "2", "transformers": "5", "python": "3.11"},
+}
+
+
+@pytest.mark.parametrize(
+    ("change", "says", "fix"),
+    [
+        ({"served_by": "x"}, "a field gpta does not know: 'served_by'", "upgrade gpta"),
+        ({"format_version": 2}, "format_version 2, written by a newer gpta", "upgrade gpta"),
+        ({"format_version": 2, "renamed": 1}, "written by a newer gpta", "upgrade gpta"),
+        ({"format_version": "1"}, "'format_version'", "restore the one it wrote"),
+        ({"format_version": 0}, "format_version 0 is not one gpta writes", "restore"),
+        ({"max_length": "64"}, "holds a str in 'max_length'", "restore the one it wrote"),
+    ],
+)
+def test_predict_and_eval_refuse_a_gpta_json_they_do_not_understand(
+    capsys, tmp_path, change, says, fix
+):
+    import json
+
+    (tmp_path / "gpta.json").write_text(json.dumps({**VERSIONLESS, **change}), encoding="utf-8")
+    rows = _csv(tmp_path / "x.jsonl", '{"text": "fine", "label": "positive"}\n')
+    for args in (("predict", "--input", str(rows)), ("eval", "--data", str(rows))):
+        err = _run(capsys, args[0], "--model", str(tmp_path), *args[1:])
+        assert f"{tmp_path / 'gpta.json'}" in err and says in err and fix in err
+
+
+def test_a_gpta_json_without_format_version_is_read_as_version_1(capsys, tmp_path):
+    import json
+
+    from gpta.downstream.artifact import read_manifest, save_model, write_manifest
+    from gpta.manifest import FORMAT_VERSION
+    from gpta.tasks import ClassificationTask
+
+    task = ClassificationTask("text", "label", ["negative", "positive"], 32)
+    save_model(*task.load_model("bundled:minilm"), tmp_path)
+    (tmp_path / "gpta.json").write_text(json.dumps(VERSIONLESS), encoding="utf-8")
+    old = read_manifest(tmp_path)
+    assert old.format_version == 1 == FORMAT_VERSION
+    assert {k: v for k, v in old.fields().items() if k != "format_version"} == VERSIONLESS
+    rows = _csv(tmp_path / "x.jsonl", '{"text": "fine"}\n{"text": "awful"}\n')
+    main(["predict", "--model", str(tmp_path), "--input", str(rows)])
+    lines = capsys.readouterr().out.splitlines()
+    assert [json.loads(line)["row"] for line in lines] == ["line 1", "line 2"]
+    # what gpta writes now says its version and reads back the same
+    write_manifest(tmp_path, {k: v for k, v in VERSIONLESS.items() if k != "versions"})
+    written = json.loads((tmp_path / "gpta.json").read_text(encoding="utf-8"))
+    assert written["format_version"] == FORMAT_VERSION
+    assert read_manifest(tmp_path).fields() == written
+
+
+def test_gpta_never_writes_a_gpta_json_it_would_refuse(tmp_path):
+    from pydantic import ValidationError
+
+    from gpta.downstream.artifact import write_manifest
+
+    with pytest.raises(ValidationError):
+        write_manifest(tmp_path, {**VERSIONLESS, "served_by": "x"})
+    assert not (tmp_path / "gpta.json").exists()
+
+
 def test_predict_names_non_utf8_bytes_on_stdin(monkeypatch):
     import io
 

@@ -53,7 +53,11 @@ LAYERS: list[tuple[str, str, set[str]]] = [
         {"gpta.llm.base", "gpta.llm.structured", "gpta.llm.usage"},
     ),
     ("secrets", "scrubbing API keys and tokens from text", {"gpta.privacy.secrets"}),
-    ("config", "the one run configuration", {"gpta.config"}),
+    (
+        "config",
+        "the one run configuration; the saved model's manifest (gpta.json)",
+        {"gpta.config", "gpta.manifest"},
+    ),
     (
         "llm",
         "the chat backends (local transformers, llama.cpp, OpenAI-compatible), the response "

@@ -374,10 +374,10 @@ def _cap_rows(
 
 
 def _saved_manifest(model_path: str) -> dict[str, Any]:
-    """The run's gpta.json, checked (no model is loaded)."""
+    """The fields of the run's gpta.json, checked (no model is loaded)."""
     from gpta.downstream.artifact import find_model_dir, read_manifest
 
-    return read_manifest(find_model_dir(model_path))
+    return read_manifest(find_model_dir(model_path)).fields()
 
 
 def _check_rows(rows: list[dict], where: list[str], columns: list[str], source: str) -> None:
@@ -444,8 +444,7 @@ def predict(
     _check_rows(rows, where, manifest.get("input_columns", [trained_text]), source)
     _cap_rows(rows, where, manifest, source, labelled=False)
     pipeline = load_pipeline(model_path, device=device)
-    if hasattr(pipeline.task, "check_rows"):  # the family's own checks (QA, multiple choice)
-        pipeline.task.check_rows(rows, where, source, labelled=False)
+    pipeline.task.check_rows(rows, where, source, labelled=False)  # the family's own checks
     predictions = pipeline(rows)
     lines = [
         json.dumps({"row": w, **p}, ensure_ascii=False)
@@ -484,8 +483,7 @@ def evaluate(
     )
     _cap_rows(rows, table.locations, manifest, source, labelled=True)
     pipeline = load_pipeline(model_path, device=device)
-    if hasattr(pipeline.task, "check_rows"):  # the family's own checks (QA, multiple choice)
-        pipeline.task.check_rows(rows, table.locations, source, labelled=True)
+    pipeline.task.check_rows(rows, table.locations, source, labelled=True)  # the family's own
     evaluation = pipeline.evaluate(rows)
     metrics = {"rows": len(rows), "prefix": pipeline.prefix, **evaluation.metrics}
     click.echo(json.dumps(metrics, indent=2, ensure_ascii=False))

@@ -31,6 +31,8 @@ from gpta.errors import GptaUserError
 if TYPE_CHECKING:
     from gpta.llm.base import Sampling
 
+# the task families (``task:``); gpta.tasks.TASKS maps each to the class implementing it
+TaskName = Literal["classification", "qa", "multiple_choice", "summarization"]
 BUNDLED_ENCODER = "bundled:minilm"
 BUNDLED_TA = "bundled:smollm2"
 # The Trainer's logging integrations (transformers.integrations), and "all" / "none".
@@ -630,7 +632,7 @@ class PrivacyConfig(_Section):
 class GptaConfig(_Section):
     """A whole GPTA run."""
 
-    task: Literal["classification", "qa", "multiple_choice", "summarization"] = Field(
+    task: TaskName = Field(
         "classification",
         description="The task family: classification, qa (extractive question answering), "
         "multiple_choice or summarization.",

@@ -44,9 +44,9 @@ from gpta.downstream.training import build_trainer, round_budget
 from gpta.errors import GptaUserError
 from gpta.library import record_run, resolve_warm_start
 from gpta.llm import make_chat_model
-from gpta.llm.usage import UsageMeter
+from gpta.llm.usage import Projection, UsageMeter
 from gpta.modeling.device import resolve_device
-from gpta.privacy import build_exposure
+from gpta.privacy import ExposureChannel, build_exposure
 from gpta.progress import Progress, warn
 from gpta.synergy import SynergyLoop
 from gpta.tasks import TASKS, Task, build_task
@@ -804,9 +804,9 @@ class _TeachingSide:
     brief: TaskBrief
     history: History
     dialogue: DialogueGradient | None
-    channel: Any
+    channel: ExposureChannel
     meter: UsageMeter
-    projection: Any
+    projection: Projection
 
 
 def _teaching_side(
@@ -823,12 +823,13 @@ def _teaching_side(
     """The privacy channel and ledger, the TA, its usage meter, the history, the dialogue
     gradient."""
     io = task.io()
+    text_column, label_column = task.exemplar_columns()
     exposure = build_exposure(  # privacy: leak guard over every row, exemplars, ledger
         config,
         tables,
         run_dir,
-        text_column=getattr(task, "text_column", "text"),
-        label_column=getattr(task, "label_column", None),
+        text_column=text_column,
+        label_column=label_column,
         description=description,
     )
     exposure.announce(progress)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gpta.assistant import (
     History,
@@ -44,6 +44,9 @@ from gpta.config import AssistantConfig
 from gpta.distributed import Ranks
 from gpta.progress import Progress
 from gpta.tasks.base import Evaluation, Screening, Task
+
+if TYPE_CHECKING:
+    from gpta.assistant.tuning import DialogueGradient
 
 
 class SynergyLoop:
@@ -65,7 +68,7 @@ class SynergyLoop:
         seed: int,
         on_new_best: Callable[[Any, RoundRecord], None],
         progress: Progress,
-        dialogue: Any = None,
+        dialogue: DialogueGradient | None = None,
         ranks: Ranks | None = None,
         augment: int = 0,
         patience: int = 0,
@@ -85,7 +88,7 @@ class SynergyLoop:
         self.seed = seed
         self.on_new_best = on_new_best
         self.progress = progress
-        self.dialogue = dialogue  # gpta.assistant.tuning.DialogueGradient: TA tuning, rates
+        self.dialogue = dialogue  # TA tuning, improvement rates
         # On processes other than the main one, assistant/history/dialogue are None: they
         # only take part in the sharded evaluation and screening.
         self.ranks = ranks or Ranks()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gpta.assistant.context import fit_tried
 from gpta.assistant.parsing import ParsedProposal, parse_proposals
@@ -21,6 +21,9 @@ from gpta.llm.base import Message, Usage, count_prompt_tokens
 from gpta.llm.usage import Projection
 from gpta.privacy.channel import ExposureChannel
 from gpta.privacy.secrets import scrub
+
+if TYPE_CHECKING:
+    from gpta.assistant.history import History
 
 
 @dataclass
@@ -93,7 +96,7 @@ class TeachingAssistant:
 
     def feedback(
         self,
-        history: Any,
+        history: History,
         *,
         current: ScoredPrefix,
         previous_score: float | None,
@@ -105,7 +108,7 @@ class TeachingAssistant:
         prefixes (see :mod:`gpta.assistant.context`); ``kwargs`` go to ``feedback_messages``.
         """
         ranked = history.tried(max(self.config.history_top_m, 1))
-        screened = getattr(history, "screened", {})
+        screened = history.screened
         recent_rounds = (
             history.rounds[-self.config.history_recent :] if self.config.history_recent else []
         )

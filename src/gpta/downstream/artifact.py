@@ -1,4 +1,8 @@
-"""The saved model: a Hugging Face folder plus ``gpta.json`` (task, labels, prefix, metrics)."""
+"""The saved model: a Hugging Face folder plus ``gpta.json`` (task, labels, prefix, metrics).
+
+The manifest's fields and versions are :class:`gpta.manifest.Manifest`; here it is written
+and read.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from gpta.errors import GptaUserError
+from gpta.manifest import DAMAGED_HINT, FORMAT_VERSION, Manifest, parse_manifest
 
 MANIFEST = "gpta.json"
 
@@ -34,8 +39,10 @@ def save_model(model: Any, tokenizer: Any, directory: str | Path) -> None:
 
 
 def write_manifest(directory: str | Path, manifest: dict[str, Any]) -> None:
-    """Write ``gpta.json`` next to the weights."""
-    body = {**manifest, "versions": library_versions()}
+    """Write ``gpta.json`` next to the weights, at the current ``format_version``; checked
+    as it will be read (a bug, never a user error, if it does not pass)."""
+    body = {"format_version": FORMAT_VERSION, **manifest, "versions": library_versions()}
+    Manifest.model_validate(body)
     (Path(directory) / MANIFEST).write_text(
         json.dumps(body, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
     )
@@ -59,36 +66,14 @@ def find_model_dir(path: str | Path) -> Path:
     )
 
 
-_DAMAGED = "this file is written by `gpta train`; restore the one it wrote, or train the run again"
-
-
-def read_manifest(model_dir: str | Path) -> dict[str, Any]:
-    """Read ``gpta.json``, checked for the fields every task needs (``task``, ``prefix``,
-    ``max_length``; the task's own fields are checked when it is rebuilt)."""
+def read_manifest(model_dir: str | Path) -> Manifest:
+    """Read ``gpta.json``: the fields every task needs (``task``, ``prefix``, ``max_length``)
+    and the type of every field it holds are checked, an unknown field or a newer
+    ``format_version`` is refused (see :mod:`gpta.manifest`); the task's own fields are
+    checked when it is rebuilt."""
     path = Path(model_dir) / MANIFEST
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:  # unreadable, not UTF-8, not JSON
-        raise GptaUserError(f"{path} could not be read: {err}", hint=_DAMAGED) from None
-    if not isinstance(manifest, dict):
-        raise GptaUserError(f"{path} is not a JSON object", hint=_DAMAGED)
-    expected = {"task": str, "prefix": str, "max_length": int}
-    for key, kind in expected.items():
-        value = manifest.get(key)
-        if not isinstance(value, kind) or isinstance(value, bool):
-            problem = (
-                f"has no {key!r} field"
-                if key not in manifest
-                else f"holds a {type(value).__name__} in {key!r}, not a {kind.__name__}"
-            )
-            raise GptaUserError(f"{path} {problem}", hint=_DAMAGED)
-    for key in ("text_column", "label_column", "question_column", "options_column"):
-        if key in manifest and not isinstance(manifest[key], str):
-            raise GptaUserError(f"{path}: {key!r} is not a text", hint=_DAMAGED)
-    for key in ("predict_prefixes", "input_columns"):
-        texts = manifest.get(key)
-        if texts is not None and not (
-            isinstance(texts, list) and all(isinstance(t, str) for t in texts)
-        ):
-            raise GptaUserError(f"{path}: {key!r} is not a list of texts", hint=_DAMAGED)
-    return manifest
+        raise GptaUserError(f"{path} could not be read: {err}", hint=DAMAGED_HINT) from None
+    return parse_manifest(data, path)

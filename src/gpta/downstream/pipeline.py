@@ -24,9 +24,9 @@ class GptaPipeline:
     def __init__(self, model_dir: str | Path, *, device: str = "auto", batch_size: int = 32):
         self.model_dir = find_model_dir(model_dir)
         self.manifest = read_manifest(self.model_dir)
-        self.prefix: str = self.manifest["prefix"]
+        self.prefix: str = self.manifest.prefix
         # prefix variety with `augment_predict: mean`: class probabilities averaged over these
-        self.prefixes: list[str] | None = self.manifest.get("predict_prefixes")
+        self.prefixes: list[str] | None = self.manifest.predict_prefixes
         where = self.model_dir / "gpta.json"
         try:
             self.task = task_from_manifest(self.manifest)
@@ -52,7 +52,7 @@ class GptaPipeline:
         """Normalise strings to rows keyed by the task's input column."""
         if isinstance(inputs, str):
             inputs = [inputs]
-        column = self.manifest.get("text_column", "text")
+        column = self.manifest.text_column or "text"
         return [item if isinstance(item, dict) else {column: item} for item in inputs]
 
     def __call__(self, inputs: str | Sequence[str | dict[str, Any]]) -> list[Any]:

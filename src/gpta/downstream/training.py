@@ -394,7 +394,7 @@ def build_trainer(
         data_collator=collator,
         callbacks=[RoundEndCallback(dataset, loss_meter, on_round_end, on_checkpoint, start_round)],
         loss_meter=loss_meter,
-        task_loss=getattr(task, "compute_loss", None),
+        task_loss=task.compute_loss,
     )
     if trainer.is_fsdp_enabled or trainer.is_deepspeed_enabled:
         raise GptaUserError(

@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from gpta.tasks.base import Evaluation, Screening, Task, TaskIO
 from gpta.tasks.classification import ClassificationTask
@@ -16,10 +16,11 @@ from gpta.tasks.qa import QATask
 from gpta.tasks.summarization import SummarizationTask
 
 if TYPE_CHECKING:
-    from gpta.config import GptaConfig
+    from gpta.config import GptaConfig, TaskName
     from gpta.data import Table
+    from gpta.manifest import Manifest
 
-TASKS: dict[str, Any] = {
+TASKS: dict[TaskName, type[Task]] = {
     "classification": ClassificationTask,
     "qa": QATask,
     "multiple_choice": MultipleChoiceTask,
@@ -32,16 +33,10 @@ def build_task(config: GptaConfig, tables: dict[str, Table]) -> Task:
     return TASKS[config.task].from_config(config, tables)
 
 
-def task_from_manifest(manifest: dict[str, Any]) -> Task:
-    """Rebuild the task a saved model was trained for."""
-    family = manifest.get("task")
-    if family not in TASKS:
-        from gpta.errors import GptaUserError
-
-        raise GptaUserError(
-            f"gpta.json names an unknown task {family!r}", hint=f"known tasks: {', '.join(TASKS)}"
-        )
-    return TASKS[family].from_manifest(manifest)
+def task_from_manifest(manifest: Manifest) -> Task:
+    """Rebuild the task a saved model was trained for (its family is checked when the
+    manifest is read: :mod:`gpta.manifest`)."""
+    return TASKS[manifest.task].from_manifest(manifest)
 
 
 __all__ = [

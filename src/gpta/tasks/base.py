@@ -16,7 +16,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+if TYPE_CHECKING:
+    from gpta.config import GptaConfig
+    from gpta.data import Table
+    from gpta.manifest import Manifest
+
+# ``(model, inputs) -> (loss, logits)``: a family's own training loss (see ``Task.compute_loss``)
+TaskLoss = Callable[[Any, dict[str, Any]], tuple[Any, Any]]
 
 
 @dataclass
@@ -136,7 +144,26 @@ class RowScoring:
     A family implements ``outputs(model, tokenizer, rows, prefix, *, batch_size, screening)``
     and ``score(rows, outputs)``; it may override ``screen_score`` (default: the primary
     metric of ``score``) and ``outputs_many`` (default: one pass per prefix).
+
+    Also the documented defaults of the :class:`Task` members a family may leave out: no
+    row checks beyond the columns (``check_rows``), the model's own loss (``compute_loss``),
+    no new weights to start (``prepare_model``) and no majority answer (``majority_baseline``).
     """
+
+    # None: the Trainer uses the model's own loss; a family with its own defines a method
+    compute_loss: ClassVar[TaskLoss | None] = None
+
+    def check_rows(
+        self,
+        rows: Sequence[dict[str, Any]],
+        locations: Sequence[str],
+        source: str,
+        *,
+        labelled: bool,
+    ) -> None:
+        """Validate rows given to ``gpta predict`` / ``gpta eval`` beyond their columns, naming
+        the bad row (default: nothing more to check; QA and multiple choice check answers,
+        options and shapes)."""
 
     def prepare_model(
         self, model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], *, batch_size: int
@@ -233,10 +260,51 @@ class RowScoring:
 
 
 class Task(Protocol):
-    """A task family."""
+    """A task family: every member the synergy loop, the Trainer rounds, the pipeline and the
+    CLI use. The registry :data:`gpta.tasks.TASKS` maps each ``task:`` of the config to the
+    class implementing it (all of them build on :class:`RowScoring`, which gives the
+    documented defaults)."""
 
     family: str
     primary_metric: str
+    # The column of the text the prefix joins (QA: the context, multiple choice: the article)
+    # and of the reference answer, by the names the saved manifest gives them.
+    text_column: str
+    label_column: str
+    # The family's own training loss, or None for the model's (only classification has one).
+    compute_loss: TaskLoss | None
+
+    @classmethod
+    def from_config(cls, config: GptaConfig, tables: dict[str, Table]) -> Task:
+        """Build from the run configuration; validates every split."""
+        ...
+
+    @classmethod
+    def from_manifest(cls, manifest: Manifest) -> Task:
+        """Rebuild the task a saved model was trained for (``KeyError`` naming a field the
+        family needs and the file lacks)."""
+        ...
+
+    @staticmethod
+    def stratify_column_for(config: GptaConfig) -> str | None:
+        """The column splits and low-resource samples are stratified by, or None."""
+        ...
+
+    def check_rows(
+        self,
+        rows: Sequence[dict[str, Any]],
+        locations: Sequence[str],
+        source: str,
+        *,
+        labelled: bool,
+    ) -> None:
+        """Validate rows given to ``gpta predict`` / ``gpta eval``, naming the bad row."""
+        ...
+
+    def exemplar_columns(self) -> tuple[str, str | None]:
+        """The column whose text ``privacy.exposure: exemplars`` shows the TA, and the column
+        of the label shown with it (None: none)."""
+        ...
 
     def io(self) -> TaskIO: ...
 

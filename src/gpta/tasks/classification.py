@@ -31,6 +31,7 @@ from gpta.tasks.heads.sequence import join_prefix
 
 if TYPE_CHECKING:
     from gpta.config import GptaConfig
+    from gpta.manifest import Manifest
 
 __all__ = ["ClassificationTask", "join_prefix"]
 
@@ -318,6 +319,10 @@ class ClassificationTask(RowScoring):
     def stratify_column(self) -> str | None:
         return self.label_column
 
+    def exemplar_columns(self) -> tuple[str, str | None]:
+        """A text, shown with its label."""
+        return self.text_column, self.label_column
+
     def manifest(self) -> dict[str, Any]:
         return {
             "text_column": self.text_column,
@@ -329,13 +334,14 @@ class ClassificationTask(RowScoring):
         }
 
     @classmethod
-    def from_manifest(cls, manifest: dict[str, Any]) -> ClassificationTask:
+    def from_manifest(cls, manifest: Manifest) -> ClassificationTask:
+        manifest.require("text_column", "label_column", "labels")
         return cls(
-            manifest["text_column"],
-            manifest["label_column"],
-            manifest["labels"],
-            manifest["max_length"],
-            head_from_manifest(manifest),
+            manifest.text_column,
+            manifest.label_column,
+            list(manifest.labels),
+            manifest.max_length,
+            head_from_manifest(manifest.fields()),
         )
 
     # --- metrics ---------------------------------------------------------------------------------

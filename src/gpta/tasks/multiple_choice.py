@@ -25,7 +25,7 @@ import string
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torchmetrics.functional.classification import multiclass_accuracy, multiclass_recall
@@ -33,13 +33,13 @@ from torchmetrics.functional.classification import multiclass_accuracy, multicla
 from gpta.data import Table, require_columns, require_text
 from gpta.errors import GptaUserError
 from gpta.modeling.inference import forward_batches
-from gpta.modeling.loading import load_pretrained
 from gpta.tasks.base import Evaluation, RowScoring, TaskIO, majority_of
-from gpta.tasks.common import load_tokenizer
+from gpta.tasks.common import AutoModelLoading, load_tokenizer
 from gpta.tasks.heads.sequence import join_prefix
 
 if TYPE_CHECKING:
     from gpta.config import GptaConfig
+    from gpta.manifest import Manifest
 
 MIN_ARTICLE_TOKENS = 16  # every pair keeps at least this many article tokens
 _BLANK = re.compile(r"\s*_+\s*")
@@ -59,7 +59,7 @@ def letters(count: int) -> list[str]:
 
 
 @dataclass
-class MultipleChoiceTask(RowScoring):
+class MultipleChoiceTask(AutoModelLoading, RowScoring):
     """Option pairs, the answer letter, accuracy."""
 
     article_column: str
@@ -70,6 +70,18 @@ class MultipleChoiceTask(RowScoring):
     max_length: int
     family: str = field(default="multiple_choice", init=False)
     primary_metric: str = field(default="accuracy", init=False)
+    # a pretrained encoder gets a fresh multiple-choice head (one score per option)
+    auto_class: ClassVar[str] = "AutoModelForMultipleChoice"
+
+    @property
+    def text_column(self) -> str:
+        """The article column (the manifest's ``text_column``)."""
+        return self.article_column
+
+    @property
+    def label_column(self) -> str:
+        """The answer column (the manifest's ``label_column``)."""
+        return self.answer_column
 
     # --- building and validating -------------------------------------------------------------
     @staticmethod
@@ -264,19 +276,6 @@ class MultipleChoiceTask(RowScoring):
             for i, row in enumerate(rows, start=1)
         ]
 
-    # --- models ----------------------------------------------------------------------------------
-    def load_model(self, name_or_path: str) -> tuple[Any, Any]:
-        """A pretrained encoder with a fresh multiple-choice head (one score per option)."""
-        from transformers import AutoModelForMultipleChoice
-
-        return load_pretrained(AutoModelForMultipleChoice, name_or_path)
-
-    def load_trained(self, model_dir: str) -> tuple[Any, Any]:
-        """A model saved by a run."""
-        from transformers import AutoModelForMultipleChoice
-
-        return load_pretrained(AutoModelForMultipleChoice, model_dir)
-
     # --- scoring ---------------------------------------------------------------------------------
     def logits(
         self,
@@ -387,6 +386,12 @@ class MultipleChoiceTask(RowScoring):
     def stratify_column(self) -> str | None:
         return None
 
+    def exemplar_columns(self) -> tuple[str, str | None]:
+        """None of a row's columns: exemplars show one text, and a row is an article, a
+        question and options. ``text`` (not a column here) makes ``privacy.exposure:
+        exemplars`` stop at the first exemplar, naming the column; no label is shown."""
+        return "text", None
+
     def manifest(self) -> dict[str, Any]:
         return {
             "text_column": self.article_column,
@@ -399,12 +404,15 @@ class MultipleChoiceTask(RowScoring):
         }
 
     @classmethod
-    def from_manifest(cls, manifest: dict[str, Any]) -> MultipleChoiceTask:
+    def from_manifest(cls, manifest: Manifest) -> MultipleChoiceTask:
+        manifest.require(
+            "text_column", "question_column", "options_column", "label_column", "num_choices"
+        )
         return cls(
-            article_column=manifest["text_column"],
-            question_column=manifest["question_column"],
-            options_column=manifest["options_column"],
-            answer_column=manifest["label_column"],
-            num_choices=manifest["num_choices"],
-            max_length=manifest["max_length"],
+            article_column=manifest.text_column,
+            question_column=manifest.question_column,
+            options_column=manifest.options_column,
+            answer_column=manifest.label_column,
+            num_choices=manifest.num_choices,
+            max_length=manifest.max_length,
         )

@@ -29,7 +29,7 @@ import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torchmetrics.functional.text import squad
@@ -37,13 +37,13 @@ from torchmetrics.functional.text import squad
 from gpta.data import Table, require_columns, require_text
 from gpta.errors import GptaUserError
 from gpta.modeling.inference import forward_batches
-from gpta.modeling.loading import load_pretrained
 from gpta.tasks.base import Evaluation, RowScoring, TaskIO
-from gpta.tasks.common import load_tokenizer
+from gpta.tasks.common import AutoModelLoading, load_tokenizer
 from gpta.tasks.heads.sequence import join_prefix
 
 if TYPE_CHECKING:
     from gpta.config import GptaConfig
+    from gpta.manifest import Manifest
 
 N_BEST = 20  # start and end candidates per window
 MAX_ANSWER_TOKENS = 30  # longest answer span, in tokens
@@ -77,7 +77,7 @@ class Features:
 
 
 @dataclass
-class QATask(RowScoring):
+class QATask(AutoModelLoading, RowScoring):
     """Windows, span labels, decoding and SQuAD metrics for extractive QA."""
 
     context_column: str
@@ -87,6 +87,18 @@ class QATask(RowScoring):
     doc_stride: int
     family: str = field(default="qa", init=False)
     primary_metric: str = field(default="f1", init=False)
+    # a pretrained encoder gets a fresh span (start/end) head
+    auto_class: ClassVar[str] = "AutoModelForQuestionAnswering"
+
+    @property
+    def text_column(self) -> str:
+        """The context column (the manifest's ``text_column``)."""
+        return self.context_column
+
+    @property
+    def label_column(self) -> str:
+        """The answers column (the manifest's ``label_column``)."""
+        return self.answers_column
 
     # --- building and validating -------------------------------------------------------------
     @staticmethod
@@ -287,19 +299,6 @@ class QATask(RowScoring):
         feats = self.features(tokenizer, rows, prefix, labelled=True)
         return feats.tensors(range(len(feats)), labels=True)
 
-    # --- models ----------------------------------------------------------------------------------
-    def load_model(self, name_or_path: str) -> tuple[Any, Any]:
-        """A pretrained encoder with a fresh span (start/end) head."""
-        from transformers import AutoModelForQuestionAnswering
-
-        return load_pretrained(AutoModelForQuestionAnswering, name_or_path)
-
-    def load_trained(self, model_dir: str) -> tuple[Any, Any]:
-        """A model saved by a run."""
-        from transformers import AutoModelForQuestionAnswering
-
-        return load_pretrained(AutoModelForQuestionAnswering, model_dir)
-
     # --- scoring ---------------------------------------------------------------------------------
     def answer(
         self,
@@ -451,6 +450,12 @@ class QATask(RowScoring):
     def stratify_column(self) -> str | None:
         return None
 
+    def exemplar_columns(self) -> tuple[str, str | None]:
+        """None of a QA row's columns: exemplars show one text, and a row is a question with
+        its context. ``text`` (not a QA column) makes ``privacy.exposure: exemplars`` stop at
+        the first exemplar, naming the column; no label is shown."""
+        return "text", None
+
     def manifest(self) -> dict[str, Any]:
         return {
             "text_column": self.context_column,
@@ -462,13 +467,14 @@ class QATask(RowScoring):
         }
 
     @classmethod
-    def from_manifest(cls, manifest: dict[str, Any]) -> QATask:
+    def from_manifest(cls, manifest: Manifest) -> QATask:
+        manifest.require("text_column", "question_column", "label_column", "doc_stride")
         return cls(
-            context_column=manifest["text_column"],
-            question_column=manifest["question_column"],
-            answers_column=manifest["label_column"],
-            max_length=manifest["max_length"],
-            doc_stride=manifest["doc_stride"],
+            context_column=manifest.text_column,
+            question_column=manifest.question_column,
+            answers_column=manifest.label_column,
+            max_length=manifest.max_length,
+            doc_stride=manifest.doc_stride,
         )
 
 

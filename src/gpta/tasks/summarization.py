@@ -49,6 +49,7 @@ from gpta.tasks.base import Evaluation, RowScoring, Screening, TaskIO
 
 if TYPE_CHECKING:
     from gpta.config import GptaConfig
+    from gpta.manifest import Manifest
 
 SEQ2SEQ = "seq2seq"
 DECODER = "decoder-only"
@@ -510,6 +511,10 @@ class SummarizationTask(RowScoring):
     def stratify_column(self) -> str | None:
         return None
 
+    def exemplar_columns(self) -> tuple[str, str | None]:
+        """A document, shown with its reference summary."""
+        return self.text_column, self.label_column
+
     def manifest(self) -> dict[str, Any]:
         return {
             "text_column": self.text_column,
@@ -523,15 +528,23 @@ class SummarizationTask(RowScoring):
         }
 
     @classmethod
-    def from_manifest(cls, manifest: dict[str, Any]) -> SummarizationTask:
+    def from_manifest(cls, manifest: Manifest) -> SummarizationTask:
+        manifest.require(
+            "text_column",
+            "label_column",
+            "architecture",
+            "max_target_length",
+            "max_new_tokens",
+            "num_beams",
+        )
         return cls(
-            text_column=manifest["text_column"],
-            label_column=manifest["label_column"],
-            architecture=manifest["architecture"],
-            max_length=manifest["max_length"],
-            max_target_length=manifest["max_target_length"],
-            max_new_tokens=manifest["max_new_tokens"],
-            num_beams=manifest["num_beams"],
+            text_column=manifest.text_column,
+            label_column=manifest.label_column,
+            architecture=manifest.architecture,
+            max_length=manifest.max_length,
+            max_target_length=manifest.max_target_length,
+            max_new_tokens=manifest.max_new_tokens,
+            num_beams=manifest.num_beams,
         )
 
 

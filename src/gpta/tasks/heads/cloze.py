@@ -26,13 +26,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
 from gpta.errors import GptaUserError
-from gpta.modeling.loading import load_pretrained
 from gpta.tasks.heads.lm_verbalizer import (
+    LabelWordLoading,
     _model_type,
     keep_positions,
     pad_id_of,
@@ -56,7 +56,7 @@ class _Frame:
 
 
 @dataclass
-class ClozeHead:
+class ClozeHead(LabelWordLoading):
     """Scores each label by the masked LM's logit of its (one-token) word at the mask."""
 
     label_names: list[str]
@@ -74,6 +74,7 @@ class ClozeHead:
         default=([], []), init=False, repr=False, compare=False
     )
     _frames: dict[str, _Frame] = field(default_factory=dict, init=False, repr=False, compare=False)
+    auto_class: ClassVar[str] = "AutoModelForMaskedLM"
 
     def __post_init__(self) -> None:
         if self.template.count(SLOT) != 1:
@@ -113,22 +114,9 @@ class ClozeHead:
         return "All in all, this news article is about {mask}."
 
     # --- models ------------------------------------------------------------------------------
-    def load_model(self, name_or_path: str, label_names: list[str]) -> tuple[Any, Any]:
-        from transformers import AutoModelForMaskedLM
-
-        if [str(n) for n in label_names] != self.label_names:
-            raise ValueError(f"head built for labels {self.label_names}, asked for {label_names}")
+    def check_checkpoint(self, name_or_path: str) -> None:
+        """Refuse a checkpoint that is not a masked LM or was saved without its MLM head."""
         _require_masked_lm(name_or_path)
-        model, tokenizer = load_pretrained(AutoModelForMaskedLM, name_or_path)
-        self.bind(tokenizer)
-        return model, tokenizer
-
-    def load_trained(self, model_dir: str) -> tuple[Any, Any]:
-        from transformers import AutoModelForMaskedLM
-
-        model, tokenizer = load_pretrained(AutoModelForMaskedLM, model_dir)
-        self.bind(tokenizer)
-        return model, tokenizer
 
     def bind(self, tokenizer: Any) -> None:
         """Find the mask token, the label words' token ids and the special tokens (once)."""

@@ -37,13 +37,13 @@ import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
 from gpta.bundled import resolve_model_path
 from gpta.errors import GptaUserError
-from gpta.modeling.loading import load_pretrained
+from gpta.tasks.common import load_auto_model
 
 HEAD_NAME = "lm-verbalizer"
 SCORING = "first-token"
@@ -207,6 +207,32 @@ def words_listed(words: Sequence[str]) -> str:
     return quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
 
 
+class LabelWordLoading:
+    """``load_model`` and ``load_trained`` of a head whose classifier is a pretrained LM head
+    scoring label words (``auto_class``: causal or masked). A pretrained checkpoint is first
+    checked to be that kind of LM (``check_checkpoint``); then it, or a model saved by a run,
+    loads the same way and the head binds its tokenizer (``bind``). The head holds
+    ``label_names``."""
+
+    auto_class: ClassVar[str]
+
+    def load_model(self, name_or_path: str, label_names: list[str]) -> tuple[Any, Any]:
+        """A pretrained LM ready to fine-tune for these labels, and its tokenizer."""
+        if [str(n) for n in label_names] != self.label_names:
+            raise ValueError(f"head built for labels {self.label_names}, asked for {label_names}")
+        self.check_checkpoint(name_or_path)
+        return self._load(name_or_path)
+
+    def load_trained(self, model_dir: str) -> tuple[Any, Any]:
+        """A model saved by a run."""
+        return self._load(model_dir)
+
+    def _load(self, name_or_path: str) -> tuple[Any, Any]:
+        model, tokenizer = load_auto_model(self.auto_class, name_or_path)
+        self.bind(tokenizer)
+        return model, tokenizer
+
+
 def _model_type(name_or_path: str) -> Any:
     """The checkpoint's config, or None when it cannot be read (load_pretrained reports)."""
     from transformers import AutoConfig
@@ -232,7 +258,7 @@ class _Frame:
 
 
 @dataclass
-class LmVerbalizerHead:
+class LmVerbalizerHead(LabelWordLoading):
     """Scores each label by the causal LM's log-probability of its word's first token."""
 
     label_names: list[str]
@@ -247,6 +273,7 @@ class LmVerbalizerHead:
     _label_ids: list[int] = field(default_factory=list, init=False, repr=False, compare=False)
     _frames: dict[str, _Frame] = field(default_factory=dict, init=False, repr=False, compare=False)
     _parts: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+    auto_class: ClassVar[str] = "AutoModelForCausalLM"
 
     @classmethod
     def build(
@@ -286,22 +313,9 @@ class LmVerbalizerHead:
         )
 
     # --- models ------------------------------------------------------------------------------
-    def load_model(self, name_or_path: str, label_names: list[str]) -> tuple[Any, Any]:
-        from transformers import AutoModelForCausalLM
-
-        if [str(n) for n in label_names] != self.label_names:
-            raise ValueError(f"head built for labels {self.label_names}, asked for {label_names}")
+    def check_checkpoint(self, name_or_path: str) -> None:
+        """Refuse a checkpoint that is not a decoder-only causal LM."""
         _require_causal_lm(name_or_path)
-        model, tokenizer = load_pretrained(AutoModelForCausalLM, name_or_path)
-        self.bind(tokenizer)
-        return model, tokenizer
-
-    def load_trained(self, model_dir: str) -> tuple[Any, Any]:
-        from transformers import AutoModelForCausalLM
-
-        model, tokenizer = load_pretrained(AutoModelForCausalLM, model_dir)
-        self.bind(tokenizer)
-        return model, tokenizer
 
     def bind(self, tokenizer: Any) -> None:
         """Work out the template pieces and the label tokens for this tokenizer (once)."""
