@@ -315,7 +315,9 @@ class SynergyLoop:
             self.history.note_screened(current.prefix, current.score)
         return current
 
-    def _ask_ta(self, round_index: int, record: RoundRecord) -> tuple[ProposalBatch, dict]:
+    def _ask_ta(
+        self, round_index: int, record: RoundRecord
+    ) -> tuple[ProposalBatch, dict[str, float]]:
         """The TA's proposals for the next round (main process; an empty batch elsewhere):
         none at the warm-up's end when a static or transferred prefix is the challenger, the
         answer asked in the background during the round, or a request now; and this
