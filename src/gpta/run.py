@@ -28,7 +28,7 @@ import resource
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ from gpta.data import Table, read_splits, require_columns, sample_rows, stratifi
 from gpta.distributed import Ranks, init_ranks
 from gpta.downstream.artifact import save_model, write_manifest
 from gpta.downstream.pipeline import GptaPipeline
-from gpta.downstream.training import build_trainer, round_budget
+from gpta.downstream.training import PrefixCollator, PrefixTrainer, build_trainer, round_budget
 from gpta.errors import GptaUserError
 from gpta.library import record_run, resolve_warm_start
 from gpta.llm import make_chat_model
@@ -355,21 +355,11 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
     path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def _save_best(
-    run_dir: Path, model: Any, tokenizer: Any, manifest: dict[str, Any], record: RoundRecord
-) -> None:
+def _save_best(run_dir: Path, model: Any, tokenizer: Any, manifest: dict[str, Any]) -> None:
     """Write the model of a new best round atomically (staging folder, then rename)."""
     staging = Path(tempfile.mkdtemp(prefix=".model-", dir=run_dir))
     save_model(model, tokenizer, staging)
-    write_manifest(
-        staging,
-        {
-            **manifest,
-            "prefix": record.serving_prefix,
-            "best_round": record.round,
-            "metrics": {"dev": record.serving_metrics},
-        },
-    )
+    write_manifest(staging, manifest)
     target = run_dir / "model"
     if target.exists():
         old = run_dir / ".model-old"
@@ -561,30 +551,16 @@ def _execute(
     quiet: bool,
     ranks: Ranks | None = None,
 ) -> RunResult:
-    from transformers import set_seed
-
+    """One run in its prepared directory: the downstream model and (main process) the TA,
+    the rounds (:class:`_Rounds`), then the saved model evaluated the way ``gpta predict``
+    runs it, and metrics.json."""
     ranks = ranks or Ranks()
     wall_started = time.perf_counter()
     progress = Progress(quiet=quiet or not ranks.is_main)
-    io = task.io()
-    labels = f"; labels {io.labels}" if io.labels else ""
-    progress.info(
-        f"{config.task}: train {len(tables['train'])}, dev {len(tables['dev'])}, "
-        f"test {len(tables['test'])} rows{labels}"
-    )
-
-    device = resolve_device(config.device)
-    set_seed(config.seed)
     model_name = config.model.resolved_name(config.task)
-    model, tokenizer = task.load_model(model_name)
-    progress.info(f"downstream model: {model_name} on {device}")
-    if resume_from is None:  # a resumed run's checkpoint holds the trained head
-        started = task.prepare_model(
-            model, tokenizer, tables["train"].rows, batch_size=config.training.eval_batch_size
-        )
-        if started:
-            progress.info(f"head: {started['head_init']} on {started['pooling']}-pooled embeddings")
-
+    model, tokenizer, device = _load_downstream(
+        config, tables, task, model_name, progress, fresh=resume_from is None
+    )
     # the TA, the exposure ledger and the history live on the main process only
     side = (
         _teaching_side(
@@ -593,15 +569,113 @@ def _execute(
         if ranks.is_main
         else None
     )
+    rounds = _Rounds(
+        loop=_synergy_loop(config, tables["dev"], task, tokenizer, side, progress, ranks),
+        run_dir=run_dir,
+        model=model,
+        tokenizer=tokenizer,
+        manifest={"task": config.task, **task.manifest(), "base_model": model_name},
+        history=side.history if side else None,
+        ranks=ranks,
+        progress=progress,
+        predict_with_pool=config.training.augment_predict == "mean",
+    )
+    start_round, checkpoint = rounds.start(resume_from)
+    trainer, rounds.collator = build_trainer(
+        model=model,
+        tokenizer=tokenizer,
+        task=task,
+        rows=tables["train"].rows,
+        config=config.training,
+        rounds=config.training.rounds,
+        seed=config.seed,
+        device=device,
+        checkpoint_dir=str(run_dir / CHECKPOINTS),
+        prefix=rounds.loop.prefix,
+        show_progress=not quiet and ranks.is_main,
+        on_round_end=rounds.end_of_round,
+        on_checkpoint=rounds.checkpoint,
+        start_round=start_round,
+    )
+    rounds.hand_prefix(start_round)
+    loop_seconds = rounds.train(trainer, checkpoint)
+    ranks.barrier()  # the main process has written the best model
+    if ranks.is_main and not config.training.keep_checkpoints:
+        shutil.rmtree(run_dir / CHECKPOINTS, ignore_errors=True)
 
-    dev, test = tables["dev"], tables["test"]
+    best = ranks.broadcast(rounds.loop.best)
+    assert best is not None
+    results = _evaluate_saved(config, run_dir, tables, device, ranks)
+    if side is None:  # another process: the main one writes the rest
+        ranks.barrier()
+        return RunResult(
+            run_dir, best.serving_prefix, best.round, [], results["dev"], results["test"]
+        )
+    metrics = _metrics(config, tables, task, side, rounds, results, wall_started, loop_seconds)
+    _write_json(run_dir / "metrics.json", metrics)
+    write_manifest(run_dir / "model", rounds.manifest_of(best, results))
+    history = side.history
+    if config.assistant.library:
+        record_run(run_dir, domain=config.data.domain, history=history, progress=progress)
+    progress.info(_usage_line(side.meter))
+    majority = metrics["majority_baseline"]
+    progress.summary(
+        str(run_dir), history.rounds, task.primary_metric, best.round, results["test"], majority
+    )
+    ranks.barrier()
+    return RunResult(
+        run_dir, best.serving_prefix, best.round, history.rounds, results["dev"], results["test"]
+    )
+
+
+def _load_downstream(
+    config: GptaConfig,
+    tables: dict[str, Table],
+    task: Task,
+    model_name: str,
+    progress: Progress,
+    *,
+    fresh: bool,
+) -> tuple[Any, Any, str]:
+    """The downstream model, its tokenizer and the device; a new run's head started from
+    the training rows (a resumed run's checkpoint holds the trained head)."""
+    from transformers import set_seed
+
+    io = task.io()
+    labels = f"; labels {io.labels}" if io.labels else ""
+    progress.info(
+        f"{config.task}: train {len(tables['train'])}, dev {len(tables['dev'])}, "
+        f"test {len(tables['test'])} rows{labels}"
+    )
+    device = resolve_device(config.device)
+    set_seed(config.seed)
+    model, tokenizer = task.load_model(model_name)
+    progress.info(f"downstream model: {model_name} on {device}")
+    if fresh:
+        started = task.prepare_model(
+            model, tokenizer, tables["train"].rows, batch_size=config.training.eval_batch_size
+        )
+        if started:
+            progress.info(f"head: {started['head_init']} on {started['pooling']}-pooled embeddings")
+    return model, tokenizer, device
+
+
+def _synergy_loop(
+    config: GptaConfig,
+    dev: Table,
+    task: Task,
+    tokenizer: Any,
+    side: _TeachingSide | None,
+    progress: Progress,
+    ranks: Ranks,
+) -> SynergyLoop:
+    """The synergy loop of this run, screening on a seeded sample of the dev rows."""
     screen_indices = sorted(
         random.Random(config.seed).sample(
             range(len(dev)), min(config.assistant.screen_size, len(dev))
         )
     )
-    manifest = {"task": config.task, **task.manifest(), "base_model": model_name}
-    loop = SynergyLoop(
+    return SynergyLoop(
         task=task,
         tokenizer=tokenizer,
         assistant=side.assistant if side else None,
@@ -613,7 +687,6 @@ def _execute(
         eval_batch_size=config.training.eval_batch_size,
         rounds=config.training.rounds,
         seed=config.seed,
-        on_new_best=lambda _model, record: pending_best.append(record),
         progress=progress,
         dialogue=side.dialogue if side else None,
         ranks=ranks,
@@ -624,114 +697,160 @@ def _execute(
             config.training.augment_prefixes and config.training.augment_predict == "mean"
         ),
     )
-    pending_best: list[RoundRecord] = []
-    best_pool: list[str] = []  # prefix variety: the prefixes the best round trained with
 
-    def on_round_end(round_index: int, round_model: Any, train_loss: float | None) -> bool:
-        trained_pool = [p for p in collator.pool if p]
-        known = len(pending_best)
-        prefix = loop.end_of_round(round_index, round_model, train_loss)
-        if len(pending_best) > known:
-            best_pool[:] = trained_pool
-        collator.set_prefix(prefix, loop.pool, loop.empty_share, round_index=round_index + 1)
-        return loop.stopped  # early stopping
 
-    def extra_manifest() -> dict[str, Any]:
-        if config.training.augment_predict == "mean" and best_pool:
-            return {"predict_prefixes": best_pool}
-        return {}
+@dataclass
+class _Rounds:
+    """The rounds of one run, and what the run keeps between them.
 
-    def on_checkpoint(round_index: int, path: str) -> None:
-        # The model has not changed since the round ended: save it now if it was the best,
-        # then mark the checkpoint complete. Resume only trusts marked checkpoints.
-        if not ranks.is_main:
+    One ``Trainer.train()`` trains every round (README, "Architecture": the optimizer state
+    and the learning-rate schedule stay continuous; mixed precision, accumulation, DDP and
+    checkpoints come with it), so the Trainer's epoch loop is the rounds loop's ``for``; the
+    Trainer calls this object at each round's end (:class:`RoundEndCallback`)::
+
+        for each round r:                    the Trainer's epochs
+            train round r with prefix_r      the Trainer; the collator adds the prefix
+            end_of_round(r)                  on_epoch_end: SynergyLoop.end_of_round, the body
+                                             (evaluate, keep the best, ask the TA, screen,
+                                             choose); prefix_{r+1} -> the collator
+            checkpoint(r)                    on_save, once the Trainer wrote round r's
+                                             checkpoint: the best round's model saved, the
+                                             checkpoint marked complete
+    """
+
+    loop: SynergyLoop
+    run_dir: Path
+    model: Any
+    tokenizer: Any
+    manifest: dict[str, Any]  # the saved model's gpta.json, less what the best round adds
+    history: History | None  # main process only
+    ranks: Ranks
+    progress: Progress
+    predict_with_pool: bool  # training.augment_predict == "mean"
+    collator: PrefixCollator | None = None  # build_trainer's: it adds each round's prefix
+    best_to_save: RoundRecord | None = None  # a new best round, saved with its checkpoint
+    best_pool: list[str] = field(default_factory=list)  # the prefixes the best round trained with
+
+    def start(self, resume_from: tuple[Path, dict[str, Any]] | None) -> tuple[int, str | None]:
+        """Round 0's prefix, or a resumed run's state after its last complete round; the
+        first round to train and the checkpoint the Trainer resumes from."""
+        if resume_from is None:
+            self.loop.initial_prefix()
+            return 0, None
+        path, state = resume_from
+        self.loop.load_state(state["loop"])
+        self.progress.info(f"resuming after round {state['round']} from {path}")
+        return state["round"] + 1, str(path)
+
+    def hand_prefix(self, round_index: int) -> None:
+        """The loop's prefix (and pool) to the collator for round ``round_index``."""
+        assert self.collator is not None
+        loop = self.loop
+        self.collator.set_prefix(loop.prefix, loop.pool, loop.empty_share, round_index=round_index)
+
+    def end_of_round(self, round_index: int, model: Any, train_loss: float | None) -> bool:
+        """The Trainer finished round ``round_index``: the loop's step, then the next round's
+        prefix. True stops training (early stopping; the round's checkpoint is still written)."""
+        assert self.collator is not None
+        trained_pool = [p for p in self.collator.pool if p]
+        if self.loop.end_of_round(round_index, model, train_loss):
+            self.best_to_save, self.best_pool = self.loop.best, trained_pool
+        self.hand_prefix(round_index + 1)
+        return self.loop.stopped
+
+    def checkpoint(self, round_index: int, path: str) -> None:
+        """The Trainer wrote round ``round_index``'s checkpoint to ``path``. The model has not
+        changed since the round ended: save it now if it was the best, then mark the
+        checkpoint complete (resume only trusts marked checkpoints). Main process."""
+        if not self.ranks.is_main:
             return
-        if pending_best:
-            _save_best(
-                run_dir, model, tokenizer, {**manifest, **extra_manifest()}, pending_best.pop()
-            )
+        if self.best_to_save is not None:
+            best = self.best_to_save
+            manifest = self.manifest_of(best, {"dev": best.serving_metrics})
+            _save_best(self.run_dir, self.model, self.tokenizer, manifest)
+            self.best_to_save = None
+        assert self.history is not None
         state = {
             "round": round_index,
-            "history_lines": side.history.line_count(),
-            "loop": loop.state(),
+            "history_lines": self.history.line_count(),
+            "loop": self.loop.state(),
         }
         _write_state(Path(path) / STATE_FILE, state)
 
-    if resume_from is None:
-        prefix = loop.initial_prefix()
-        start_round, checkpoint = 0, None
-    else:
-        loop.load_state(resume_from[1]["loop"])
-        prefix, start_round = loop.prefix, resume_from[1]["round"] + 1
-        checkpoint = str(resume_from[0])
-        progress.info(f"resuming after round {start_round - 1} from {checkpoint}")
+    def manifest_of(self, best: RoundRecord, metrics: dict[str, Any]) -> dict[str, Any]:
+        """The saved model's gpta.json: the run's entries, the prefixes the best round trained
+        with where prediction averages over them, the prefix it serves with, its metrics."""
+        pool = self.best_pool if self.predict_with_pool else []
+        return {
+            **self.manifest,
+            **({"predict_prefixes": pool} if pool else {}),
+            "prefix": best.serving_prefix,
+            "best_round": best.round,
+            "metrics": metrics,
+        }
 
-    trainer, collator = build_trainer(
-        model=model,
-        tokenizer=tokenizer,
-        task=task,
-        rows=tables["train"].rows,
-        config=config.training,
-        rounds=config.training.rounds,
-        seed=config.seed,
-        device=device,
-        checkpoint_dir=str(run_dir / CHECKPOINTS),
-        prefix=prefix,
-        show_progress=not quiet and ranks.is_main,
-        on_round_end=on_round_end,
-        on_checkpoint=on_checkpoint,
-        start_round=start_round,
-    )
-    collator.set_prefix(prefix, loop.pool, loop.empty_share, round_index=start_round)
-    from transformers.utils import logging as hf_logging
+    def train(self, trainer: PrefixTrainer, checkpoint: str | None) -> float:
+        """Every round, in one ``Trainer.train()``; the seconds they took (training,
+        evaluation, TA, screening, checkpoints). Ctrl-C says how to continue."""
+        from transformers.utils import logging as hf_logging
 
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()  # no "Writing model shards" bar at every checkpoint
-    loop_started = time.perf_counter()
-    try:
-        trainer.train(resume_from_checkpoint=checkpoint)
-    except KeyboardInterrupt:
-        done = len(side.history.rounds) if side else 0
-        progress.console.print(
-            f"interrupted after {done} complete round(s); continue with: "
-            f"gpta train --resume {run_dir}"
-        )
-        raise
-    finally:
-        if bars:
-            hf_logging.enable_progress_bar()
-    loop_ended = time.perf_counter()
-    ranks.barrier()  # the main process has written the best model
-    if ranks.is_main and not config.training.keep_checkpoints:
-        shutil.rmtree(run_dir / CHECKPOINTS, ignore_errors=True)
+        bars = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()  # no "Writing model shards" bar at every checkpoint
+        started = time.perf_counter()
+        try:
+            trainer.train(resume_from_checkpoint=checkpoint)
+        except KeyboardInterrupt:
+            done = len(self.history.rounds) if self.history else 0
+            self.progress.console.print(
+                f"interrupted after {done} complete round(s); continue with: "
+                f"gpta train --resume {self.run_dir}"
+            )
+            raise
+        finally:
+            if bars:
+                hf_logging.enable_progress_bar()
+        return time.perf_counter() - started
 
-    # Evaluate the saved model exactly as `gpta predict` will run it (sharded across
-    # processes, like the rounds' evaluation).
-    best = ranks.broadcast(loop.best)
-    assert best is not None
+
+def _evaluate_saved(
+    config: GptaConfig, run_dir: Path, tables: dict[str, Table], device: str, ranks: Ranks
+) -> dict[str, dict[str, Any]]:
+    """The saved model on dev and test exactly as ``gpta predict`` will run it (sharded
+    across processes, like the rounds' evaluation); the main process writes predictions/."""
     pipeline = GptaPipeline(
         run_dir / "model", device=device, batch_size=config.training.eval_batch_size
     )
     results: dict[str, dict[str, Any]] = {}
-    for name, table in (("dev", dev), ("test", test)):
+    for name in ("dev", "test"):
+        table = tables[name]
         evaluation = pipeline.evaluate(table.rows, ranks=ranks)
         results[name] = evaluation.metrics
         if ranks.is_main:
             _write_predictions(
                 run_dir / "predictions" / f"{name}.jsonl", table, evaluation.predictions
             )
-    if side is None:  # another process: the main one writes the rest
-        ranks.barrier()
-        return RunResult(
-            run_dir, best.serving_prefix, best.round, [], results["dev"], results["test"]
-        )
-    history, channel, meter, dialogue = side.history, side.channel, side.meter, side.dialogue
-    projection = side.projection
+    return results
 
-    rounds = history.rounds
+
+def _metrics(
+    config: GptaConfig,
+    tables: dict[str, Table],
+    task: Task,
+    side: _TeachingSide,
+    run_rounds: _Rounds,
+    results: dict[str, dict[str, Any]],
+    wall_started: float,
+    loop_seconds: float,
+) -> dict[str, Any]:
+    """metrics.json: the saved model's dev and test metrics against the majority class
+    (a warning when it does not beat it), the rounds, timings, memory, the TA's usage."""
+    loop, rounds, channel = run_rounds.loop, side.history.rounds, side.channel
+    best = loop.best
+    assert best is not None
+    dev, test = tables["dev"], tables["test"]
     majority = task.majority_baseline(tables["train"].rows, {"dev": dev.rows, "test": test.rows})
-    beats_majority = _check_majority(majority, results, task.primary_metric, progress)
-    metrics = {
+    beats_majority = _check_majority(majority, results, task.primary_metric, run_rounds.progress)
+    return {
         "task": config.task,
         "primary_metric": task.primary_metric,
         "best_round": best.round,
@@ -741,7 +860,7 @@ def _execute(
         "majority_baseline": majority,
         "beats_majority": beats_majority,
         "budget": round_budget(
-            config.training, len(tables["train"]), world_size=ranks.world
+            config.training, len(tables["train"]), world_size=run_rounds.ranks.world
         ).as_dict(),
         "rounds_trained": len(rounds),
         "early_stopped": loop.stopped and len(rounds) < config.training.rounds,
@@ -760,40 +879,19 @@ def _execute(
         ],
         "wall_seconds": round(time.perf_counter() - wall_started, 2),
         # the rounds (training, evaluation, TA, screening, checkpoints) from first step to last
-        "loop_seconds": round(loop_ended - loop_started, 2),
+        "loop_seconds": round(loop_seconds, 2),
         "ta_seconds": round(loop.ta_seconds, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "ta_requests": channel.requests,
         "ta_blocked": channel.blocked,
         "ta_prompt_tokens": channel.usage.prompt_tokens,
         "ta_completion_tokens": channel.usage.completion_tokens,
-        "ta_usage": meter.summary(),
-        "ta_projection": projection.as_dict(),
+        "ta_usage": side.meter.summary(),
+        "ta_projection": side.projection.as_dict(),
         # share of the TA's proposals that beat the current prefix, per round and overall
-        "ta_improvement": dialogue.finish() if dialogue is not None else None,
+        "ta_improvement": side.dialogue.finish() if side.dialogue is not None else None,
         **channel.ledger.seal(),  # the exposure ledger's final hash and record count (audit)
     }
-    _write_json(run_dir / "metrics.json", metrics)
-    write_manifest(
-        run_dir / "model",
-        {
-            **manifest,
-            **extra_manifest(),
-            "prefix": best.serving_prefix,
-            "best_round": best.round,
-            "metrics": results,
-        },
-    )
-    if config.assistant.library:
-        record_run(run_dir, domain=config.data.domain, history=history, progress=progress)
-    progress.info(_usage_line(meter))
-    progress.summary(
-        str(run_dir), rounds, task.primary_metric, best.round, results["test"], majority
-    )
-    ranks.barrier()
-    return RunResult(
-        run_dir, best.serving_prefix, best.round, rounds, results["dev"], results["test"]
-    )
 
 
 @dataclass

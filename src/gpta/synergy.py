@@ -4,7 +4,8 @@ warm-up:  the first round(s) train with NO prefix, so the model learns the task 
           prefix exists (assistant.warmup_rounds); the TA's description-only proposals are
           asked meanwhile (in the background where the backend allows) and screened at its end
 each round r: train with prefix_r (the Trainer does this; once a prefix is adopted, a share
-          of the rows still trains with none) -> then, here:
+          of the rows still trains with none) -> then, here (:meth:`SynergyLoop.end_of_round`,
+          the body of the rounds loop, one named step a line):
     evaluate on dev -> score_r, and with no prefix too when prefix_r is not empty; the round's
         model serves with whichever scored better; keep it if it is the best so far
     stop early after `patience` rounds without a better dev score
@@ -26,7 +27,7 @@ process alone asks the TA and keeps the history, and its chosen prefix is broadc
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
@@ -66,7 +67,6 @@ class SynergyLoop:
         eval_batch_size: int,
         rounds: int,
         seed: int,
-        on_new_best: Callable[[Any, RoundRecord], None],
         progress: Progress,
         dialogue: DialogueGradient | None = None,
         ranks: Ranks | None = None,
@@ -86,7 +86,6 @@ class SynergyLoop:
         self.eval_batch_size = eval_batch_size
         self.rounds = rounds
         self.seed = seed
-        self.on_new_best = on_new_best
         self.progress = progress
         self.dialogue = dialogue  # TA tuning, improvement rates
         # On processes other than the main one, assistant/history/dialogue are None: they
@@ -103,6 +102,7 @@ class SynergyLoop:
         self._asked = False  # whether the TA was asked anything yet (else: description only)
         self._first: list[str] | None = None  # warm-up: the first challengers, if not the TA's
         self.best: RoundRecord | None = None
+        self._last_eval: Evaluation | None = None  # the latest round's dev evaluation
         self.rounds_since_best = 0
         self._best_serving: tuple[float, float] | None = None  # the best round's (score, -loss)
         self.stopped = False  # early stopping: no better dev score for `patience` rounds
@@ -195,23 +195,68 @@ class SynergyLoop:
             return []
         return None
 
-    # --- every round boundary ----------------------------------------------------------------
-    def end_of_round(self, round_index: int, model: Any, train_loss: float | None) -> str:
-        """Evaluate the round, then choose the next prefix; returns it."""
+    # --- every round boundary: the body of the rounds loop -----------------------------------
+    def end_of_round(self, round_index: int, model: Any, train_loss: float | None) -> bool:
+        """The rounds loop's step: the Trainer has just trained round ``round_index`` with
+        ``self.prefix``; evaluate the round, keep it if it is the best so far, and choose the
+        prefix of the next round (``self.prefix``, ``self.pool`` afterwards). True when the
+        round is the new best.
+
+        Every process runs every step in this order (the scoring is sharded and gathered,
+        so the processes meet in the same collectives); the main process alone reports,
+        asks the TA and writes the history.
+        """
+        record = self._evaluate_round(round_index, model, train_loss)  # evaluate on dev
+        is_best = self._keep_if_best(record)  # the best round so far? early stopping
+        self._report_round(record, is_best)
+        if self._asks_after(round_index):  # not after the last round, the warm-up, a fixed prefix
+            self._before_asking(round_index)  # a background answer joined; the TA tuned if due
+            screening = _Stopwatch()
+            with screening:
+                current = self._screen_current(model)  # the score to beat
+            batch, waited = self._ask_ta(round_index, record)  # ask (or take the background answer)
+            with screening:
+                screened = self._screen(model, self._challengers(round_index, batch))  # screen
+                self._choose(round_index, current, batch, screened)  # adopt only a significant gain
+            ta, screen = round(batch.seconds, 3), round(screening.seconds, 3)
+            record.seconds.update({**waited, "ta": ta, "screen": screen})
+            if self.dialogue is not None:
+                self.dialogue.after_proposals(round_index + 1)  # logs the improvement rate
+        self._record_round(record)
+        self._start_round()
+        return is_best
+
+    def _last_round(self, round_index: int) -> bool:
+        return round_index == self.rounds - 1 or self.stopped
+
+    def _warming(self, round_index: int) -> bool:
+        """No proposals until the warm-up's last round."""
+        return round_index < self.warmup - 1
+
+    def _asks_after(self, round_index: int) -> bool:
+        """Whether this boundary asks the TA and screens: not after the last round, not during
+        the warm-up, never with a fixed prefix."""
+        fixed = self.config.fixed_prefix
+        return not (self._last_round(round_index) or fixed or self._warming(round_index))
+
+    def _evaluate_round(
+        self, round_index: int, model: Any, train_loss: float | None
+    ) -> RoundRecord:
+        """The round on dev with its prefix, and (the round then serves with whichever is
+        better) with no prefix."""
         train_seconds = time.perf_counter() - self._round_started
         started = time.perf_counter()
         dev = self._evaluate(model, self.prefix)
         eval_seconds = time.perf_counter() - started
-        # the same model with no prefix: the round serves with whichever is better on dev
         empty = self._evaluate(model, "") if self.prefix and self.compare_empty else None
         empty_seconds = time.perf_counter() - started - eval_seconds
-        train_loss = self.ranks.mean(train_loss)
-        record = RoundRecord(
+        self._last_eval = dev  # the TA's per-label feedback
+        return RoundRecord(
             round=round_index,
             prefix=self.prefix,
             dev_score=dev.score,
             dev_loss=dev.loss,
-            train_loss=train_loss,
+            train_loss=self.ranks.mean(train_loss),
             dev_metrics=dev.metrics,
             seconds={
                 "train": round(train_seconds, 3),
@@ -222,87 +267,87 @@ class SynergyLoop:
             empty_dev_loss=empty.loss if empty else None,
             empty_dev_metrics=empty.metrics if empty else None,
         )
-        fixed = self.config.fixed_prefix
-        is_best = self._note_round(record)  # the same on every process: the scores are gathered
-        last_round = round_index == self.rounds - 1 or self.stopped
-        warming = round_index < self.warmup - 1  # no proposals until the warm-up's last round
-        if not self.ranks.is_main:
-            if not last_round and not fixed and not warming:
-                self._screen_many(model, [self.prefix])  # the main process's current screen
-                self._screen_many(model, self.ranks.broadcast(None))  # its challengers
-            self._share_prefix()
-            self._round_started = time.perf_counter()
-            return self.prefix
-        self._last_eval = dev
+
+    def _keep_if_best(self, record: RoundRecord) -> bool:
+        """Whether this round is the best so far (by the score it would be saved with; the
+        same on every process, the scores are gathered), and early stopping."""
+        serving = record.serving_score
+        is_best = self._best_serving is None or serving > self._best_serving
         if is_best:
+            self._best_serving = serving
+            self.rounds_since_best = 0
             self.best = record
-            self.on_new_best(model, record)
-        previous = self.history.rounds[-1].dev_score if self.history.rounds else None
+        else:
+            self.rounds_since_best += 1
+        self.stopped = bool(self.patience) and self.rounds_since_best >= self.patience
+        return is_best
+
+    def _report_round(self, record: RoundRecord, is_best: bool) -> None:
+        """The round's line; an early stop said and logged (main process)."""
+        if not self.ranks.is_main:
+            return
         self.progress.round_done(record, self.task.primary_metric, is_best, self.rounds)
         if self.stopped and self._pending is not None:
             # a background request nobody will screen: wait for it, so that what the run sent
             # and recorded does not depend on thread timing
             unused, self._pending = self._pending, None
             unused.result()
-        if self.stopped and round_index < self.rounds - 1:
+        if self.stopped and record.round < self.rounds - 1:
             self.history.log(
-                "early_stop", round=round_index, patience=self.patience, best_round=self.best.round
+                "early_stop", round=record.round, patience=self.patience, best_round=self.best.round
             )
             self.progress.info(
-                f"early stop after round {round_index}: no better dev score for "
+                f"early stop after round {record.round}: no better dev score for "
                 f"{self.patience} rounds (best: round {self.best.round})"
             )
 
-        if not last_round and not fixed and not warming:
-            # a background request must be answered before the TA may be tuned
-            self._ready, self._pending = self._pending, None
-            if self._ready is not None:
-                self._ready_waited = self._ready.result()[1]
-            if self.dialogue is not None:
-                self.dialogue.before_proposals(round_index)  # tunes the TA when due
-            record.seconds.update(self._next_prefix(round_index, model, record, previous))
-            if self.dialogue is not None:
-                self.dialogue.after_proposals(round_index + 1)  # logs the improvement rate
-        self.history.add_round(record)
-        if not last_round:
-            reason = "frozen" if fixed else "warmup" if warming else "screened"
-            self.history.log("select", round=round_index + 1, prefix=self.prefix, reason=reason)
-        self.pool = self._pool()
-        self._share_prefix()
-        self._round_started = time.perf_counter()
-        return self.prefix
+    def _before_asking(self, round_index: int) -> None:
+        """A background request must be answered before the TA may be tuned (main process)."""
+        if not self.ranks.is_main:
+            return
+        self._ready, self._pending = self._pending, None
+        if self._ready is not None:
+            self._ready_waited = self._ready.result()[1]
+        if self.dialogue is not None:
+            self.dialogue.before_proposals(round_index)  # tunes the TA when due
 
-    def _next_prefix(
-        self, round_index: int, model: Any, record: RoundRecord, previous: float | None
-    ) -> dict[str, float]:
-        started = time.perf_counter()
+    def _screen_current(self, model: Any) -> Screening:
+        """The current prefix on the screening rows: the score a challenger must beat."""
         (current,) = self._screen_many(model, [self.prefix])
-        self.history.note_screened(current.prefix, current.score)
-        screen_seconds = time.perf_counter() - started
-        messages = self._conversation(record, previous)
+        if self.ranks.is_main:
+            self.history.note_screened(current.prefix, current.score)
+        return current
+
+    def _ask_ta(
+        self, round_index: int, record: RoundRecord
+    ) -> tuple[ProposalBatch, dict[str, float]]:
+        """The TA's proposals for the next round (main process; an empty batch elsewhere):
+        none at the warm-up's end when a static or transferred prefix is the challenger, the
+        answer asked in the background during the round, or a request now; and this
+        boundary's request started in the background for the next one. With the seconds
+        waited for a background answer."""
+        if not self.ranks.is_main:
+            return ProposalBatch(), {}
+        messages = self._conversation(record)
         ask_round = round_index + 1
-        seconds: dict[str, float] = {}
-        first = self._first if round_index == self.warmup - 1 else None
-        if first is not None:  # warm-up over: a static or transferred prefix challenges ""
+        waited: dict[str, float] = {}
+        first = self._first_challengers(round_index)
+        if first is not None:
             batch = ProposalBatch()
-            challengers = [p for p in dict.fromkeys(first) if p and p != self.prefix]
         elif self._ready is not None:  # asked in the background during the round
             pending, self._ready = self._ready, None
             batch, _ = pending.result()
-            waited = self._ready_waited  # joined above, before any TA tuning
-            seconds["ta_wait"] = round(waited, 3)
+            waited["ta_wait"] = round(self._ready_waited, 3)  # joined before any TA tuning
             self.history.log(
                 "ta_background",
                 round=ask_round,
                 asked_after_round=pending.asked_after_round,
                 seconds=round(batch.seconds, 3),
-                waited=round(waited, 3),
+                waited=round(self._ready_waited, 3),
             )
         else:
             self.progress.ta_start(ask_round)
             batch = self._ask(messages, round_index, self._known_prefixes())
-        if first is None:
-            challengers = [p for p in dict.fromkeys([*batch.valid, ""]) if p != self.prefix]
         if self.config.in_background() and round_index + 1 < self.rounds - 1:
             # This boundary's conversation, answered while the next round trains and screened
             # at the next boundary. Its own seed: at the first boundary the same conversation
@@ -317,15 +362,40 @@ class SynergyLoop:
         self.ta_seconds += batch.seconds
         if batch.error:
             self.history.log("ta_error", round=ask_round, error=batch.error)
+        return batch, waited
 
-        started = time.perf_counter()
-        screened = dict(
-            zip(
-                challengers,
-                self._screen_many(model, self.ranks.broadcast(challengers)),
-                strict=True,
-            )
-        )
+    def _first_challengers(self, round_index: int) -> list[str] | None:
+        """At the warm-up's last boundary: the static or transferred prefix that challenges
+        the empty one (None: the TA's proposals are the challengers)."""
+        return self._first if round_index == self.warmup - 1 else None
+
+    def _challengers(self, round_index: int, batch: ProposalBatch) -> list[str] | None:
+        """What is screened against the current prefix: the proposals and the empty prefix
+        (main process; None elsewhere, which gets them by broadcast)."""
+        if not self.ranks.is_main:
+            return None
+        first = self._first_challengers(round_index)
+        if first is not None:
+            return [p for p in dict.fromkeys(first) if p and p != self.prefix]
+        return [p for p in dict.fromkeys([*batch.valid, ""]) if p != self.prefix]
+
+    def _screen(self, model: Any, challengers: list[str] | None) -> dict[str, Screening]:
+        """The main process's challengers on the screening rows, on every process."""
+        challengers = self.ranks.broadcast(challengers)
+        return dict(zip(challengers, self._screen_many(model, challengers), strict=True))
+
+    def _choose(
+        self,
+        round_index: int,
+        current: Screening,
+        batch: ProposalBatch,
+        screened: dict[str, Screening],
+    ) -> None:
+        """prefix_{r+1}: the best screened challenger if a paired test on the screening rows
+        says it beats the current prefix, else the current prefix; every proposal and
+        screening recorded (main process)."""
+        if not self.ranks.is_main:
+            return
         for proposal in batch.proposals:
             result = screened.get(proposal.prefix) if proposal.prefix is not None else None
             self.history.add_proposal(
@@ -370,14 +440,30 @@ class SynergyLoop:
             self.prefix = best.prefix
         self.progress.screen_done(current, list(screened.values()), self.prefix, changed)
         self.progress.prefix_chosen(round_index + 1, self.prefix, changed=changed)
-        screen_seconds += time.perf_counter() - started
-        return {**seconds, "ta": round(batch.seconds, 3), "screen": round(screen_seconds, 3)}
 
-    def _conversation(self, record: RoundRecord, previous: float | None) -> list[Any]:
+    def _record_round(self, record: RoundRecord) -> None:
+        """The round and the next round's prefix in the history; the next round's prefix pool
+        (main process)."""
+        if not self.ranks.is_main:
+            return
+        self.history.add_round(record)
+        if not self._last_round(record.round):
+            fixed, warming = self.config.fixed_prefix, self._warming(record.round)
+            reason = "frozen" if fixed else "warmup" if warming else "screened"
+            self.history.log("select", round=record.round + 1, prefix=self.prefix, reason=reason)
+        self.pool = self._pool()
+
+    def _start_round(self) -> None:
+        """The next round trains with the main process's prefix, on every process."""
+        self._share_prefix()
+        self._round_started = time.perf_counter()
+
+    def _conversation(self, record: RoundRecord) -> list[Any]:
         """The dialogue gradient of this boundary (a frozen TA, the ablation, gets the round-0
         conversation again: no scores, no feedback)."""
         if self.config.frozen or (not self._asked and not self.prefix):
             return initial_messages(self.brief)
+        previous = self.history.rounds[-1].dev_score if self.history.rounds else None
         title, per_field = self.task.feedback(self._last_eval)
         return self.assistant.feedback(  # top-M + recent rounds, within the TA's window
             self.history,
@@ -400,19 +486,6 @@ class SynergyLoop:
             previous=known,
             round_index=round_index + 1,
         )
-
-    def _note_round(self, record: RoundRecord) -> bool:
-        """Whether this round is the best so far (by the score it would be saved with), and
-        early stopping."""
-        serving = record.serving_score
-        is_best = self._best_serving is None or serving > self._best_serving
-        if is_best:
-            self._best_serving = serving
-            self.rounds_since_best = 0
-        else:
-            self.rounds_since_best += 1
-        self.stopped = bool(self.patience) and self.rounds_since_best >= self.patience
-        return is_best
 
     # --- checkpoints -------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -479,6 +552,21 @@ class SynergyLoop:
         """The main process's prefix (and pool) on every process, checked to be equal."""
         self.prefix, self.pool = self.ranks.broadcast((self.prefix, self.pool))
         self.ranks.assert_same((self.prefix, self.pool), "the prefix of the next round")
+
+
+class _Stopwatch:
+    """The seconds spent inside its ``with`` blocks, added up."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._started = 0.0
+
+    def __enter__(self) -> _Stopwatch:
+        self._started = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds += time.perf_counter() - self._started
 
 
 def _logged(screening: Screening) -> dict[str, Any]:
