@@ -4,39 +4,16 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import TWEETS_DESCRIPTION as DESCRIPTION
+from conftest import balanced as _balanced
+from conftest import gpta_cli as _gpta
 from conftest import shared_rows, write_jsonl
 
 from gpta import load_config, load_pipeline
-
-DESCRIPTION = (
-    "English tweets from the SemEval-2017 sentiment task. Each tweet is labelled with the "
-    "overall sentiment its author expresses: negative, neutral or positive."
-)
-
-
-def _balanced(rows: list[dict], per_label: int) -> list[dict]:
-    picked: dict[str, list[dict]] = {}
-    for row in rows:
-        bucket = picked.setdefault(row["label"], [])
-        if len(bucket) < per_label:
-            bucket.append(row)
-    return [row for group in zip(*picked.values(), strict=False) for row in group]
-
-
-def _gpta(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "gpta.cli", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
 
 
 @pytest.fixture(scope="module")

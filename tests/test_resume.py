@@ -14,15 +14,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import gpta_cli as _gpta
 from conftest import shared_rows, write_jsonl
 
 ROUNDS = 3
-
-
-def _gpta(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "gpta.cli", *args], capture_output=True, text=True, timeout=900
-    )
 
 
 def _config(base: Path, output: str) -> Path:

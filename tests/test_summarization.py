@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import shared_rows, write_jsonl
+from conftest import gpta_cli, shared_rows, write_jsonl
 
 from gpta import load_pipeline
 from gpta.cli import main
@@ -208,12 +207,7 @@ def test_evaluate_names_row_with_empty_summary(smollm2):
 
 # --- a 2-round run with the bundled SmolLM2 (downstream and TA) ---------------------------------
 def _gpta(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "gpta.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
+    return gpta_cli(*args, timeout=1800)
 
 
 @pytest.fixture(scope="module")

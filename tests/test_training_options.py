@@ -7,6 +7,8 @@ import json
 
 import pytest
 import torch
+from conftest import TWEETS_DESCRIPTION as DESCRIPTION
+from conftest import balanced as _balanced
 from conftest import shared_rows, write_jsonl
 
 from gpta import train
@@ -17,20 +19,6 @@ from gpta.downstream.pipeline import GptaPipeline
 from gpta.downstream.training import PrefixCollator, build_trainer
 from gpta.synergy import SynergyLoop
 from gpta.tasks.classification import ClassificationTask
-
-DESCRIPTION = (
-    "English tweets from the SemEval-2017 sentiment task. Each tweet is labelled with the "
-    "overall sentiment its author expresses: negative, neutral or positive."
-)
-
-
-def _balanced(rows: list[dict], per_label: int) -> list[dict]:
-    picked: dict[str, list[dict]] = {}
-    for row in rows:
-        bucket = picked.setdefault(row["label"], [])
-        if len(bucket) < per_label:
-            bucket.append(row)
-    return [row for group in zip(*picked.values(), strict=False) for row in group]
 
 
 @pytest.fixture(scope="module")
