@@ -681,6 +681,7 @@ def test_setfit_trains_the_budget_of_the_other_methods(tmp_path):
         M.run_setfit(M.base_config(profile, "squad", 8, 0, squad, tmp_path / "q" / "seed0"))
 
 
+@pytest.mark.slow
 def test_frozen_lr_fits_the_sample_and_scores_both_splits(tmp_path):
     """The frozen-embedding anchor: logistic regression on the encoder's own embeddings of the
     training sample, scored on dev and test, with the majority baseline; classification only."""

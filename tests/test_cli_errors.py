@@ -132,6 +132,7 @@ def test_predict_on_a_folder_without_model(capsys, tmp_path):
     assert "gpta.json" in err
 
 
+@pytest.mark.slow
 def test_real_process_exits_2_without_traceback(tmp_path):
     result = gpta_cli(
         "train",

@@ -82,6 +82,7 @@ SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_broadcast_shard_gather_and_the_prefix_assertion(tmp_path):
     script = tmp_path / "collective.py"
     script.write_text(SCRIPT, encoding="utf-8")
@@ -133,6 +134,7 @@ def _scoring_setup():
     return task, model, tokenizer, rows
 
 
+@pytest.mark.slow
 def test_sharded_screening_and_evaluation_equal_one_process(tmp_path):
     script = tmp_path / "scoring.py"
     script.write_text(SCORING_SCRIPT, encoding="utf-8")
@@ -210,6 +212,7 @@ def _tree(run_dir: Path) -> set[str]:
     }
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_train_like_one(tmp_path):
     two = _torchrun("-m", "gpta.cli", "train", "--config", str(_config(tmp_path, "ddp")), "-q")
     assert two.returncode == 0, two.stderr[-4000:]

@@ -15,6 +15,8 @@ from conftest import shared_rows, write_jsonl
 
 from gpta import load_config, load_pipeline
 
+pytestmark = pytest.mark.slow  # one real 2-round run through the CLI
+
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> dict:

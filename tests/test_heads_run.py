@@ -16,6 +16,8 @@ from conftest import gpta_cli, shared_rows, write_jsonl
 from gpta.bundled import resolve_model_path
 from gpta.downstream.pipeline import GptaPipeline
 
+pytestmark = pytest.mark.slow  # real gpta train runs through the CLI
+
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> dict[str, Path]:

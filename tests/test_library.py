@@ -50,6 +50,7 @@ def _write_export(path: Path, entries: list[dict]) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_export_import_round_trip(tmp_path):
     source = _write_export(tmp_path / "in.json", [_entry(YELP_PREFIX), _entry("", score=0.7)])
     lib_a, lib_b = tmp_path / "a", tmp_path / "b"
@@ -85,6 +86,7 @@ def test_export_import_round_trip(tmp_path):
     assert _gpta("prefixes", "list", "--domain", "news", data_dir=lib_b).stdout == ""
 
 
+@pytest.mark.slow
 def test_import_errors_name_the_entry_and_field(tmp_path):
     bad = _write_export(tmp_path / "bad.json", [_entry("ok"), {**_entry("x"), "score": None}])
     result = _gpta("prefixes", "import", str(bad), data_dir=tmp_path / "lib")
@@ -181,6 +183,7 @@ def _events(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "history.jsonl").open(encoding="utf-8")]
 
 
+@pytest.mark.slow
 def test_warm_start_uses_the_library_prefix_and_asks_no_ta_for_round_0(warm_run):
     run_dir, entry = warm_run["dir"], warm_run["entry"]
     events = _events(run_dir)
@@ -200,6 +203,7 @@ def test_warm_start_uses_the_library_prefix_and_asks_no_ta_for_round_0(warm_run)
     assert YELP_PREFIX in sent  # the TA is told how the transferred prefix scored
 
 
+@pytest.mark.slow
 def test_finished_run_adds_its_best_prefix_to_the_library(warm_run):
     run_dir = warm_run["dir"]
     metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
@@ -224,6 +228,7 @@ def test_finished_run_adds_its_best_prefix_to_the_library(warm_run):
     assert isinstance(LibraryEntry.make_id("a", "b", "c", "d", "e", 1.0, None), str)
 
 
+@pytest.mark.slow
 def test_json_logs(warm_run):
     stderr = warm_run["result"].stderr
     lines = [line for line in stderr.splitlines() if line.strip()]
@@ -241,6 +246,7 @@ def test_json_logs(warm_run):
     assert "(2 of 2) done" not in stderr  # no rich text in between
 
 
+@pytest.mark.slow
 def test_bad_warm_start_fails_before_writing_anything(tmp_path):
     train = write_jsonl(tmp_path / "t.jsonl", shared_rows("twitter", "train", limit=30))
     result = _gpta(

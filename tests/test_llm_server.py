@@ -24,6 +24,8 @@ from ta_server import LONG_TOKENS, FaultProxy, start_llama_server, stop_process
 from gpta.config import build_config
 from gpta.run import train
 
+pytestmark = pytest.mark.slow  # a llama-cpp-python server and full runs through it
+
 KEY_ENV = "GPTA_TEST_TA_KEY"
 API_KEY = "gpta-test-key-" + secrets.token_hex(12)  # not key-shaped: no pattern scrubs it
 CANDIDATES = 2

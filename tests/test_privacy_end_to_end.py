@@ -24,6 +24,8 @@ from conftest import balanced, gpta_cli, shared_rows, write_jsonl
 from gpta import load_config, train
 from gpta.privacy.audit import audit_run
 
+pytestmark = pytest.mark.slow  # real runs with the bundled models
+
 API_KEY = "sk-e2e-privacy-0123456789abcdefghij"
 
 

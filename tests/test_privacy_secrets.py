@@ -59,6 +59,7 @@ def test_an_ordinary_base_url_is_kept(url):
     assert build_config({"assistant": {"base_url": url}}).assistant.base_url == url
 
 
+@pytest.mark.slow
 def test_the_cli_exits_2_and_writes_nothing(tmp_path):
     out = tmp_path / "run"
     result = gpta_cli(

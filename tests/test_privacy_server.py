@@ -28,6 +28,8 @@ from ta_server import FaultProxy, start_llama_server, stop_process
 from gpta.config import build_config
 from gpta.run import load_data, train
 
+pytestmark = pytest.mark.slow  # a llama-cpp-python server and full runs through it
+
 KEY_ENV = "GPTA_PRIVACY_TEST_KEY"
 API_KEY = "gpta-privacy-test-key-7f3a9c2e41d8b6"  # not key-shaped: only registration finds it
 PERSONAL = {

@@ -18,6 +18,8 @@ from conftest import shared_rows, write_jsonl
 
 from gpta.report import load_run
 
+pytestmark = pytest.mark.slow  # a real 2-round run, then headless Chromium
+
 FIGURES = ("dev_score", "loss", "improvement", "screened", "tokens", "exposure")
 CHROMIUM_FLAGS = [
     "--headless",

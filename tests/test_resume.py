@@ -103,6 +103,7 @@ def _summary(run_dir: Path) -> list[tuple]:
     ]
 
 
+@pytest.mark.slow
 def test_sigkill_during_training_and_ta_call_then_resume(tmp_path):
     reference = _gpta("train", "--config", str(_config(tmp_path, "reference")), "-q")
     assert reference.returncode == 0, reference.stderr[-3000:]
@@ -344,6 +345,7 @@ def test_resume_on_a_finished_or_damaged_run_says_so(tmp_path, capsys):
     assert "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_resume_after_a_damaged_newest_checkpoint_state(tmp_path):
     """A real run (TA not loaded: a fixed empty prefix) whose newest checkpoint state is
     damaged resumes from the older checkpoint and finishes."""

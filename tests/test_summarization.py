@@ -251,6 +251,7 @@ def _events(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "history.jsonl").open(encoding="utf-8")]
 
 
+@pytest.mark.slow
 def test_decoder_run_rounds_and_screening(decoder_run):
     run_dir = decoder_run["dir"]
     assert "dev rougeL" in decoder_run["stdout"]
@@ -284,6 +285,7 @@ def test_decoder_run_rounds_and_screening(decoder_run):
     assert manifest["task"] == "summarization" and manifest["architecture"] == DECODER
 
 
+@pytest.mark.slow
 def test_decoder_predict_equals_training_time_generation(decoder_run):
     run_dir = decoder_run["dir"]
     expected = [
@@ -299,6 +301,7 @@ def test_decoder_predict_equals_training_time_generation(decoder_run):
     assert [p["summary"] for p in pipeline(documents[:2])] == expected[:2]
 
 
+@pytest.mark.slow
 def test_decoder_predict_bad_row(decoder_run, capsys, tmp_path):
     bad = write_jsonl(tmp_path / "bad.jsonl", [{"document": "A text."}, {"text": "no doc"}])
     err = _fail(capsys, "predict", "--model", str(decoder_run["dir"]), "--input", str(bad))
@@ -306,6 +309,7 @@ def test_decoder_predict_bad_row(decoder_run, capsys, tmp_path):
 
 
 # --- a 2-round run with a tiny seq2seq model ------------------------------------------------------
+@pytest.mark.slow
 def test_seq2seq_two_rounds(tmp_path):
     from transformers import AutoTokenizer, T5Config, T5ForConditionalGeneration
 

@@ -81,6 +81,7 @@ def test_mean_over_prefixes_averages_class_probabilities(task_and_model, tweets)
     assert torch.allclose(mean, (each[0] + each[1]) / 2, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_augmented_run_saves_its_prefixes_and_predicts_with_their_mean(tmp_path, tweets):
     held_out = _balanced(shared_rows("twitter", "test"), 8)
     config = build_config(
@@ -133,6 +134,7 @@ def test_augmented_run_saves_its_prefixes_and_predicts_with_their_mean(tmp_path,
     assert evaluation.predictions == [task.labels[i] for i in expected]
 
 
+@pytest.mark.slow
 def test_bf16_mixed_precision_reaches_the_trainer_and_trains(task_and_model, tweets, tmp_path):
     task, model, tokenizer = task_and_model
     config = build_config(
@@ -158,6 +160,7 @@ def test_bf16_mixed_precision_reaches_the_trainer_and_trains(task_and_model, twe
     assert len(losses) == 1 and losses[0] is not None and losses[0] == losses[0]  # not NaN
 
 
+@pytest.mark.slow
 def test_background_ta_answers_while_the_next_round_trains(tmp_path, tweets):
     held_out = _balanced(shared_rows("twitter", "test"), 8)
     config = build_config(
