@@ -4,6 +4,11 @@ The helpers below are plain functions and constants that test modules import
 (``from conftest import balanced, gpta_cli``): each call takes its own arguments (rows, a
 command line), which a fixture would only wrap. They live here, in one place, rather than
 copied into each test module.
+
+A test that trains a model, runs a benchmark method, starts a server, runs `gpta train` (or
+another pipeline) in a subprocess, or runs a real model for seconds is marked
+``@pytest.mark.slow`` (a whole module by ``pytestmark``): ``make test-fast`` leaves those out,
+``make test`` and CI run everything.
 """
 
 from __future__ import annotations
