@@ -1,10 +1,23 @@
-"""Shared fixtures. Nothing may download at test time."""
+"""Shared test setup and helpers. Nothing may download at test time.
+
+The helpers below are plain functions and constants that test modules import
+(``from conftest import balanced, gpta_cli``): each call takes its own arguments (rows, a
+command line), which a fixture would only wrap. They live here, in one place, rather than
+copied into each test module.
+
+A test that trains a model, runs a benchmark method, starts a server, runs `gpta train` (or
+another pipeline) in a subprocess, or runs a real model for seconds is marked
+``@pytest.mark.slow`` (a whole module by ``pytestmark``): ``make test-fast`` leaves those out,
+``make test`` and CI run everything.
+"""
 
 from __future__ import annotations
 
 import atexit
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -13,6 +26,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -58,11 +72,34 @@ TWEETS_DESCRIPTION = (
 )
 
 
-def balanced(rows: list[dict], per_label: int, column: str = "label") -> list[dict]:
-    """Up to ``per_label`` rows of each label, interleaved label by label."""
+def balanced(
+    rows: list[dict], per_label: int, column: str = "label", *, min_words: int = 0
+) -> list[dict]:
+    """Up to ``per_label`` rows of each label, interleaved label by label; with
+    ``min_words``, only rows whose "text" has at least that many words."""
     picked: dict = {}
     for row in rows:
+        if min_words and len(row["text"].split()) < min_words:
+            continue
         bucket = picked.setdefault(row[column], [])
         if len(bucket) < per_label:
             bucket.append(row)
     return [row for group in zip(*picked.values(), strict=False) for row in group]
+
+
+def gpta_cli(
+    *args: str,
+    stdin: str | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 900,
+) -> subprocess.CompletedProcess[str]:
+    """``python -m gpta.cli ARGS`` in a new process, as a shell runs it; stdout and stderr
+    captured as text. ``env`` adds to (or overrides) this process's environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "gpta.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **env} if env is not None else None,
+    )

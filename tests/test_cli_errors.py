@@ -3,11 +3,11 @@ These fail during validation, before any model is loaded."""
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import gpta_cli
 
 from gpta.cli import main
 
@@ -132,21 +132,15 @@ def test_predict_on_a_folder_without_model(capsys, tmp_path):
     assert "gpta.json" in err
 
 
+@pytest.mark.slow
 def test_real_process_exits_2_without_traceback(tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gpta.cli",
-            "train",
-            "--train",
-            str(tmp_path / "missing.jsonl"),
-            *DESC,
-            "--output-dir",
-            str(tmp_path / "run"),
-        ],
-        capture_output=True,
-        text=True,
+    result = gpta_cli(
+        "train",
+        "--train",
+        str(tmp_path / "missing.jsonl"),
+        *DESC,
+        "--output-dir",
+        str(tmp_path / "run"),
         timeout=120,
     )
     assert result.returncode == 2

@@ -496,15 +496,35 @@ def test_sample_rejects_bad_sizes(size: float, message: str) -> None:
         sample_rows(table, size, seed=0, stratify=table.column("label"))
 
 
-def test_sampling_and_splitting_100k_rows_is_fast() -> None:
-    import time
+class CountedLabel:
+    """A label that counts every hash and comparison made of it (the per-row work)."""
 
+    calls = 0
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __hash__(self) -> int:
+        CountedLabel.calls += 1
+        return hash(self.name)
+
+    def __eq__(self, other: object) -> bool:
+        CountedLabel.calls += 1
+        return isinstance(other, CountedLabel) and self.name == other.name
+
+
+def test_sampling_and_splitting_100k_rows_reads_each_label_a_few_times() -> None:
+    # The work is counted, not timed (a wall-clock bound fails on a busy machine): a few
+    # passes over the labels at most. A scan per class would be 60 per row, a quadratic
+    # one about 10^5 per row.
     table = labelled_table({f"class{i}": 1000 + 37 * i for i in range(60)})
+    for row in table.rows:  # a new object per row: dict lookups compare, not just hash
+        row["label"] = CountedLabel(row["label"])
     labels = table.column("label")
-    start = time.perf_counter()
+    CountedLabel.calls = 0
     sample = sample_rows(table, 0.05, seed=0, stratify=labels)
     rest, held = stratified_split(table, 0.1, seed=0, stratify=labels)
-    assert time.perf_counter() - start < 5
+    assert 0 < CountedLabel.calls <= 6 * len(table)
     assert len(set(sample.column("label"))) == 60
     assert len(rest) + len(held) == len(table)
 

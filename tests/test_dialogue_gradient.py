@@ -256,6 +256,7 @@ def tiny_llama(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_lora_tuning_lowers_loss_saves_and_loads_an_adapter(tmp_path, capsys, tiny_llama):
     import torch
 
@@ -293,6 +294,7 @@ def test_lora_tuning_lowers_loss_saves_and_loads_an_adapter(tmp_path, capsys, ti
     assert resolve_adapter(tmp_path / "store").name == "v002"
 
 
+@pytest.mark.slow
 def test_real_bundled_ta_tunes_and_loads_its_adapter(tmp_path):
     import torch
 
@@ -362,6 +364,7 @@ def _events(run_dir: Path) -> list[dict]:
     return [json.loads(x) for x in (run_dir / "history.jsonl").open(encoding="utf-8")]
 
 
+@pytest.mark.slow
 def test_a_run_tunes_its_ta_every_t_rounds_then_a_frozen_run_gets_no_feedback(tmp_path, tiny_llama):
     """Two real runs (MiniLM downstream, the tiny Llama as TA, real twitter rows): the first
     tunes the TA after round 0 on the store's examples and loads the new adapter; the second,

@@ -14,28 +14,17 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import shared_rows, write_jsonl
+from conftest import TWEETS_DESCRIPTION as DESCRIPTION
+from conftest import balanced as _balanced
+from conftest import gpta_cli, shared_rows, write_jsonl
 
 from gpta.tasks.classification import ClassificationTask
 
-DESCRIPTION = (
-    "English tweets from the SemEval-2017 sentiment task. Each tweet is labelled with the "
-    "overall sentiment its author expresses: negative, neutral or positive."
-)
 PREFIXES = [
     "",
     "Classify the sentiment of this tweet.",
     "Is this tweet negative, neutral or positive?",
 ]
-
-
-def _balanced(rows: list[dict], per_label: int) -> list[dict]:
-    picked: dict[str, list[dict]] = {}
-    for row in rows:
-        bucket = picked.setdefault(row["label"], [])
-        if len(bucket) < per_label:
-            bucket.append(row)
-    return [row for group in zip(*picked.values(), strict=False) for row in group]
 
 
 def _env() -> dict[str, str]:
@@ -93,6 +82,7 @@ SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_broadcast_shard_gather_and_the_prefix_assertion(tmp_path):
     script = tmp_path / "collective.py"
     script.write_text(SCRIPT, encoding="utf-8")
@@ -144,6 +134,7 @@ def _scoring_setup():
     return task, model, tokenizer, rows
 
 
+@pytest.mark.slow
 def test_sharded_screening_and_evaluation_equal_one_process(tmp_path):
     script = tmp_path / "scoring.py"
     script.write_text(SCORING_SCRIPT, encoding="utf-8")
@@ -221,14 +212,11 @@ def _tree(run_dir: Path) -> set[str]:
     }
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_train_like_one(tmp_path):
     two = _torchrun("-m", "gpta.cli", "train", "--config", str(_config(tmp_path, "ddp")), "-q")
     assert two.returncode == 0, two.stderr[-4000:]
-    one = subprocess.run(
-        [sys.executable, "-m", "gpta.cli", "train", "--config", str(_config(tmp_path, "single")),
-         "-q"],
-        capture_output=True, text=True, timeout=900, env=_env(),
-    )  # fmt: skip
+    one = gpta_cli("train", "--config", str(_config(tmp_path, "single")), "-q", env=_env())
     assert one.returncode == 0, one.stderr[-4000:]
     ddp, single = tmp_path / "ddp", tmp_path / "single"
     assert _tree(ddp) == _tree(single)  # the same kind of run directory

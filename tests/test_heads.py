@@ -208,6 +208,7 @@ def test_lm_scores_without_logits_to_keep_use_the_backbone_hook(smol_tokenizer, 
     assert not model.model._forward_hooks  # the hook is gone afterwards
 
 
+@pytest.mark.slow
 def test_lm_training_on_label_scores_lowers_the_loss(smol_tokenizer):
     head = build_head("lm-verbalizer", label_names=LABELS)
     model = tiny_llama(smol_tokenizer)
@@ -267,6 +268,7 @@ def test_lm_refuses_an_encoder_checkpoint():
     assert "cloze" in str(err.value)
 
 
+@pytest.mark.slow
 def test_smollm2_instruction_moves_the_answer_before_training():
     """The real bundled SmolLM2: with an instruction, its untrained answer already favours
     the right word on obvious sentences, and puts far more mass on the label words."""
@@ -348,6 +350,7 @@ def test_cloze_bpe_label_words_are_the_spaced_tokens(smol_tokenizer):
     assert head._label_ids == tok.convert_tokens_to_ids(["Ġnegative", "Ġneutral", "Ġpositive"])
 
 
+@pytest.mark.slow
 def test_cloze_training_lowers_the_loss(bert_tokenizer):
     head = build_head("cloze", label_names=LABELS, label_words={"neutral": "fine"})
     model = tiny_bert_mlm(bert_tokenizer.vocab_size)

@@ -5,29 +5,18 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import shared_rows, write_jsonl
+from conftest import TWEETS_DESCRIPTION as DESCRIPTION
+from conftest import balanced as _balanced
+from conftest import gpta_cli, shared_rows, write_jsonl
 
 from gpta.bundled import resolve_model_path
 from gpta.downstream.pipeline import GptaPipeline
 
-DESCRIPTION = (
-    "English tweets from the SemEval-2017 sentiment task. Each tweet is labelled with the "
-    "overall sentiment its author expresses: negative, neutral or positive."
-)
-
-
-def _balanced(rows: list[dict], per_label: int) -> list[dict]:
-    picked: dict[str, list[dict]] = {}
-    for row in rows:
-        bucket = picked.setdefault(row["label"], [])
-        if len(bucket) < per_label:
-            bucket.append(row)
-    return [row for group in zip(*picked.values(), strict=False) for row in group]
+pytestmark = pytest.mark.slow  # real gpta train runs through the CLI
 
 
 @pytest.fixture(scope="module")
@@ -42,18 +31,15 @@ def data(tmp_path_factory) -> dict[str, Path]:
 
 
 def _train(data: dict[str, Path], out: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [
-            sys.executable, "-m", "gpta.cli", "train",
-            "--train", str(data["train"]), "--dev", str(data["dev"]), "--test", str(data["test"]),
-            "--description", DESCRIPTION, "--output-dir", str(out),
-            "--rounds", "2", "--epochs-per-round", "1", "--batch-size", "6", "--max-length", "96",
-            "--max-prefix-tokens", "24", "--candidates", "2", "--screen-size", "6",
-            "--set", "assistant.max_new_tokens=32", "--set", "assistant.library=false",
-            "--set", "assistant.warmup_rounds=0", "-q",
-            *args,
-        ],
-        capture_output=True, text=True, timeout=900,
+    return gpta_cli(
+        "train",
+        "--train", str(data["train"]), "--dev", str(data["dev"]), "--test", str(data["test"]),
+        "--description", DESCRIPTION, "--output-dir", str(out),
+        "--rounds", "2", "--epochs-per-round", "1", "--batch-size", "6", "--max-length", "96",
+        "--max-prefix-tokens", "24", "--candidates", "2", "--screen-size", "6",
+        "--set", "assistant.max_new_tokens=32", "--set", "assistant.library=false",
+        "--set", "assistant.warmup_rounds=0", "-q",
+        *args,
     )  # fmt: skip
 
 

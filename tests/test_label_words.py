@@ -388,6 +388,7 @@ def _yelp_rows(per_label: int, skip: int = 0) -> list[dict]:
     return rows
 
 
+@pytest.mark.slow
 def test_smollm2_proposes_screened_label_words_for_yelp_end_to_end(tmp_path):
     from gpta.downstream.pipeline import load_pipeline
     from gpta.run import train

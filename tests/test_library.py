@@ -5,14 +5,12 @@ best prefix is added to the library when it finishes. Also `--log-format json`."
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import shared_rows, write_jsonl
+from conftest import TWEETS_DESCRIPTION, balanced, gpta_cli, shared_rows, write_jsonl
 
 from gpta.errors import GptaUserError
 from gpta.library import (
@@ -24,10 +22,6 @@ from gpta.library import (
 )
 
 YELP_PREFIX = "Read the customer's review and judge whether they were pleased or disappointed."
-TWITTER_DESCRIPTION = (
-    "English tweets from the SemEval-2017 sentiment task, each labelled with the sentiment "
-    "its author expresses: negative, neutral or positive."
-)
 
 
 def _entry(
@@ -45,13 +39,7 @@ def _entry(
 
 
 def _gpta(*args: str, data_dir: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "gpta.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env={**os.environ, "GPTA_DATA_DIR": str(data_dir)},
-    )
+    return gpta_cli(*args, env={"GPTA_DATA_DIR": str(data_dir)})
 
 
 def _write_export(path: Path, entries: list[dict]) -> Path:
@@ -62,6 +50,7 @@ def _write_export(path: Path, entries: list[dict]) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_export_import_round_trip(tmp_path):
     source = _write_export(tmp_path / "in.json", [_entry(YELP_PREFIX), _entry("", score=0.7)])
     lib_a, lib_b = tmp_path / "a", tmp_path / "b"
@@ -97,6 +86,7 @@ def test_export_import_round_trip(tmp_path):
     assert _gpta("prefixes", "list", "--domain", "news", data_dir=lib_b).stdout == ""
 
 
+@pytest.mark.slow
 def test_import_errors_name_the_entry_and_field(tmp_path):
     bad = _write_export(tmp_path / "bad.json", [_entry("ok"), {**_entry("x"), "score": None}])
     result = _gpta("prefixes", "import", str(bad), data_dir=tmp_path / "lib")
@@ -151,13 +141,6 @@ def warm_run(tmp_path_factory) -> dict:
     assert imported.returncode == 0, imported.stderr
     (entry,) = PrefixLibrary(data_dir / "prefixes.sqlite").entries()
 
-    def balanced(rows: list[dict], per_label: int) -> list[dict]:
-        picked: dict[str, list[dict]] = {}
-        for row in rows:
-            if len(picked.setdefault(row["label"], [])) < per_label:
-                picked[row["label"]].append(row)
-        return [row for group in zip(*picked.values(), strict=False) for row in group]
-
     held_out = balanced(shared_rows("twitter", "test"), 8)
     train = write_jsonl(base / "train.jsonl", balanced(shared_rows("twitter", "train"), 8))
     config = {
@@ -166,7 +149,7 @@ def warm_run(tmp_path_factory) -> dict:
             "train": str(train),
             "dev": str(write_jsonl(base / "dev.jsonl", held_out[:12])),
             "test": str(write_jsonl(base / "test.jsonl", held_out[12:])),
-            "description": TWITTER_DESCRIPTION,
+            "description": TWEETS_DESCRIPTION,
         },
         "model": {"max_length": 48},
         "training": {"epochs_per_round": 1, "rounds": 2, "batch_size": 8, "learning_rate": 1e-4},
@@ -200,6 +183,7 @@ def _events(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "history.jsonl").open(encoding="utf-8")]
 
 
+@pytest.mark.slow
 def test_warm_start_uses_the_library_prefix_and_asks_no_ta_for_round_0(warm_run):
     run_dir, entry = warm_run["dir"], warm_run["entry"]
     events = _events(run_dir)
@@ -219,6 +203,7 @@ def test_warm_start_uses_the_library_prefix_and_asks_no_ta_for_round_0(warm_run)
     assert YELP_PREFIX in sent  # the TA is told how the transferred prefix scored
 
 
+@pytest.mark.slow
 def test_finished_run_adds_its_best_prefix_to_the_library(warm_run):
     run_dir = warm_run["dir"]
     metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
@@ -231,7 +216,7 @@ def test_finished_run_adds_its_best_prefix_to_the_library(warm_run):
     assert entry.metric == "accuracy"
     assert entry.score == pytest.approx(metrics["dev"]["accuracy"])
     assert entry.test_score == pytest.approx(metrics["test"]["accuracy"])
-    assert entry.description == TWITTER_DESCRIPTION
+    assert entry.description == TWEETS_DESCRIPTION
     assert entry.source_run == str(run_dir.resolve())
     assert entry.rounds == 2 and entry.best_round == metrics["best_round"]
     library_event = next(e for e in _events(run_dir) if e["event"] == "library")
@@ -243,6 +228,7 @@ def test_finished_run_adds_its_best_prefix_to_the_library(warm_run):
     assert isinstance(LibraryEntry.make_id("a", "b", "c", "d", "e", 1.0, None), str)
 
 
+@pytest.mark.slow
 def test_json_logs(warm_run):
     stderr = warm_run["result"].stderr
     lines = [line for line in stderr.splitlines() if line.strip()]
@@ -260,6 +246,7 @@ def test_json_logs(warm_run):
     assert "(2 of 2) done" not in stderr  # no rich text in between
 
 
+@pytest.mark.slow
 def test_bad_warm_start_fails_before_writing_anything(tmp_path):
     train = write_jsonl(tmp_path / "t.jsonl", shared_rows("twitter", "train", limit=30))
     result = _gpta(
@@ -267,7 +254,7 @@ def test_bad_warm_start_fails_before_writing_anything(tmp_path):
         "--train",
         str(train),
         "--description",
-        TWITTER_DESCRIPTION,
+        TWEETS_DESCRIPTION,
         "--warm-start-from",
         "0123abcd",
         "--output-dir",

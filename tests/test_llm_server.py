@@ -10,26 +10,24 @@ request and that must appear in no file the runs write.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import shared_rows, write_jsonl
+from conftest import TWEETS_DESCRIPTION as DESCRIPTION
+from conftest import balanced as _balanced
+from conftest import gpta_cli, shared_rows, write_jsonl
 from ta_server import LONG_TOKENS, FaultProxy, start_llama_server, stop_process
 
 from gpta.config import build_config
 from gpta.run import train
 
+pytestmark = pytest.mark.slow  # a llama-cpp-python server and full runs through it
+
 KEY_ENV = "GPTA_TEST_TA_KEY"
 API_KEY = "gpta-test-key-" + secrets.token_hex(12)  # not key-shaped: no pattern scrubs it
-DESCRIPTION = (
-    "English tweets from the SemEval-2017 sentiment task, each labelled with the overall "
-    "sentiment its author expresses: negative, neutral or positive."
-)
 CANDIDATES = 2
 
 
@@ -51,15 +49,6 @@ def proxy(llama_server):
 @pytest.fixture(autouse=True)
 def api_key(monkeypatch):
     monkeypatch.setenv(KEY_ENV, API_KEY)
-
-
-def _balanced(rows: list[dict], per_label: int) -> list[dict]:
-    picked: dict[str, list[dict]] = {}
-    for row in rows:
-        bucket = picked.setdefault(row["label"], [])
-        if len(bucket) < per_label:
-            bucket.append(row)
-    return [row for group in zip(*picked.values(), strict=False) for row in group]
 
 
 @pytest.fixture(scope="module")
@@ -110,13 +99,7 @@ def _config(data: dict, output_dir: Path, base_url: str, **assistant) -> dict:
 
 
 def _gpta(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "gpta.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, KEY_ENV: API_KEY},
-    )
+    return gpta_cli(*args, env={KEY_ENV: API_KEY}, timeout=600)
 
 
 def _events(run_dir: Path, kind: str) -> list[dict]:
@@ -199,12 +182,12 @@ def test_llm_check_makes_one_round_trip(proxy, tmp_path):
     config.write_text(
         yaml.safe_dump(_config({}, tmp_path / "unused", proxy.base_url)), encoding="utf-8"
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "gpta.cli", "llm-check", "--config", str(config)],
-        capture_output=True,
-        text=True,
+    result = gpta_cli(
+        "llm-check",
+        "--config",
+        str(config),
+        env={KEY_ENV: API_KEY, "GPTA_CACHE_DIR": str(tmp_path / "cache")},
         timeout=300,
-        env={**os.environ, KEY_ENV: API_KEY, "GPTA_CACHE_DIR": str(tmp_path / "cache")},
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ok: True" in result.stdout and "latency_s:" in result.stdout
@@ -216,23 +199,16 @@ def test_llm_check_makes_one_round_trip(proxy, tmp_path):
 
 
 def test_llm_check_reports_a_dead_server(tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gpta.cli",
-            "llm-check",
-            "--set",
-            "assistant.backend=openai",
-            "--set",
-            "assistant.base_url=http://127.0.0.1:9/v1",
-            "--set",
-            "assistant.max_retries=0",
-        ],
-        capture_output=True,
-        text=True,
+    result = gpta_cli(
+        "llm-check",
+        "--set",
+        "assistant.backend=openai",
+        "--set",
+        "assistant.base_url=http://127.0.0.1:9/v1",
+        "--set",
+        "assistant.max_retries=0",
+        env={"GPTA_CACHE_DIR": str(tmp_path)},
         timeout=120,
-        env={**os.environ, "GPTA_CACHE_DIR": str(tmp_path)},
     )
     assert result.returncode == 1
     assert "ok: False" in result.stdout and "APIConnectionError" in result.stdout

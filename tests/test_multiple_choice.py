@@ -203,6 +203,7 @@ def _lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.open(encoding="utf-8")]
 
 
+@pytest.mark.slow
 def test_run_scores_rounds_with_accuracy_and_screens(run):
     run_dir = run["dir"]
     metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
@@ -220,6 +221,7 @@ def test_run_scores_rounds_with_accuracy_and_screens(run):
     assert len(screen) == 1 and screen[0]["round"] == 1
 
 
+@pytest.mark.slow
 def test_ta_is_told_the_family_and_metric_and_never_sees_a_row(run):
     requests = [r for r in _lines(run["dir"] / "exposure.jsonl") if r["event"] == "request"]
     assert len(requests) == 2
@@ -234,6 +236,7 @@ def test_ta_is_told_the_family_and_metric_and_never_sees_a_row(run):
     )
 
 
+@pytest.mark.slow
 def test_predict_returns_the_letter_and_matches_the_run(run, tmp_path, capsys):
     run_dir = run["dir"]
     expected = [p["prediction"] for p in _lines(run_dir / "predictions" / "test.jsonl")]
@@ -259,6 +262,7 @@ def test_predict_returns_the_letter_and_matches_the_run(run, tmp_path, capsys):
     assert scored["accuracy"] == pytest.approx(metrics["test"]["accuracy"])
 
 
+@pytest.mark.slow
 def test_eval_rejects_an_answer_outside_the_options(run, tmp_path, capsys):
     rows = _lines(run["test"])[:3]
     rows[1]["answer"] = "F"

@@ -238,6 +238,7 @@ def _events(run_dir: Path) -> list[dict]:
     return [json.loads(x) for x in (run_dir / "history.jsonl").open(encoding="utf-8")]
 
 
+@pytest.mark.slow
 def test_a_loop_that_adopts_nothing_trains_exactly_like_plain_fine_tuning(tmp_path, tweets):
     plain = train(
         build_config(
@@ -273,6 +274,7 @@ def test_a_loop_that_adopts_nothing_trains_exactly_like_plain_fine_tuning(tmp_pa
     assert loop.test_metrics == plain.test_metrics
 
 
+@pytest.mark.slow
 def test_the_loop_warms_up_screens_and_saves_the_better_of_prefix_and_none(tmp_path, tweets):
     result = train(
         build_config(
@@ -321,6 +323,7 @@ def test_the_loop_warms_up_screens_and_saves_the_better_of_prefix_and_none(tmp_p
     assert pipeline.prefix == best.serving_prefix
 
 
+@pytest.mark.slow
 def test_early_stopping_ends_the_run_and_keeps_the_best_round(tmp_path, tweets):
     # a learning rate too small to change a weight: the dev score never improves after round 0
     result = train(

@@ -15,6 +15,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import gpta_cli
 
 from gpta.assistant import History, TaskBrief, TeachingAssistant
 from gpta.assistant.prompts import initial_messages
@@ -185,12 +186,12 @@ def test_audit_flags_rows_beyond_policy_and_edited_ledgers(tmp_path):
     assert report.beyond_policy == ["a:line 9"] and not report.ok
     assert report.unanswered == 2
     assert "EXPOSED BEYOND POLICY" in report.verdict and "a:line 9" in report.verdict
-    cli = [sys.executable, "-m", "gpta.cli", "audit", str(tmp_path)]
-    env = {**os.environ, "PYTHONPATH": SRC}
-    assert subprocess.run(cli, capture_output=True, env=env).returncode == 0
-    strict = subprocess.run([*cli, "--strict"], capture_output=True, text=True, env=env)
+    cli = ["audit", str(tmp_path)]
+    env = {"PYTHONPATH": SRC}
+    assert gpta_cli(*cli, env=env).returncode == 0
+    strict = gpta_cli(*cli, "--strict", env=env)
     assert strict.returncode == 1 and "EXPOSED BEYOND POLICY" in strict.stdout
-    as_json = subprocess.run([*cli, "--json"], capture_output=True, text=True, env=env)
+    as_json = gpta_cli(*cli, "--json", env=env)
     assert json.loads(as_json.stdout)["beyond_policy"] == ["a:line 9"]
 
     edited = tmp_path / "edited"
@@ -204,13 +205,7 @@ def test_audit_flags_rows_beyond_policy_and_edited_ledgers(tmp_path):
 
 
 def test_audit_of_a_directory_without_ledger_is_a_user_error(tmp_path):
-    env = {**os.environ, "PYTHONPATH": SRC}
-    result = subprocess.run(
-        [sys.executable, "-m", "gpta.cli", "audit", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
+    result = gpta_cli("audit", str(tmp_path), env={"PYTHONPATH": SRC})
     assert result.returncode == 2 and "no exposure ledger" in result.stderr
     assert "Traceback" not in result.stderr
 

@@ -15,34 +15,22 @@ import io
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import shared_rows, write_jsonl
+from conftest import TWEETS_DESCRIPTION as DESCRIPTION
+from conftest import balanced, gpta_cli, shared_rows, write_jsonl
 
 from gpta import load_config, train
 from gpta.privacy.audit import audit_run
 
-DESCRIPTION = (
-    "English tweets from the SemEval-2017 sentiment task. Each tweet is labelled with the "
-    "overall sentiment its author expresses: negative, neutral or positive."
-)
+pytestmark = pytest.mark.slow  # real runs with the bundled models
+
 API_KEY = "sk-e2e-privacy-0123456789abcdefghij"
 
 
-def _balanced(rows: list[dict], per_label: int) -> list[dict]:
-    picked: dict[str, list[dict]] = {}
-    for row in rows:
-        if len(row["text"].split()) >= 10:
-            bucket = picked.setdefault(row["label"], [])
-            if len(bucket) < per_label:
-                bucket.append(row)
-    return [row for group in zip(*picked.values(), strict=False) for row in group]
-
-
 def _config(base: Path, name: str, train_path: Path, rounds: int = 1, **privacy) -> dict:
-    held_out = _balanced(shared_rows("twitter", "test"), 4)
+    held_out = balanced(shared_rows("twitter", "test"), 4, min_words=10)
     return {
         "output_dir": str(base / name),
         "data": {
@@ -75,20 +63,13 @@ def _records(run_dir: Path) -> list[dict]:
 
 
 def _gpta(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OPENAI_API_KEY": API_KEY}
-    return subprocess.run(
-        [sys.executable, "-m", "gpta.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env=env,
-    )
+    return gpta_cli(*args, env={"OPENAI_API_KEY": API_KEY})
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict:
     base = tmp_path_factory.mktemp("privacy")
-    rows = _balanced(shared_rows("twitter", "train"), 6)
+    rows = balanced(shared_rows("twitter", "train"), 6, min_words=10)
     # every training row carries personal details that must not leave the machine
     rows = [
         {**row, "text": f"{row['text']} Reach me at fan{i}@example.com or +44 20 7946 {1000 + i}"}

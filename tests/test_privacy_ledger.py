@@ -12,13 +12,12 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
-import os
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
+from conftest import gpta_cli
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -255,13 +254,7 @@ def test_every_generated_edit_of_a_sealed_ledger_is_caught(run_files, data):
 
 # --- the cases named in the issue, through the CLI -----------------------------------------
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "gpta.cli", "audit", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": SRC},
-        timeout=120,
-    )
+    return gpta_cli("audit", *args, env={"PYTHONPATH": SRC}, timeout=120)
 
 
 def _edit_lines(run_dir: Path, edit) -> None:

@@ -4,12 +4,10 @@ back (unit level; the runs through a real server are in test_privacy_server.py).
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import gpta_cli
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -61,28 +59,22 @@ def test_an_ordinary_base_url_is_kept(url):
     assert build_config({"assistant": {"base_url": url}}).assistant.base_url == url
 
 
+@pytest.mark.slow
 def test_the_cli_exits_2_and_writes_nothing(tmp_path):
     out = tmp_path / "run"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "gpta.cli",
-            "train",
-            "--train",
-            str(tmp_path / "train.jsonl"),
-            "--description",
-            "Tweets.",
-            "--ta-backend",
-            "openai",
-            "--ta-base-url",
-            "http://alice:hunter2pass@127.0.0.1:9/v1?api-key=c2VjcmV0dmFsdWU",
-            "--output-dir",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": SRC},
+    result = gpta_cli(
+        "train",
+        "--train",
+        str(tmp_path / "train.jsonl"),
+        "--description",
+        "Tweets.",
+        "--ta-backend",
+        "openai",
+        "--ta-base-url",
+        "http://alice:hunter2pass@127.0.0.1:9/v1?api-key=c2VjcmV0dmFsdWU",
+        "--output-dir",
+        str(out),
+        env={"PYTHONPATH": SRC},
         timeout=300,
     )
     assert result.returncode == 2, result.stderr

@@ -18,22 +18,20 @@ import io
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import shared_rows, write_jsonl
+from conftest import TWEETS_DESCRIPTION as DESCRIPTION
+from conftest import balanced, gpta_cli, shared_rows, write_jsonl
 from ta_server import FaultProxy, start_llama_server, stop_process
 
 from gpta.config import build_config
 from gpta.run import load_data, train
 
+pytestmark = pytest.mark.slow  # a llama-cpp-python server and full runs through it
+
 KEY_ENV = "GPTA_PRIVACY_TEST_KEY"
 API_KEY = "gpta-privacy-test-key-7f3a9c2e41d8b6"  # not key-shaped: only registration finds it
-DESCRIPTION = (
-    "English tweets from the SemEval-2017 sentiment task, each labelled with the overall "
-    "sentiment its author expresses: negative, neutral or positive."
-)
 PERSONAL = {
     "email": "dana.whitfield@example.org",
     "phone": "+1 (415) 555-0199",
@@ -57,23 +55,15 @@ def api_key(monkeypatch):
     monkeypatch.setenv(KEY_ENV, API_KEY)
 
 
-def _balanced(rows: list[dict], per_label: int, min_words: int = 12) -> list[dict]:
-    picked: dict[str, list[dict]] = {}
-    for row in rows:
-        if len(row["text"].split()) >= min_words:
-            bucket = picked.setdefault(row["label"], [])
-            if len(bucket) < per_label:
-                bucket.append(row)
-    return [row for group in zip(*picked.values(), strict=False) for row in group]
-
-
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> dict:
     base = tmp_path_factory.mktemp("data")
-    held_out = _balanced(shared_rows("twitter", "test"), 4)
+    held_out = balanced(shared_rows("twitter", "test"), 4, min_words=12)
     return {
         "train": str(
-            write_jsonl(base / "train.jsonl", _balanced(shared_rows("twitter", "train"), 8))
+            write_jsonl(
+                base / "train.jsonl", balanced(shared_rows("twitter", "train"), 8, min_words=12)
+            )
         ),
         "dev": str(write_jsonl(base / "dev.jsonl", held_out[:6])),
         "test": str(write_jsonl(base / "test.jsonl", held_out[6:])),
@@ -121,12 +111,7 @@ def _records(run_dir: Path) -> list[dict]:
 
 
 def _audit(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "gpta.cli", "audit", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return gpta_cli("audit", *args, timeout=300)
 
 
 def test_a_row_left_out_by_train_size_is_still_guarded(proxy, data, tmp_path):

@@ -297,6 +297,7 @@ def _lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.open(encoding="utf-8")]
 
 
+@pytest.mark.slow
 def test_run_scores_rounds_with_f1_and_screens(run):
     run_dir = run["dir"]
     metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
@@ -317,6 +318,7 @@ def test_run_scores_rounds_with_f1_and_screens(run):
     assert 0.0 <= screen[0]["current"]["score"] <= 1.0  # F1 on the 8-row dev subset
 
 
+@pytest.mark.slow
 def test_ta_is_told_the_family_and_metric_and_never_sees_a_row(run):
     requests = [r for r in _lines(run["dir"] / "exposure.jsonl") if r["event"] == "request"]
     assert len(requests) == 2
@@ -331,6 +333,7 @@ def test_ta_is_told_the_family_and_metric_and_never_sees_a_row(run):
     )  # the dialogue gradient's aggregate numbers
 
 
+@pytest.mark.slow
 def test_predictions_are_spans_and_predict_matches_them(run, tmp_path, capsys):
     run_dir = run["dir"]
     expected = [p["prediction"] for p in _lines(run_dir / "predictions" / "test.jsonl")]
@@ -364,6 +367,7 @@ def test_predictions_are_spans_and_predict_matches_them(run, tmp_path, capsys):
     assert scored["f1"] == pytest.approx(metrics["test"]["f1"])
 
 
+@pytest.mark.slow
 def test_predict_and_eval_reject_bad_rows(run, tmp_path, capsys):
     rows = _lines(run["test"])[:3]
     broken = [dict(r) for r in rows]

@@ -7,19 +7,19 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from conftest import TWEETS_DESCRIPTION as DESCRIPTION
+from conftest import balanced as _balanced
+from conftest import gpta_cli as _gpta
 from conftest import shared_rows, write_jsonl
 
 from gpta.report import load_run
 
-DESCRIPTION = (
-    "English tweets from the SemEval-2017 sentiment task, each labelled with the sentiment "
-    "its author expresses: negative, neutral or positive."
-)
+pytestmark = pytest.mark.slow  # a real 2-round run, then headless Chromium
+
 FIGURES = ("dev_score", "loss", "improvement", "screened", "tokens", "exposure")
 CHROMIUM_FLAGS = [
     "--headless",
@@ -52,21 +52,6 @@ window.addEventListener('load', function () {
   document.body.appendChild(out);
 });
 </script>"""
-
-
-def _balanced(rows: list[dict], per_label: int) -> list[dict]:
-    picked: dict[str, list[dict]] = {}
-    for row in rows:
-        bucket = picked.setdefault(row["label"], [])
-        if len(bucket) < per_label:
-            bucket.append(row)
-    return [row for group in zip(*picked.values(), strict=False) for row in group]
-
-
-def _gpta(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "gpta.cli", *args], capture_output=True, text=True, timeout=900
-    )
 
 
 @pytest.fixture(scope="module")

@@ -14,15 +14,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import gpta_cli as _gpta
 from conftest import shared_rows, write_jsonl
 
 ROUNDS = 3
-
-
-def _gpta(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "gpta.cli", *args], capture_output=True, text=True, timeout=900
-    )
 
 
 def _config(base: Path, output: str) -> Path:
@@ -108,6 +103,7 @@ def _summary(run_dir: Path) -> list[tuple]:
     ]
 
 
+@pytest.mark.slow
 def test_sigkill_during_training_and_ta_call_then_resume(tmp_path):
     reference = _gpta("train", "--config", str(_config(tmp_path, "reference")), "-q")
     assert reference.returncode == 0, reference.stderr[-3000:]
@@ -349,6 +345,7 @@ def test_resume_on_a_finished_or_damaged_run_says_so(tmp_path, capsys):
     assert "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_resume_after_a_damaged_newest_checkpoint_state(tmp_path):
     """A real run (TA not loaded: a fixed empty prefix) whose newest checkpoint state is
     damaged resumes from the older checkpoint and finishes."""

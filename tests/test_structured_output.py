@@ -263,6 +263,7 @@ def llamacpp_model():
     return LlamaCppChatModel("bundled:smollm2", threads=2)
 
 
+@pytest.mark.slow
 def test_llamacpp_in_process_answers_under_the_grammar(llamacpp_model, tmp_path):
     params = Sampling(n=3, temperature=0.8, top_p=0.95, max_new_tokens=48, seed=3)
     result = llamacpp_model.chat(initial_messages(BRIEF), params, schema=SCHEMA)
@@ -289,6 +290,7 @@ def test_llamacpp_in_process_answers_under_the_grammar(llamacpp_model, tmp_path)
     assert request["backend"] == "llamacpp" and response["structured"] == "grammar"
 
 
+@pytest.mark.slow
 def test_transformers_with_xgrammar_answers_under_the_grammar():
     from gpta.llm.local import LocalChatModel
 
@@ -389,6 +391,7 @@ def _server_model(base_url: str, forms: Path):
 PARAMS = Sampling(n=1, temperature=0.5, top_p=0.95, max_new_tokens=48, seed=1)
 
 
+@pytest.mark.slow
 def test_the_server_honours_llama_cpp_s_form_and_that_is_remembered(llama_server, tmp_path):
     proxy = FormatProxy(llama_server)
     try:
@@ -408,6 +411,7 @@ def test_the_server_honours_llama_cpp_s_form_and_that_is_remembered(llama_server
         proxy.close()
 
 
+@pytest.mark.slow
 def test_a_server_that_refuses_response_format_gets_free_text(llama_server, tmp_path):
     proxy = FormatProxy(llama_server, mode="refuse")
     try:
@@ -431,6 +435,7 @@ def test_a_server_that_refuses_response_format_gets_free_text(llama_server, tmp_
         proxy.close()
 
 
+@pytest.mark.slow
 def test_a_server_that_ignores_response_format_is_caught_by_validation(llama_server, tmp_path):
     proxy = FormatProxy(llama_server, mode="drop")
     try:

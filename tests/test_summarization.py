@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import shared_rows, write_jsonl
+from conftest import gpta_cli, shared_rows, write_jsonl
 
 from gpta import load_pipeline
 from gpta.cli import main
@@ -208,12 +207,7 @@ def test_evaluate_names_row_with_empty_summary(smollm2):
 
 # --- a 2-round run with the bundled SmolLM2 (downstream and TA) ---------------------------------
 def _gpta(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "gpta.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
+    return gpta_cli(*args, timeout=1800)
 
 
 @pytest.fixture(scope="module")
@@ -257,6 +251,7 @@ def _events(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "history.jsonl").open(encoding="utf-8")]
 
 
+@pytest.mark.slow
 def test_decoder_run_rounds_and_screening(decoder_run):
     run_dir = decoder_run["dir"]
     assert "dev rougeL" in decoder_run["stdout"]
@@ -290,6 +285,7 @@ def test_decoder_run_rounds_and_screening(decoder_run):
     assert manifest["task"] == "summarization" and manifest["architecture"] == DECODER
 
 
+@pytest.mark.slow
 def test_decoder_predict_equals_training_time_generation(decoder_run):
     run_dir = decoder_run["dir"]
     expected = [
@@ -305,6 +301,7 @@ def test_decoder_predict_equals_training_time_generation(decoder_run):
     assert [p["summary"] for p in pipeline(documents[:2])] == expected[:2]
 
 
+@pytest.mark.slow
 def test_decoder_predict_bad_row(decoder_run, capsys, tmp_path):
     bad = write_jsonl(tmp_path / "bad.jsonl", [{"document": "A text."}, {"text": "no doc"}])
     err = _fail(capsys, "predict", "--model", str(decoder_run["dir"]), "--input", str(bad))
@@ -312,6 +309,7 @@ def test_decoder_predict_bad_row(decoder_run, capsys, tmp_path):
 
 
 # --- a 2-round run with a tiny seq2seq model ------------------------------------------------------
+@pytest.mark.slow
 def test_seq2seq_two_rounds(tmp_path):
     from transformers import AutoTokenizer, T5Config, T5ForConditionalGeneration
 

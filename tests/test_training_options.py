@@ -7,6 +7,8 @@ import json
 
 import pytest
 import torch
+from conftest import TWEETS_DESCRIPTION as DESCRIPTION
+from conftest import balanced as _balanced
 from conftest import shared_rows, write_jsonl
 
 from gpta import train
@@ -17,20 +19,6 @@ from gpta.downstream.pipeline import GptaPipeline
 from gpta.downstream.training import PrefixCollator, build_trainer
 from gpta.synergy import SynergyLoop
 from gpta.tasks.classification import ClassificationTask
-
-DESCRIPTION = (
-    "English tweets from the SemEval-2017 sentiment task. Each tweet is labelled with the "
-    "overall sentiment its author expresses: negative, neutral or positive."
-)
-
-
-def _balanced(rows: list[dict], per_label: int) -> list[dict]:
-    picked: dict[str, list[dict]] = {}
-    for row in rows:
-        bucket = picked.setdefault(row["label"], [])
-        if len(bucket) < per_label:
-            bucket.append(row)
-    return [row for group in zip(*picked.values(), strict=False) for row in group]
 
 
 @pytest.fixture(scope="module")
@@ -93,6 +81,7 @@ def test_mean_over_prefixes_averages_class_probabilities(task_and_model, tweets)
     assert torch.allclose(mean, (each[0] + each[1]) / 2, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_augmented_run_saves_its_prefixes_and_predicts_with_their_mean(tmp_path, tweets):
     held_out = _balanced(shared_rows("twitter", "test"), 8)
     config = build_config(
@@ -145,6 +134,7 @@ def test_augmented_run_saves_its_prefixes_and_predicts_with_their_mean(tmp_path,
     assert evaluation.predictions == [task.labels[i] for i in expected]
 
 
+@pytest.mark.slow
 def test_bf16_mixed_precision_reaches_the_trainer_and_trains(task_and_model, tweets, tmp_path):
     task, model, tokenizer = task_and_model
     config = build_config(
@@ -170,6 +160,7 @@ def test_bf16_mixed_precision_reaches_the_trainer_and_trains(task_and_model, twe
     assert len(losses) == 1 and losses[0] is not None and losses[0] == losses[0]  # not NaN
 
 
+@pytest.mark.slow
 def test_background_ta_answers_while_the_next_round_trains(tmp_path, tweets):
     held_out = _balanced(shared_rows("twitter", "test"), 8)
     config = build_config(
