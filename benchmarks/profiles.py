@@ -322,7 +322,8 @@ PROFILES: dict[str, Profile] = {
     # stronger TA (Qwen2.5-Coder-1.5B by llama.cpp, `gpta models fetch qwen2.5-coder-1.5b`)
     # on both heads, the TA naming the label words (gpta-lm-words, the -ids variants), and the
     # full loop with the bundled TA. gpta's default budget everywhere but in the LM scope.
-    # What is cut to fit 90 minutes on 2 idle cores (BENCHMARKS.md gives the time and why):
+    # What is cut to aim at 90 minutes on 2 cores (measured: ~110 min; BENCHMARKS.md gives the
+    # time and why):
     # - the encoder methods run on twitter and yelp only: a classifier head never reads the
     #   label names, so the -ids variants would repeat their runs (gpta's TA would read a
     #   description that differs in the label sentence alone);
