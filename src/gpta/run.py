@@ -35,7 +35,7 @@ from typing import Any
 from gpta.assistant import History, RoundRecord, TaskBrief, TeachingAssistant, label_words
 from gpta.assistant.prompts import initial_messages
 from gpta.assistant.tuning import DialogueGradient
-from gpta.config import GptaConfig, dump_config, load_config
+from gpta.config import DATA_PATH_KEYS, GptaConfig, dump_config, load_config
 from gpta.data import Table, read_splits, require_columns, sample_rows, stratified_split
 from gpta.distributed import Ranks, init_ranks
 from gpta.downstream.artifact import save_model, write_manifest
@@ -525,7 +525,7 @@ def _split_summary(tables: dict[str, Table]) -> dict[str, Any]:
 
 def _absolute_data_paths(config: GptaConfig) -> None:
     """Record data paths absolutely so that a resumed run finds them from anywhere."""
-    for key in ("train", "dev", "test", "description_file"):
+    for key in DATA_PATH_KEYS:
         value = getattr(config.data, key)
         if value is not None and Path(value).exists():
             setattr(config.data, key, str(Path(value).resolve()))
