@@ -242,6 +242,32 @@ def test_secrets_never_reach_any_file_of_the_run(tmp_path, monkeypatch):
     assert scrub("a normal sentence about skis") == "a normal sentence about skis"
 
 
+def test_llm_check_treats_the_configured_key_as_a_secret(tmp_path, monkeypatch):
+    """A key that is not key-shaped, echoed by a failing server, reaches neither the
+    llm-check report nor its ledger."""
+    from gpta.config import GptaConfig
+    from gpta.llm import check
+
+    key = "plain-words-password-4417"
+    monkeypatch.setenv("GPTA_CHECK_TEST_KEY", key)
+    monkeypatch.setenv("GPTA_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(check, "make_chat_model", lambda *a, **k: LeakyFailingChat(key))
+    config = GptaConfig.model_validate(
+        {
+            "assistant": {
+                "backend": "openai",
+                "base_url": "http://127.0.0.1:9/v1",
+                "api_key_env": "GPTA_CHECK_TEST_KEY",
+            }
+        }
+    )
+    report = check.check_llm(config)
+    assert report["ok"] is False and "401 Incorrect API key provided" in report["error"]
+    assert key not in str(report) and "[SECRET]" in report["error"]
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert files and all(key not in p.read_text(encoding="utf-8") for p in files)
+
+
 KILLED_AFTER_SEND = textwrap.dedent(
     """
     import os, signal, sys

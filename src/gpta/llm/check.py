@@ -25,7 +25,12 @@ CHECK_MESSAGES = [
 def check_llm(config: GptaConfig, *, device: str = "cpu") -> dict[str, Any]:
     """Send one short request; returns what a person needs to see (never the key)."""
     from gpta.privacy import ExposureChannel, ExposureLedger
+    from gpta.privacy.policy import register_config_secrets
+    from gpta.privacy.secrets import scrub
 
+    # the key and env: headers are secrets before anything is sent or recorded, as in a run:
+    # a server's error may echo a key that is not key-shaped
+    register_config_secrets(config)
     assistant = config.assistant
     started = time.perf_counter()
     model = make_chat_model(assistant, device=device, cache=False)
@@ -43,7 +48,7 @@ def check_llm(config: GptaConfig, *, device: str = "cpu") -> dict[str, Any]:
         sampling = assistant.sampling(seed=0)
         result = channel.send(CHECK_MESSAGES, replace(sampling, n=1, max_new_tokens=16))
     except Exception as err:  # report it; the exit status says it failed
-        report.update(ok=False, error=f"{type(err).__name__}: {err}")
+        report.update(ok=False, error=scrub(f"{type(err).__name__}: {err}"))
         report["attempts"] = getattr(err, "attempts", 1)
         return report
     report.update(
