@@ -630,11 +630,11 @@ def test_study_scopes_cut_where_the_profile_says(tmp_path):
     for dataset, level, seed, method in units:
         where.setdefault(method, set()).add((dataset, level))
         assert seed in range(5)
-    assert where["setfit"] == {(d, n) for d in ("twitter", "yelp") for n in (32, 64)}
+    assert where["setfit"] == {(d, 64) for d in ("twitter", "yelp")}
     assert where["gpta"] == where["gpta-bundled"] == {("twitter", 64), ("yelp", 64)}
     assert where["finetune-lm"] == {("twitter", 64), ("twitter-ids", 64)}
     assert where["gpta-lm-words"] == where["gpta-lm"] == {("twitter-ids", 64)}
-    assert len(units) == 5 * (2 * 2 * 3 + 2 * 2 + 2 * 2 + 2 + 3)  # 5 seeds of every cell
+    assert len(units) == 5 * (2 * 2 * 3 + 2 + 2 * 2 + 2 + 3)  # 5 seeds of every cell
 
 
 def test_study_method_configs(tmp_path, monkeypatch):
