@@ -11,10 +11,12 @@ import http.server
 import json
 import threading
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
 from gpta.assistant.dialogue import (
+    DialogueExample,
     DialogueStore,
     examples_from_run,
     improvement_rates,
@@ -40,10 +42,31 @@ def _conversation(round_index: int, current: str, score: float) -> list[dict]:
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
 
-def _write_run(run_dir: Path, *, with_hash: bool) -> dict:
+TWEETS = [
+    ("the new phone battery died after two hours of light use today", "negative"),
+    ("lunch at the harbour cafe was fine, nothing special either way", "neutral"),
+    ("best concert of my life, the encore gave everyone goosebumps", "positive"),
+]
+
+
+def _write_config(run_dir: Path) -> None:
+    """The run's config.yaml and the data file it names (what the upload check reads)."""
+    data = run_dir.parent / "data" / "train.jsonl"
+    data.parent.mkdir(parents=True, exist_ok=True)
+    data.write_text("".join(json.dumps({"text": t, "label": lab}) + "\n" for t, lab in TWEETS))
+    config = {
+        "task": "classification",
+        "data": {"train": str(data), "description": "English tweets labelled with sentiment."},
+    }
+    (run_dir / "config.yaml").write_text(json.dumps(config))
+
+
+def _write_run(run_dir: Path, *, with_hash: bool, copying: str | None = None) -> dict:
     """Round 0 (not screened) and rounds 1-2 with improving, tied, losing and invalid
-    proposals; returns what the examples must be."""
+    proposals (and, with ``copying``, one more improving proposal of that text in round 2);
+    returns what the examples must be."""
     run_dir.mkdir(parents=True)
+    _write_config(run_dir)
     ledger = []
     store = str(run_dir.parent / "dialogue" / "tweets")
     history = [{"event": "dialogue", "task_key": "tweets", "store": store}]
@@ -64,6 +87,7 @@ def _write_run(run_dir: Path, *, with_hash: bool) -> dict:
                 ("Weigh the words of praise against the complaints.", 0.70, True, None),
                 ("Note sarcasm, then decide the feeling.", 0.66, True, None),
                 ("Look at emojis.", 0.55, False, None),
+                *([(copying, 0.72, True, None)] if copying else []),
             ],
         ),
     }
@@ -177,8 +201,10 @@ def test_export_writes_openai_chat_finetuning_jsonl(tmp_path, capsys):
 class _NoFineTuning(http.server.BaseHTTPRequestHandler):
     """An OpenAI-compatible server without files / fine-tuning endpoints."""
 
+    bodies: ClassVar[list[bytes]] = []  # what reached the server
+
     def do_POST(self):
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.bodies.append(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
         body = json.dumps({"error": {"message": "Not Found", "type": "not_found"}}).encode()
         self.send_response(404)
         self.send_header("Content-Type", "application/json")
@@ -193,7 +219,8 @@ class _NoFineTuning(http.server.BaseHTTPRequestHandler):
 
 
 def test_submit_to_a_server_without_finetuning_says_unsupported(tmp_path, monkeypatch, capsys):
-    _write_run(tmp_path / "run", with_hash=True)
+    _write_run(tmp_path / "run", with_hash=True, copying=TWEETS[2][0])
+    _NoFineTuning.bodies = []
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NoFineTuning)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     monkeypatch.setenv("GPTA_TEST_KEY", "sk-test-not-a-real-key")
@@ -213,6 +240,57 @@ def test_submit_to_a_server_without_finetuning_says_unsupported(tmp_path, monkey
     # the upload attempt was ledgered before it was sent; the key never was
     ledger = (tmp_path / "store" / "exposure.jsonl").read_text()
     assert "openai-fine-tuning" in ledger and "sk-test" not in ledger
+    # the prefix that copies a data row was held back: recorded as blocked, never sent
+    events = [json.loads(line) for line in ledger.splitlines()]
+    assert [e["copied_row_ids"] for e in events if e["event"] == "blocked"] == [
+        ["train.jsonl:line 3"]
+    ]
+    assert sum(e["event"] == "request" for e in events) == 3
+    sent = b"".join(_NoFineTuning.bodies)
+    assert b"Weigh the words of praise" in sent  # the upload did reach the server
+    assert b"encore gave everyone goosebumps" not in sent and b"sk-test" not in sent
+    assert "left out 1 example(s) that copy words of a data row" in err
+
+
+def _example(run: Path, target: str) -> DialogueExample:
+    return DialogueExample(
+        messages=_conversation(1, "Read the tweet.", 0.5),
+        target=target,
+        task_key="tweets",
+        run=str(run),
+        round=1,
+        current_prefix="Read the tweet.",
+        current_score=0.5,
+        target_score=0.6,
+    )
+
+
+def test_upload_check_cleans_secrets_and_blocks_rows_as_the_channel_does(tmp_path):
+    """Each conversation is cleaned as a TA request is and held to its own run's rows; a run
+    whose data cannot be read is left out, not sent unchecked."""
+    from gpta.assistant.export import check_upload
+
+    run = tmp_path / "run"
+    run.mkdir()
+    _write_config(run)
+    orphan = tmp_path / "orphan"  # no config.yaml: nothing says which rows it read
+    orphan.mkdir()
+    key = "sk-proj-" + "Q7w" * 12
+    examples = [
+        _example(run, f"Weigh praise against complaints; mail ops@example.com, key {key}."),
+        _example(run, "Note that " + TWEETS[0][0].upper() + "!"),  # a row, case changed
+        _example(run, "Decide the feeling the author shows."),
+        _example(orphan, "Decide how the writer feels."),
+    ]
+    upload = check_upload(examples)
+    assert len(upload.chats) == 2 and upload.skipped == 1
+    text = json.dumps(upload.chats)
+    assert key not in text and "[SECRET]" in text and "ops@example.com" not in text
+    assert upload.removed[0]["secret"] == 1 and upload.removed[1] == {}
+    assert [r.row_ids for _chat, r in upload.blocked] == [["train.jsonl:line 1"]]
+    assert list(upload.unchecked) == [str(orphan)]
+    assert "config.yaml is missing" in upload.unchecked[str(orphan)]
+    assert len(upload.warnings()) == 2
 
 
 def test_target_tokens_only_carry_the_loss():

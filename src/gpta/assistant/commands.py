@@ -8,6 +8,7 @@ by earlier runs of the same task count too.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -157,20 +158,38 @@ def tune_openai(
     say: Callable[[str], None],
 ) -> dict[str, Any]:
     """``gpta assistant tune --backend openai``: write the JSONL; with ``submit``, run a job."""
-    from gpta.assistant.export import OPENAI_MIN_EXAMPLES, submit_finetune, write_openai_jsonl
+    from gpta.assistant.export import (
+        OPENAI_MIN_EXAMPLES,
+        check_upload,
+        submit_finetune,
+        write_chat_jsonl,
+    )
     from gpta.privacy.ledger import ExposureLedger
+    from gpta.privacy.secrets import register_secret
 
+    register_secret(os.environ.get(api_key_env))  # before any text is cleaned or written
     store, examples, summary = collect_examples(run_dirs, store_dir)
     if not examples:
         raise GptaUserError(
             "no dialogue-gradient examples: no proposal of these runs beat its current prefix",
             hint="collect more runs of the task (more rounds or candidates), then tune again",
         )
-    path = write_openai_jsonl(examples, output or store.root / "openai_finetune.jsonl")
-    result: dict[str, Any] = {**summary, "jsonl": str(path), "lines": len(examples)}
-    if len(examples) < OPENAI_MIN_EXAMPLES:
+    # the file is what --submit would send: cleaned and checked as every TA request is
+    upload = check_upload(examples)
+    for line in upload.warnings():
+        say(f"warning: {line}")
+    path = Path(output or store.root / "openai_finetune.jsonl")
+    write_chat_jsonl(upload.chats, path)
+    lines = len(upload.chats)
+    result: dict[str, Any] = {
+        **summary,
+        "jsonl": str(path),
+        "lines": lines,
+        "left_out": len(examples) - lines,
+    }
+    if lines < OPENAI_MIN_EXAMPLES:
         say(
-            f"warning: {len(examples)} examples; OpenAI requires at least {OPENAI_MIN_EXAMPLES} "
+            f"warning: {lines} examples; OpenAI requires at least {OPENAI_MIN_EXAMPLES} "
             "for a fine-tuning job"
         )
     if not submit:
@@ -183,12 +202,12 @@ def tune_openai(
             hint="e.g. --base-model gpt-4o-mini-2024-07-18",
         )
     record = submit_finetune(
+        upload,
         path,
         base_model=base_model,
         base_url=base_url,
         api_key_env=api_key_env,
         ledger=ExposureLedger(store.root / "exposure.jsonl"),
-        examples=examples,
         poll_seconds=poll_seconds,
         on_status=say,
     )

@@ -9,10 +9,14 @@ Many OpenAI-compatible servers (llama.cpp, vLLM, Ollama, ...) serve chat complet
 no files or fine-tuning endpoints. When the server answers 404/405/501 to the upload or the
 job, :class:`FineTuningUnsupported` says so plainly: nothing was tuned, no model id exists.
 
-The upload sends the same conversations the TA already received (description, label names,
-aggregate scores, prefixes); each is recorded in the store's ``exposure.jsonl`` before it is
-sent, like every other byte that leaves for an LLM provider. The API key is read from the
-environment variable named by the caller and never written anywhere.
+The upload goes through the same checks as every request the TA is sent
+(:func:`check_upload`): each conversation, the improving prefix included, is cleaned as the
+privacy channel cleans a request (secrets, then personal details) and checked by the leak
+guard against every row its run read (rebuilt from the run's ``config.yaml``); an example
+that copies a row, or whose run's data cannot be read to check it, is left out of the file.
+What is uploaded is exactly that file; each of its lines is recorded in the store's
+``exposure.jsonl`` before it is sent (and each left-out one as ``blocked``). The API key is
+read from the environment variable named by the caller and never written anywhere.
 """
 
 from __future__ import annotations
@@ -21,12 +25,18 @@ import json
 import os
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from gpta.assistant.dialogue import DialogueExample
 from gpta.errors import GptaUserError
+from gpta.llm.base import Message
+from gpta.privacy.channel import clean_messages
+from gpta.privacy.guard import LeakGuard, LeakReport
 from gpta.privacy.ledger import ExposureLedger
+from gpta.privacy.redaction import Redactor
+from gpta.privacy.secrets import register_secret, scrub
 
 #: OpenAI's own minimum number of training examples for a fine-tuning job.
 OPENAI_MIN_EXAMPLES = 10
@@ -44,13 +54,77 @@ def openai_record(example: DialogueExample) -> dict[str, Any]:
 
 
 def write_openai_jsonl(examples: Sequence[DialogueExample], path: str | Path) -> Path:
-    """Write the examples as OpenAI chat fine-tuning JSONL; returns the path."""
+    """Write the examples as OpenAI chat fine-tuning JSONL, as the store holds them (nothing
+    is sent: ``gpta assistant export``); returns the path."""
+    return write_chat_jsonl([e.chat() for e in examples], path)
+
+
+def write_chat_jsonl(chats: Sequence[list[Message]], path: str | Path) -> Path:
+    """One ``{"messages": [...]}`` line per conversation; returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8") as handle:
-        for example in examples:
-            handle.write(json.dumps(openai_record(example), ensure_ascii=False) + "\n")
+        for chat in chats:
+            handle.write(json.dumps({"messages": chat}, ensure_ascii=False) + "\n")
     return path
+
+
+@dataclass
+class Upload:
+    """What a fine-tuning upload may send (:func:`check_upload`)."""
+
+    chats: list[list[Message]] = field(default_factory=list)  # cleaned, in store order
+    removed: list[dict[str, int]] = field(default_factory=list)  # per chat: values replaced
+    # conversations the guard stopped (cleaned, never sent) with the guard's report
+    blocked: list[tuple[list[Message], LeakReport]] = field(default_factory=list)
+    unchecked: dict[str, str] = field(default_factory=dict)  # run dir -> why, not uploaded
+    skipped: int = 0  # examples of the unchecked runs
+
+    def warnings(self) -> list[str]:
+        """One line per reason an example was left out."""
+        lines = [
+            f"left out {len(self.blocked)} example(s) that copy words of a data row their run "
+            f"read ({'; '.join(r.summary() for _c, r in self.blocked[:3])})"
+        ] * bool(self.blocked)
+        lines += [
+            f"left out the examples of {run}: they cannot be checked against its data ({why})"
+            for run, why in self.unchecked.items()
+        ]
+        return lines
+
+
+def check_upload(examples: Sequence[DialogueExample]) -> Upload:
+    """The examples' conversations as the privacy channel would let them leave: secrets
+    and personal details replaced (with the run's ``privacy.redact_names``), then checked by
+    the leak guard of the run each came from (:func:`gpta.privacy.policy.rebuild_guard`:
+    every row it read, its allowed exemplars). An example that copies a row is blocked; the
+    examples of a run whose config or data cannot be read are left out (not sent
+    unchecked)."""
+    from gpta.privacy.policy import rebuild_guard
+
+    upload = Upload()
+    checks: dict[str, tuple[LeakGuard, Redactor] | None] = {}
+    for example in examples:
+        if example.run not in checks:
+            try:
+                guard, config = rebuild_guard(example.run)
+                checks[example.run] = (guard, Redactor(config.privacy.redact_names))
+            except GptaUserError as err:
+                checks[example.run] = None
+                upload.unchecked[example.run] = err.message
+        check = checks[example.run]
+        if check is None:
+            upload.skipped += 1
+            continue
+        guard, redactor = check
+        chat, removed = clean_messages(example.chat(), redactor)
+        report = guard.check(chat)
+        if report is not None:
+            upload.blocked.append((chat, report))
+            continue
+        upload.chats.append(chat)
+        upload.removed.append(removed)
+    return upload
 
 
 def _status(err: Exception) -> int | None:
@@ -67,20 +141,22 @@ def _unsupported(base_url: str, step: str, err: Exception) -> FineTuningUnsuppor
 
 
 def submit_finetune(
+    upload: Upload,
     jsonl_path: str | Path,
     *,
     base_model: str,
     base_url: str | None,
     api_key_env: str,
-    ledger: ExposureLedger | None = None,
-    examples: Sequence[DialogueExample] = (),
+    ledger: ExposureLedger,
     suffix: str | None = "gpta",
     poll_seconds: float = 15.0,
     timeout_seconds: float = 3600.0,
     on_status: Callable[[str], None] | None = None,
     client: Any = None,
 ) -> dict[str, Any]:
-    """Upload ``jsonl_path``, create a fine-tuning job, poll it to the end; return its record.
+    """Write ``upload``'s conversations to ``jsonl_path``, record each in ``ledger`` (and
+    each blocked one as ``blocked``), upload that file, create a fine-tuning job, poll it to
+    the end; return its record.
 
     The record holds ``job_id``, ``status``, ``fine_tuned_model`` (``None`` unless it
     succeeded), ``base_model``, ``base_url``, ``training_file`` and ``error``.
@@ -96,16 +172,34 @@ def submit_finetune(
                 hint=f"export {api_key_env}=... (the key is read from the environment only), "
                 "or name another variable with --api-key-env",
             )
+        register_secret(api_key)  # scrubbed from every error message below
         client = openai.OpenAI(base_url=url, api_key=api_key, max_retries=1, timeout=60.0)
-    if ledger is not None:
-        for example in examples:
-            ledger.record_request(
-                backend="openai-fine-tuning",
-                model=base_model,
-                messages=example.chat(),
-                row_ids=[],
-                params={"purpose": "fine-tune", "file": Path(jsonl_path).name},
-            )
+    if not upload.chats:
+        raise GptaUserError(
+            "no example may be uploaded: " + " and ".join(upload.warnings() or ["none given"]),
+            hint="keep the runs' config.yaml and data files where they were, or tune the "
+            "local TA instead (`gpta assistant tune --from RUN_DIR`)",
+        )
+    write_chat_jsonl(upload.chats, jsonl_path)  # exactly what is recorded and sent
+    params = {"purpose": "fine-tune", "file": Path(jsonl_path).name}
+    for chat, report in upload.blocked:
+        ledger.record_block(
+            backend="openai-fine-tuning",
+            model=base_model,
+            messages=chat,
+            copied_row_ids=report.row_ids,
+            reason="verbatim overlap with data rows the example's run read",
+            windows=report.windows,
+        )
+    for chat, removed in zip(upload.chats, upload.removed, strict=True):
+        ledger.record_request(
+            backend="openai-fine-tuning",
+            model=base_model,
+            messages=chat,
+            row_ids=[],
+            params=params,
+            removed=removed,
+        )
     say = on_status or (lambda _msg: None)
     try:
         with Path(jsonl_path).open("rb") as handle:
@@ -113,10 +207,11 @@ def submit_finetune(
     except openai.APIStatusError as err:
         if _status(err) in _UNSUPPORTED_STATUS:
             raise _unsupported(url, "POST /files", err) from None
-        raise GptaUserError(f"uploading the training file to {url} failed: {err}") from None
+        message = f"uploading the training file to {url} failed: {scrub(str(err))}"
+        raise GptaUserError(message) from None
     except openai.APIConnectionError as err:
         raise GptaUserError(
-            f"could not reach {url}: {err}", hint="check --base-url and the network"
+            f"could not reach {url}: {scrub(str(err))}", hint="check --base-url and the network"
         ) from None
     say(f"uploaded {Path(jsonl_path).name} as {uploaded.id}")
     try:
@@ -126,7 +221,8 @@ def submit_finetune(
     except openai.APIStatusError as err:
         if _status(err) in _UNSUPPORTED_STATUS:
             raise _unsupported(url, "POST /fine_tuning/jobs", err) from None
-        raise GptaUserError(f"creating the fine-tuning job on {url} failed: {err}") from None
+        message = f"creating the fine-tuning job on {url} failed: {scrub(str(err))}"
+        raise GptaUserError(message) from None
     say(f"fine-tuning job {job.id}: {job.status}")
     deadline = time.monotonic() + timeout_seconds
     while job.status not in _FINAL and time.monotonic() < deadline:
@@ -141,7 +237,7 @@ def submit_finetune(
         "base_model": base_model,
         "base_url": url,
         "training_file": uploaded.id,
-        "examples": len(examples),
+        "examples": len(upload.chats),
         "error": (getattr(error, "message", None) or str(error)) if error else None,
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

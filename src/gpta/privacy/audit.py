@@ -41,7 +41,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from gpta.errors import GptaUserError
 from gpta.privacy.ledger import GENESIS, messages_hash, record_hash
-from gpta.privacy.policy import EXEMPLARS_FILE
+from gpta.privacy.policy import EXEMPLARS_FILE, read_exemplars
 
 LEDGER_FILE = "exposure.jsonl"
 METRICS_FILE = "metrics.json"
@@ -226,19 +226,6 @@ def _read_ledger(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], int]:
     return records, bad
 
 
-def _read_exemplars(path: Path) -> list[dict[str, Any]]:
-    out = []
-    with path.open(encoding="utf-8", errors="replace") as handle:
-        for line in handle:
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(record, dict):
-                out.append(record)
-    return out
-
-
 def _verify_chain(report: AuditReport, records: list[tuple[int, dict[str, Any]]]) -> None:
     """The hash chain, record by record (see :mod:`gpta.privacy.ledger`)."""
     chained = [r for _, r in records if r.get("event") != "unreadable" and "hash" in r]
@@ -321,7 +308,7 @@ def _policy_from_run_dir(run_dir: Path) -> tuple[str, list[str]]:
     allowed = []
     exemplars = run_dir / EXEMPLARS_FILE
     if exposure != "none" and exemplars.is_file():
-        allowed = [str(r["row_id"]) for r in _read_exemplars(exemplars) if "row_id" in r]
+        allowed = [str(r["row_id"]) for r in read_exemplars(exemplars) if "row_id" in r]
     return exposure, allowed
 
 
@@ -416,23 +403,15 @@ def audit_run(run_dir: str | Path, *, recheck: bool = False) -> AuditReport:
 def _recheck(
     report: AuditReport, run_dir: Path, records: list[dict[str, Any]], policy: dict | None
 ) -> None:
-    from gpta.config import load_config
-    from gpta.privacy.policy import build_guard, read_guarded_tables
+    from gpta.privacy.policy import rebuild_guard
 
-    config_path = run_dir / "config.yaml"
-    if not config_path.is_file():
-        raise GptaUserError(
-            f"--recheck: {config_path} is missing", hint="recheck needs the run's config.yaml"
+    n = (policy or {}).get("guard_ngram")
+    try:
+        guard, _config = rebuild_guard(
+            run_dir, n=int(n) if n else None, allow_exemplars=report.exposure != "none"
         )
-    config = load_config(config_path)
-    tables = read_guarded_tables(config)  # the same rows the run's guard covered
-    if tables is None:
-        raise GptaUserError("--recheck: the run's config names no training data")
-    n = int((policy or {}).get("guard_ngram", config.privacy.guard_ngram))
-    guard = build_guard(tables, n=n, id_column=config.privacy.id_column)
-    exemplars = run_dir / EXEMPLARS_FILE
-    if report.exposure != "none" and exemplars.is_file():
-        guard.allow(str(e.get("text", "")) for e in _read_exemplars(exemplars))
+    except GptaUserError as err:
+        raise GptaUserError(f"--recheck: {err.message}", hint=err.hint) from None
     found: dict[str, None] = {}
     for record in records:
         if record.get("event") == "request":

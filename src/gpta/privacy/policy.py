@@ -117,6 +117,51 @@ def read_guarded_tables(config: GptaConfig) -> dict[str, Table] | None:
     return read_splits(data.train, data.dev, data.test, fmt=data.format)
 
 
+def rebuild_guard(
+    run_dir: str | Path, *, n: int | None = None, allow_exemplars: bool = True
+) -> tuple[LeakGuard, GptaConfig]:
+    """The leak guard a finished run's requests are held to, rebuilt from its
+    ``config.yaml``: every row of every data file it names, as those files read now
+    (:func:`read_guarded_tables`), ``n``-word windows (default the config's
+    ``privacy.guard_ngram``), and, with ``allow_exemplars``, the redacted exemplars the run
+    listed in its ``exemplars.jsonl``. Also the run's config. Used by ``gpta audit --recheck``
+    and by the fine-tuning upload, so both hold a run's text to the rows it read."""
+    from gpta.config import load_config
+
+    run_dir = Path(run_dir)
+    config_path = run_dir / "config.yaml"
+    if not config_path.is_file():
+        raise GptaUserError(
+            f"{config_path} is missing",
+            hint="the check needs the run's config.yaml, which names the data it read",
+        )
+    config = load_config(config_path)
+    tables = read_guarded_tables(config)  # the same rows the run's guard covered
+    if tables is None:
+        raise GptaUserError(f"{config_path} names no training data (data.train)")
+    guard = build_guard(
+        tables, n=n or config.privacy.guard_ngram, id_column=config.privacy.id_column
+    )
+    exemplars = run_dir / EXEMPLARS_FILE
+    if allow_exemplars and exemplars.is_file():
+        guard.allow(str(e.get("text", "")) for e in read_exemplars(exemplars))
+    return guard, config
+
+
+def read_exemplars(path: str | Path) -> list[dict[str, Any]]:
+    """The records of an ``exemplars.jsonl`` (lines that are not JSON objects are skipped)."""
+    out = []
+    with Path(path).open(encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(record, dict):
+                out.append(record)
+    return out
+
+
 def _cut(text: str, limit: int = MAX_EXEMPLAR_CHARS) -> str:
     text = " ".join(text.split())
     if len(text) <= limit:
