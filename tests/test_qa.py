@@ -252,6 +252,22 @@ def test_question_too_long_for_max_length(tmp_path, capsys):
     assert "line 3: the question is" in err and "model.max_length 96" in err
 
 
+def test_a_static_prefix_longer_than_the_cap_is_held_to_the_rows_before_training(tmp_path, capsys):
+    """A static prefix is used as written (not cut to assistant.max_prefix_tokens): a question
+    that fits beside a 16-token prefix but not beside it stops the run before anything is
+    written, naming the row and the option."""
+    rows = _good_rows()
+    rows[2]["question"] = "why " * 40 + "?"
+    limits = ("--max-length", "96", "--max-prefix-tokens", "16")
+    static = "Read the passage carefully, then copy the shortest span that answers it. " * 4
+    argv = _train_cli(tmp_path, rows, *limits, "--set", "assistant.initial=static",
+                      "--set", f"assistant.static_prefix={static}")  # fmt: skip
+    assert _exit_code(argv) == 2
+    err = capsys.readouterr().err
+    assert "line 3: the question is" in err and "assistant.static_prefix" in err
+    assert "Traceback" not in err and not (tmp_path / "run").exists()
+
+
 def test_task_is_registered():
     assert TASKS["qa"] is QATask
     config = build_config({"task": "qa"})

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from gpta.errors import GptaUserError
 from gpta.modeling.loading import load_pretrained
+
+if TYPE_CHECKING:
+    from gpta.config import GptaConfig
+
+#: the fix a row that leaves too little room next to the prefix can take, beside its own
+PREFIX_ROOM_HINT = (
+    "raise model.max_length, lower assistant.max_prefix_tokens (or shorten assistant.static_prefix)"
+)
 
 
 def load_tokenizer(name_or_path: str) -> Any:
@@ -23,6 +31,18 @@ def load_tokenizer(name_or_path: str) -> Any:
             hint="give a local model folder, a model id already in the Hugging Face cache, "
             "or a bundled model (bundled:minilm)",
         ) from None
+
+
+def prefix_budget(config: GptaConfig, tokenizer: Any) -> int:
+    """The most tokens a prefix of this run can take: ``assistant.max_prefix_tokens`` (the cap
+    on the TA's proposals and on a warm start), or a static prefix's own length when the run
+    starts from a longer one (it is used as written, not cut). The families whose inputs
+    must leave room for a row's own text (QA, multiple choice) check every row against it
+    before training."""
+    assistant = config.assistant
+    static = (assistant.static_prefix or "").strip() if assistant.initial == "static" else ""
+    own = len(tokenizer(static, add_special_tokens=False)["input_ids"]) if static else 0
+    return max(assistant.max_prefix_tokens, own)
 
 
 def load_auto_model(auto_class: str, name_or_path: str) -> tuple[Any, Any]:

@@ -34,7 +34,12 @@ from gpta.data import Table, require_columns, require_text
 from gpta.errors import GptaUserError
 from gpta.modeling.inference import forward_batches
 from gpta.tasks.base import Evaluation, RowScoring, TaskIO, majority_of
-from gpta.tasks.common import AutoModelLoading, load_tokenizer
+from gpta.tasks.common import (
+    PREFIX_ROOM_HINT,
+    AutoModelLoading,
+    load_tokenizer,
+    prefix_budget,
+)
 from gpta.tasks.heads.sequence import join_prefix
 
 if TYPE_CHECKING:
@@ -123,7 +128,7 @@ class MultipleChoiceTask(AutoModelLoading, RowScoring):
                 table.locations,
                 table.source,
                 tokenizer,
-                prefix_tokens=config.assistant.max_prefix_tokens,
+                prefix_tokens=prefix_budget(config, tokenizer),
             )
         return task
 
@@ -227,8 +232,7 @@ class MultipleChoiceTask(AutoModelLoading, RowScoring):
                         f"with a prefix of up to {prefix_tokens} tokens and model.max_length "
                         f"{self.max_length} only {max(room, 0)} tokens are left for the "
                         f"article (at least {MIN_ARTICLE_TOKENS} are needed)",
-                        hint="raise model.max_length, lower assistant.max_prefix_tokens, or "
-                        "shorten the question or option",
+                        hint=f"{PREFIX_ROOM_HINT}, or shorten the question or option",
                     )
 
     # --- model inputs --------------------------------------------------------------------------

@@ -38,7 +38,12 @@ from gpta.data import Table, require_columns, require_text
 from gpta.errors import GptaUserError
 from gpta.modeling.inference import forward_batches
 from gpta.tasks.base import Evaluation, RowScoring, TaskIO
-from gpta.tasks.common import AutoModelLoading, load_tokenizer
+from gpta.tasks.common import (
+    PREFIX_ROOM_HINT,
+    AutoModelLoading,
+    load_tokenizer,
+    prefix_budget,
+)
 from gpta.tasks.heads.sequence import join_prefix
 
 if TYPE_CHECKING:
@@ -124,7 +129,7 @@ class QATask(AutoModelLoading, RowScoring):
                 table.locations,
                 table.source,
                 tokenizer,
-                prefix_tokens=config.assistant.max_prefix_tokens,
+                prefix_tokens=prefix_budget(config, tokenizer),
             )
         return task
 
@@ -225,8 +230,7 @@ class QATask(AutoModelLoading, RowScoring):
                     f"to {prefix_tokens} tokens and model.max_length {self.max_length} only "
                     f"{max(room, 0)} tokens are left for the context (at least "
                     f"{MIN_CONTEXT_TOKENS} are needed)",
-                    hint="raise model.max_length, lower assistant.max_prefix_tokens, or shorten "
-                    "the question",
+                    hint=f"{PREFIX_ROOM_HINT}, or shorten the question",
                 )
 
     # --- model inputs --------------------------------------------------------------------------
