@@ -48,11 +48,6 @@ class FineTuningUnsupported(GptaUserError):
     """The server has no fine-tuning API (or no files API)."""
 
 
-def openai_record(example: DialogueExample) -> dict[str, Any]:
-    """One line of the chat fine-tuning format."""
-    return {"messages": example.chat()}
-
-
 def write_openai_jsonl(examples: Sequence[DialogueExample], path: str | Path) -> Path:
     """Write the examples as OpenAI chat fine-tuning JSONL, as the store holds them (nothing
     is sent: ``gpta assistant export``); returns the path."""
@@ -82,10 +77,13 @@ class Upload:
 
     def warnings(self) -> list[str]:
         """One line per reason an example was left out."""
-        lines = [
-            f"left out {len(self.blocked)} example(s) that copy words of a data row their run "
-            f"read ({'; '.join(r.summary() for _c, r in self.blocked[:3])})"
-        ] * bool(self.blocked)
+        lines = []
+        if self.blocked:
+            reports = "; ".join(report.summary() for _chat, report in self.blocked[:3])
+            lines.append(
+                f"left out {len(self.blocked)} example(s) that copy words of a data row their "
+                f"run read ({reports})"
+            )
         lines += [
             f"left out the examples of {run}: they cannot be checked against its data ({why})"
             for run, why in self.unchecked.items()
@@ -180,7 +178,9 @@ def submit_finetune(
             hint="keep the runs' config.yaml and data files where they were, or tune the "
             "local TA instead (`gpta assistant tune --from RUN_DIR`)",
         )
-    write_chat_jsonl(upload.chats, jsonl_path)  # exactly what is recorded and sent
+    # written here even when the caller wrote it already: what is recorded and sent must be
+    # this file, whoever calls
+    write_chat_jsonl(upload.chats, jsonl_path)
     params = {"purpose": "fine-tune", "file": Path(jsonl_path).name}
     for chat, report in upload.blocked:
         ledger.record_block(
