@@ -30,6 +30,7 @@ from benchmarks import machine
 from benchmarks import methods as M
 from benchmarks.profiles import (
     ALL_METHODS,
+    CARD_METHODS,
     DATASETS,
     PROFILES,
     Profile,
@@ -331,6 +332,9 @@ def run_one(
     row["train_rows"] = pool if level is None else min(level, pool)
     base = M.base_config(profile, dataset, level, seed, splits[dataset], run_dir)
     base["training"].update(profile.scopes.get(method, {}).get("training", {}))
+    if profile.true_few_shot and level is not None:
+        base = M.true_few_shot(base, dataset, level, seed, out, method)
+        row["train_rows"], row["dev_rows"] = level, 0
     fallback = M.ta_choice(profile)[1]
     if fallback and (method == "ta-once" or method in M.FULL_LOOP) and method != "gpta-bundled":
         row["ta_fallback"] = fallback
@@ -542,6 +546,10 @@ def finish(out: Path, methods: tuple[str, ...] | list[str]) -> Path:
     )
     order = [m for m in ALL_METHODS if m in methods] or list(ALL_METHODS)
     path = write_markdown(out, order, header)
+    if any(m in CARD_METHODS for m in order):
+        from benchmarks.cards_table import write as write_cards
+
+        print(f"[bench] wrote {write_cards(out, order, header)}", flush=True)
     rows = read_results(out / "results.jsonl")
     learning_curves(rows, out, order)
     epoch_curves(rows, out, order)

@@ -34,13 +34,14 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 import resource
 import shutil
 import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.profiles import CLASSIFICATION_ONLY, DATASETS, Profile, setting
+from benchmarks.profiles import CARD_METHODS, CLASSIFICATION_ONLY, DATASETS, Profile, setting
 
 GPTA_METHODS = (
     "finetune",
@@ -191,6 +192,41 @@ def base_config(
     }
 
 
+def true_few_shot(
+    base: dict[str, Any], dataset: str, level: int, seed: int, out: Path, method: str
+) -> dict[str, Any]:
+    """``base`` under the true-few-shot protocol (``Profile.true_few_shot``): the run's only
+    labelled rows are a seeded sample of ``level`` rows of the pool (stratified by label, as
+    ``data.train_size`` samples), written as its training file; no dev file. gpta-side
+    methods split their dev rows off it (``data.dev_fraction``), as a user with that file
+    would; the outside anchors (frozen-lr, setfit) fit on all of it (their "dev" score is
+    then on their training rows)."""
+    from gpta.data import read_table, sample_rows
+
+    spec = DATASETS[dataset]
+    path = out / "data" / dataset / "fewshot" / f"{level}-seed{seed}.jsonl"
+    if not path.is_file():
+        pool = read_table(base["data"]["train"])
+        column = spec.stratify
+        sample = sample_rows(
+            pool, level, seed=seed, stratify=pool.column(column) if column else None
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        with tmp.open("w", encoding="utf-8") as handle:
+            for row in sample.rows:
+                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        os.replace(tmp, path)  # two workers may write it: the same rows, atomically
+    config = copy.deepcopy(base)
+    data = config["data"]
+    data["train"] = str(path)
+    data.pop("train_size", None)
+    data.pop("dev", None)
+    if method in ("frozen-lr", "setfit"):
+        data["dev"] = str(path)
+    return config
+
+
 def method_config(
     method: str,
     base: dict[str, Any],
@@ -229,7 +265,18 @@ def method_config(
         settings = profile or _DEFAULTS
         config["training"]["augment_prefixes"] = settings.augment_prefixes
         config["training"]["augment_predict"] = settings.augment_predict
-    if method in ("finetune", "finetune-lm"):
+    if method in CARD_METHODS:
+        # plain fine-tuning (no prefix, no TA in the loop) plus the card step; the cards are
+        # written once per description (cards.seed) and reused from the cache by every
+        # level and seed: the row's TA seconds and tokens are those of the cards.json calls
+        assistant.update(initial="empty", fixed_prefix=True, cache=True)
+        config["cards"] = {"source": "names" if method == "names" else "ta"}
+        if method == "cards-dialogue":
+            config["cards"]["rounds"] = 1
+        if method == "cards-bundled":
+            for key in ("backend", "model", "threads"):
+                assistant.pop(key, None)
+    elif method in ("finetune", "finetune-lm"):
         assistant.update(initial="empty", fixed_prefix=True)
     elif method in ("static", "static-lm"):
         assistant.update(initial="static", static_prefix=spec.static_prefix, fixed_prefix=True)
@@ -391,7 +438,12 @@ def run_gpta_method(config_dict: dict[str, Any]) -> dict[str, Any]:
     metric = metrics["primary_metric"]
     budget = metrics.get("budget") or {}
     words = _label_words_event(run_dir / "history.jsonl")
+    cards = _cards_fields(run_dir)
+    # the card requests are made before training, outside the loop's TA seconds (cached after
+    # the first run that wrote them: only uncached calls count)
+    split["ta"] += cards.get("card_ta_seconds", 0.0)
     return {
+        **cards,
         "label_words": words.get("chosen"),
         "label_words_source": words.get("source"),
         "optimizer_steps": budget.get("total_steps"),
@@ -424,6 +476,36 @@ def run_gpta_method(config_dict: dict[str, Any]) -> dict[str, Any]:
         "mixed_precision": config.training.mixed_precision,
         "ta_adapter": config.assistant.adapter,
         "ta_improvement": metrics.get("ta_improvement"),
+    }
+
+
+def _cards_fields(run_dir: Path) -> dict[str, Any]:
+    """What the run's card step did (cards.json), for results.jsonl; {} without one."""
+    path = run_dir / "cards.json"
+    if not path.is_file():
+        return {}
+    record = json.loads(path.read_text(encoding="utf-8"))
+    calls = record.get("calls", [])
+    return {
+        "cards_chosen": record["chosen"]["name"],
+        "cards_weight": record["chosen"]["weight"],
+        "cards_counts": record["chosen"]["counts"],
+        "cards_selection": record["selection"],
+        "cards_candidates": record["candidates"],
+        "cards_baseline": record["baseline"],
+        "cards_intended_share": record.get("intended_class_share"),
+        "cards_seconds": record.get("seconds"),
+        "card_calls": len(calls),
+        "card_calls_cached": sum(bool(c.get("cached")) for c in calls),
+        # the TA's work for the cards: seconds and tokens of the calls that were not cached
+        "card_ta_seconds": round(sum(c.get("seconds", 0) for c in calls if not c.get("cached")), 2),
+        "card_ta_tokens": sum(
+            int(c.get("prompt_tokens") or 0) + int(c.get("completion_tokens") or 0) for c in calls
+        ),
+        "cards_sample": {
+            card["label"]: [e["text"] for e in card["examples"] if e["dropped"] is None][:2]
+            for card in (record["sets"][-1]["cards"] if record.get("sets") else [])
+        },
     }
 
 

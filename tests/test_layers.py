@@ -77,9 +77,15 @@ LAYERS: list[tuple[str, str, set[str]]] = [
         {"gpta.downstream"},
     ),
     (
+        "selection",
+        "choosing among teaching materials on the user's own rows: stratified folds, the "
+        "cross-validated proxy, the one adoption rule",
+        {"gpta.selection"},
+    ),
+    (
         "assistant",
         "the teaching assistant: prompts, parsing, the teacher, the history, label words, "
-        "the dialogue gradient, `gpta assistant`",
+        "class cards, the dialogue gradient, `gpta assistant`",
         {"gpta.assistant"},
     ),
     ("loop", "the synergy loop and the prefix library", {"gpta.synergy", "gpta.library"}),

@@ -83,6 +83,7 @@ TRAIN_FLAGS: dict[str, str] = {
     "--gradient-accumulation-steps": "training.gradient_accumulation_steps",
     "--mixed-precision": "training.mixed_precision",
     "--head": "model.head",
+    "--cards": "cards.source",
     "--candidates": "assistant.candidates",
     "--ta-model": "assistant.model",
     "--ta-backend": "assistant.backend",

@@ -629,6 +629,61 @@ class PrivacyConfig(_Section):
         return self
 
 
+class CardsConfig(_Section):
+    """Class cards (classification): example inputs per class that the TA writes from the
+    description alone, added to training only where cross-validation on your rows says so."""
+
+    source: Literal["none", "names", "ta"] = Field(
+        "none",
+        description="What teaches with examples: none; names (the label names templated into "
+        "rows, no TA: the control); ta (the TA writes a card per class from the description).",
+    )
+    examples: int = Field(
+        6, ge=1, le=16, description="Examples the TA writes per class and request."
+    )
+    weights: list[float] = Field(
+        default_factory=lambda: [0.25, 1.0],
+        min_length=1,
+        max_length=8,
+        description="Loss weights w tried for the card rows (a real row weighs 1); w = 0, "
+        "the plain run, is always a candidate and wins ties.",
+    )
+    folds: int = Field(
+        4,
+        ge=2,
+        le=20,
+        description="Stratified cross-validation folds over the labelled rows (cut to the "
+        "rows of the rarest class).",
+    )
+    rounds: int = Field(
+        0,
+        ge=0,
+        le=5,
+        description="Dialogue rounds: the TA gets per-class recall and the confused class "
+        "pairs over the cross-validated rows and writes new examples for the weak classes.",
+    )
+    filter_confident: bool = Field(
+        True,
+        description="Also try the card set without the examples that a probe trained on the "
+        "fold's real rows assigns to another class with twice the probability (ZeroGen/"
+        "SuperGen filtering).",
+    )
+    seed: int = Field(
+        0,
+        ge=0,
+        le=MAX_SEED,
+        description="The TA's seed for the cards (not the run's: the same description gets "
+        "the same cards, from the cache, whatever the run's seed).",
+    )
+
+    @field_validator("weights")
+    @classmethod
+    def _check_weights(cls, value: list[float]) -> list[float]:
+        if any(not 0 <= w <= 10 for w in value):
+            raise ValueError("every cards.weights value must be between 0 and 10")
+        return value
+
+
 class GptaConfig(_Section):
     """A whole GPTA run."""
 
@@ -647,6 +702,7 @@ class GptaConfig(_Section):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     assistant: AssistantConfig = Field(default_factory=AssistantConfig)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+    cards: CardsConfig = Field(default_factory=CardsConfig)
 
     @model_validator(mode="after")
     def _check_prefix_fits(self) -> GptaConfig:
@@ -659,6 +715,11 @@ class GptaConfig(_Section):
             if self.training.augment_prefixes:
                 raise ValueError(
                     "training.augment_prefixes applies to task classification only; set it to 0"
+                )
+            if self.cards.source != "none":
+                raise ValueError(
+                    f"cards.source={self.cards.source} applies to task classification only "
+                    f"(task is {self.task}); leave cards.source at none"
                 )
         if self.assistant.max_prefix_tokens > self.model.max_length // 2:
             raise ValueError(

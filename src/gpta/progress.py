@@ -285,9 +285,11 @@ class Progress:
         best_round: int,
         test_metrics: dict[str, Any] | None,
         majority: dict[str, Any] | None = None,
+        cards: dict[str, Any] | None = None,
     ) -> None:
         """The closing table: round, prefix, dev score; the test scores and the majority-class
-        baseline (``metrics.json``'s ``majority_baseline``, None where the task has none).
+        baseline (``metrics.json``'s ``majority_baseline``, None where the task has none);
+        the class cards' count per class (``metrics.json``'s ``cards``, None when off).
         Printed on stdout even when quiet."""
         if self.json and not self.quiet:
             emit_json(
@@ -300,6 +302,7 @@ class Progress:
                 ],
                 test=test_metrics,
                 majority_baseline=majority,
+                cards=cards,
             )
         table = RichTable(title=f"GPTA run: {escape(run_dir)}")
         table.add_column("round", justify="right")
@@ -330,4 +333,13 @@ class Progress:
                 f"majority class (always {escape(repr(majority['answer']))}): "
                 f"{majority['metric']} {splits}"
             )
+        if cards is not None:
+            if cards["adopted"]:
+                counts = ", ".join(f"{k} {v}" for k, v in cards["examples_per_class"].items())
+                out.print(
+                    f"class cards: {escape(str(cards['variant']))} trained with the real rows "
+                    f"(examples per class: {escape(counts)})"
+                )
+            else:
+                out.print("class cards: none adopted (the plain rows trained alone)")
         out.print(f"run directory: {escape(run_dir)}")

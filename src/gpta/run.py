@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from gpta.assistant import History, RoundRecord, TaskBrief, TeachingAssistant, label_words
+from gpta.assistant.card_choice import CardChoice, choose_cards, load_choice
 from gpta.assistant.prompts import initial_messages
 from gpta.assistant.tuning import DialogueGradient
 from gpta.config import DATA_PATH_KEYS, GptaConfig, dump_config, load_config
@@ -59,6 +60,7 @@ RUN_FILES = (
     "history.jsonl",
     "exposure.jsonl",
     "exemplars.jsonl",
+    "cards.json",
     "metrics.json",
     "predictions",
     "model",
@@ -402,11 +404,22 @@ def train(config: GptaConfig, *, overwrite: bool = False, quiet: bool = False) -
         task = label_words.choose_label_words(  # opaque labels: the TA's screened words
             config, tables, task, run_dir=run_dir, description=description, ranks=ranks, quiet=quiet
         )
+        cards = choose_cards(  # class cards: adopted only by cross-validation on the rows
+            config, tables, task, run_dir=run_dir, description=description, ranks=ranks, quiet=quiet
+        )
         if ranks.is_main:
             dump_config(config, run_dir / "config.yaml")
             _write_json(run_dir / "splits.json", _split_summary(tables))
         result = _execute(
-            config, run_dir, tables, task, description, resume_from=None, quiet=quiet, ranks=ranks
+            config,
+            run_dir,
+            tables,
+            task,
+            description,
+            resume_from=None,
+            quiet=quiet,
+            ranks=ranks,
+            cards=cards,
         )
     except BaseException as err:
         undone = ranks.is_main and _undo_failed_start(run_dir, created=created)
@@ -462,7 +475,15 @@ def resume(run_dir: str | Path, *, quiet: bool = False) -> RunResult:
     task = build_task(config, tables)
     ranks = init_ranks(resolve_device(config.device))
     result = _execute(
-        config, run_dir, tables, task, description, resume_from=checkpoint, quiet=quiet, ranks=ranks
+        config,
+        run_dir,
+        tables,
+        task,
+        description,
+        resume_from=checkpoint,
+        quiet=quiet,
+        ranks=ranks,
+        cards=load_choice(run_dir),
     )
     if ranks.is_main:
         _drop_previous(run_dir)  # a resumed replacement has finished: the replaced run goes
@@ -550,16 +571,20 @@ def _execute(
     resume_from: tuple[Path, dict[str, Any]] | None,
     quiet: bool,
     ranks: Ranks | None = None,
+    cards: CardChoice | None = None,
 ) -> RunResult:
     """One run in its prepared directory: the downstream model and (main process) the TA,
     the rounds (:class:`_Rounds`), then the saved model evaluated the way ``gpta predict``
-    runs it, and metrics.json."""
+    runs it, and metrics.json. ``cards``: the adopted class-card rows, trained with the
+    real rows at their weight (none: exactly the plain run)."""
     ranks = ranks or Ranks()
+    cards = cards or CardChoice()
     wall_started = time.perf_counter()
     progress = Progress(quiet=quiet or not ranks.is_main)
     model_name = config.model.resolved_name(config.task)
+    train_rows = [*tables["train"].rows, *cards.rows]
     model, tokenizer, device = _load_downstream(
-        config, tables, task, model_name, progress, fresh=resume_from is None
+        config, tables, task, model_name, progress, fresh=resume_from is None, rows=train_rows
     )
     # the TA, the exposure ledger and the history live on the main process only
     side = (
@@ -585,7 +610,7 @@ def _execute(
         model=model,
         tokenizer=tokenizer,
         task=task,
-        rows=tables["train"].rows,
+        rows=train_rows,
         config=config.training,
         rounds=config.training.rounds,
         seed=config.seed,
@@ -612,6 +637,7 @@ def _execute(
             run_dir, best.serving_prefix, best.round, [], results["dev"], results["test"]
         )
     metrics = _metrics(config, tables, task, side, rounds, results, wall_started, loop_seconds)
+    metrics["cards"] = _cards_summary(config, cards)
     _write_json(run_dir / "metrics.json", metrics)
     write_manifest(run_dir / "model", rounds.manifest_of(best, results))
     history = side.history
@@ -620,7 +646,13 @@ def _execute(
     progress.info(_usage_line(side.meter))
     majority = metrics["majority_baseline"]
     progress.summary(
-        str(run_dir), history.rounds, task.primary_metric, best.round, results["test"], majority
+        str(run_dir),
+        history.rounds,
+        task.primary_metric,
+        best.round,
+        results["test"],
+        majority,
+        cards=metrics["cards"],
     )
     ranks.barrier()
     return RunResult(
@@ -636,9 +668,10 @@ def _load_downstream(
     progress: Progress,
     *,
     fresh: bool,
+    rows: list[dict[str, Any]],
 ) -> tuple[Any, Any, str]:
     """The downstream model, its tokenizer and the device; a new run's head started from
-    the training rows (a resumed run's checkpoint holds the trained head)."""
+    the training rows ``rows`` (a resumed run's checkpoint holds the trained head)."""
     from transformers import set_seed
 
     io = task.io()
@@ -647,17 +680,31 @@ def _load_downstream(
         f"{config.task}: train {len(tables['train'])}, dev {len(tables['dev'])}, "
         f"test {len(tables['test'])} rows{labels}"
     )
+    progress.info(dev_source(config, tables))
     device = resolve_device(config.device)
     set_seed(config.seed)
     model, tokenizer = task.load_model(model_name)
     progress.info(f"downstream model: {model_name} on {device}")
     if fresh:
         started = task.prepare_model(
-            model, tokenizer, tables["train"].rows, batch_size=config.training.eval_batch_size
+            model, tokenizer, rows, batch_size=config.training.eval_batch_size
         )
         if started:
             progress.info(f"head: {started['head_init']} on {started['pooling']}-pooled embeddings")
     return model, tokenizer, device
+
+
+def dev_source(config: GptaConfig, tables: dict[str, Table]) -> str:
+    """Where the rows that choose the best round and the prefix come from, in one line."""
+    dev, train = len(tables["dev"]), len(tables["train"])
+    if config.data.dev is not None:
+        return f"dev: {dev} rows of {Path(config.data.dev).name}"
+    source = Path(str(config.data.train)).name
+    sampled = f", outside the {train} sampled for training" if config.data.train_size else ""
+    return (
+        f"dev: {dev} rows ({config.data.dev_fraction:.0%}) of {source} split off before "
+        f"training{sampled}"
+    )
 
 
 def _synergy_loop(
@@ -1025,6 +1072,24 @@ def _check_majority(
         "(training.min_steps), or check the labels."
     )
     return False
+
+
+def _cards_summary(config: GptaConfig, cards: CardChoice) -> dict[str, Any] | None:
+    """metrics.json's ``cards``: what the card step adopted (None: the step was off)."""
+    if config.cards.source == "none":
+        return None
+    counts: dict[str, int] = {}
+    for row in cards.rows:
+        label = str(row.get(config.data.label_column or "label"))
+        counts[label] = counts.get(label, 0) + 1
+    return {
+        "source": config.cards.source,
+        "adopted": cards.adopted,
+        "variant": cards.variant or None,
+        "weight": cards.weight,
+        "examples_per_class": counts,
+        "selection": cards.selection or None,
+    }
 
 
 def _usage_line(meter: UsageMeter) -> str:

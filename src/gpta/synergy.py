@@ -44,6 +44,7 @@ from gpta.assistant.prompts import initial_messages
 from gpta.config import AssistantConfig
 from gpta.distributed import Ranks
 from gpta.progress import Progress
+from gpta.selection import adopt, best_of
 from gpta.tasks.base import Evaluation, Screening, Task
 
 if TYPE_CHECKING:
@@ -416,11 +417,17 @@ class SynergyLoop:
             current=_logged(current),
             candidates=[_logged(s) for s in screened.values()],
         )
-        best = max(screened.values(), key=lambda s: (s.score, -s.loss), default=None)
-        # the best of k challengers: Bonferroni, so k tries do not buy a false adoption
-        alpha = (1 - self.config.adopt_confidence) / max(1, len(screened))
-        changed = best is not None and best.significantly_beats(
-            current, margin=self.config.margin, alpha=alpha if self.config.adopt_confidence else 1
+        challengers = list(screened.values())
+        best = best_of(challengers)
+        # the one adoption rule of every material (a paired test, Bonferroni over the k)
+        changed = (
+            adopt(
+                current,
+                challengers,
+                margin=self.config.margin,
+                confidence=self.config.adopt_confidence,
+            )
+            is not None
         )
         if best is not None and not changed and best.beats(current, self.config.margin):
             reason = (

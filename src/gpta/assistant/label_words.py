@@ -29,7 +29,6 @@ import dataclasses
 import json
 import random
 import re
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -397,60 +396,24 @@ def _ask(
 ) -> tuple[list[str], dict[str, Any]]:
     """One request through the privacy channel; returns the answers and what the call did.
     Never raises for a TA failure (it is reported in the returned dict)."""
-    from gpta.llm import make_chat_model
-    from gpta.llm.usage import UsageMeter
-    from gpta.modeling.device import resolve_device
-    from gpta.privacy import build_exposure
-    from gpta.privacy.secrets import scrub
+    from gpta.assistant.oneshot import OneShot
 
-    assistant = config.assistant
-    messages = label_word_messages(description, task.label_names)
-    call: dict[str, Any] = {"ok": False, "error": None}
-    started = time.perf_counter()
-    try:
-        exposure = build_exposure(
-            config,
-            tables,
-            run_dir,
-            text_column=task.text_column,
-            label_column=task.label_column,
-            description=description,
-        )
-        exposure.announce(progress)
-        chat_model = make_chat_model(assistant, device=resolve_device(config.device))
-        meter = UsageMeter(
-            assistant.model,
-            prices={k: v.model_dump() for k, v in assistant.prices.items()},
-            max_cost_usd=assistant.max_cost_usd,
-            max_total_tokens=assistant.max_total_tokens,
-        )
-        channel = exposure.channel(chat_model, meter)
-        schema = _output_schema(task.label_names) if _structured(config) else None
-        sampling = assistant.sampling(seed=config.seed)
-        result = channel.send(
-            messages,
-            dataclasses.replace(
-                sampling,
-                max_new_tokens=max(sampling.max_new_tokens, 8 * len(task.label_names) + 16),
-            ),
-            **({"schema": schema} if schema is not None else {}),
-        )
-    except GptaUserError:
-        raise  # a configuration mistake (unknown TA model, ...): the user must fix it
-    except Exception as err:  # a TA failure must never end the run by itself
-        call.update(error=scrub(f"{type(err).__name__}: {err}"))
-        call["seconds"] = round(time.perf_counter() - started, 3)
-        return [], call
-    call.update(
-        ok=True,
-        structured=getattr(result, "structured", None),
-        cached=result.cached,
-        completions=len(result.texts),
-        prompt_tokens=result.usage.prompt_tokens,
-        completion_tokens=result.usage.completion_tokens,
-        seconds=round(time.perf_counter() - started, 3),
+    channel = OneShot(
+        config,
+        tables,
+        run_dir,
+        description,
+        text_column=task.text_column,
+        label_column=task.label_column,
+        progress=progress,
     )
-    return list(result.texts), call
+    schema = _output_schema(task.label_names) if _structured(config) else None
+    return channel.send(
+        label_word_messages(description, task.label_names),
+        seed=config.seed,
+        max_new_tokens=8 * len(task.label_names) + 16,
+        schema=schema,
+    )
 
 
 def choose_label_words(

@@ -125,9 +125,16 @@ class PooledClassifier(torch.nn.Module):
         return SequenceClassifierOutput(loss=loss, logits=logits)
 
     @torch.no_grad()
-    def fit_probe(self, batches: Sequence[dict[str, torch.Tensor]], labels: Sequence[int]) -> None:
+    def fit_probe(
+        self,
+        batches: Sequence[dict[str, torch.Tensor]],
+        labels: Sequence[int],
+        *,
+        weights: Sequence[float] | None = None,
+    ) -> None:
         """Set the linear layer to logistic regression on the frozen pooled embeddings
-        (scikit-learn, its defaults: L2, C=1). ``batches`` are tokenized inputs in row order."""
+        (scikit-learn, its defaults: L2, C=1). ``batches`` are tokenized inputs in row order;
+        ``weights`` each row's sample weight (None: all 1)."""
         from sklearn.linear_model import LogisticRegression
 
         was_training = self.training
@@ -141,7 +148,9 @@ class PooledClassifier(torch.nn.Module):
         ).numpy()
         self.train(was_training)
         present = sorted(set(labels))
-        probe = LogisticRegression(max_iter=1000).fit(features, list(labels))
+        probe = LogisticRegression(max_iter=1000).fit(
+            features, list(labels), **({"sample_weight": list(weights)} if weights else {})
+        )
         weight = torch.zeros_like(self.classifier.weight, dtype=torch.float32)
         bias = torch.full_like(self.classifier.bias, -10.0, dtype=torch.float32)
         coef = torch.as_tensor(probe.coef_, dtype=torch.float32)

@@ -25,6 +25,10 @@ if TYPE_CHECKING:
 
 # ``(model, inputs) -> (loss, logits)``: a family's own training loss (see ``Task.compute_loss``)
 TaskLoss = Callable[[Any, dict[str, Any]], tuple[Any, Any]]
+# A training row's loss weight (rows the run adds, such as class-card examples; a row
+# without it weighs 1), and where such a row came from
+ROW_WEIGHT = "__gpta_weight"
+ROW_SOURCE = "__gpta_source"
 
 
 @dataclass

@@ -25,7 +25,7 @@ from torchmetrics.functional.classification import (
 from gpta.data import Table, require_columns, require_text
 from gpta.errors import GptaUserError
 from gpta.modeling.inference import forward_batches
-from gpta.tasks.base import Evaluation, RowScoring, TaskIO, majority_of
+from gpta.tasks.base import ROW_WEIGHT, Evaluation, RowScoring, TaskIO, majority_of
 from gpta.tasks.heads import ClassificationHead, SequenceHead, build_head, head_from_manifest
 from gpta.tasks.heads.sequence import join_prefix
 
@@ -136,14 +136,22 @@ class ClassificationTask(RowScoring):
         ``labels``."""
         batch = self.encode(tokenizer, [r[self.text_column] for r in rows], prefix)
         batch["labels"] = torch.tensor(self._ids([r[self.label_column] for r in rows]))
+        if any(ROW_WEIGHT in r for r in rows):  # rows the run added (class cards)
+            batch["row_weights"] = torch.tensor([float(r.get(ROW_WEIGHT, 1.0)) for r in rows])
         return batch
 
     def compute_loss(self, model: Any, inputs: dict[str, Any]) -> tuple[torch.Tensor, Any]:
         """Training loss of a batch: cross-entropy over the head's class scores."""
         inputs = dict(inputs)
         labels = inputs.pop("labels")
+        weights = inputs.pop("row_weights", None)
         logits = self.head.class_logits(model, inputs)
-        return torch.nn.functional.cross_entropy(logits.float(), labels), logits
+        if weights is None:  # the plain path, unchanged
+            return torch.nn.functional.cross_entropy(logits.float(), labels), logits
+        # each row's loss times its weight, over the batch size: a real row (weight 1)
+        # counts as in the plain run, a card row of weight w counts w times as much
+        losses = torch.nn.functional.cross_entropy(logits.float(), labels, reduction="none")
+        return (losses * weights.to(losses.device, losses.dtype)).mean(), logits
 
     def _ids(self, values: Sequence[Any]) -> list[int]:
         index = {label: i for i, label in enumerate(self.labels)}
@@ -163,7 +171,9 @@ class ClassificationTask(RowScoring):
     def prepare_model(
         self, model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], *, batch_size: int
     ) -> dict[str, Any]:
-        """The head's start from the training rows (a linear probe for pooled encoders)."""
+        """The head's start from the training rows (a linear probe for pooled encoders);
+        rows the run added (class cards) count with their loss weight."""
+        weights = [float(r.get(ROW_WEIGHT, 1.0)) for r in rows]
         return self.head.prepare(
             model,
             tokenizer,
@@ -171,6 +181,7 @@ class ClassificationTask(RowScoring):
             self._ids([r[self.label_column] for r in rows]),
             max_length=self.max_length,
             batch_size=batch_size,
+            **({"weights": weights} if any(w != 1.0 for w in weights) else {}),
         )
 
     def majority_baseline(

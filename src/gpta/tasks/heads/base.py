@@ -50,9 +50,11 @@ class ClassificationHead(Protocol):
         *,
         max_length: int,
         batch_size: int,
+        weights: Sequence[float] | None = None,
     ) -> dict[str, Any]:
         """Before training: start any new weights from the training rows (no prefix), e.g. a
-        linear probe; returns what was done (JSON-able, empty for nothing)."""
+        linear probe (``weights``: each row's weight, None for all 1); returns what was done
+        (JSON-able, empty for nothing)."""
         ...
 
     def manifest(self) -> dict[str, Any]:

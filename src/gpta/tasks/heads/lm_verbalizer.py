@@ -453,6 +453,7 @@ class LmVerbalizerHead(LabelWordLoading):
         *,
         max_length: int,
         batch_size: int,
+        weights: Sequence[float] | None = None,
     ) -> dict[str, Any]:
         """Nothing to start: the label words' scores are the head."""
         return {}

@@ -82,6 +82,7 @@ class SequenceHead:
         *,
         max_length: int,
         batch_size: int,
+        weights: Sequence[float] | None = None,
     ) -> dict[str, Any]:
         """Start the linear layer as a probe on the frozen embeddings of ``texts`` (no
         prefix), where the model has its own pooling; returns what was done, for the log."""
@@ -96,7 +97,7 @@ class SequenceHead:
             )
             for i in range(0, len(texts), batch_size)
         ]
-        model.fit_probe(batches, label_ids)
+        model.fit_probe(batches, label_ids, weights=weights)
         return {"head_init": "linear-probe", "pooling": model.pooling.mode}
 
     def encode(

@@ -1,0 +1,598 @@
+"""Before training: class cards asked, filtered, and adopted only by cross-validation.
+
+1. Candidates. ``cards.source: names``: the label names templated into rows (no TA).
+   ``cards.source: ta``: one request per class from the description alone (no row is sent:
+   the request goes through the privacy channel, its leak guard and ledger), each answer
+   read under the card schema and its examples filtered (:mod:`gpta.assistant.cards`); with
+   ``cards.filter_confident`` the same set less the examples a probe on the fold's real
+   rows confidently gives to another class is a candidate too.
+2. Screening, on the user's labelled rows only (train and dev of this run): stratified
+   k-fold cross-validation with logistic regression on the pretrained model's frozen
+   embeddings (the proxy, seconds), every candidate at every weight in ``cards.weights``
+   against the plain rows (w = 0). Each row's out-of-fold log-probability of its true
+   class is the paired score; :func:`gpta.selection.adopt` decides (higher accuracy AND a
+   one-sided paired t-test at ``assistant.adopt_confidence``, Bonferroni over candidates;
+   w = 0 wins ties).
+3. The dialogue gradient for cards (``cards.rounds``): the TA gets the per-class recall
+   and the most confused class pairs over the cross-validated rows (aggregates only: no
+   row, no example text) and writes new examples for the weak classes; the revised set is
+   screened the same way against what is adopted.
+
+``cards.json`` in the run directory holds every card, every example with the filter that
+dropped it, every candidate's cross-validated score, the choice, and the share of kept
+examples that a probe on the real rows alone gives to their intended class. The chosen
+rows train with the chosen weight; w = 0 (nothing adopted) trains exactly the plain run.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from gpta.assistant.cards import (
+    CardExample,
+    CardSet,
+    card_from_answer,
+    card_messages,
+    card_rows,
+    feedback_messages,
+    filter_examples,
+    length_bounds,
+    names_cards,
+    output_schema,
+    parse_card,
+)
+from gpta.errors import GptaUserError
+from gpta.selection import (
+    CrossValidated,
+    ExtraRows,
+    adopt,
+    fold_count,
+    per_class_feedback,
+    proxy_scores,
+    stratified_folds,
+)
+
+if TYPE_CHECKING:
+    from gpta.config import GptaConfig
+    from gpta.data import Table
+    from gpta.distributed import Ranks
+    from gpta.progress import Progress
+    from gpta.tasks.base import Task
+
+CARDS_FILE = "cards.json"
+EVENT = "cards"
+
+
+@dataclass
+class CardChoice:
+    """What the card step decided: the adopted set and weight (w = 0: none), the training
+    rows it adds, and where its selection rows came from."""
+
+    cards: CardSet | None = None
+    weight: float = 0.0
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    selection: str = ""
+    variant: str = ""
+
+    @property
+    def adopted(self) -> bool:
+        return bool(self.rows)
+
+
+@dataclass
+class _Candidate:
+    name: str  # e.g. "ta w=1" or "names w=0.25"
+    cards: CardSet
+    weight: float
+    filtered: bool
+    result: CrossValidated | None = None
+
+    def record(self) -> dict[str, Any]:
+        result = self.result
+        return {
+            "name": self.name,
+            "source": self.cards.source,
+            "weight": self.weight,
+            "filtered": self.filtered,
+            "examples": len(self.cards.examples()),
+            "cv_accuracy": None if result is None else round(result.accuracy, 6),
+            "cv_loss": None if result is None else round(result.loss, 6),
+        }
+
+
+def choose_cards(
+    config: GptaConfig,
+    tables: dict[str, Table],
+    task: Task,
+    *,
+    run_dir: str | Path,
+    description: str,
+    ranks: Ranks | None = None,
+    quiet: bool = False,
+) -> CardChoice:
+    """The card step of a run (``cards.source`` not ``none``); the main process decides,
+    the others receive its rows."""
+    from gpta.distributed import Ranks as _Ranks
+
+    ranks = ranks or _Ranks()
+    if config.cards.source == "none" or task.family != "classification":
+        return CardChoice()
+    if ranks.is_main:
+        choice = _choose(config, tables, task, Path(run_dir), description, quiet)
+        ranks.broadcast((choice.rows, choice.weight))
+        return choice
+    rows, weight = ranks.broadcast(None)
+    return CardChoice(rows=rows, weight=weight)
+
+
+def load_choice(run_dir: str | Path) -> CardChoice:
+    """The adopted rows of a run's ``cards.json`` (``--resume``); none if it has none."""
+    path = Path(run_dir) / CARDS_FILE
+    if not path.is_file():
+        return CardChoice()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        chosen = data["chosen"]
+        rows, weight = list(chosen["rows"]), float(chosen["weight"])
+        variant = "" if chosen["name"] == "w=0" else str(chosen["name"])
+        selection = str(data["selection"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise GptaUserError(
+            f"--resume: {path} is damaged", hint="start the run again (with --overwrite)"
+        ) from None
+    return CardChoice(rows=rows, weight=weight, selection=selection, variant=variant)
+
+
+def _labelled(tables: dict[str, Table]) -> tuple[list[dict[str, Any]], str]:
+    """The labelled rows the run may choose with (train, and dev when the run has one),
+    and a line saying where they come from."""
+    train, dev = tables["train"], tables.get("dev")
+    rows = list(train.rows) + (list(dev.rows) if dev is not None else [])
+    parts = f"train {len(train)}" + (f" + dev {len(dev)}" if dev is not None else "")
+    return rows, f"{len(rows)} labelled rows ({parts})"
+
+
+def _choose(
+    config: GptaConfig,
+    tables: dict[str, Table],
+    task: Any,
+    run_dir: Path,
+    description: str,
+    quiet: bool,
+) -> CardChoice:
+    from gpta.assistant.history import History
+    from gpta.progress import Progress
+
+    progress = Progress(quiet=quiet)
+    history = History(run_dir / "history.jsonl")
+    started = time.perf_counter()
+    rows, where = _labelled(tables)
+    labels = task._ids([r[task.label_column] for r in rows])
+    names = list(task.label_names)
+    k = fold_count(labels, config.cards.folds)
+    folds = stratified_folds(labels, k, seed=config.seed)
+    selection = f"selection: {k}-fold cross-validation over the {where}"
+    progress.info(f"class cards ({config.cards.source}): {selection}")
+
+    model_name = config.model.resolved_name(config.task)
+    embed = _Embedder(task, model_name, config)
+    features = embed([r[task.text_column] for r in rows])
+
+    calls: list[dict[str, Any]] = []
+    sets: list[CardSet] = []
+    if config.cards.source == "names":
+        sets.append(names_cards(names))
+    else:
+        sets.append(_ta_cards(config, tables, task, run_dir, description, rows, progress, calls))
+    baseline = proxy_scores(
+        features,
+        labels,
+        folds,
+        ExtraRows.none(features.shape[1]),
+        num_classes=len(names),
+        name="w=0",
+    )
+    candidates = _candidates(config, sets[0])
+    _screen(candidates, features, labels, folds, embed, len(names))
+    current: _Candidate | None = None
+    current_result = baseline
+    adopted = _adopt(config, current_result, candidates)
+    if adopted is not None:
+        current, current_result = adopted, adopted.result
+    rounds_log: list[dict[str, Any]] = []
+    for round_index in range(1, config.cards.rounds + 1):
+        if config.cards.source != "ta":
+            break
+        # feedback on the adopted set, else on the best screened candidate, else on the
+        # plain rows; the examples are added to the set they came from
+        screened = [c for c in candidates if c.result is not None]
+        guide = current or (max(screened, key=lambda c: c.result.accuracy) if screened else None)
+        feedback = per_class_feedback(guide.result if guide else baseline, labels, names)
+        guide_cards = guide.cards if guide else sets[-1]
+        revised = _revise(
+            config,
+            tables,
+            task,
+            run_dir,
+            description,
+            rows,
+            guide_cards,
+            feedback,
+            round_index,
+            progress,
+            calls,
+        )
+        sets.append(revised)
+        challengers = _candidates(config, revised, tag=f"r{round_index}")
+        _screen(challengers, features, labels, folds, embed, len(names))
+        candidates.extend(challengers)
+        chosen = _adopt(config, current_result, challengers)
+        rounds_log.append(
+            {
+                "round": round_index,
+                "feedback": feedback,
+                "candidates": [c.record() for c in challengers],
+                "adopted": None if chosen is None else chosen.name,
+            }
+        )
+        if chosen is not None:
+            current, current_result = chosen, chosen.result
+
+    intended = _intended_share(features, labels, sets[-1], embed, len(names))
+    choice = CardChoice(selection=selection)
+    if current is not None:
+        kept = _kept_set(current, features, labels, embed, len(names))
+        choice.cards, choice.weight, choice.variant = kept, current.weight, current.name
+        choice.rows = card_rows(
+            kept,
+            labels=task.labels,
+            text_column=task.text_column,
+            label_column=task.label_column,
+            weight=current.weight,
+        )
+    seconds = round(time.perf_counter() - started, 3)
+    record = {
+        "source": config.cards.source,
+        "selection": selection,
+        "folds": k,
+        "proxy": "logistic regression (C=1) on the pretrained model's frozen embeddings",
+        "paired_score": "out-of-fold log-probability of the true class, per labelled row",
+        "confidence": config.assistant.adopt_confidence,
+        "baseline": {
+            "name": "w=0",
+            "cv_accuracy": round(baseline.accuracy, 6),
+            "cv_loss": round(baseline.loss, 6),
+        },
+        "candidates": [c.record() for c in candidates],
+        "rounds": rounds_log,
+        "sets": [s.record() for s in sets],
+        "intended_class_share": intended,
+        "calls": calls,
+        "seconds": seconds,
+        "chosen": {
+            "name": choice.variant or "w=0",
+            "weight": choice.weight,
+            "counts": choice.cards.counts() if choice.cards else {},
+            "rows": choice.rows,
+        },
+    }
+    (run_dir / CARDS_FILE).write_text(
+        json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
+    history.log(
+        EVENT,
+        source=config.cards.source,
+        selection=selection,
+        baseline=record["baseline"],
+        candidates=record["candidates"],
+        chosen=record["chosen"]["name"],
+        weight=choice.weight,
+        counts=record["chosen"]["counts"],
+        calls=len(calls),
+        seconds=seconds,
+    )
+    _report(progress, record, choice)
+    return choice
+
+
+class _Embedder:
+    """Frozen embeddings of the pretrained downstream model (loaded once, here only)."""
+
+    def __init__(self, task: Any, model_name: str, config: GptaConfig) -> None:
+        from gpta.modeling.loading import quiet_loading
+
+        with quiet_loading():
+            self.model, self.tokenizer = task.load_model(model_name)
+        self.model.eval()
+        self.max_length = config.model.max_length
+        self.batch_size = config.training.eval_batch_size
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        from gpta.modeling.embeddings import frozen_embeddings
+
+        return frozen_embeddings(
+            self.model,
+            self.tokenizer,
+            texts,
+            max_length=self.max_length,
+            batch_size=self.batch_size,
+        )
+
+
+def _candidates(config: GptaConfig, cards: CardSet, *, tag: str = "") -> list[_Candidate]:
+    """The set at every weight > 0, and (TA cards, ``cards.filter_confident``) the filtered
+    set at every weight."""
+    label = cards.source + (f" {tag}" if tag else "")
+    weights = sorted({float(w) for w in config.cards.weights if w > 0})
+    out = [_Candidate(f"{label} w={w:g}", cards, w, False) for w in weights]
+    if cards.source == "ta" and config.cards.filter_confident:
+        out += [_Candidate(f"{label} filtered w={w:g}", cards, w, True) for w in weights]
+    return out
+
+
+def _screen(
+    candidates: Sequence[_Candidate],
+    features: np.ndarray,
+    labels: Sequence[int],
+    folds: Sequence[Sequence[int]],
+    embed: _Embedder,
+    num_classes: int,
+) -> None:
+    cache: dict[int, np.ndarray] = {}
+    for candidate in candidates:
+        examples = candidate.cards.examples()
+        key = id(candidate.cards)
+        if key not in cache:
+            cache[key] = embed([t for _, t in examples]) if examples else None
+        if not examples:
+            candidate.result = None
+            continue
+        extra = ExtraRows(
+            cache[key],
+            np.asarray([i for i, _ in examples], dtype=int),
+            np.full(len(examples), candidate.weight),
+        )
+        candidate.result = proxy_scores(
+            features,
+            labels,
+            folds,
+            extra,
+            num_classes=num_classes,
+            name=candidate.name,
+            keep_extra=_confident_filter if candidate.filtered else None,
+        )
+
+
+def _confident_filter(probe: Any, extra: ExtraRows) -> np.ndarray:
+    """Keep an example unless the probe's top class is another one with at least twice the
+    probability of the intended class."""
+    probs = np.zeros((len(extra.labels), int(max(probe.classes_.max(), extra.labels.max())) + 1))
+    probs[:, probe.classes_] = probe.predict_proba(extra.features)
+    intended = probs[np.arange(len(extra.labels)), extra.labels]
+    top = probs.argmax(axis=1)
+    return ~((top != extra.labels) & (probs.max(axis=1) >= 2 * intended))
+
+
+def _adopt(
+    config: GptaConfig, current: CrossValidated, candidates: Sequence[_Candidate]
+) -> _Candidate | None:
+    screened = [c for c in candidates if c.result is not None]
+    if not screened:
+        return None
+    by_name = {c.name: c for c in screened}
+    winner = adopt(
+        current.screening(),
+        [c.result.screening() for c in screened],  # type: ignore[union-attr]
+        margin=config.assistant.margin,
+        confidence=config.assistant.adopt_confidence,
+    )
+    return None if winner is None else by_name[winner.prefix]
+
+
+def _kept_set(
+    candidate: _Candidate,
+    features: np.ndarray,
+    labels: Sequence[int],
+    embed: _Embedder,
+    num_classes: int,
+) -> CardSet:
+    """The adopted set as it trains: for a filtered candidate, the filter applied once with
+    a probe on every labelled row (the examples it drops are marked ``confident_other``)."""
+    if not candidate.filtered:
+        return candidate.cards
+    from sklearn.linear_model import LogisticRegression
+
+    examples = candidate.cards.examples()
+    extra = ExtraRows(
+        embed([t for _, t in examples]),
+        np.asarray([i for i, _ in examples], dtype=int),
+        np.ones(len(examples)),
+    )
+    probe = LogisticRegression(max_iter=1000).fit(features, np.asarray(labels))
+    keep = _confident_filter(probe, extra)
+    import copy
+
+    filtered = copy.deepcopy(candidate.cards)
+    position = 0
+    for card in filtered.cards:
+        for example in card.examples:
+            if example.dropped is None:
+                if not keep[position]:
+                    example.dropped = "confident_other"
+                position += 1
+    return filtered
+
+
+def _intended_share(
+    features: np.ndarray, labels: Sequence[int], cards: CardSet, embed: _Embedder, classes: int
+) -> float | None:
+    """The share of kept examples that a probe on the real rows alone gives to their
+    intended class (a measure of card quality, not used to choose)."""
+    from sklearn.linear_model import LogisticRegression
+
+    examples = cards.examples()
+    if not examples or len(set(labels)) < 2:
+        return None
+    probe = LogisticRegression(max_iter=1000).fit(features, np.asarray(labels))
+    predicted = probe.predict(embed([t for _, t in examples]))
+    return round(float(np.mean([p == i for p, (i, _) in zip(predicted, examples, strict=True)])), 4)
+
+
+# --------------------------------------------------------------------------------------------
+# The TA's cards
+# --------------------------------------------------------------------------------------------
+
+
+def _display_names(task: Any) -> list[str]:
+    """The names a card keeps: the user's label name where it is a word, else none yet
+    (the TA's name is used)."""
+    from gpta.assistant.label_words import is_opaque_label
+
+    return ["" if is_opaque_label(n) else n for n in task.label_names]
+
+
+def _one_shot(config, tables, task, run_dir, description, progress) -> Any:
+    from gpta.assistant.oneshot import OneShot
+
+    return OneShot(
+        config,
+        tables,
+        run_dir,
+        description,
+        text_column=task.text_column,
+        label_column=task.label_column,
+        progress=progress,
+    )
+
+
+def _ta_cards(
+    config: GptaConfig,
+    tables: dict[str, Table],
+    task: Any,
+    run_dir: Path,
+    description: str,
+    rows: Sequence[dict[str, Any]],
+    progress: Progress,
+    calls: list[dict[str, Any]],
+) -> CardSet:
+    """One request per class from the description alone; every example filtered."""
+    from gpta.assistant.label_words import _structured
+
+    channel = _one_shot(config, tables, task, run_dir, description, progress)
+    schema = output_schema() if _structured(config) else None
+    names = list(task.label_names)
+    display = _display_names(task)
+    count = config.cards.examples
+    cards = []
+    for index, label in enumerate(names):
+        progress.info(f"  asking the TA for the card of class {label}")
+        texts, call = channel.send(
+            card_messages(description, names, label, examples=count),
+            seed=config.cards.seed * 1000 + index,
+            n=1,
+            max_new_tokens=80 * count + 80,
+            schema=schema,
+        )
+        calls.append({"class": label, "round": 0, **call})
+        answer = parse_card(texts[0]) if texts else None
+        cards.append(card_from_answer(label, display[index], answer))
+    card_set = CardSet("ta", cards)
+    _filter(card_set, task, rows)
+    return card_set
+
+
+def _filter(card_set: CardSet, task: Any, rows: Sequence[dict[str, Any]]) -> None:
+    bounds = length_bounds([r[task.text_column] for r in rows])
+    filter_examples(
+        card_set.cards,
+        bounds=bounds,
+        names_per_class=[[card.label, card.name] for card in card_set.cards],
+    )
+
+
+def _revise(
+    config: GptaConfig,
+    tables: dict[str, Table],
+    task: Any,
+    run_dir: Path,
+    description: str,
+    rows: Sequence[dict[str, Any]],
+    cards: CardSet,
+    feedback: dict[str, Any],
+    round_index: int,
+    progress: Progress,
+    calls: list[dict[str, Any]],
+) -> CardSet:
+    """The set with new examples for each weak class (recall below the mean recall, or the
+    lowest): written from aggregate feedback alone."""
+    import copy
+
+    from gpta.assistant.label_words import _structured
+
+    channel = _one_shot(config, tables, task, run_dir, description, progress)
+    schema = output_schema() if _structured(config) else None
+    names = list(task.label_names)
+    recall = {k: v for k, v in feedback["recall_per_class"].items() if v is not None}
+    mean = sum(recall.values()) / max(1, len(recall))
+    weak = [k for k, v in recall.items() if v < mean] or [min(recall, key=recall.get)]
+    revised = copy.deepcopy(cards)
+    for card in revised.cards:
+        if card.label not in weak:
+            continue
+        confused = [p["predicted"] for p in feedback["confused_pairs"] if p["true"] == card.label]
+        index = names.index(card.label)
+        progress.info(f"  cards round {round_index}: new examples for class {card.label}")
+        texts, call = channel.send(
+            feedback_messages(
+                description,
+                names,
+                card.label,
+                feedback,
+                examples=config.cards.examples,
+                confused_with=confused,
+            ),
+            seed=config.cards.seed * 1000 + 100 * round_index + index,
+            n=1,
+            max_new_tokens=80 * config.cards.examples + 80,
+            schema=schema,
+        )
+        calls.append({"class": card.label, "round": round_index, **call})
+        answer = parse_card(texts[0]) if texts else None
+        if answer is not None:
+            card.examples.extend(
+                CardExample(
+                    e.text,
+                    {"subtopic": e.subtopic.strip(), "length": e.length, "tone": e.tone},
+                    round=round_index,
+                )
+                for e in answer.examples
+            )
+    _filter(revised, task, rows)
+    return revised
+
+
+def _report(progress: Progress, record: dict[str, Any], choice: CardChoice) -> None:
+    base = record["baseline"]["cv_accuracy"]
+    for candidate in record["candidates"]:
+        if candidate["cv_accuracy"] is None:
+            progress.info(f"  {candidate['name']}: no examples")
+            continue
+        progress.info(
+            f"  {candidate['name']}: {candidate['examples']} examples, cross-validated "
+            f"accuracy {candidate['cv_accuracy']:.3f} (plain rows {base:.3f})"
+        )
+    if choice.adopted:
+        counts = ", ".join(f"{k}: {v}" for k, v in record["chosen"]["counts"].items())
+        progress.info(f"class cards adopted: {choice.variant} ({counts} examples per class)")
+    else:
+        progress.info(
+            "class cards: none adopted (no candidate beat the plain rows by the paired test "
+            f"at {record['confidence']:g}); training on the real rows alone"
+        )
