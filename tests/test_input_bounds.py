@@ -378,6 +378,47 @@ def test_a_huge_answer_is_cut_with_a_note_before_the_ledger_and_the_cache_keep_i
     cache.close()
 
 
+def test_what_the_history_keeps_of_a_huge_answer_is_cut(tmp_path, monkeypatch):
+    """The teacher's proposals (``raw`` is what history.jsonl records) come through the
+    channel, so they hold the cut answer and the fault that says so."""
+    from gpta.assistant import History, TaskBrief, TeachingAssistant
+    from gpta.assistant.prompts import initial_messages
+
+    monkeypatch.setenv("GPTA_MAX_ANSWER_CHARS", "500")
+    brief = TaskBrief(
+        family="text classification",
+        reads="The network reads a review.",
+        description="Film reviews.",
+        label_names=["neg", "pos"],
+        metric="accuracy",
+        max_words=20,
+    )
+    channel = ExposureChannel(HugeAnswer(30_000), ExposureLedger(tmp_path / "exposure.jsonl"))
+    ta = TeachingAssistant(
+        channel,
+        brief,
+        AssistantConfig(candidates=2, structured_output=False),
+        count_tokens=lambda text: len(text.split()),
+    )
+    batch = ta.propose(initial_messages(brief), seed=0)
+    assert batch.error is None and len(batch.proposals) == 2
+    assert all(len(p.raw) <= 500 for p in batch.proposals)
+    assert any("AnswerTooLong" in fault for fault in batch.faults)
+    history = History(tmp_path / "history.jsonl")
+    proposal = batch.proposals[0]
+    history.add_proposal(
+        round=0,
+        raw=proposal.raw,
+        prefix=proposal.prefix,
+        reason=proposal.reason,
+        truncated=False,
+        screen_score=None,
+        screen_loss=None,
+        improved=False,
+    )
+    assert history.path.stat().st_size < 2000
+
+
 @QUICK
 @given(st.lists(st.text(max_size=40), min_size=1, max_size=4), st.integers(1, 30))
 def test_bound_answers_cuts_only_what_is_over(texts, limit):

@@ -679,7 +679,7 @@ class GptaConfig(_Section):
         """The dataset description the TA reads (from the string or the file)."""
         if self.data.description_file is not None:
             path = Path(self.data.description_file)
-            if not path.is_file():
+            if not path.exists():  # a pipe (--description-file <(...)) is read within the bound
                 raise GptaUserError(
                     f"description file not found: {path}",
                     hint="set data.description_file to an existing UTF-8 text file",
