@@ -143,6 +143,17 @@ def test_a_stream_is_cut_off_at_the_bound_not_read_to_its_end(monkeypatch):
         assert zero.tell() <= 4097  # stopped at the bound
 
 
+def test_a_long_line_stops_the_read_of_a_regular_file_early(tmp_path, monkeypatch):
+    """A file under the byte bound (raised, here) but one long line is refused once the line
+    passes its bound, not after the whole file is in memory."""
+    monkeypatch.setenv("GPTA_MAX_LINE_BYTES", str(64 * 1024))
+    sparse = _sparse(tmp_path / "one-line.jsonl", 512 * limits.MIB)
+    with sparse.open("rb") as handle:
+        with pytest.raises(GptaUserError, match="line 1: longer than 65,536 bytes"):
+            limits.read_stream_bounded(handle, name="data", lines=limits.LINE_BYTES)
+        assert handle.tell() <= 2 * limits.MIB
+
+
 # --- data files --------------------------------------------------------------------------------
 
 

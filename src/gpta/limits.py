@@ -165,11 +165,12 @@ def read_stream_bounded(
     gauge = _LineGauge(name, lines) if lines is not None else None
     chunks: list[bytes] = []
     total = 0
+    # in chunks, so that a bound stops the read early (a 10 GB line of a file under a raised
+    # GPTA_MAX_DATA_BYTES is refused at GPTA_MAX_LINE_BYTES, not after 10 GB are in memory);
+    # the chunks and their join hold twice the bytes for a moment, no more than decoding them
+    # into text does afterwards
     while True:
-        # a regular file in one read (one allocation, and join() returns a lone chunk as is);
-        # anything else in chunks, so that the bound stops it early
-        step = _CHUNK if size is None else max(size + 1 - total, _CHUNK)
-        chunk = handle.read(min(step, limit + 1 - total))
+        chunk = handle.read(min(_CHUNK, limit + 1 - total))
         if not chunk:
             break
         total += len(chunk)
