@@ -25,7 +25,8 @@ LAYERS: list[tuple[str, str, set[str]]] = [
     (
         "core",
         "plain Python every layer uses: the version, GptaUserError, gpta's cache paths, "
-        "process ranks, terminal output (progress), atomic file writes",
+        "process ranks, terminal output (progress), atomic file writes, the size bounds of "
+        "every input (limits), YAML without aliases",
         {
             "gpta._version",
             "gpta.errors",
@@ -33,6 +34,8 @@ LAYERS: list[tuple[str, str, set[str]]] = [
             "gpta.distributed",
             "gpta.progress",
             "gpta.fileio",
+            "gpta.limits",
+            "gpta.safe_yaml",
         },
     ),
     (

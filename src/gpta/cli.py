@@ -287,23 +287,22 @@ def _check_demo_data(data_dir: Path) -> None:
 def _read_rows(source: str, fmt: str | None, text_column: str) -> tuple[list[dict], list[str]]:
     """Rows to predict and their locations, from a file or stdin."""
     from gpta.data import decode_utf8, read_table
+    from gpta.limits import DATA_BYTES, LINE_BYTES, read_file_bounded, read_stream_bounded
 
     if source == "-" or fmt == "text":
         if source == "-":
             raw = getattr(sys.stdin, "buffer", None)
-            data = raw.read() if raw is not None else sys.stdin.read().encode("utf-8")
+            if raw is None:  # a text-only stdin (an embedding program's): read within the bound
+                import io
+
+                raw = io.BytesIO(sys.stdin.read(DATA_BYTES.value() + 1).encode("utf-8"))
+            data = read_stream_bounded(raw, name="stdin", lines=LINE_BYTES)
             name = "stdin"
         else:
             path = Path(source)
             if not path.is_file():
                 raise GptaUserError(f"--input: file not found: {source}", hint="check the path")
-            try:
-                data = path.read_bytes()
-            except OSError as err:
-                raise GptaUserError(
-                    f"--input {source} could not be read ({err.strerror or err})",
-                    hint="check the file's permissions",
-                ) from None
+            data = read_file_bounded(path, what="--input", lines=LINE_BYTES)
             name = source
         lines = decode_utf8(data, name).splitlines()
         if fmt in (None, "text"):

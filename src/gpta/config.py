@@ -25,8 +25,16 @@ from pydantic import (
 )
 from pydantic.fields import FieldInfo
 
+from gpta import safe_yaml
 from gpta.data import DataFormat
 from gpta.errors import GptaUserError
+from gpta.limits import (
+    CONFIG_BYTES,
+    DESCRIPTION_BYTES_PER_TOKEN,
+    DESCRIPTION_TOKENS,
+    read_file_bounded,
+)
+from gpta.llm.base import count_tokens_approx
 
 if TYPE_CHECKING:
     from gpta.llm.base import Sampling
@@ -732,13 +740,21 @@ class GptaConfig(_Section):
         """The dataset description the TA reads (from the string or the file)."""
         if self.data.description_file is not None:
             path = Path(self.data.description_file)
-            try:
-                text = path.read_text(encoding="utf-8").strip()
-            except FileNotFoundError:
+            if not path.exists():  # a pipe (--description-file <(...)) is read within the bound
                 raise GptaUserError(
                     f"description file not found: {path}",
                     hint="set data.description_file to an existing UTF-8 text file",
-                ) from None
+                )
+            tokens = DESCRIPTION_TOKENS.value()
+            raw = read_file_bounded(
+                path,
+                what="description file",
+                bound=DESCRIPTION_TOKENS,
+                limit=tokens * DESCRIPTION_BYTES_PER_TOKEN,
+                fix=_DESCRIPTION_FIX,
+            )
+            try:
+                text = raw.decode("utf-8-sig").strip()
             except UnicodeDecodeError:
                 raise GptaUserError(
                     f"description file {path} is not UTF-8", hint="re-save it as UTF-8"
@@ -748,14 +764,32 @@ class GptaConfig(_Section):
                     f"description file {path} is empty",
                     hint="describe the data in a sentence or two",
                 )
-            return text
+            return bounded_description(text, f"description file {path}")
         if self.data.description and self.data.description.strip():
-            return self.data.description.strip()
+            return bounded_description(self.data.description.strip(), "data.description")
         raise GptaUserError(
             "no dataset description: the teaching assistant writes prefixes from it",
             hint="set data.description (--description) or data.description_file "
             "(--description-file)",
         )
+
+
+_DESCRIPTION_FIX = "describe the data in a few sentences (what a row is, what the labels mean)"
+
+
+def bounded_description(text: str, where: str) -> str:
+    """``text``, refused when gpta's estimate of its tokens passes ``DESCRIPTION_TOKENS``
+    (every TA request carries it whole; cutting it could drop what the labels mean)."""
+    limit = DESCRIPTION_TOKENS.value()
+    tokens = count_tokens_approx(text)
+    if tokens > limit:
+        raise DESCRIPTION_TOKENS.error(
+            where,
+            f"about {tokens:,} tokens ({len(text):,} characters)",
+            limit,
+            fix=_DESCRIPTION_FIX,
+        )
+    return text
 
 
 def config_field(dotted: str) -> FieldInfo:
@@ -834,19 +868,15 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise GptaUserError(f"config file not found: {path}")
+    raw = read_file_bounded(path, what="config file", bound=CONFIG_BYTES)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise GptaUserError(
             f"config file {path} is not UTF-8", hint="re-save it as UTF-8"
         ) from None
-    except OSError as err:
-        raise GptaUserError(
-            f"config file {path} could not be read ({err.strerror or err})",
-            hint="check the file's permissions",
-        ) from None
     try:
-        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+        data = tomllib.loads(text) if path.suffix == ".toml" else safe_yaml.safe_load(text)
     except (yaml.YAMLError, tomllib.TOMLDecodeError, RecursionError) as err:
         raise GptaUserError(
             f"config file {path} could not be parsed: {err}",
@@ -895,8 +925,11 @@ def split_override(
 def read_override_value(key: str, text: str, *, option: str = "--set") -> Any:
     """The value of an override as YAML reads it, as if written in a config file: ``5`` is
     a number, ``[a, b]`` a list, ``{k: v}`` a mapping; nothing at all is the empty text."""
+    limit, size = CONFIG_BYTES.value(), len(text.encode("utf-8", "replace"))
+    if size > limit:
+        raise CONFIG_BYTES.error(f"{option} {key}", f"a value of {size:,} bytes", limit)
     try:
-        return yaml.safe_load(text) if text else ""
+        return safe_yaml.safe_load(text) if text else ""
     except (yaml.YAMLError, RecursionError) as err:
         problem = getattr(err, "problem", None) or type(err).__name__
         raise GptaUserError(

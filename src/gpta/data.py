@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 import numpy as np
 
 from gpta.errors import GptaUserError
+from gpta.limits import DATA_BYTES, LINE_BYTES, read_file_bounded
 
 # The input formats read_table reads ("auto": by the file's suffix); the config's data.format,
 # the CLI's --format and predict's --input-format offer these.
@@ -57,6 +58,7 @@ _EXTENSION_FORMATS = {
 _HUB_PREFIX = "hub:"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
 _DEV_SPLIT_NAMES = ("validation", "dev", "valid", "val")
+_BIG_FILE_FIX = "sample or split the file (data.train_size reads all rows, then samples)"
 _PANDAS_LINE = re.compile(r"\bline (\d+)\b")
 _JSON_KINDS = {
     dict: "an object",
@@ -266,7 +268,8 @@ def _require_rows(table: Table) -> None:
 
 
 def _read_text(path: Path) -> str:
-    """The file's text, checked to be UTF-8 (a leading BOM is accepted and dropped)."""
+    """The file's text, checked to be UTF-8 (a leading BOM is accepted and dropped), read
+    within :data:`gpta.limits.DATA_BYTES` and :data:`gpta.limits.LINE_BYTES`."""
     if path.is_dir():
         raise GptaUserError(
             f"{path} is a directory, not a file",
@@ -274,13 +277,9 @@ def _read_text(path: Path) -> str:
         )
     if not path.exists():
         raise GptaUserError(f"file not found: {path}", hint="check the path")
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise GptaUserError(
-            f"{path} could not be read ({err.strerror or err})",
-            hint="check the file's permissions",
-        ) from None
+    data = read_file_bounded(
+        path, what="data file", bound=DATA_BYTES, lines=LINE_BYTES, fix=_BIG_FILE_FIX
+    )
     return decode_utf8(data, str(path))
 
 
@@ -446,8 +445,23 @@ def _read_parquet(path: Path) -> Table:
     import pyarrow.parquet as pq
 
     if not path.is_file():
+        if path.exists():
+            raise GptaUserError(
+                f"{path} is not a regular file", hint="pass the Parquet file itself"
+            )
         raise GptaUserError(f"file not found: {path}", hint="check the path")
+    limit = DATA_BYTES.value()
+    size = path.stat().st_size
+    if size > limit:
+        raise DATA_BYTES.error(f"data file {path}", f"{size:,} bytes", limit, fix=_BIG_FILE_FIX)
     try:
+        # the uncompressed size, from the footer, before any column is read
+        footer = pq.read_metadata(path)
+        unpacked = sum(footer.row_group(i).total_byte_size for i in range(footer.num_row_groups))
+        if unpacked > limit:
+            raise DATA_BYTES.error(
+                f"data file {path}", f"{unpacked:,} bytes uncompressed", limit, fix=_BIG_FILE_FIX
+            )
         arrow_table = pq.read_table(path)
     except (pa.ArrowException, OSError) as exc:
         raise GptaUserError(
@@ -561,6 +575,10 @@ def _table_from_loaded(
 
 
 def _table_from_dataset(dataset: datasets.Dataset, source: str) -> Table:
+    limit = DATA_BYTES.value()
+    size = dataset.data.nbytes  # Arrow's count of the split's buffers, nothing read yet
+    if size > limit:
+        raise DATA_BYTES.error(source, f"{size:,} bytes of data", limit, fix=_BIG_FILE_FIX)
     return Table(source=source, rows=dataset.to_list())
 
 

@@ -28,7 +28,16 @@ from typing import Any
 import platformdirs
 import yaml
 
+from gpta import safe_yaml
+from gpta.config import bounded_description
 from gpta.errors import GptaUserError
+from gpta.limits import (
+    DATA_BYTES,
+    DESCRIPTION_BYTES_PER_TOKEN,
+    DESCRIPTION_TOKENS,
+    PREFIX_CHARS,
+    read_file_bounded,
+)
 
 EXPORT_FORMAT = "gpta-prefix-library"
 EXPORT_VERSION = 1
@@ -197,10 +206,10 @@ class PrefixLibrary:
 def read_export(path: str | Path) -> list[LibraryEntry]:
     """Entries of an exported JSON file, validated; errors name the entry and the field."""
     path = Path(path)
+    if not path.is_file():
+        raise GptaUserError(f"prefix file not found: {path}")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise GptaUserError(f"prefix file not found: {path}") from None
+        data = json.loads(read_file_bounded(path, what="prefix file", bound=DATA_BYTES))
     except (UnicodeDecodeError, ValueError) as err:
         raise GptaUserError(f"{path} is not a JSON prefix export: {err}") from None
     if isinstance(data, list):
@@ -227,12 +236,14 @@ def read_export(path: str | Path) -> list[LibraryEntry]:
                 raise GptaUserError(f"{where}: field {name!r} is missing")
         if not isinstance(item["prefix"], str):
             raise GptaUserError(f"{where}: field 'prefix' must be a string")
+        check_prefix_size(item["prefix"], where)
         score = item["score"]
         if isinstance(score, bool) or not isinstance(score, int | float):
             raise GptaUserError(f"{where}: field 'score' must be a number (got {score!r})")
         task = str(item["task"])
         domain = str(item.get("domain") or task)
         description = str(item.get("description") or "")
+        bounded_description(description, f"{where}, field 'description'")
         metric = str(item["metric"])
         source = item.get("source_run")
         entry_id = LibraryEntry.make_id(
@@ -258,6 +269,20 @@ def read_export(path: str | Path) -> list[LibraryEntry]:
             )
         )
     return entries
+
+
+def check_prefix_size(prefix: str, where: str) -> None:
+    """Refuse a saved prefix over :data:`gpta.limits.PREFIX_CHARS` (an import, a warm start):
+    it would be cut to the run's assistant.max_prefix_tokens or fill the model's input."""
+    limit = PREFIX_CHARS.value()
+    if len(prefix) > limit:
+        raise PREFIX_CHARS.error(
+            where,
+            f"a prefix of {len(prefix):,} characters",
+            limit,
+            fix="check the entry: a prefix gpta wrote is at most assistant.max_prefix_tokens "
+            "tokens",
+        )
 
 
 def _now() -> str:
@@ -287,8 +312,17 @@ def entry_from_run(
         description = data.get("description")
         if not description and data.get("description_file"):
             try:
-                description = Path(data["description_file"]).read_text(encoding="utf-8").strip()
-            except OSError:
+                description = (
+                    read_file_bounded(
+                        data["description_file"],
+                        what="description file",
+                        bound=DESCRIPTION_TOKENS,
+                        limit=DESCRIPTION_TOKENS.value() * DESCRIPTION_BYTES_PER_TOKEN,
+                    )
+                    .decode("utf-8", "replace")
+                    .strip()
+                )
+            except GptaUserError:  # gone or unreadable: the entry keeps no description
                 description = None
     domain = domain or data.get("domain") or task
     score = dev.get(metric)
@@ -329,7 +363,7 @@ def _json(path: Path) -> dict[str, Any]:
 
 def _yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = safe_yaml.load_file(path, what="run config")
     except (OSError, yaml.YAMLError):
         return {}
     return data if isinstance(data, dict) else {}
@@ -357,6 +391,7 @@ def resolve_warm_start(ref: str, library: PrefixLibrary | None = None) -> WarmSt
             )
         entry = (library or PrefixLibrary()).get(ref)
         kind = "library"
+    check_prefix_size(entry.prefix, f"assistant.warm_start {ref}")
     return WarmStart(
         prefix=entry.prefix,
         source={

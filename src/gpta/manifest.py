@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from gpta.config import TaskName
 from gpta.errors import GptaUserError
+from gpta.limits import CLASSES, PREFIX_CHARS
 
 FORMAT_VERSION = 1  # raise it when a field changes meaning or is removed
 
@@ -104,7 +105,32 @@ def parse_manifest(data: Any, path: Path) -> Manifest:
             f"{path}: format_version {manifest.format_version} is not one gpta writes",
             hint=DAMAGED_HINT,
         )
+    _check_sizes(manifest, path)
     return manifest
+
+
+def _check_sizes(manifest: Manifest, path: Path) -> None:
+    """The prefixes and the label set within their bounds (:mod:`gpta.limits`): a
+    hand-edited file is refused here, before a model is loaded."""
+    prefix_limit = PREFIX_CHARS.value()
+    named = [("prefix", manifest.prefix)]
+    named += [(f"predict_prefixes[{i}]", p) for i, p in enumerate(manifest.predict_prefixes or [])]
+    for field, prefix in named:
+        if len(prefix) > prefix_limit:
+            raise PREFIX_CHARS.error(
+                f"{path}, field {field!r}",
+                f"a prefix of {len(prefix):,} characters",
+                prefix_limit,
+                fix="restore the prefix gpta wrote (metrics.json of the run holds it)",
+            )
+    class_limit = CLASSES.value()
+    if manifest.labels is not None and len(manifest.labels) > class_limit:
+        raise CLASSES.error(
+            f"{path}, field 'labels'",
+            f"{len(manifest.labels):,} labels",
+            class_limit,
+            fix=DAMAGED_HINT,
+        )
 
 
 def _user_error(err: ValidationError, data: dict[str, Any], path: Path) -> GptaUserError:

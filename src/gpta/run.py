@@ -111,13 +111,15 @@ def is_gpta_run(run_dir: Path) -> bool:
     """Written by gpta: its marker, or (runs from before the marker) gpta's config.yaml."""
     import yaml
 
+    from gpta import safe_yaml
+
     marker = run_dir / RUN_MARKER
     try:
         if marker.is_file():
             data = json.loads(marker.read_text(encoding="utf-8"))
             return isinstance(data, dict) and data.get("written_by") == "gpta"
         if (run_dir / "config.yaml").is_file():
-            data = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
+            data = safe_yaml.load_file(run_dir / "config.yaml", what="run config")
             return isinstance(data, dict) and set(data) >= _DUMPED_KEYS
     except (OSError, ValueError, RecursionError, yaml.YAMLError):
         return False

@@ -13,8 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from gpta import safe_yaml
 from gpta.assistant.dialogue import (
     DialogueStore,
     default_store_dir,
@@ -32,7 +31,7 @@ def _run_info(run_dir: Path, *, store_given: bool = False) -> dict[str, Any]:
     config_path = run_dir / "config.yaml"
     config = {}
     if config_path.is_file():
-        config = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+        config = safe_yaml.load_file(config_path, what="run config") or {}
     info["ta_model"] = ((config or {}).get("assistant") or {}).get("model")
     info["backend"] = ((config or {}).get("assistant") or {}).get("backend")
     for event in read_jsonl(run_dir / "history.jsonl"):

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from gpta.errors import GptaUserError
+from gpta.limits import CONFIG_BYTES, read_stream_bounded
 from gpta.manifest import DAMAGED_HINT, FORMAT_VERSION, Manifest, parse_manifest
 
 MANIFEST = "gpta.json"
@@ -73,7 +74,9 @@ def read_manifest(model_dir: str | Path) -> Manifest:
     checked when it is rebuilt."""
     path = Path(model_dir) / MANIFEST
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        with path.open("rb") as handle:  # a hand-edited file is read within its bound
+            raw = read_stream_bounded(handle, name=str(path), bound=CONFIG_BYTES)
+        data = json.loads(raw.decode("utf-8"))
     except (OSError, ValueError) as err:  # unreadable, not UTF-8, not JSON
         raise GptaUserError(f"{path} could not be read: {err}", hint=DAMAGED_HINT) from None
     return parse_manifest(data, path)

@@ -9,6 +9,7 @@ from typing import Any
 from gpta.distributed import Ranks
 from gpta.downstream.artifact import find_model_dir, read_manifest
 from gpta.errors import GptaUserError
+from gpta.manifest import Manifest
 from gpta.modeling.device import resolve_device
 from gpta.tasks import task_from_manifest
 from gpta.tasks.base import Evaluation
@@ -45,6 +46,7 @@ class GptaPipeline:
                 f"the model in {self.model_dir} could not be loaded ({err})",
                 hint="its weights or tokenizer files are missing or damaged; train the run again",
             ) from None
+        _check_prefix_room(self.prefixes or [self.prefix], self.tokenizer, self.manifest, where)
         self.model.to(resolve_device(device)).eval()
         self.batch_size = batch_size
 
@@ -77,6 +79,25 @@ class GptaPipeline:
             batch_size=self.batch_size,
         )
         return self.task.score(rows, ranks.gather_shards(outputs, len(rows)))
+
+
+def _check_prefix_room(
+    prefixes: Sequence[str], tokenizer: Any, manifest: Manifest, where: Path
+) -> None:
+    """Refuse a saved prefix that fills the model's whole input (``max_length`` tokens): the
+    row's own text would be cut away and every prediction would be the same. Training never
+    writes one; a hand-edited gpta.json can."""
+    limit = manifest.max_length
+    for prefix in prefixes:
+        used = len(tokenizer(prefix)["input_ids"]) if prefix else 0
+        if used >= limit:
+            raise GptaUserError(
+                f"{where}: the prefix takes {used:,} of the model's {limit:,} input tokens "
+                "(max_length), so no token of a row's text would be read and every "
+                "prediction would be the same",
+                hint="restore the prefix the run wrote (its metrics.json holds it), or train "
+                "again with a shorter one (assistant.max_prefix_tokens)",
+            )
 
 
 def load_pipeline(path: str | Path, *, device: str = "auto") -> GptaPipeline:

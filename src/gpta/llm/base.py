@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
+
+from gpta.limits import ANSWER_CHARS
 
 if TYPE_CHECKING:
     from gpta.llm.structured import OutputSchema
@@ -102,6 +104,25 @@ class ChatModel(Protocol):
         *,
         schema: OutputSchema | None = None,
     ) -> ChatResult: ...
+
+
+def bound_answers(result: ChatResult) -> ChatResult:
+    """``result`` with every completion cut to :data:`gpta.limits.ANSWER_CHARS` characters, a
+    fault saying which were cut; ``result`` itself when none was longer. Applied before an
+    answer is stored anywhere (the response cache, the ledger, the history): a 20 MB answer
+    was once kept whole in all three."""
+    limit = ANSWER_CHARS.value()
+    cut = [(i, len(text)) for i, text in enumerate(result.texts) if len(text) > limit]
+    if not cut:
+        return result
+    faults = tuple(
+        f"AnswerTooLong: completion {i + 1} of {len(result.texts)} held {size:,} characters; "
+        f"kept the first {limit:,} ({ANSWER_CHARS.env})"
+        for i, size in cut
+    )
+    return replace(
+        result, texts=[text[:limit] for text in result.texts], faults=result.faults + faults
+    )
 
 
 def sample_seed(seed: int, index: int) -> int:

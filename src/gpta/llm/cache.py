@@ -21,7 +21,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from gpta.llm.base import ChatModel, ChatResult, Message, Sampling, Usage, cache_identity
+from gpta.llm.base import (
+    ChatModel,
+    ChatResult,
+    Message,
+    Sampling,
+    Usage,
+    bound_answers,
+    cache_identity,
+)
 from gpta.llm.structured import OutputSchema
 from gpta.paths import llm_cache_path
 
@@ -193,14 +201,14 @@ class CachedChatModel:
         key = cache_key(cache_identity(self.inner), messages, keyed)
         hit = self.cache.get(key)
         if hit is not None:
-            return replace(hit, seconds=time.perf_counter() - started)
+            return replace(bound_answers(hit), seconds=time.perf_counter() - started)
         if schema is None:  # a backend (or a scripted test model) that knows no schemas
             result = self.inner.chat(messages, sampling)
         else:
             result = self.inner.chat(messages, sampling, schema=schema)
         from gpta.privacy.secrets import scrub_result  # an echoed API key is never stored
 
-        result, _ = scrub_result(result)
+        result, _ = scrub_result(bound_answers(result))  # nor a runaway answer whole
         if any(text.strip() for text in result.texts) and len(result.texts) == sampling.n:
             self.cache.put(key, self.model_name, result)
         return result

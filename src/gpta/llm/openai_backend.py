@@ -17,11 +17,14 @@ instead, so that the waits honour ``Retry-After``, add jitter, and every fault i
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import random
+import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -35,6 +38,7 @@ from tenacity import (
 )
 
 from gpta.errors import GptaUserError
+from gpta.limits import RESPONSE_BYTES
 from gpta.llm.base import (
     ChatResult,
     LLMRequestError,
@@ -46,6 +50,7 @@ from gpta.llm.base import (
     sample_seed,
 )
 from gpta.llm.structured import SERVER_FORMS, OutputSchema, ServerForms, response_format
+from gpta.llm.usage import checked_usage, completion_token_ceiling, prompt_token_ceiling
 
 if TYPE_CHECKING:
     from gpta.config import AssistantConfig
@@ -80,6 +85,70 @@ class MalformedResponseError(RuntimeError):
     """The server answered 2xx with a body that is not a chat completion."""
 
 
+class ResponseTooLarge(RuntimeError):
+    """The server's answer passed :data:`gpta.limits.RESPONSE_BYTES`; the rest was not read."""
+
+    def __init__(self, size: str, limit: int) -> None:
+        super().__init__(
+            f"the server's answer holds {size}, more than gpta reads ({limit:,} bytes, "
+            f"{RESPONSE_BYTES.env}); the rest was not read"
+        )
+
+
+def body_cap(limit: int) -> Callable[[Any], None]:
+    """A response hook for the SDK's HTTP client (httpx or httpx2, whichever the installed
+    openai uses) that refuses a body over ``limit`` bytes: from its Content-Length before a
+    byte of it is read, else as soon as the bytes read pass it (the body is never held whole).
+
+    Neither client has a size limit of its own; a hook that wraps the response's byte stream
+    is their documented extension point (``event_hooks``), so no transport is replaced and
+    proxies from the environment keep working. The bytes counted are those on the wire:
+    requests ask for ``Accept-Encoding: identity`` so that a server that honours it sends
+    nothing compressed."""
+
+    def hook(response: Any) -> None:
+        declared = str(response.headers.get("content-length", "")).strip()
+        if declared.isdigit() and int(declared) > limit:
+            raise ResponseTooLarge(f"{int(declared):,} bytes (its Content-Length)", limit)
+        base = sys.modules[type(response).__module__.partition(".")[0]].SyncByteStream
+        response.stream = _capped_stream_class(base)(response.stream, limit)
+
+    return hook
+
+
+@functools.cache
+def _capped_stream_class(base: type) -> type:
+    """A byte stream of the client's own stream type (its reader checks the type) that
+    counts the bytes it passes on and raises :class:`ResponseTooLarge` past ``limit``."""
+
+    class CappedStream(base):  # type: ignore[misc, valid-type]
+        def __init__(self, inner: Any, limit: int) -> None:
+            self.inner = inner
+            self.limit = limit
+
+        def __iter__(self) -> Any:
+            read = 0
+            for chunk in self.inner:
+                read += len(chunk)
+                if read > self.limit:
+                    raise ResponseTooLarge(f"more than {self.limit:,} bytes", self.limit)
+                yield chunk
+
+        def close(self) -> None:
+            self.inner.close()
+
+    return CappedStream
+
+
+def _too_large(err: BaseException) -> ResponseTooLarge | None:
+    """The :class:`ResponseTooLarge` behind ``err`` (older SDKs wrap it in a connection
+    error), if any."""
+    for candidate in (err, err.__cause__, err.__context__):
+        if isinstance(candidate, ResponseTooLarge):
+            return candidate
+    return None
+
+
 def _status(err: BaseException) -> int | None:
     return getattr(err, "status_code", None)
 
@@ -88,6 +157,8 @@ def is_retryable(err: BaseException) -> bool:
     """429, 408, 409, 5xx, timeouts, dropped connections and garbled bodies are transient."""
     import openai
 
+    if _too_large(err) is not None:  # asking again would read as much again
+        return False
     if isinstance(err, openai.APIConnectionError):  # includes APITimeoutError
         return True
     if isinstance(err, MalformedResponseError | openai.APIResponseValidationError):
@@ -173,7 +244,10 @@ class OpenAIChatModel:
             base_url=self.base_url,
             timeout=config.request_timeout,
             max_retries=0,
-            default_headers=headers or None,
+            default_headers={"Accept-Encoding": "identity", **headers},
+            http_client=openai.DefaultHttpxClient(
+                event_hooks={"response": [body_cap(RESPONSE_BYTES.value())]}
+            ),
         )
         self.max_retries = config.max_retries
         self.backoff_base = config.retry_backoff
@@ -258,16 +332,21 @@ class OpenAIChatModel:
             raise failure from None
         return response, attempts, faults
 
-    def _usage(self, response: Any, messages: list[Message], texts: list[str]) -> Usage:
-        """The server's token counts; an estimate when it reports none."""
+    def _usage(
+        self, response: Any, messages: list[Message], texts: list[str], max_new_tokens: int
+    ) -> tuple[Usage, list[str]]:
+        """The server's token counts, and a warning for each it reported that no request
+        could take (negative, fractional, NaN, over what the bytes hold: gpta's estimate
+        is used instead); an estimate, without a warning, when it reports none."""
         usage = getattr(response, "usage", None)
-        prompt = getattr(usage, "prompt_tokens", None) if usage is not None else None
-        completion = getattr(usage, "completion_tokens", None) if usage is not None else None
-        if prompt is None:
-            prompt = self.count_message_tokens(messages)
-        if completion is None:
-            completion = sum(count_tokens_approx(t) for t in texts if t)
-        return Usage(int(prompt), int(completion))
+        return checked_usage(
+            (getattr(usage, "prompt_tokens", None), getattr(usage, "completion_tokens", None)),
+            (
+                self.count_message_tokens(messages),
+                sum(count_tokens_approx(t) for t in texts if t),
+            ),
+            (prompt_token_ceiling(messages), completion_token_ceiling(texts, max_new_tokens)),
+        )
 
     # --- the ChatModel interface -----------------------------------------------------------
     def chat(
@@ -360,7 +439,8 @@ class OpenAIChatModel:
         choices = list(response.choices)[:n]
         texts = [_choice_text(c) for c in choices]
         finish = [getattr(c, "finish_reason", None) for c in choices]
-        usage = self._usage(response, messages, texts)
+        usage, warnings = self._usage(response, messages, texts, sampling.max_new_tokens)
+        faults = faults + warnings
         missing = n - len(texts)
         if missing > 0:  # the server ignored n: fetch the rest one by one, in parallel
 
@@ -383,9 +463,12 @@ class OpenAIChatModel:
                 more_texts = [_choice_text(more.choices[0])]
                 texts += more_texts
                 finish.append(getattr(more.choices[0], "finish_reason", None))
-                usage = usage + self._usage(more, messages, more_texts)
+                more_usage, warnings = self._usage(
+                    more, messages, more_texts, sampling.max_new_tokens
+                )
+                usage = usage + more_usage
                 attempts += more_attempts
-                faults += more_faults
+                faults += more_faults + warnings
         return texts, finish, usage, attempts, faults
 
 
@@ -413,6 +496,9 @@ def _refuses_format(err: LLMRequestError) -> bool:
 
 
 def _describe(err: BaseException) -> str:
+    too_large = _too_large(err)
+    if too_large is not None:
+        return f"ResponseTooLarge: {too_large}"
     status = _status(err)
     detail = str(err).strip().splitlines()[0] if str(err).strip() else ""
     detail = detail[:200]

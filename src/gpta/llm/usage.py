@@ -10,11 +10,63 @@ nothing and do not count against the budget.
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass
 from typing import Any
 
-from gpta.llm.base import ChatResult, LLMRequestError, Usage
+from gpta.limits import MAX_TOKENS_PER_CALL
+from gpta.llm.base import ChatResult, LLMRequestError, Message, Usage
+
+
+def plausible_tokens(value: Any, ceiling: int) -> int | None:
+    """``value`` as a token count when a server could mean it: a whole number from 0 to
+    ``ceiling`` (and never above :data:`gpta.limits.MAX_TOKENS_PER_CALL`); None otherwise
+    (negative, fractional, NaN, infinite, text, a boolean, or more than the bytes hold)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int):
+        return None
+    return value if 0 <= value <= min(ceiling, MAX_TOKENS_PER_CALL) else None
+
+
+def prompt_token_ceiling(messages: list[Message]) -> int:
+    """The most prompt tokens ``messages`` can be: a token holds at least one byte of text,
+    plus room for a chat template and a server's own system prompt."""
+    return sum(len(m["content"].encode("utf-8")) + 64 for m in messages) + 1024
+
+
+def completion_token_ceiling(texts: list[str], max_new_tokens: int) -> int:
+    """The most completion tokens ``texts`` can be: their bytes, or the tokens the request
+    allowed (a reasoning model bills hidden tokens up to that limit), plus stop tokens."""
+    shown = sum(len(t.encode("utf-8")) for t in texts)
+    return max(shown, len(texts) * max_new_tokens) + 16 * len(texts)
+
+
+def checked_usage(
+    reported: tuple[Any, Any], estimate: tuple[int, int], ceilings: tuple[int, int]
+) -> tuple[Usage, list[str]]:
+    """The (prompt, completion) token counts a server ``reported``, each replaced by gpta's
+    ``estimate`` when it is missing or implausible (:func:`plausible_tokens` under its
+    ceiling); and a warning (a fault line) for each implausible one. Missing counts are
+    common (some servers send none) and are estimated without a warning."""
+    counts, warnings = [], []
+    for name, value, guess, ceiling in zip(
+        ("prompt_tokens", "completion_tokens"), reported, estimate, ceilings, strict=True
+    ):
+        count = plausible_tokens(value, ceiling) if value is not None else guess
+        if count is None:
+            shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:39] + "…"
+            warnings.append(
+                f"UsageImplausible: the server reported {name}={shown} (not a whole number "
+                f"from 0 to {min(ceiling, MAX_TOKENS_PER_CALL):,}); gpta's estimate {guess:,} "
+                "is recorded instead"
+            )
+            count = guess
+        counts.append(count)
+    return Usage(counts[0], counts[1]), warnings
 
 
 class BudgetExhausted(LLMRequestError):

@@ -297,11 +297,13 @@ def _policy_from_run_dir(run_dir: Path) -> tuple[str, list[str]]:
     """For ledgers without a ``policy`` record: config.yaml and exemplars.jsonl."""
     import yaml
 
+    from gpta import safe_yaml
+
     exposure = "none"
     config_path = run_dir / "config.yaml"
     if config_path.is_file():
         try:
-            config = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+            config = safe_yaml.load_file(config_path, what="run config") or {}
             exposure = str((config.get("privacy") or {}).get("exposure", "none"))
         except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError):
             exposure = "none"  # the strictest reading: any row is beyond policy

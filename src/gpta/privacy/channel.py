@@ -24,7 +24,15 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
-from gpta.llm.base import ChatModel, ChatResult, Message, Sampling, Usage, count_prompt_tokens
+from gpta.llm.base import (
+    ChatModel,
+    ChatResult,
+    Message,
+    Sampling,
+    Usage,
+    bound_answers,
+    count_prompt_tokens,
+)
 from gpta.llm.usage import UsageMeter
 from gpta.privacy.ledger import ExposureLedger
 from gpta.privacy.redaction import Redactor
@@ -136,6 +144,7 @@ class ExposureChannel:
             if self.meter is not None:
                 self.meter.add_failure(attempts)
             raise
+        result = bound_answers(result)  # a runaway answer is cut before it is scanned or kept
         result, secrets_removed = scrub_result(result)  # before anything stores or uses it
         self.usage = self.usage + result.usage
         if self.meter is not None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from gpta import safe_yaml
 from gpta.errors import GptaUserError
 
 RUN_MARKERS = ("history.jsonl", "metrics.json", "config.yaml", "model/gpta.json")
@@ -47,7 +48,7 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = safe_yaml.load_file(path, what="run config")
     except (OSError, yaml.YAMLError):
         return {}
     return data if isinstance(data, dict) else {}

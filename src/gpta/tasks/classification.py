@@ -24,6 +24,7 @@ from torchmetrics.functional.classification import (
 
 from gpta.data import Table, require_columns, require_text
 from gpta.errors import GptaUserError
+from gpta.limits import CLASSES
 from gpta.modeling.inference import forward_batches
 from gpta.tasks.base import ROW_WEIGHT, Evaluation, RowScoring, TaskIO, majority_of
 from gpta.tasks.heads import ClassificationHead, SequenceHead, build_head, head_from_manifest
@@ -34,6 +35,19 @@ if TYPE_CHECKING:
     from gpta.manifest import Manifest
 
 __all__ = ["ClassificationTask", "join_prefix"]
+
+
+def _check_class_count(labels: Sequence[Any], source: str, column: str) -> None:
+    """Refuse more classes than :data:`gpta.limits.CLASSES` before any model is built (10,000
+    labels sat for minutes in the linear-probe start, with no progress shown)."""
+    limit = CLASSES.value()
+    if len(labels) > limit:
+        raise CLASSES.error(
+            f"{source}: column {column!r}",
+            f"{len(labels):,} distinct labels",
+            limit,
+            fix="check data.label_column (a text or id column gives one label a row)",
+        )
 
 
 @dataclass
@@ -84,6 +98,7 @@ class ClassificationTask(RowScoring):
             require_text(table, text_column)
             _require_labels_present(table, label_column)
         labels = _sorted_labels(tables["train"].column(label_column))
+        _check_class_count(labels, tables["train"].source, label_column)
         if len(labels) < 2:
             raise GptaUserError(
                 f"{tables['train'].source}: column {label_column!r} has a single class "
