@@ -98,19 +98,34 @@ def test_task_flag_reaches_the_config(monkeypatch, tmp_path):
     assert seen["config"].data.train == str(tmp_path / "squad.jsonl")
 
 
-def test_a_flag_beats_set_and_list_flags_split_on_commas(monkeypatch, tmp_path):
+def test_a_flag_and_a_set_that_agree_are_one_option_and_list_flags_split_on_commas(
+    monkeypatch, tmp_path
+):
     import gpta.run
 
     seen = {}
     monkeypatch.setattr(gpta.run, "train", lambda config, **_: seen.setdefault("config", config))
     main(
-        ["train", "--set", "task=summarization", "--task", "multiple_choice",
-         "--report-to", "tensorboard,mlflow", "--train-size", "0.5", "--output-dir",
-         str(tmp_path / "run")]
+        ["train", "--set", "task=multiple_choice", "--task", "multiple_choice",
+         "--report-to", "tensorboard,mlflow", "--set", "training.report_to=[tensorboard, mlflow]",
+         "--train-size", "0.5", "--output-dir", str(tmp_path / "run")]
     )  # fmt: skip
     assert seen["config"].task == "multiple_choice"
     assert seen["config"].training.report_to == ["tensorboard", "mlflow"]
     assert seen["config"].data.train_size == 0.5
+
+
+def test_a_flag_that_disagrees_with_a_set_is_refused_naming_both(monkeypatch, tmp_path, capsys):
+    """No silent winner (docs/meaning.md): the flag and the --set item are both named."""
+    import gpta.run
+
+    monkeypatch.setattr(gpta.run, "train", lambda config, **_: pytest.fail("validated"))
+    with pytest.raises(SystemExit) as raised:
+        main(["train", "--set", "task=summarization", "--task", "multiple_choice",
+              "--output-dir", str(tmp_path / "run")])  # fmt: skip
+    assert raised.value.code == 2
+    err = capsys.readouterr().err
+    assert "--task multiple_choice" in err and "'task=summarization'" in err
 
 
 def test_unknown_task_exits_2_naming_the_flag_and_the_choices(capsys):

@@ -214,12 +214,79 @@ def train(
         shutdown_ranks()
         return
     overrides = parse_overrides(sets)
+    given = {k.replace("__", "."): v for k, v in flags.items() if v is not None}
     if no_cache:
-        overrides["assistant.cache"] = False
-    overrides.update({k.replace("__", "."): v for k, v in flags.items() if v is not None})
+        given["assistant.cache"] = False
+    _refuse_conflicts(sets, given)
+    overrides.update(given)
     config = load_config(config_path, overrides)
     run_train(config, overwrite=overwrite, quiet=quiet)
     shutdown_ranks()
+
+
+def _flag_name(dotted: str) -> str:
+    """How the user gave an option that ``train`` sets from a flag."""
+    if dotted == "assistant.cache":
+        return "--no-cache"
+    return next(flag for flag, name in TRAIN_FLAGS.items() if name == dotted)
+
+
+def _refuse_conflicts(sets: tuple[str, ...], given: dict[str, Any]) -> None:
+    """Refuse an option given twice with different values (docs/meaning.md): by a flag and
+    a ``--set`` (of the option itself or of a section holding it), or by two ``--set``
+    items; the same value twice is fine."""
+    from gpta.config import read_override_value, split_override
+
+    seen: list[tuple[str, str, Any]] = []  # (dotted key, the --set item, its value)
+    for item in sets:
+        key, text = split_override(item)
+        value = read_override_value(key, text)
+        for other_key, other, other_value in seen:
+            # one of the two keys holds the other (data holds data.train), or they are equal
+            for outer, outer_value, inner, inner_value in (
+                (other_key, other_value, key, value),
+                (key, value, other_key, other_value),
+            ):
+                held = _held(outer, outer_value, inner)
+                if held is not _ABSENT and not _same(held, inner_value):
+                    raise GptaUserError(
+                        f"--set {other!r} and --set {item!r} give {inner} two different values",
+                        hint=f"give {inner} once",
+                    )
+        seen.append((key, item, value))
+    for dotted, value in given.items():
+        for key, item, set_value in seen:
+            held = _held(key, set_value, dotted)
+            if held is not _ABSENT and not _same(held, value):
+                flag = _flag_name(dotted)
+                shown = "" if flag == "--no-cache" else f" {value}"
+                raise GptaUserError(
+                    f"{flag}{shown} and --set {item!r} give {dotted} two different values",
+                    hint=f"give {dotted} once: drop {flag} or the --set",
+                )
+
+
+_ABSENT = object()
+
+
+def _held(key: str, value: Any, dotted: str) -> Any:
+    """The value ``--set key=value`` gives the option ``dotted`` (``--set data={train: x}``
+    gives data.train), or _ABSENT when it does not set it."""
+    if dotted != key and not dotted.startswith(key + "."):
+        return _ABSENT
+    for part in dotted[len(key) :].split(".")[1:]:
+        value = value.get(part, _ABSENT) if isinstance(value, dict) else _ABSENT
+    return value
+
+
+def _same(a: Any, b: Any) -> bool:
+    """One value written two ways: equal, or the same number (YAML reads ``1e-4`` as text)."""
+    if a == b:
+        return True
+    try:
+        return not isinstance(a, bool) and not isinstance(b, bool) and float(a) == float(b)
+    except (TypeError, ValueError):
+        return False
 
 
 @cli.command()

@@ -96,14 +96,14 @@ def labels_needing_words(
 
 
 def _label_names(config: GptaConfig, tables: dict[str, Table]) -> list[str] | None:
-    from gpta.tasks.classification import _sorted_labels
+    from gpta.tasks.labels import label_values
 
     column = config.data.label_column or "label"
     train = tables.get("train")
     if train is None or not train.rows or column not in train.rows[0]:
         return None  # build_task reports the missing column
     try:
-        return [str(label) for label in _sorted_labels(train.column(column))]
+        return [str(label) for label in label_values(train.column(column))]
     except (TypeError, KeyError):
         return None
 
@@ -415,6 +415,7 @@ def _ask(
             text_column=task.text_column,
             label_column=task.label_column,
             description=description,
+            label_names=task.label_names,
         )
         exposure.announce(progress)
         chat_model = make_chat_model(assistant, device=resolve_device(config.device))
