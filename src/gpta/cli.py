@@ -235,6 +235,8 @@ def _refuse_conflicts(sets: tuple[str, ...], given: dict[str, Any]) -> None:
     """Refuse an option given twice with different values (docs/meaning.md): by a flag and
     a ``--set`` (of the option itself or of a section holding it), or by two ``--set``
     items; the same value twice is fine."""
+    import shlex
+
     from gpta.config import read_override_value, split_override
 
     seen: list[tuple[str, str, Any]] = []  # (dotted key, the --set item, its value)
@@ -250,7 +252,8 @@ def _refuse_conflicts(sets: tuple[str, ...], given: dict[str, Any]) -> None:
                 held = _held(outer, outer_value, inner)
                 if held is not _ABSENT and not _same(held, inner_value):
                     raise GptaUserError(
-                        f"--set {other!r} and --set {item!r} give {inner} two different values",
+                        f"--set {shlex.quote(other)} and --set {shlex.quote(item)} give {inner} "
+                        "two different values",
                         hint=f"give {inner} once",
                     )
         seen.append((key, item, value))
@@ -259,9 +262,10 @@ def _refuse_conflicts(sets: tuple[str, ...], given: dict[str, Any]) -> None:
             held = _held(key, set_value, dotted)
             if held is not _ABSENT and not _same(held, value):
                 flag = _flag_name(dotted)
-                shown = "" if flag == "--no-cache" else f" {value}"
+                shown = "" if flag == "--no-cache" else f" {shlex.quote(str(value))}"
                 raise GptaUserError(
-                    f"{flag}{shown} and --set {item!r} give {dotted} two different values",
+                    f"{flag}{shown} and --set {shlex.quote(item)} give {dotted} two different "
+                    "values",
                     hint=f"give {dotted} once: drop {flag} or the --set",
                 )
 
@@ -280,13 +284,17 @@ def _held(key: str, value: Any, dotted: str) -> Any:
 
 
 def _same(a: Any, b: Any) -> bool:
-    """One value written two ways: equal, or the same number (YAML reads ``1e-4`` as text)."""
+    """One value written two ways: equal, or a number and a text of it (YAML reads ``1e-4``
+    as text, the flag as a float)."""
     if a == b:
         return True
-    try:
-        return not isinstance(a, bool) and not isinstance(b, bool) and float(a) == float(b)
-    except (TypeError, ValueError):
-        return False
+    for text, number in ((a, b), (b, a)):
+        if isinstance(text, str) and isinstance(number, int | float):
+            try:
+                return not isinstance(number, bool) and float(text) == number
+            except ValueError:
+                return False
+    return False
 
 
 @cli.command()

@@ -26,7 +26,7 @@ from typing import Any
 
 from gpta.errors import GptaUserError
 
-__all__ = ["LabelIndex", "label_key", "label_values", "read_labels"]
+__all__ = ["LabelIndex", "label_key", "label_values", "read_labels", "shown"]
 
 _SHOWN_ROWS = 3  # rows named per spelling in a warning or an error
 
@@ -86,6 +86,18 @@ def label_values(values: Iterable[Any]) -> list[Any]:
     return _ordered(_class_value(key, found) for key, found in spellings.items())
 
 
+_UNSEEN = ("Cf", "Mn", "Me", "Zs", "Zl", "Zp", "Cc")  # invisible, combining, spaces
+
+
+def shown(value: Any) -> str:
+    """``repr(value)`` with what a reader cannot see written as ``\\uXXXX`` (repr already
+    escapes most; a combining accent it leaves as is), so two spellings never print alike."""
+    return "".join(
+        f"\\u{ord(ch):04x}" if ch != " " and unicodedata.category(ch) in _UNSEEN else ch
+        for ch in repr(value)
+    )
+
+
 @dataclass
 class _Spelling:
     value: Any
@@ -95,7 +107,8 @@ class _Spelling:
     def shown(self) -> str:
         first = ", ".join(self.where)
         more = ", ..." if self.rows > len(self.where) else ""
-        return f"{self.value!r} ({self.rows} row{'s' if self.rows != 1 else ''}: {first}{more})"
+        rows = f"{self.rows} row{'s' if self.rows != 1 else ''}"
+        return f"{shown(self.value)} ({rows}: {first}{more})"
 
 
 def _spellings(
@@ -117,7 +130,7 @@ def _read_as(spelling: _Spelling, value: Any) -> str | None:
     """How a spelling read as class ``value`` is named in the warning; None when it is the
     class's own value (or a number read as a number: 1.0 as 1 changes nothing)."""
     if _is_text(spelling.value) and (not _is_text(value) or spelling.value != value):
-        return f"{spelling.shown()} as {value!r}"
+        return f"{spelling.shown()} as {shown(value)}"
     return None
 
 
