@@ -838,6 +838,28 @@ def test_two_options_naming_one_column_are_refused_naming_both(workdir, data):
     assert _state(folder) == before and not (folder / "run").exists()
 
 
+@_settings("column_pairs")
+@given(st.sampled_from(["both", "text", "label"]), WORD)
+def test_eval_reading_the_label_column_as_text_is_refused(workdir, how, column):
+    """``gpta eval``: --text-column and --label-column (or the trained names they leave) that
+    end on one column are refused before the model loads."""
+    folder = _case_dir(workdir)
+    (folder / "gpta.json").write_text(
+        json.dumps({**REQUIRED, "text_column": "text", "label_column": "label"}), "utf-8"
+    )
+    rows = folder / "rows.jsonl"
+    rows.write_bytes(_jsonl([{"text": "fine", "label": "pos", column: "pos"}]))
+    args = {
+        "both": ["--text-column", column, "--label-column", column],
+        "text": ["--text-column", "label"],
+        "label": ["--label-column", "text"],
+    }[how]
+    before = _state(folder)
+    err = _rejected("eval", "--model", str(folder), "--data", str(rows), *args)
+    assert "--text-column and --label-column both name the column" in err
+    assert _state(folder) == before
+
+
 def _flag_kind(dotted: str) -> str:
     return _kind(dict(LEAVES)[dotted])
 

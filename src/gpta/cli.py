@@ -549,6 +549,12 @@ def evaluate(
     table = read_table(source)
     trained_text = manifest.get("text_column", "text")
     trained_label = manifest.get("label_column", "label")
+    if (text_column or trained_text) == (label_column or trained_label):  # docs/meaning.md
+        raise GptaUserError(
+            f"--text-column and --label-column both name the column "
+            f"{text_column or trained_text!r}: the model would read the answer it must produce",
+            hint="give the column of the texts and the column of the labels",
+        )
     rows = _rename(table.rows, {trained_text: text_column, trained_label: label_column})
     _check_rows(
         rows,
