@@ -757,10 +757,13 @@ def label_spellings(draw) -> tuple[str, list[Any], Any, Any]:
     elif kind == "nfd":
         base = classes[0] = base[:-1] + "é"  # composed in most rows, decomposed in one
         other = base[:-1] + "e\u0301"
-    else:
-        flips = draw(st.lists(st.booleans(), min_size=len(base), max_size=len(base)))
-        assume(any(flips))
-        other = "".join(c.upper() if f else c for c, f in zip(base, flips, strict=True))
+    else:  # upper case or full-width letters, somewhere
+        flips = draw(st.lists(st.sampled_from(["", "upper", "wide"]), min_size=len(base),
+                              max_size=len(base)).filter(any))  # fmt: skip
+        other = "".join(
+            c.upper() if f == "upper" else chr(ord(c) + 0xFEE0) if f == "wide" else c
+            for c, f in zip(base, flips, strict=True)
+        )
     return kind, classes, other, base
 
 
@@ -786,7 +789,7 @@ def test_label_spellings_are_one_class_with_a_warning_or_refused(
     assert _state(folder) == before
     line = f"{where}.jsonl line {at + 1})"
     if kind == "case":  # refused: both spellings and the row are named
-        assert "differ only in letter case" in err and STOP not in err
+        assert "differ only in letter case or character form" in err and STOP not in err
         assert shown(other) in err and shown(base) in err and line in err
     elif not isinstance(other, str):  # 1.0 for 1: the same number, nothing to say
         assert STOP in err and "warning:" not in err
@@ -1154,7 +1157,7 @@ def test_eval_reads_labels_by_the_rule_training_used(case, at):
             with pytest.raises(GptaUserError) as refused:
                 task.check_rows(rows, where, "eval.jsonl", labelled=True)
             assert f"eval.jsonl, line {at + 1}" in refused.value.message
-            assert "only in letter case" in refused.value.message
+            assert "only in letter case or form" in refused.value.message
             return
         task.check_rows(rows, where, "eval.jsonl", labelled=True)
     ids = task.label_ids(Table("eval.jsonl", rows, where))

@@ -402,7 +402,7 @@ class ClassificationTask(RowScoring):
 
 def _case_note(index: LabelIndex, value: Any) -> str:
     near = index.near_miss(value)
-    return "" if near is None else f"; it differs from {near!r} only in letter case"
+    return "" if near is None else f"; it differs from {near!r} only in letter case or form"
 
 
 def _require_labels_present(table: Table, column: str) -> None:

@@ -11,9 +11,10 @@ A label is compared by its *key*, the text a reader sees:
 
 A class's value (what the manifest stores and predictions print) is the number when any of
 its spellings is one, else the key. Spellings that are not their class's value are read as
-it with a warning (:func:`read_labels`). Letter case is *not* folded: ``pos`` and ``POS`` may
-be one class written carelessly or two classes, so gpta refuses the data and names both
-spellings and their rows (:func:`read_labels`), rather than guess.
+it with a warning (:func:`read_labels`). Letter case and compatibility forms (full-width
+letters, ligatures) are *not* folded: ``pos``, ``POS`` and ``ｐｏｓ`` may be one class written
+carelessly or several classes, so gpta refuses the data and names the spellings and their
+rows (:func:`read_labels`), rather than guess.
 """
 
 from __future__ import annotations
@@ -44,6 +45,12 @@ def label_key(value: Any) -> str:
         text = unicodedata.normalize("NFC", value)
         return "".join(ch for ch in text if unicodedata.category(ch) != "Cf").strip()
     return str(value)
+
+
+def _folded(key: str) -> str:
+    """A key without letter case and compatibility forms (``ｐｏｓ``, ``POS`` and ``pos`` are
+    alike): visible differences, which gpta refuses rather than merge."""
+    return unicodedata.normalize("NFKC", key).casefold()
 
 
 def _is_text(value: Any) -> bool:
@@ -165,13 +172,14 @@ def read_labels(
     found = _spellings(columns)
     by_case: dict[str, list[str]] = {}
     for key in found:
-        by_case.setdefault(key.casefold(), []).append(key)
+        by_case.setdefault(_folded(key), []).append(key)
     for keys in by_case.values():
         if len(keys) > 1:
             shown = " and ".join("; ".join(s.shown() for s in found[key].values()) for key in keys)
             raise GptaUserError(
-                f"labels in column {column!r} differ only in letter case: {shown}; gpta will "
-                "not guess whether they are one class or several",
+                f"labels in column {column!r} differ only in letter case or character form "
+                f"(full-width, ligatures): {shown}; gpta will not guess whether they are one "
+                "class or several",
                 hint="write each class one way in the data (e.g. all lower case); classes "
                 "that are really different need names that differ in more than case",
             )
@@ -206,9 +214,9 @@ class LabelIndex:
 
     def near_miss(self, value: Any) -> Any | None:
         """A known class whose key differs from ``value``'s only in letter case."""
-        folded = label_key(value).casefold()
+        folded = _folded(label_key(value))
         for label in self.labels:
-            if label_key(label).casefold() == folded:
+            if _folded(label_key(label)) == folded:
                 return label
         return None
 
