@@ -745,7 +745,9 @@ def label_spellings(draw) -> tuple[str, list[Any], Any, Any]:
             st.lists(st.integers(-5, 50), min_size=2, max_size=2, unique=True)
         )
         base = classes[0]
-        other = draw(st.sampled_from([str(base), f" {base}", f"{base}\t", float(base)]))
+        other = draw(
+            st.sampled_from([str(base), f" {base}", f"{base}\t", f"{base}.0", float(base)])
+        )
         return kind, classes, other, base
     classes = draw(st.lists(LABEL_WORD, min_size=2, max_size=2, unique=True))
     base = classes[0]

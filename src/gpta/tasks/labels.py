@@ -2,8 +2,9 @@
 
 A label is compared by its *key*, the text a reader sees:
 
-* a number by its shortest decimal text: ``1``, ``1.0``, a numpy int and the text ``"1"``
-  are one class (CSV files hold text, JSON Lines numbers: the same column reads either way);
+* a number by its shortest decimal text: ``1``, ``1.0``, a numpy int and the texts ``"1"``,
+  ``"1.0"`` and ``"01"`` are one class (CSV files hold text, JSON Lines numbers: the same
+  column reads either way);
   ``true``/``false`` and the texts ``"true"``/``"false"`` likewise;
 * a text without what a reader cannot see: surrounding white space, invisible format
   characters (Unicode category Cf: zero-width spaces, a byte-order mark) and the difference
@@ -20,6 +21,7 @@ rows (:func:`read_labels`), rather than guess.
 from __future__ import annotations
 
 import numbers
+import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +32,7 @@ from gpta.errors import GptaUserError
 __all__ = ["LabelIndex", "label_key", "label_values", "read_labels", "shown"]
 
 _SHOWN_ROWS = 3  # rows named per spelling in a warning or an error
+_NUMBER = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?")  # ASCII digits only
 
 
 def label_key(value: Any) -> str:
@@ -43,7 +46,10 @@ def label_key(value: Any) -> str:
         return str(int(number)) if number.is_integer() else repr(number)
     if isinstance(value, str):
         text = unicodedata.normalize("NFC", value)
-        return "".join(ch for ch in text if unicodedata.category(ch) != "Cf").strip()
+        text = "".join(ch for ch in text if unicodedata.category(ch) != "Cf").strip()
+        if len(text) <= 40 and _NUMBER.fullmatch(text):  # "1.0", "01", "+1": the number's key
+            return label_key(float(text)) if not text.lstrip("+-").isdigit() else str(int(text))
+        return text
     return str(value)
 
 
