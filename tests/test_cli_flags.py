@@ -185,3 +185,22 @@ def test_benchmarks_set_uses_the_same_reader(capsys):
     )
     assert changed.mixed_precision == "no"
     assert changed.learning_rate == 1e-4 and changed.min_epochs == 2.0
+
+
+def test_a_section_given_as_a_mapping_keeps_its_other_options(monkeypatch, tmp_path):
+    """`--set 'training={batch_size: 8}'` sets batch_size; training.rounds from the config
+    file or an earlier --set stays (it used to drop the whole section silently)."""
+    import gpta.run
+
+    seen = []
+    monkeypatch.setattr(gpta.run, "train", lambda config, **_: seen.append(config))
+    config = tmp_path / "run.yaml"
+    config.write_text("training:\n  rounds: 3\n  learning_rate: 0.001\n", encoding="utf-8")
+    main(["train", "--config", str(config), "--set", "training={batch_size: 8}",
+          "--output-dir", str(tmp_path / "run")])  # fmt: skip
+    main(["train", "--set", "training.rounds=7", "--set", "training={batch_size: 8}",
+          "--output-dir", str(tmp_path / "run")])  # fmt: skip
+    first, second = seen
+    assert (first.training.rounds, first.training.learning_rate) == (3, 0.001)
+    assert first.training.batch_size == second.training.batch_size == 8
+    assert second.training.rounds == 7
