@@ -885,10 +885,11 @@ def _yaml(value: Any) -> str:
 def conflicting_options(draw) -> tuple[list[str], str, Any]:
     """(arguments that give one option two values, the option, the first value): a flag and
     a --set (of the option, or of its section as a mapping), or two --set items."""
-    from gpta.cli import TRAIN_FLAGS
+    from gpta.cli import TRAIN_FLAGS, flag_type, name_list
 
-    flags = {flag: dotted for flag, dotted in TRAIN_FLAGS.items()
-             if _flag_kind(dotted) in ("int", "float", "str", "literal")}  # fmt: skip
+    flags = {flag: dotted for flag, dotted in TRAIN_FLAGS.items()  # one value, not a list
+             if _flag_kind(dotted) in ("int", "float", "str", "literal")
+             and flag_type(dict(LEAVES)[dotted].annotation) is not name_list}  # fmt: skip
     flag = draw(st.sampled_from(sorted(flags)))
     dotted = flags[flag]
     kind = _flag_kind(dotted)
