@@ -198,9 +198,7 @@ def test_the_proxy_predicts_every_row_out_of_fold_and_extra_rows_count_with_thei
     labels = [i % 3 for i in range(18)]
     features = np.stack([centers[y] + rng.normal(size=8) for y in labels])
     folds = stratified_folds(labels, 3, seed=0)
-    plain = proxy_scores(
-        features, labels, folds, ExtraRows.none(8), num_classes=3, name="w=0"
-    )
+    plain = proxy_scores(features, labels, folds, ExtraRows.none(8), num_classes=3, name="w=0")
     assert isinstance(plain, CrossValidated) and plain.predicted.shape == (18,)
     assert plain.screening().rows == tuple(plain.true_log_prob)
     # extra rows that contradict the classes, weighted 0 (skipped) and heavily

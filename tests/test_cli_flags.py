@@ -98,19 +98,34 @@ def test_task_flag_reaches_the_config(monkeypatch, tmp_path):
     assert seen["config"].data.train == str(tmp_path / "squad.jsonl")
 
 
-def test_a_flag_beats_set_and_list_flags_split_on_commas(monkeypatch, tmp_path):
+def test_a_flag_and_a_set_that_agree_are_one_option_and_list_flags_split_on_commas(
+    monkeypatch, tmp_path
+):
     import gpta.run
 
     seen = {}
     monkeypatch.setattr(gpta.run, "train", lambda config, **_: seen.setdefault("config", config))
     main(
-        ["train", "--set", "task=summarization", "--task", "multiple_choice",
-         "--report-to", "tensorboard,mlflow", "--train-size", "0.5", "--output-dir",
-         str(tmp_path / "run")]
+        ["train", "--set", "task=multiple_choice", "--task", "multiple_choice",
+         "--report-to", "tensorboard,mlflow", "--set", "training.report_to=[tensorboard, mlflow]",
+         "--train-size", "0.5", "--output-dir", str(tmp_path / "run")]
     )  # fmt: skip
     assert seen["config"].task == "multiple_choice"
     assert seen["config"].training.report_to == ["tensorboard", "mlflow"]
     assert seen["config"].data.train_size == 0.5
+
+
+def test_a_flag_that_disagrees_with_a_set_is_refused_naming_both(monkeypatch, tmp_path, capsys):
+    """No silent winner (docs/meaning.md): the flag and the --set item are both named."""
+    import gpta.run
+
+    monkeypatch.setattr(gpta.run, "train", lambda config, **_: pytest.fail("validated"))
+    with pytest.raises(SystemExit) as raised:
+        main(["train", "--set", "task=summarization", "--task", "multiple_choice",
+              "--output-dir", str(tmp_path / "run")])  # fmt: skip
+    assert raised.value.code == 2
+    err = capsys.readouterr().err
+    assert "--task multiple_choice and --set task=summarization" in err
 
 
 def test_unknown_task_exits_2_naming_the_flag_and_the_choices(capsys):
@@ -170,3 +185,22 @@ def test_benchmarks_set_uses_the_same_reader(capsys):
     )
     assert changed.mixed_precision == "no"
     assert changed.learning_rate == 1e-4 and changed.min_epochs == 2.0
+
+
+def test_a_section_given_as_a_mapping_keeps_its_other_options(monkeypatch, tmp_path):
+    """`--set 'training={batch_size: 8}'` sets batch_size; training.rounds from the config
+    file or an earlier --set stays (it used to drop the whole section silently)."""
+    import gpta.run
+
+    seen = []
+    monkeypatch.setattr(gpta.run, "train", lambda config, **_: seen.append(config))
+    config = tmp_path / "run.yaml"
+    config.write_text("training:\n  rounds: 3\n  learning_rate: 0.001\n", encoding="utf-8")
+    main(["train", "--config", str(config), "--set", "training={batch_size: 8}",
+          "--output-dir", str(tmp_path / "run")])  # fmt: skip
+    main(["train", "--set", "training.rounds=7", "--set", "training={batch_size: 8}",
+          "--output-dir", str(tmp_path / "run")])  # fmt: skip
+    first, second = seen
+    assert (first.training.rounds, first.training.learning_rate) == (3, 0.001)
+    assert first.training.batch_size == second.training.batch_size == 8
+    assert second.training.rounds == 7

@@ -19,6 +19,7 @@ import contextlib
 import io
 import json
 import os
+import shlex
 import string
 import sys
 import tempfile
@@ -28,12 +29,13 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, assume, event, given, settings
+from hypothesis import HealthCheck, assume, event, example, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from gpta.cli import main
 from gpta.config import GptaConfig, dump_config
+from gpta.tasks.labels import shown
 
 # Examples per generated class (the README table quotes these).
 MAX_EXAMPLES = {
@@ -44,6 +46,12 @@ MAX_EXAMPLES = {
     "manifests": 40,
     "stdin": 30,
     "cache_files": 30,
+    "label_spellings": 60,
+    "column_pairs": 30,
+    "option_pairs": 60,
+    "ta_outcomes": 60,
+    "label_names": 30,
+    "http_faults": 12,
 }
 DESCRIPTION = "Short reviews labelled pos or neg."
 RUN_FILES = ("config.yaml", "splits.json", "history.jsonl", "exposure.jsonl", "metrics.json",
@@ -697,3 +705,468 @@ def test_predict_output_that_is_its_input_is_refused(workdir, monkeypatch, spell
     err = _rejected("predict", "--model", str(base), "--input", "x.jsonl", "--output", output)
     assert "is the --input file" in err
     assert _state(base) == before
+
+
+# --- 6. nothing changes meaning silently (issue 28, class 5; docs/meaning.md) --------------------
+# Each case exits 2 naming what collides, or goes on with a warning that -q does not hide. The
+# warning cases stop right after validation (a sentinel error from _check_models): no model loads.
+
+STOP = "validation passed: stopped by the test"
+
+
+@pytest.fixture(scope="module")
+def stop_after_validation():
+    from gpta.errors import GptaUserError
+
+    def stop(config: Any) -> None:
+        raise GptaUserError(STOP)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("gpta.run._check_models", stop)
+        yield
+
+
+def _labelled(labels: list[Any], start: int = 0) -> list[dict[str, Any]]:
+    return [{"text": f"review number {start + i} here", "label": x} for i, x in enumerate(labels)]
+
+
+LABEL_WORD = st.text(string.ascii_lowercase, min_size=2, max_size=8)
+INVISIBLE = st.sampled_from(["\u200b", "\u200d", "\ufeff", "\u2060", "\u00ad"])
+SPACE = st.sampled_from([" ", "  ", "\t", "\u00a0", "\u3000", "\n"])
+
+
+@st.composite
+def label_spellings(draw) -> tuple[str, list[Any], Any, Any]:
+    """(kind, the two classes as written in most rows, one class's other spelling, the class
+    it must be read as): a spelling that is the same class, or a letter-case variant."""
+    kind = draw(st.sampled_from(["space", "invisible", "number", "nfd", "case"]))
+    if kind == "number":
+        classes: list[Any] = draw(
+            st.lists(st.integers(-5, 50), min_size=2, max_size=2, unique=True)
+        )
+        base = classes[0]
+        other = draw(
+            st.sampled_from([str(base), f" {base}", f"{base}\t", f"{base}.0", float(base)])
+        )
+        return kind, classes, other, base
+    classes = draw(st.lists(LABEL_WORD, min_size=2, max_size=2, unique=True))
+    base = classes[0]
+    if kind == "space":
+        other = draw(SPACE) + base + draw(st.sampled_from(["", *[" ", "\t"]]))
+    elif kind == "invisible":
+        at = draw(st.integers(0, len(base)))
+        other = base[:at] + draw(INVISIBLE) + base[at:]
+    elif kind == "nfd":
+        base = classes[0] = base[:-1] + "é"  # composed in most rows, decomposed in one
+        other = base[:-1] + "e\u0301"
+    else:  # upper case or full-width letters, somewhere
+        flips = draw(st.lists(st.sampled_from(["", "upper", "wide"]), min_size=len(base),
+                              max_size=len(base)).filter(any))  # fmt: skip
+        other = "".join(
+            c.upper() if f == "upper" else chr(ord(c) + 0xFEE0) if f == "wide" else c
+            for c, f in zip(base, flips, strict=True)
+        )
+    return kind, classes, other, base
+
+
+@_settings("label_spellings")
+@given(label_spellings(), st.sampled_from(["train", "dev"]), st.integers(0, 5))
+def test_label_spellings_are_one_class_with_a_warning_or_refused(
+    workdir, stop_after_validation, case, where, at
+):
+    kind, classes, other, base = case
+    event(f"labels={kind}")
+    folder = _case_dir(workdir)
+    files = {}
+    for split, n in (("train", 12), ("dev", 6), ("test", 6)):
+        rows = _labelled([classes[i % 2] for i in range(n)], start=100 * len(files))
+        if split == where:
+            rows[at]["label"] = other  # the one row spelling its class another way
+        files[split] = folder / f"{split}.jsonl"
+        files[split].write_bytes(_jsonl(rows))
+    before = _state(folder)
+    err = _rejected("train", "-q", "--train", str(files["train"]), "--dev", str(files["dev"]),
+                    "--test", str(files["test"]), "--description", DESCRIPTION,
+                    "--output-dir", str(folder / "run"))  # fmt: skip
+    assert _state(folder) == before
+    line = f"{where}.jsonl line {at + 1})"
+    if kind == "case":  # refused: both spellings and the row are named
+        assert "differ only in letter case or character form" in err and STOP not in err
+        assert shown(other) in err and shown(base) in err and line in err
+    elif not isinstance(other, str):  # 1.0 for 1: the same number, nothing to say
+        assert STOP in err and "warning:" not in err
+    else:  # one class, said even under -q
+        assert STOP in err and "warning:" in err
+        said = err.split(f"{shown(other)} (1 row: ", 1)[1]  # the spelling, its row, its class
+        assert said.startswith(str(files[where])) and f"{line} as {shown(base)}" in said, err
+
+
+FAMILY_COLUMNS = {  # option -> the column a default run reads it from
+    "classification": {"data.text_column": "text", "data.label_column": "label"},
+    "summarization": {"data.text_column": "document", "data.label_column": "summary"},
+    "qa": {"data.text_column": "context", "data.question_column": "question",
+           "data.label_column": "answers"},
+    "multiple_choice": {"data.text_column": "article", "data.question_column": "question",
+                        "data.options_column": "options", "data.label_column": "answer"},
+}  # fmt: skip
+
+
+def _family_row(family: str, i: int) -> dict[str, Any]:
+    words = f"passage number {i} says the sky is blue today"
+    return {
+        "classification": {"text": words, "label": "pos" if i % 2 else "neg"},
+        "summarization": {"document": words, "summary": "blue sky"},
+        "qa": {"context": words, "question": "what colour?",
+               "answers": {"text": ["blue"], "answer_start": [words.index("blue")]}},
+        "multiple_choice": {"article": words, "question": "what colour?",
+                            "options": ["blue", "red"], "answer": "AB"[i % 2]},
+    }[family]  # fmt: skip
+
+
+@_settings("column_pairs")
+@given(st.data())
+def test_two_options_naming_one_column_are_refused_naming_both(workdir, data):
+    family = data.draw(st.sampled_from(sorted(FAMILY_COLUMNS)))
+    options = FAMILY_COLUMNS[family]
+    first, second = data.draw(st.lists(st.sampled_from(sorted(options)), min_size=2,
+                                       max_size=2, unique=True))  # fmt: skip
+    column = options[data.draw(st.sampled_from([first, second]))]
+    event(f"columns={family}")
+    folder = _case_dir(workdir)
+    train = folder / "train.jsonl"
+    train.write_bytes(_jsonl([_family_row(family, i) for i in range(12)]))
+    before = _state(folder)
+    sets = [arg for option in (first, second) for arg in ("--set", f"{option}={column}")]
+    err = _rejected("train", "-q", "--task", family, "--train", str(train), "--description",
+                    DESCRIPTION, "--output-dir", str(folder / "run"), *sets)  # fmt: skip
+    assert first in err and second in err and repr(column) in err
+    assert _state(folder) == before and not (folder / "run").exists()
+
+
+@_settings("column_pairs")
+@given(st.sampled_from(["both", "text", "label"]), WORD)
+def test_eval_reading_the_label_column_as_text_is_refused(workdir, how, column):
+    """``gpta eval``: --text-column and --label-column (or the trained names they leave) that
+    end on one column are refused before the model loads."""
+    folder = _case_dir(workdir)
+    (folder / "gpta.json").write_text(
+        json.dumps({**REQUIRED, "text_column": "text", "label_column": "label"}), "utf-8"
+    )
+    rows = folder / "rows.jsonl"
+    rows.write_bytes(_jsonl([{"text": "fine", "label": "pos", column: "pos"}]))
+    args = {
+        "both": ["--text-column", column, "--label-column", column],
+        "text": ["--text-column", "label"],
+        "label": ["--label-column", "text"],
+    }[how]
+    before = _state(folder)
+    err = _rejected("eval", "--model", str(folder), "--data", str(rows), *args)
+    assert "--text-column and --label-column both name the column" in err
+    assert _state(folder) == before
+
+
+def _flag_kind(dotted: str) -> str:
+    return _kind(dict(LEAVES)[dotted])
+
+
+def _yaml(value: Any) -> str:
+    """``value`` as a --set value: JSON, with a surrogate pair written as one ``\\U`` escape
+    (YAML reads ``\\ud800\\udc00`` as two lone surrogates, not one character)."""
+    import re
+
+    def join(m: re.Match) -> str:
+        high, low = int(m.group(1), 16), int(m.group(2), 16)
+        return f"\\U{0x10000 + (high - 0xD800) * 0x400 + (low - 0xDC00):08x}"
+
+    return re.sub(r"\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})", join, json.dumps(value))
+
+
+@st.composite
+def conflicting_options(draw) -> tuple[list[str], str, Any]:
+    """(arguments that give one option two values, the option, the first value): a flag and
+    a --set (of the option, or of its section as a mapping), or two --set items."""
+    from gpta.cli import TRAIN_FLAGS, flag_type, name_list
+
+    flags = {flag: dotted for flag, dotted in TRAIN_FLAGS.items()  # one value, not a list
+             if _flag_kind(dotted) in ("int", "float", "str", "literal")
+             and flag_type(dict(LEAVES)[dotted].annotation) is not name_list}  # fmt: skip
+    flag = draw(st.sampled_from(sorted(flags)))
+    dotted = flags[flag]
+    kind = _flag_kind(dotted)
+    values = {
+        "int": st.integers(-(10**20), 10**20),
+        "float": st.floats(allow_nan=False, allow_infinity=False),
+        "str": TEXT.filter(lambda t: not t.startswith("-")),
+        "literal": st.sampled_from(sorted(map(str, _literal_choices(dict(LEAVES)[dotted])))),
+    }[kind]
+    a, b = draw(st.lists(values, min_size=2, max_size=2, unique=True))
+    assume(not (kind == "float" and a == b))  # -0.0 and 0.0
+    section, _, leaf = dotted.rpartition(".")
+    as_set = draw(st.sampled_from(["leaf", "section"] if section else ["leaf"]))
+    item = (f"{dotted}={_yaml(b)}" if as_set == "leaf"
+            else f"{section}={_yaml({leaf: b})}")  # fmt: skip
+    if draw(st.booleans()):
+        return [flag, str(a), "--set", item], dotted, a
+    return ["--set", f"{dotted}={_yaml(a)}", "--set", item], dotted, a
+
+
+@_settings("option_pairs")
+@given(conflicting_options())
+def test_an_option_given_two_values_is_refused_naming_both(workdir, case):
+    args, dotted, _ = case
+    event(f"conflict={'flag' if not args[0].startswith('--set') else 'set'}")
+    folder = _case_dir(workdir)
+    good = _write_good(folder)
+    before = _state(folder)
+    out = [] if "output_dir" in (args[1], dotted) else ["--output-dir", str(folder / "run")]
+    err = _rejected("train", "--train" if dotted != "data.train" else "--dev", str(good),
+                    *out, *args)  # fmt: skip
+    assert f"give {dotted} two different values" in err
+    # both ways the option was given are named, as they are typed in a shell
+    assert shlex.quote(args[1]) in err and shlex.quote(args[-1]) in err
+    assert _state(folder) == before and not (folder / "run").exists()
+
+
+@_settings("option_pairs")
+@given(conflicting_options())
+def test_an_option_given_twice_with_one_value_is_one_option(case):
+    from gpta.cli import _refuse_conflicts
+
+    args, dotted, value = case
+    _refuse_conflicts((args[3], args[3]), {})  # the same --set item twice
+    _refuse_conflicts((f"{dotted}={_yaml(value)}",), {dotted: value})  # a flag and its --set
+    section, _, leaf = dotted.rpartition(".")
+    if section:  # the flag's value held in its section's mapping
+        _refuse_conflicts((f"{section}={_yaml({leaf: value})}",), {dotted: value})
+
+
+@_settings("ta_outcomes")
+@given(st.integers(0, 6), st.integers(0, 6), st.integers(0, 6), st.integers(0, 6), st.booleans())
+def test_ta_requests_without_an_answer_are_warned_even_with_q(
+    answered, failed, blocked, skipped, json_log
+):
+    """The end-of-run warning (and metrics.json's ta_warning) from the channel's counts:
+    none when every request was answered; 'never answered' when none was; the counts."""
+    from types import SimpleNamespace
+
+    from gpta.progress import Progress
+    from gpta.run import _ta_warning
+
+    channel = SimpleNamespace(
+        requests=answered + failed, failed=failed, blocked=blocked, last_block="1 run(s) ..."
+    )
+    side = SimpleNamespace(channel=channel, meter=SimpleNamespace(skipped_calls=skipped))
+    message = _ta_warning(side)
+    lost = failed + blocked + skipped
+    if not lost:
+        assert message is None
+        return
+    assert message is not None
+    assert ("never answered" in message) == (answered == 0)
+    assert f"{lost} of {lost + answered}" in message or f"all {lost}" in message
+    said = {"failed": failed, "blocked by the leak guard": blocked, "over the TA budget": skipped}
+    for what, count in said.items():
+        assert (f"{count} {what}" in message) == bool(count)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        Progress(quiet=True, log_format="json" if json_log else "text").warn(message)
+    shown_text = json.loads(err.getvalue())["message"] if json_log else err.getvalue()
+    assert message.split(":")[0] in shown_text  # -q hides progress, not this
+
+
+LONG_LABEL_WORDS = st.lists(st.sampled_from(["very", "strongly", "mostly", "not", "rather",
+                            "entirely", "positive", "negative", "about", "the", "service",
+                            "food", "staff", "price", "and", "or"]),
+                            min_size=8, max_size=14)  # fmt: skip
+
+
+@_settings("label_names")
+@given(
+    st.lists(LONG_LABEL_WORDS.map(" ".join), min_size=2, max_size=4, unique=True),
+    st.sampled_from(["none", "exemplars"]),
+)
+def test_label_names_of_any_length_are_not_a_copy_but_rows_still_are(workdir, names, exposure):
+    """Label names of 8 or more words are indexed with their rows, and every TA request
+    lists them: they are the run's own text (the TA is told them), never a copy. A row's
+    text is still blocked; the audit's recheck holds the run to the same allowance."""
+    from gpta.assistant.prompts import TaskBrief, initial_messages
+    from gpta.data import Table
+    from gpta.privacy import build_exposure
+    from gpta.privacy.policy import rebuild_guard
+    from gpta.tasks.classification import ClassificationTask
+
+    folder = _case_dir(workdir)
+    rows = [
+        {"text": f"row {i} tells a long story of its own with many words in it", "label": n}
+        for i, n in enumerate(names * 4)
+    ]
+    train = folder / "train.jsonl"
+    train.write_bytes(_jsonl(rows))
+    config = GptaConfig.model_validate(
+        {"output_dir": str(folder / "run"), "privacy": {"exposure": exposure},
+         "data": {"train": str(train), "description": DESCRIPTION}}
+    )  # fmt: skip
+    table = Table(str(train), rows, [f"line {i + 1}" for i in range(len(rows))])
+    task = ClassificationTask.from_tables(
+        {"train": table}, text_column="text", label_column="label", max_length=64
+    )
+    run_dir = folder / "run"
+    run_dir.mkdir()
+    built = build_exposure(config, {"train": table}, run_dir, text_column="text",
+                           label_column="label", description=DESCRIPTION,
+                           label_names=task.label_names)  # fmt: skip
+    io_ = task.io()
+    brief = TaskBrief(family=io_.family, reads=io_.reads, description=DESCRIPTION,
+                      label_names=io_.labels, metric="accuracy", max_words=32,
+                      exemplars=tuple(built.exemplars))  # fmt: skip
+    messages = initial_messages(brief)
+    assert any(names[0] in m["content"] for m in messages)
+    assert built.warnings == [] and built.check(messages) is None
+    allowed = {e.row_id for e in built.exemplars}
+    i = next(i for i in range(len(rows)) if f"train.jsonl:line {i + 1}" not in allowed)
+    leak = [*messages, {"role": "user", "content": f"Like this one: {rows[i]['text']}"}]
+    report = built.check(leak)
+    assert report is not None and f"train.jsonl:line {i + 1}" in report.row_ids
+    dump_config(config, run_dir / "config.yaml")
+    guard, _ = rebuild_guard(run_dir, allow_exemplars=exposure != "none")  # gpta audit --recheck
+    assert guard.check(messages) is None and guard.check(leak) is not None
+
+
+class _FakeServer:
+    """An OpenAI-compatible server on 127.0.0.1 that counts every POST: it answers 500 to the
+    next ``fail_next`` requests, 400 to a response_format while ``refuse`` (the structured-
+    output negotiation falls back), else one choice holding ``{"a": "x"}`` (so a request for
+    n > 1 candidates fetches the rest one by one)."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from threading import Thread
+
+        self.posts, self.fail_next, self.refuse = 0, 0, False
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+                server.posts += 1
+                if server.fail_next:
+                    server.fail_next -= 1
+                    return self._send(500, {"error": {"message": "boom"}})
+                if server.refuse and body.get("response_format"):
+                    return self._send(400, {"error": {"message": "response_format: no"}})
+                message = {"role": "assistant", "content": '{"a": "x"}'}
+                return self._send(200, {
+                    "id": "c", "object": "chat.completion", "created": 0, "model": "m",
+                    "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8},
+                })  # fmt: skip
+
+            def _send(self, status: int, payload: dict) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.http.daemon_threads = True
+        self.base_url = f"http://127.0.0.1:{self.http.server_address[1]}/v1"
+        Thread(target=self.http.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.http.shutdown()
+        self.http.server_close()
+
+
+@_settings("http_faults")
+@example([(0, True, 1, True)])  # the issue's case: json_schema, json_object, free text
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 3), st.booleans(), st.integers(1, 2), st.booleans()),
+        min_size=1,
+        max_size=3,
+    )
+)
+def test_the_audit_counts_every_http_request_that_carried_a_prompt(workdir, requests):
+    """Retries, structured-output forms the server refuses and candidates fetched one by one
+    are each an HTTP request with the whole prompt: ``gpta audit`` counts what the server got."""
+    from gpta.config import AssistantConfig
+    from gpta.llm.base import Sampling
+    from gpta.llm.openai_backend import OpenAIChatModel
+    from gpta.llm.structured import OutputSchema, ServerForms
+    from gpta.privacy import ExposureChannel
+    from gpta.privacy.audit import audit_run, format_report
+    from gpta.privacy.ledger import ExposureLedger
+
+    folder = _case_dir(workdir)
+    server = _FakeServer()
+    try:
+        model = OpenAIChatModel(AssistantConfig(
+            backend="openai", model="m", base_url=server.base_url, max_retries=2,
+            retry_backoff=0.001, retry_max_wait=0.01, request_timeout=10, max_in_flight=1,
+        ))  # fmt: skip
+        model.forms = ServerForms(folder / "forms.json")
+        channel = ExposureChannel(model, ExposureLedger(folder / "exposure.jsonl"))
+        schema = OutputSchema("t", {"type": "object", "required": ["a"]})
+        for fails, refuse, n, structured in requests:
+            server.fail_next, server.refuse = fails, refuse
+            with contextlib.suppress(Exception):  # a request that gave up is an error record
+                channel.send(
+                    [{"role": "user", "content": "Propose an instruction."}],
+                    Sampling(n=n, temperature=0.5, top_p=1.0, max_new_tokens=8, seed=1),
+                    **({"schema": schema} if structured else {}),
+                )
+    finally:
+        server.close()
+    report = audit_run(folder)
+    assert report.requests == len(requests)
+    assert report.http_requests == server.posts >= len(requests)
+    if requests == [(0, True, 1, True)]:
+        assert server.posts == 3
+    assert f"HTTP requests:     {server.posts} carried a prompt" in format_report(report)
+
+
+@_settings("label_spellings")
+@given(label_spellings(), st.integers(0, 5))
+def test_eval_reads_labels_by_the_rule_training_used(case, at):
+    """A saved model's labels (gpta.json, as JSON keeps them) and a file given to
+    ``gpta eval``: the same spellings are one class, with the same warning; a letter-case
+    variant is refused naming the row."""
+    from gpta.data import Table
+    from gpta.errors import GptaUserError
+    from gpta.tasks.classification import ClassificationTask
+
+    kind, classes, other, base = case
+    train = _labelled([classes[i % 2] for i in range(8)])
+    trained = ClassificationTask.from_tables(
+        {"train": Table("train.jsonl", train, [f"line {i + 1}" for i in range(8)])},
+        text_column="text", label_column="label", max_length=64,
+    )  # fmt: skip
+    saved = json.loads(json.dumps(trained.manifest()))["labels"]
+    assert saved == trained.labels and base in saved  # the class is stored as written
+    task = ClassificationTask("text", "label", saved, 64)
+    rows = _labelled([classes[i % 2] for i in range(6)])
+    rows[at]["label"] = other
+    where = [f"line {i + 1}" for i in range(6)]
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        if kind == "case":
+            with pytest.raises(GptaUserError) as refused:
+                task.check_rows(rows, where, "eval.jsonl", labelled=True)
+            assert f"eval.jsonl, line {at + 1}" in refused.value.message
+            assert "only in letter case or form" in refused.value.message
+            return
+        task.check_rows(rows, where, "eval.jsonl", labelled=True)
+    ids = task.label_ids(Table("eval.jsonl", rows, where))
+    assert ids[at] == saved.index(base)
+    if isinstance(other, str):
+        said = f"{shown(other)} (1 row: eval.jsonl line {at + 1}) as {shown(base)}"
+        assert said in err.getvalue()
+    else:
+        assert err.getvalue() == ""

@@ -90,8 +90,8 @@ def runs(tmp_path_factory) -> dict:
         pasted = _config(base, "pasted", train_path)
         pasted["data"]["description"] = f"{DESCRIPTION} For example: {rows[4]['text']}"
         shown = io.StringIO()
-        with contextlib.redirect_stderr(shown):
-            train(load_config(overrides=_flat(pasted)))
+        with contextlib.redirect_stderr(shown):  # -q: the warnings are printed all the same
+            train(load_config(overrides=_flat(pasted)), quiet=True)
         out["pasted_output"] = shown.getvalue()
     finally:
         del os.environ["OPENAI_API_KEY"]
@@ -172,6 +172,12 @@ def test_pasted_description_is_blocked_and_the_run_finishes(runs):
     errors = [e for e in history if e["event"] == "ta_error"]
     assert len(errors) == 1 and "RequestBlocked" in errors[0]["error"]
     assert "warning:" in runs["pasted_output"] and "train.jsonl:line 5" in runs["pasted_output"]
+    # and at the end: the TA never answered (said under -q, and in metrics.json)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["ta_blocked"] == 1 and metrics["ta_requests"] == 0
+    assert metrics["ta_warning"].startswith("the TA never answered: all 1 TA request(s)")
+    assert "1 blocked by the leak guard" in metrics["ta_warning"]
+    assert f"warning: {metrics['ta_warning']}" in runs["pasted_output"]
     assert (run_dir / "model" / "gpta.json").is_file()  # the run went on
     assert json.loads((run_dir / "model" / "gpta.json").read_text())["prefix"] == ""
     report = audit_run(run_dir)
@@ -184,3 +190,42 @@ def test_no_file_of_any_run_holds_the_api_key(runs):
     assert len(files) > 20
     for path in files:
         assert API_KEY.encode() not in path.read_bytes(), path
+
+
+def test_long_label_names_are_sent_and_a_ta_that_never_answers_is_warned_under_q(tmp_path):
+    """Label names of 8 and more words are the run's own text, not a copy of the rows that
+    carry them: the request goes out (here to a port nobody listens on, so it fails), and the
+    end of the -q run says that the TA never answered, as metrics.json does."""
+    import socket
+
+    long_names = {
+        "negative": "the author is unhappy or angry about the subject of the tweet",
+        "neutral": "the author states facts or news without taking any side at all",
+        "positive": "the author is happy or pleased about the subject of the tweet",
+    }
+    rows = [{**r, "label": long_names[r["label"]]} for r in balanced(
+        shared_rows("twitter", "train"), 4, min_words=10)]  # fmt: skip
+    config = _config(tmp_path, "dead", write_jsonl(tmp_path / "train.jsonl", rows), 2)
+    for split in ("dev", "test"):
+        path = Path(config["data"][split])
+        held = [json.loads(line) for line in path.read_text().splitlines()]
+        write_jsonl(path, [{**r, "label": long_names[r["label"]]} for r in held])
+    with socket.socket() as sock:  # a free port, closed again: connections are refused
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config["assistant"].update(backend="openai", model="m", base_url=f"http://127.0.0.1:{port}/v1",
+                               max_retries=0, cache=False)  # fmt: skip
+    config["training"]["rounds"] = 2
+    shown, out = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(shown), contextlib.redirect_stdout(out):
+        train(load_config(overrides=_flat(config)), quiet=True)
+    metrics = json.loads((tmp_path / "dead" / "metrics.json").read_text())
+    assert metrics["ta_blocked"] == 0  # the long label names were not taken for a copy
+    assert metrics["ta_failed"] == metrics["ta_requests"] >= 2
+    policy = _records(tmp_path / "dead")[0]
+    assert sorted(policy["label_names"]) == sorted(long_names.values())
+    warning = metrics["ta_warning"]
+    assert warning.startswith(f"the TA never answered: all {metrics['ta_failed']} TA request(s)")
+    assert f"warning: {warning}" in shown.getvalue()
+    assert "TA usage" not in shown.getvalue()  # -q: progress is hidden, the warning is not
+    assert "GPTA run" in out.getvalue()  # the closing table

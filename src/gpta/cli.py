@@ -215,12 +215,87 @@ def train(
         shutdown_ranks()
         return
     overrides = parse_overrides(sets)
+    given = {k.replace("__", "."): v for k, v in flags.items() if v is not None}
     if no_cache:
-        overrides["assistant.cache"] = False
-    overrides.update({k.replace("__", "."): v for k, v in flags.items() if v is not None})
+        given["assistant.cache"] = False
+    _refuse_conflicts(sets, given)
+    overrides.update(given)
     config = load_config(config_path, overrides)
     run_train(config, overwrite=overwrite, quiet=quiet)
     shutdown_ranks()
+
+
+def _flag_name(dotted: str) -> str:
+    """How the user gave an option that ``train`` sets from a flag."""
+    if dotted == "assistant.cache":
+        return "--no-cache"
+    return next(flag for flag, name in TRAIN_FLAGS.items() if name == dotted)
+
+
+def _refuse_conflicts(sets: tuple[str, ...], given: dict[str, Any]) -> None:
+    """Refuse an option given twice with different values (docs/meaning.md): by a flag and
+    a ``--set`` (of the option itself or of a section holding it), or by two ``--set``
+    items; the same value twice is fine."""
+    import shlex
+
+    from gpta.config import read_override_value, split_override
+
+    seen: list[tuple[str, str, Any]] = []  # (dotted key, the --set item, its value)
+    for item in sets:
+        key, text = split_override(item)
+        value = read_override_value(key, text)
+        for other_key, other, other_value in seen:
+            # one of the two keys holds the other (data holds data.train), or they are equal
+            for outer, outer_value, inner, inner_value in (
+                (other_key, other_value, key, value),
+                (key, value, other_key, other_value),
+            ):
+                held = _held(outer, outer_value, inner)
+                if held is not _ABSENT and not _same(held, inner_value):
+                    raise GptaUserError(
+                        f"--set {shlex.quote(other)} and --set {shlex.quote(item)} give {inner} "
+                        "two different values",
+                        hint=f"give {inner} once",
+                    )
+        seen.append((key, item, value))
+    for dotted, value in given.items():
+        for key, item, set_value in seen:
+            held = _held(key, set_value, dotted)
+            if held is not _ABSENT and not _same(held, value):
+                flag = _flag_name(dotted)
+                shown = "" if flag == "--no-cache" else f" {shlex.quote(str(value))}"
+                raise GptaUserError(
+                    f"{flag}{shown} and --set {shlex.quote(item)} give {dotted} two different "
+                    "values",
+                    hint=f"give {dotted} once: drop {flag} or the --set",
+                )
+
+
+_ABSENT = object()
+
+
+def _held(key: str, value: Any, dotted: str) -> Any:
+    """The value ``--set key=value`` gives the option ``dotted`` (``--set data={train: x}``
+    gives data.train), or _ABSENT when it does not set it."""
+    if dotted != key and not dotted.startswith(key + "."):
+        return _ABSENT
+    for part in dotted[len(key) :].split(".")[1:]:
+        value = value.get(part, _ABSENT) if isinstance(value, dict) else _ABSENT
+    return value
+
+
+def _same(a: Any, b: Any) -> bool:
+    """One value written two ways: equal, or a number and a text of it (YAML reads ``1e-4``
+    as text, the flag as a float)."""
+    if a == b:
+        return True
+    for text, number in ((a, b), (b, a)):
+        if isinstance(text, str) and isinstance(number, int | float):
+            try:
+                return not isinstance(number, bool) and float(text) == number
+            except ValueError:
+                return False
+    return False
 
 
 @cli.command()
@@ -474,6 +549,12 @@ def evaluate(
     table = read_table(source)
     trained_text = manifest.get("text_column", "text")
     trained_label = manifest.get("label_column", "label")
+    if (text_column or trained_text) == (label_column or trained_label):  # docs/meaning.md
+        raise GptaUserError(
+            f"--text-column and --label-column both name the column "
+            f"{text_column or trained_text!r}: the model would read the answer it must produce",
+            hint="give the column of the texts and the column of the labels",
+        )
     rows = _rename(table.rows, {trained_text: text_column, trained_label: label_column})
     _check_rows(
         rows,

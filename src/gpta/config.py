@@ -904,6 +904,16 @@ def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
                 hint=f"set {dotted} or {name}, not both (`gpta train --help` lists the options)",
             )
         node = child
+    section = GptaConfig.model_fields.get(leaf) if not sections else None
+    if (
+        section is not None
+        and isinstance(section.annotation, type)
+        and issubclass(section.annotation, BaseModel)
+        and isinstance(value, dict)
+        and isinstance(node.get(leaf), dict)
+    ):  # a section as a mapping sets its options, not drops the others (docs/meaning.md)
+        node[leaf].update(value)
+        return
     node[leaf] = value
 
 

@@ -646,6 +646,8 @@ def _execute(
     if config.assistant.library:
         record_run(run_dir, domain=config.data.domain, history=history, progress=progress)
     progress.info(_usage_line(side.meter))
+    if metrics["ta_warning"]:  # it changes what the run was: printed even with -q
+        progress.warn(metrics["ta_warning"])
     majority = metrics["majority_baseline"]
     progress.summary(
         str(run_dir),
@@ -932,7 +934,9 @@ def _metrics(
         "ta_seconds": round(loop.ta_seconds, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "ta_requests": channel.requests,
+        "ta_failed": channel.failed,
         "ta_blocked": channel.blocked,
+        "ta_warning": _ta_warning(side),
         "ta_prompt_tokens": channel.usage.prompt_tokens,
         "ta_completion_tokens": channel.usage.completion_tokens,
         "ta_usage": side.meter.summary(),
@@ -978,6 +982,7 @@ def _teaching_side(
         text_column=text_column,
         label_column=label_column,
         description=description,
+        label_names=io.labels,
     )
     exposure.announce(progress)
     progress.info(f"teaching assistant: {config.assistant.backend} {config.assistant.model}")
@@ -1026,6 +1031,13 @@ def _teaching_side(
     )
     if chat_model is not None:
         progress.info(projection.line())
+        blocked = None if exposure.warnings else exposure.check(initial_messages(brief))
+        if blocked is not None:  # the TA would be off for the run: printed even with -q
+            progress.warn(
+                f"the leak guard blocks the TA's first request ({blocked.summary()}): every "
+                "request that carries the same text will be blocked too, and the run may "
+                "train without the TA (exposure.jsonl names the rows)"
+            )
     if config.assistant.max_cost_usd is not None and meter.price is None:
         progress.warn(  # it changes what the run does: printed even with -q
             f"assistant.max_cost_usd is set but assistant.prices has no "
@@ -1092,6 +1104,36 @@ def _cards_summary(config: GptaConfig, cards: CardChoice) -> dict[str, Any] | No
         "examples_per_class": counts,
         "selection": cards.selection or None,
     }
+
+
+def _ta_warning(side: _TeachingSide) -> str | None:
+    """What the run's TA requests came to when some got no answer (failed, timed out,
+    blocked by the leak guard, over budget), for the end of the run and metrics.json;
+    None when every request was answered (docs/meaning.md)."""
+    channel, skipped = side.channel, side.meter.skipped_calls
+    answered = channel.requests - channel.failed
+    lost = channel.failed + channel.blocked + skipped
+    if not lost:
+        return None
+    parts = [
+        f"{count} {what}"
+        for count, what in (
+            (channel.failed, "failed (errors and time-outs: history.jsonl has each)"),
+            (channel.blocked, f"blocked by the leak guard (last: {channel.last_block})"),
+            (skipped, "over the TA budget"),
+        )
+        if count
+    ]
+    total = answered + lost
+    if answered:
+        return (
+            f"{lost} of {total} TA requests got no answer: {'; '.join(parts)}; the TA's "
+            "proposals of those rounds are missing"
+        )
+    return (
+        f"the TA never answered: all {total} TA request(s) got no answer ({'; '.join(parts)}); "
+        "this run trained without the TA's prefixes (its starting prefix only)"
+    )
 
 
 def _usage_line(meter: UsageMeter) -> str:

@@ -469,6 +469,7 @@ def _one_shot(config, tables, task, run_dir, description, progress) -> Any:
         text_column=task.text_column,
         label_column=task.label_column,
         progress=progress,
+        label_names=task.label_names,
     )
 
 

@@ -95,14 +95,14 @@ def labels_needing_words(
 
 
 def _label_names(config: GptaConfig, tables: dict[str, Table]) -> list[str] | None:
-    from gpta.tasks.classification import _sorted_labels
+    from gpta.tasks.labels import label_values
 
     column = config.data.label_column or "label"
     train = tables.get("train")
     if train is None or not train.rows or column not in train.rows[0]:
         return None  # build_task reports the missing column
     try:
-        return [str(label) for label in _sorted_labels(train.column(column))]
+        return [str(label) for label in label_values(train.column(column))]
     except (TypeError, KeyError):
         return None
 
@@ -406,6 +406,7 @@ def _ask(
         text_column=task.text_column,
         label_column=task.label_column,
         progress=progress,
+        label_names=task.label_names,
     )
     schema = _output_schema(task.label_names) if _structured(config) else None
     return channel.send(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,7 @@ class OneShot:
         text_column: str,
         label_column: str | None,
         progress: Progress,
+        label_names: Sequence[str] = (),
     ) -> None:
         self.config = config
         self.tables = tables
@@ -45,6 +47,7 @@ class OneShot:
         self.text_column = text_column
         self.label_column = label_column
         self.progress = progress
+        self.label_names = list(label_names)  # text the TA is given: allowed by the guard
         self._channel: ExposureChannel | None = None
 
     def _open(self) -> ExposureChannel:
@@ -62,6 +65,7 @@ class OneShot:
                 text_column=self.text_column,
                 label_column=self.label_column,
                 description=self.description,
+                label_names=self.label_names,
             )
             exposure.announce(self.progress)
             chat_model = make_chat_model(assistant, device=resolve_device(self.config.device))

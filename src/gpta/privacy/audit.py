@@ -1,7 +1,10 @@
 """``gpta audit RUN_DIR``: what left the machine, read from the run's exposure ledger.
 
-The report counts the requests sent, their characters and tokens, the training rows they
-carried (by id), the requests the leak guard blocked, and ends with one verdict line. A row
+The report counts the requests sent, the HTTP requests that carried them (every retry, every
+structured-output form tried and every candidate fetched on its own is one more: the
+``attempts`` of each response and error record; a request with no answer counts once), their
+characters and tokens, the training rows they carried (by id), the requests the leak guard
+blocked, and ends with one verdict line. A row
 is *beyond policy* when a request carried it and the policy did not allow it: under
 ``none`` any row; under ``exemplars`` any row that is not one of the listed exemplars.
 
@@ -44,6 +47,8 @@ from gpta.privacy.ledger import GENESIS, messages_hash, record_hash
 from gpta.privacy.policy import EXEMPLARS_FILE, read_exemplars
 
 LEDGER_FILE = "exposure.jsonl"
+#: backends whose requests go out over HTTP (the others run in this process)
+HTTP_BACKENDS = frozenset({"openai"})
 METRICS_FILE = "metrics.json"
 _DAMAGED_HINT = (
     "the ledger was damaged or edited after gpta wrote it and cannot be audited: restore it "
@@ -60,6 +65,7 @@ class AuditReport:
     allowed_row_ids: list[str]
     records: int = 0
     requests: int = 0
+    http_requests: int = 0  # HTTP requests that carried a prompt (retries, form fallbacks)
     responses: int = 0
     errors: int = 0
     unanswered: int = 0  # sent (recorded) but no response or error: e.g. the process died
@@ -106,8 +112,8 @@ class AuditReport:
             )
         return (
             f"VERDICT: WITHIN POLICY: no training row left the machine (policy "
-            f"'{self.exposure}'); {self.requests} request(s) carried the description and "
-            "aggregate scores only"
+            f"'{self.exposure}'); {self.requests} request(s) ({self.http_requests} HTTP "
+            "request(s)) carried the description and aggregate scores only"
         )
 
 
@@ -146,11 +152,13 @@ class _Response(_Record):
     texts: list[str] = []
     usage: dict[str, int] = {}
     cached: bool = False
+    attempts: int = 1  # HTTP requests made for it (0: answered from the cache)
 
 
 class _Error(_Record):
     id: int
     error: str = ""
+    attempts: int = 1
 
 
 class _Blocked(_Record):
@@ -353,6 +361,7 @@ def audit_run(run_dir: str | Path, *, recheck: bool = False) -> AuditReport:
             _verify_seal(report, ledger)
     answered: set[int] = set()
     sent: list[int] = []
+    over_http: set[int] = set()
     backends: dict[str, None] = {}
     beyond: dict[str, None] = {}
     blocked_rows: dict[str, None] = {}
@@ -365,6 +374,8 @@ def audit_run(run_dir: str | Path, *, recheck: bool = False) -> AuditReport:
             messages = record["messages"]
             report.chars_sent += sum(len(m["content"]) for m in messages)
             backends[f"{record.get('backend')}:{record.get('model')}"] = None
+            if record.get("backend") in HTTP_BACKENDS:
+                over_http.add(record["id"])
             if messages_hash(messages) != record["sha256"]:  # scrubbed or not
                 report.hash_mismatches.append(record["id"])
             for row_id in record.get("row_ids") or []:
@@ -374,6 +385,7 @@ def audit_run(run_dir: str | Path, *, recheck: bool = False) -> AuditReport:
         elif event == "response":
             report.responses += 1
             answered.add(record["id"])
+            report.http_requests += _attempts(record) if record["id"] in over_http else 0
             usage = record.get("usage") or {}
             report.prompt_tokens += int(usage.get("prompt_tokens", 0))
             report.completion_tokens += int(usage.get("completion_tokens", 0))
@@ -381,6 +393,7 @@ def audit_run(run_dir: str | Path, *, recheck: bool = False) -> AuditReport:
         elif event == "error":
             report.errors += 1
             answered.add(record["id"])
+            report.http_requests += _attempts(record) if record["id"] in over_http else 0
         elif event == "blocked":
             report.blocked += 1
             for row_id in record.get("copied_row_ids") or []:
@@ -396,10 +409,19 @@ def audit_run(run_dir: str | Path, *, recheck: bool = False) -> AuditReport:
         for row_id in report.recheck_rows:
             beyond.setdefault(row_id, None)
     report.unanswered = sum(1 for i in sent if i not in answered)
+    # no answer recorded (the process died): at least the one HTTP request may have gone out
+    report.http_requests += sum(1 for i in over_http if i not in answered)
     report.backends = list(backends)
     report.beyond_policy = list(beyond)
     report.blocked_rows = list(blocked_rows)
     return report
+
+
+def _attempts(record: dict[str, Any]) -> int:
+    """HTTP requests made for a response or error record: its ``attempts`` (1 in a ledger
+    written before gpta recorded them; never fewer than 0)."""
+    attempts = record.get("attempts", 1)
+    return max(0, attempts) if type(attempts) is int else 1
 
 
 def _recheck(
@@ -438,6 +460,8 @@ def format_report(report: AuditReport) -> str:
         f"  requests sent:     {report.requests} ({report.responses} answered, "
         f"{report.cached} of them from the cache, {report.errors} failed, "
         f"{report.unanswered} without an answer)",
+        f"  HTTP requests:     {report.http_requests} carried a prompt (retries, "
+        "structured-output forms and candidates fetched one by one included)",
         f"  characters sent:   {report.chars_sent}",
         f"  tokens:            {report.prompt_tokens} prompt, {report.completion_tokens} "
         "completion (as the backend counted them)",

@@ -80,8 +80,10 @@ class ExposureChannel:
         self.exemplars = list(exemplars)
         self.policy = policy
         self.redactor = redactor or Redactor()
-        self.requests = 0
-        self.blocked = 0
+        self.requests = 0  # sent (recorded before sending)
+        self.failed = 0  # sent, and no answer came back (an error, a timeout)
+        self.blocked = 0  # stopped by the leak guard: not sent
+        self.last_block: str | None = None  # the last block's summary (row ids, no text)
         self.usage = Usage()
 
     def send(
@@ -103,6 +105,7 @@ class ExposureChannel:
             report = self.guard.check(messages)
             if report is not None:
                 self.blocked += 1
+                self.last_block = report.summary()
                 block_id = self.ledger.record_block(
                     backend=self.chat_model.backend,
                     model=self.chat_model.model_name,
@@ -136,6 +139,7 @@ class ExposureChannel:
             else:
                 result = self.chat_model.chat(messages, sampling, schema=schema)
         except Exception as err:
+            self.failed += 1
             attempts = getattr(err, "attempts", 1)
             faults = list(getattr(err, "faults", ()))
             self.ledger.record_error(

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import os
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from gpta.errors import GptaUserError
 from gpta.privacy.channel import ExposureChannel, clean_messages
 from gpta.privacy.exemplar import Exemplar
-from gpta.privacy.guard import LeakGuard
+from gpta.privacy.guard import LeakGuard, LeakReport
 from gpta.privacy.ledger import ExposureLedger
 from gpta.privacy.redaction import Redactor
 from gpta.privacy.secrets import register_secret
@@ -123,9 +123,10 @@ def rebuild_guard(
     """The leak guard a finished run's requests are held to, rebuilt from its
     ``config.yaml``: every row of every data file it names, as those files read now
     (:func:`read_guarded_tables`), ``n``-word windows (default the config's
-    ``privacy.guard_ngram``), and, with ``allow_exemplars``, the redacted exemplars the run
-    listed in its ``exemplars.jsonl``. Also the run's config. Used by ``gpta audit --recheck``
-    and by the fine-tuning upload, so both hold a run's text to the rows it read."""
+    ``privacy.guard_ngram``), the label names its ledger's ``policy`` record lists (the TA is
+    told them under every policy), and, with ``allow_exemplars``, the redacted exemplars the
+    run listed in its ``exemplars.jsonl``. Also the run's config. Used by ``gpta audit
+    --recheck`` and by the fine-tuning upload, so both hold a run's text to the rows it read."""
     from gpta.config import load_config
 
     run_dir = Path(run_dir)
@@ -142,10 +143,41 @@ def rebuild_guard(
     guard = build_guard(
         tables, n=n or config.privacy.guard_ngram, id_column=config.privacy.id_column
     )
+    allow_label_names(
+        guard,
+        _ledger_label_names(run_dir / "exposure.jsonl"),
+        Redactor(config.privacy.redact_names),
+    )
     exemplars = run_dir / EXEMPLARS_FILE
     if allow_exemplars and exemplars.is_file():
         guard.allow(str(e.get("text", "")) for e in read_exemplars(exemplars))
     return guard, config
+
+
+def allow_label_names(
+    guard: LeakGuard, label_names: Iterable[str], redactor: Redactor | None = None
+) -> None:
+    """The label names may be sent: the TA is told them under every policy, so a label of
+    ``guard_ngram`` words or more (indexed as part of its rows) is not a copy of a row.
+    As written and as the channel cleans them (docs/meaning.md)."""
+    names = [str(name) for name in label_names]
+    cleaned, _ = clean_messages([{"role": "user", "content": name} for name in names], redactor)
+    guard.allow([*names, *(m["content"] for m in cleaned)])
+
+
+def _ledger_label_names(ledger: Path) -> list[str]:
+    """The label names a run's ``policy`` record lists (none in a ledger written before
+    gpta recorded them: the stricter reading). Only the hash-chained ledger is believed."""
+    try:
+        with ledger.open(encoding="utf-8") as handle:
+            for line in handle:
+                record = json.loads(line)
+                if isinstance(record, dict) and record.get("event") == "policy":
+                    names = record.get("label_names")
+                    return [str(n) for n in names] if isinstance(names, list) else []
+    except (OSError, UnicodeDecodeError, ValueError):
+        return []
+    return []
 
 
 def read_exemplars(path: str | Path) -> list[dict[str, Any]]:
@@ -274,6 +306,12 @@ class Exposure:
             redactor=self.redactor,
         )
 
+    def check(self, messages: list[Any]) -> LeakReport | None:
+        """What the guard finds in ``messages`` as the channel would send them (cleaned
+        first), or None: a request built of them would be sent."""
+        cleaned, _ = clean_messages(messages, self.redactor)
+        return self.guard.check(cleaned)
+
     def seal(self) -> dict[str, Any]:
         """The ledger's final hash and record count, for the run's metrics.json."""
         return self.ledger.seal()
@@ -313,6 +351,7 @@ def build_exposure(
     text_column: str,
     label_column: str | None,
     description: str | None = None,
+    label_names: Sequence[str] = (),
 ) -> Exposure:
     """Everything privacy needs for one run, built once before the first TA request.
 
@@ -322,6 +361,7 @@ def build_exposure(
     ledger's ``policy`` record. A description that copies a data row is not an error (the
     guard blocks each request that carries it, and the run goes on without proposals), but
     it is named in :attr:`Exposure.warnings` so the user hears of it before round 0.
+    ``label_names`` (what the TA is told the labels are) may be sent whatever their length.
     """
     import time
 
@@ -338,6 +378,7 @@ def build_exposure(
         config, tables["train"], text_column=text_column, label_column=label_column
     )
     guard.allow(e.text for e in exemplars)
+    allow_label_names(guard, label_names, Redactor(privacy.redact_names))
     warnings = []
     if description is not None:  # as the channel would send it: cleaned first
         cleaned, _ = clean_messages(
@@ -359,6 +400,7 @@ def build_exposure(
         exposure=privacy.exposure,
         exemplar_ids=[e.row_id for e in exemplars],
         guard_ngram=privacy.guard_ngram,
+        label_names=[str(name) for name in label_names],
         indexed_rows=len(guard.row_ids),
         indexed_windows=guard.windows,
     )

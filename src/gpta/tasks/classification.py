@@ -26,9 +26,12 @@ from gpta.data import Table, require_columns, require_text
 from gpta.errors import GptaUserError
 from gpta.limits import CLASSES
 from gpta.modeling.inference import forward_batches
+from gpta.progress import warn
 from gpta.tasks.base import ROW_WEIGHT, Evaluation, RowScoring, TaskIO, majority_of
+from gpta.tasks.common import require_distinct_columns
 from gpta.tasks.heads import ClassificationHead, SequenceHead, build_head, head_from_manifest
 from gpta.tasks.heads.sequence import join_prefix
+from gpta.tasks.labels import LabelIndex, label_key, read_labels
 
 if TYPE_CHECKING:
     from gpta.config import GptaConfig
@@ -92,12 +95,21 @@ class ClassificationTask(RowScoring):
         label_words: dict[str, str] | None = None,
     ) -> ClassificationTask:
         """Validate every split and take the label set from the training split."""
+        require_distinct_columns(
+            {"data.text_column": text_column, "data.label_column": label_column}
+        )
         for table in tables.values():
             require_columns(table, [text_column], option="data.text_column")
             require_columns(table, [label_column], option="data.label_column")
             require_text(table, text_column)
             _require_labels_present(table, label_column)
-        labels = _sorted_labels(tables["train"].column(label_column))
+        # every split's spellings: a case clash in dev is refused as in train (docs/meaning.md)
+        unique = {id(t): t for t in tables.values()}.values()
+        reading = read_labels(
+            [(t.source, t.column(label_column), t.locations) for t in unique], column=label_column
+        )
+        train_keys = {label_key(v) for v in tables["train"].column(label_column)}
+        labels = [label for label in reading.labels if label_key(label) in train_keys]
         _check_class_count(labels, tables["train"].source, label_column)
         if len(labels) < 2:
             raise GptaUserError(
@@ -114,22 +126,47 @@ class ClassificationTask(RowScoring):
         for name, table in tables.items():
             if name != "train":
                 task.label_ids(table)  # raises on a label unseen in training
+        message = reading.warning(label_column)
+        if message is not None:  # it changes what the run does: printed even with -q
+            warn(message)
         return task
 
     def label_ids(self, table: Table) -> list[int]:
         """Class ids of a table's rows; unknown labels are errors naming the row."""
-        index = {label: i for i, label in enumerate(self.labels)}
+        index = LabelIndex(self.labels)
         ids = []
         for value, where in zip(table.column(self.label_column), table.locations, strict=True):
-            key = _label_key(value)
-            if key not in index:
+            found = index.get(value)
+            if found is None:
                 raise GptaUserError(
                     f"{table.source}, {where}: label {value!r} in column {self.label_column!r} "
-                    f"does not occur in the training data (known: {self.labels})",
+                    f"does not occur in the training data (known: {self.labels})"
+                    + _case_note(index, value),
                     hint="fix the label, or add rows with it to the training data",
                 )
-            ids.append(index[key])
+            ids.append(found)
         return ids
+
+    def check_rows(
+        self,
+        rows: Sequence[dict[str, Any]],
+        locations: Sequence[str],
+        source: str,
+        *,
+        labelled: bool,
+    ) -> None:
+        """``gpta eval``: every label must be one the model knows, by the rule training used
+        (docs/meaning.md); labels read as a class written otherwise are named in a warning."""
+        if not labelled:
+            return
+        table = Table(source, list(rows), list(locations))
+        _require_labels_present(table, self.label_column)
+        self.label_ids(table)
+        message = LabelIndex(self.labels).normalised_warning(
+            table.column(self.label_column), table.locations, source, column=self.label_column
+        )
+        if message is not None:
+            warn(message)
 
     @property
     def label_names(self) -> list[str]:
@@ -169,17 +206,17 @@ class ClassificationTask(RowScoring):
         return (losses * weights.to(losses.device, losses.dtype)).mean(), logits
 
     def _ids(self, values: Sequence[Any]) -> list[int]:
-        index = {label: i for i, label in enumerate(self.labels)}
+        index = LabelIndex(self.labels)
         ids = []
         for position, value in enumerate(values, start=1):
-            key = _label_key(value)
-            if key not in index:
+            found = index.get(value)
+            if found is None:
                 raise GptaUserError(
                     f"row {position}: label {value!r} is not one the model knows "
-                    f"(known: {self.labels})",
+                    f"(known: {self.labels})" + _case_note(index, value),
                     hint="fix the label, or pass the right --label-column",
                 )
-            ids.append(index[key])
+            ids.append(found)
         return ids
 
     # --- models ----------------------------------------------------------------------------------
@@ -389,20 +426,9 @@ class ClassificationTask(RowScoring):
         }
 
 
-def _label_key(value: Any) -> Any:
-    """Labels compare by value: 1, 1.0 and numpy ints are the same class; strings stay strings."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
-def _sorted_labels(values: Sequence[Any]) -> list[Any]:
-    keys = {_label_key(v) for v in values}
-    if all(isinstance(k, int) for k in keys):
-        return sorted(keys)
-    return sorted(keys, key=str)
+def _case_note(index: LabelIndex, value: Any) -> str:
+    near = index.near_miss(value)
+    return "" if near is None else f"; it differs from {near!r} only in letter case or form"
 
 
 def _require_labels_present(table: Table, column: str) -> None:

@@ -16,6 +16,24 @@ PREFIX_ROOM_HINT = (
 )
 
 
+def require_distinct_columns(columns: dict[str, str]) -> None:
+    """Refuse two options of a family that name one column (``{option: column}``): the model
+    would read what it must produce (text = label), or one field twice (docs/meaning.md)."""
+    seen: dict[str, str] = {}
+    for option, column in columns.items():
+        if column in seen:
+            raise GptaUserError(
+                f"{seen[column]} and {option} both name the column {column!r}: "
+                + (
+                    "the model would read the answer it must produce"
+                    if "data.label_column" in (seen[column], option)
+                    else "the model would read one field twice, in place of two"
+                ),
+                hint=f"set {seen[column]} and {option} to two different columns of the data",
+            )
+        seen[column] = option
+
+
 def load_tokenizer(name_or_path: str) -> Any:
     """The tokenizer of a model (bundled name, local folder or cached hub id), to validate
     input lengths before any model is loaded."""

@@ -39,6 +39,7 @@ from gpta.tasks.common import (
     AutoModelLoading,
     load_tokenizer,
     prefix_budget,
+    require_distinct_columns,
 )
 from gpta.tasks.heads.sequence import join_prefix
 
@@ -99,6 +100,14 @@ class MultipleChoiceTask(AutoModelLoading, RowScoring):
         """Build from the run configuration; validates every split."""
         train = tables["train"]
         options_column = config.data.options_column
+        require_distinct_columns(
+            {
+                "data.text_column": config.data.text_column or "article",
+                "data.question_column": config.data.question_column,
+                "data.options_column": options_column,
+                "data.label_column": config.data.label_column or "answer",
+            }
+        )
         require_columns(train, [options_column], option="data.options_column")
         first = train.rows[0][options_column]
         if not isinstance(first, list | tuple) or len(first) < 2:

@@ -43,6 +43,7 @@ from gpta.tasks.common import (
     AutoModelLoading,
     load_tokenizer,
     prefix_budget,
+    require_distinct_columns,
 )
 from gpta.tasks.heads.sequence import join_prefix
 
@@ -114,6 +115,13 @@ class QATask(AutoModelLoading, RowScoring):
     @classmethod
     def from_config(cls, config: GptaConfig, tables: dict[str, Table]) -> QATask:
         """Build from the run configuration; validates every split (answers, offsets, lengths)."""
+        require_distinct_columns(
+            {
+                "data.text_column": config.data.text_column or "context",
+                "data.question_column": config.data.question_column,
+                "data.label_column": config.data.label_column or "answers",
+            }
+        )
         task = cls(
             context_column=config.data.text_column or "context",
             question_column=config.data.question_column,

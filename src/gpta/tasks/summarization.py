@@ -46,6 +46,7 @@ from gpta.errors import GptaUserError
 from gpta.modeling.inference import forward_batches
 from gpta.modeling.loading import load_pretrained
 from gpta.tasks.base import Evaluation, RowScoring, Screening, TaskIO
+from gpta.tasks.common import require_distinct_columns
 
 if TYPE_CHECKING:
     from gpta.config import GptaConfig
@@ -132,6 +133,9 @@ class SummarizationTask(RowScoring):
         """Build from the run configuration; validates every split and the length budget."""
         text_column = config.data.text_column or "document"
         label_column = config.data.label_column or "summary"
+        require_distinct_columns(
+            {"data.text_column": text_column, "data.label_column": label_column}
+        )
         for table in tables.values():
             require_columns(table, [text_column], option="data.text_column")
             require_columns(table, [label_column], option="data.label_column")
