@@ -243,3 +243,43 @@ def test_report_user_errors(run, tmp_path):
     result = _gpta("report", str(empty))
     assert result.returncode == 2 and "not a gpta run directory" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_report_shows_the_class_cards_and_survives_a_damaged_file(run, tmp_path):
+    carded = tmp_path / "carded"
+    shutil.copytree(run["dir"], carded, ignore=shutil.ignore_patterns("report"))
+    record = {
+        "selection": "selection: 3-fold cross-validation over the 24 labelled rows",
+        "baseline": {"name": "w=0", "cv_accuracy": 0.5, "cv_loss": 1.0},
+        "candidates": [{"name": "ta w=1", "examples": 2, "cv_accuracy": 0.625}],
+        "sets": [
+            {
+                "source": "ta",
+                "cards": [
+                    {
+                        "label": "pos",
+                        "name": "glad",
+                        "definition": "Happy.",
+                        "examples": [
+                            {"text": "What a lovely morning walk", "dropped": None},
+                            {"text": "Such a positive day", "dropped": "names_class"},
+                        ],
+                    }
+                ],
+            }
+        ],
+        "intended_class_share": 0.75,
+        "chosen": {"name": "ta w=1", "weight": 1.0, "counts": {"pos": 1}, "rows": []},
+    }
+    (carded / "cards.json").write_text(json.dumps(record), encoding="utf-8")
+    result = _gpta("report", str(carded))
+    assert result.returncode == 0, result.stderr
+    html = (carded / "report" / "report.html").read_text(encoding="utf-8")
+    assert "Class cards" in html and "ta w=1" in html and "0.625" in html
+    assert "What a lovely morning walk" in html
+    assert "<s>Such a positive day</s>" in html and "(names_class)" in html
+    # a damaged cards.json shows what it holds, it does not end the report
+    (carded / "cards.json").write_text(json.dumps({"chosen": "?", "candidates": [1]}))
+    result = _gpta("report", str(carded))
+    assert result.returncode == 0, result.stderr
+    assert "Class cards" in (carded / "report" / "report.html").read_text(encoding="utf-8")

@@ -127,6 +127,7 @@ class RunData:
     exposure: Exposure
     tokens: dict[str, Any]
     missing: list[str]
+    cards: dict[str, Any] = field(default_factory=dict)  # cards.json ({}: no card step)
 
     @property
     def task(self) -> str:
@@ -365,6 +366,7 @@ def load_run(path: str | Path) -> RunData:
         exposure=exposure,
         tokens=_tokens(metrics, exposure),
         missing=missing,
+        cards=_read_json(run_dir / "cards.json"),
     )
     best = data.best_round
     for row in rounds:

@@ -125,7 +125,58 @@ def _view(run: RunData) -> dict[str, Any]:
         "tokens": tokens,
         "exposure": run.exposure,
         "missing": run.missing,
+        "cards": _cards_view(run.cards),
     }
+
+
+def _cards_view(record: dict[str, Any]) -> dict[str, Any] | None:
+    """cards.json as the page shows it (None: the run had no card step); read defensively,
+    a damaged or partial file shows what it holds."""
+    if not isinstance(record, dict) or "chosen" not in record:
+        return None
+    chosen = record.get("chosen") if isinstance(record.get("chosen"), dict) else {}
+    baseline = record.get("baseline") if isinstance(record.get("baseline"), dict) else {}
+    sets = [s for s in record.get("sets") or [] if isinstance(s, dict)]
+    last = sets[-1:] or []
+    return {
+        "selection": str(record.get("selection", "")),
+        "chosen": {"name": str(chosen.get("name", "w=0")), "weight": chosen.get("weight")},
+        "baseline": {"cv_accuracy": _float(baseline.get("cv_accuracy"))},
+        "intended_class_share": _float(record.get("intended_class_share")),
+        "candidates": [
+            {
+                "name": str(c.get("name", "")),
+                "examples": c.get("examples"),
+                "cv_accuracy": _float(c.get("cv_accuracy")),
+            }
+            for c in record.get("candidates") or []
+            if isinstance(c, dict)
+        ],
+        "sets": [
+            {
+                "source": str(s.get("source", "")),
+                "cards": [
+                    {
+                        "label": str(card.get("label", "")),
+                        "name": str(card.get("name", "")),
+                        "definition": str(card.get("definition", "")),
+                        "examples": [
+                            {"text": str(e.get("text", "")), "dropped": e.get("dropped")}
+                            for e in card.get("examples") or []
+                            if isinstance(e, dict)
+                        ],
+                    }
+                    for card in s.get("cards") or []
+                    if isinstance(card, dict)
+                ],
+            }
+            for s in last
+        ],
+    }
+
+
+def _float(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def _environment() -> jinja2.Environment:
