@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import gpta_cli
+from conftest import gpta_cli, mark_gpta_run
 
 from gpta.cli import main
 
@@ -235,7 +235,7 @@ def _old_run(run_dir: Path) -> Path:
     for name in ("metrics.json", "splits.json", "model/gpta.json"):
         (run_dir / name).write_text('{"old": true}\n', encoding="utf-8")
     (run_dir / "history.jsonl").write_text('{"event": "round"}\n', encoding="utf-8")
-    return run_dir
+    return mark_gpta_run(run_dir)
 
 
 def test_overwrite_with_a_bad_model_keeps_the_old_run(capsys, tmp_path, good_csv):

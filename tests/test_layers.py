@@ -25,7 +25,7 @@ LAYERS: list[tuple[str, str, set[str]]] = [
     (
         "core",
         "plain Python every layer uses: the version, GptaUserError, gpta's cache paths, "
-        "process ranks, terminal output (progress), atomic file writes",
+        "process ranks, terminal output (progress), atomic file writes, stop signals",
         {
             "gpta._version",
             "gpta.errors",
@@ -33,6 +33,7 @@ LAYERS: list[tuple[str, str, set[str]]] = [
             "gpta.distributed",
             "gpta.progress",
             "gpta.fileio",
+            "gpta.signals",
         },
     ),
     (
@@ -83,7 +84,12 @@ LAYERS: list[tuple[str, str, set[str]]] = [
         {"gpta.assistant"},
     ),
     ("loop", "the synergy loop and the prefix library", {"gpta.synergy", "gpta.library"}),
-    ("run", "one run end to end; a finished run read into a report", {"gpta.run", "gpta.report"}),
+    (
+        "run",
+        "one run end to end, its folder (marker, gpta's files, lock); a finished run read "
+        "into a report",
+        {"gpta.run", "gpta.run_folder", "gpta.report"},
+    ),
     (
         "entry points",
         "the package's public names (gpta/__init__.py), the command line, `gpta llm-check`",

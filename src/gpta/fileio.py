@@ -7,6 +7,7 @@ Every failure is a :class:`GptaUserError` naming the path and the option it came
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -97,3 +98,30 @@ def same_file(a: str | Path, b: str | Path) -> bool:
         if a.exists() and b.exists():
             return os.path.samefile(a, b)
     return a.resolve() == b.resolve()
+
+
+# A write that fails for one of these is the disk's doing, not a bug: said in one line.
+_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG)
+# torch's checkpoint writer reports a short write without its errno
+_TORCH_WRITE_FAILED = ("unexpected pos", "file write failed", "iostream error")
+
+
+def disk_write_error(err: BaseException) -> str | None:
+    """Why a write failed, when the disk is to blame: full, over quota, read-only, or a file
+    too large (an ``OSError`` with that errno, or a library's error that wraps one:
+    safetensors says "No space left on device (os error 28)", torch's writer "unexpected
+    pos"); None for any other error. Follows the exception's cause and context."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in _DISK_ERRNOS:
+            return os.strerror(current.errno)
+        text = str(current)
+        for code in _DISK_ERRNOS:
+            if os.strerror(code) in text or f"os error {code})" in text:
+                return os.strerror(code)
+        if isinstance(current, RuntimeError) and any(s in text for s in _TORCH_WRITE_FAILED):
+            return "a write failed part-way (torch's checkpoint writer: " + text[:120] + ")"
+        current = current.__cause__ or current.__context__
+    return None
