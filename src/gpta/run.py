@@ -344,12 +344,13 @@ def _stopped(err: BaseException, run_dir: Path, *, undone: bool, ranks: Ranks) -
 def resume(run_dir: str | Path, *, quiet: bool = False) -> RunResult:
     """Continue an interrupted run from its last complete round (``gpta train --resume``)."""
     run_dir = Path(run_dir)
+    if run_dir.is_dir():
+        refuse_if_in_use(run_dir)  # early; taking the lock below is the check that counts
     if not (run_dir / "config.yaml").is_file():
         raise GptaUserError(
             f"--resume: {run_dir} holds no run (no config.yaml)",
             hint="pass the output directory of an earlier `gpta train`",
         )
-    refuse_if_in_use(run_dir)  # early; taking the lock below is the check that counts
     if (run_dir / "metrics.json").is_file():
         raise GptaUserError(
             f"--resume: {run_dir} is a finished run, nothing is left to resume; its model is "
