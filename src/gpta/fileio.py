@@ -122,6 +122,7 @@ def disk_write_error(err: BaseException) -> str | None:
             if os.strerror(code) in text or f"os error {code})" in text:
                 return os.strerror(code)
         if isinstance(current, RuntimeError) and any(s in text for s in _TORCH_WRITE_FAILED):
-            return "a write failed part-way (torch's checkpoint writer: " + text[:120] + ")"
+            detail = text.rpartition("] . ")[2][:120]  # after torch's "[enforce fail at ...]"
+            return f"a write failed part-way (torch's checkpoint writer: {detail})"
         current = current.__cause__ or current.__context__
     return None

@@ -65,6 +65,7 @@ from gpta.run_folder import (  # the run folder's own module; its public names s
     read_marker,
     refuse_if_in_use,
     remove_checkpoints,
+    remove_incomplete_checkpoints,
     run_lock,
     sync_files,
     undo_failed_start,
@@ -315,8 +316,13 @@ def _stopped(err: BaseException, run_dir: Path, *, undone: bool, ranks: Ranks) -
         return
     reason = disk_write_error(err) if isinstance(err, Exception) else None
     if reason is not None:
+        if ranks.is_main and not undone:
+            remove_incomplete_checkpoints(run_dir)  # the one cut short: space back, never resumed
+        there = run_dir
+        while not there.exists() and there != there.parent:  # the folder may be gone (undone)
+            there = there.parent
         try:
-            free = f"; {shutil.disk_usage(run_dir).free / 2**20:,.0f} MiB free there"
+            free = f" ({shutil.disk_usage(there).free / 2**20:,.0f} MiB free there now)"
         except OSError:
             free = ""
         if undone:
@@ -328,9 +334,9 @@ def _stopped(err: BaseException, run_dir: Path, *, undone: bool, ranks: Ranks) -
             ) from None
         checkpoint = latest_checkpoint(run_dir)
         kept = (
-            f"the run stopped after round {checkpoint[1]['round']}, whose checkpoint is kept"
+            f"The run stopped after round {checkpoint[1]['round']}, whose checkpoint is kept"
             if checkpoint
-            else "the run stopped"
+            else "The run stopped"
         )
         raise GptaUserError(
             f"could not write the run in {run_dir}: {reason}{free}. {kept}",

@@ -30,7 +30,7 @@ import shutil
 import socket
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
@@ -596,6 +596,20 @@ def remove_checkpoints(run_dir: Path) -> None:
         folder.rmdir()
 
 
+def remove_incomplete_checkpoints(run_dir: Path) -> list[str]:
+    """Checkpoint folders newer than the last complete one (a write cut short: resume never
+    uses them) go, giving their space back; their names."""
+    latest = latest_checkpoint(run_dir)
+    done = int(latest[0].name.rpartition("-")[2]) if latest else -1
+    removed = []
+    for entry in gpta_files(run_dir, None):
+        name = entry.rpartition("/")[2]
+        if entry.startswith(f"{CHECKPOINTS}/") and int(name.rpartition("-")[2]) > done:
+            shutil.rmtree(run_dir / entry, ignore_errors=True)
+            removed.append(name)
+    return removed
+
+
 # --- preparing, undoing, replacing -----------------------------------------------------------
 
 
@@ -692,40 +706,58 @@ def _carry_out(plan: RunDirPlan) -> None:
     write_marker(run_dir, new_marker(owns))
 
 
+def _on_main(ranks: Ranks, action: Callable[[], Any]) -> None:
+    """Run ``action`` on the main process; every process raises its refusal alike."""
+    error: tuple[str, str | None] | None = None
+    if ranks.is_main:
+        try:
+            action()
+        except GptaUserError as err:
+            error = (err.message, err.hint)
+    error = ranks.broadcast(error)
+    if error is not None:
+        raise GptaUserError(error[0], hint=error[1])
+
+
+def _prepare_locked(run_dir: Path, *, overwrite: bool) -> None:
+    """Check again, now that no other run can change the folder, and prepare it."""
+    from gpta.fileio import disk_write_error
+
+    try:
+        plan = check_run_dir(run_dir, overwrite=overwrite)
+        with deferred():
+            _carry_out(plan)
+    except GptaUserError:
+        lock = held_lock(run_dir)
+        if lock is not None and lock.made_file:  # refused: the folder keeps no lock file
+            lock.forget_files()
+        raise
+    except OSError as err:
+        raise GptaUserError(
+            f"output_dir {run_dir} could not be prepared "
+            f"({disk_write_error(err) or err.strerror or err})",
+            hint="check the folder's permissions and free space, or choose another --output-dir",
+        ) from None
+
+
 def prepare_run_dir(path: str | Path, *, overwrite: bool, ranks: Ranks | None = None) -> Path:
     """Create the run folder and mark it as a new run; refuse to mix a new run into an old
     one. Holds the folder's lock meanwhile (taken here unless held already).
 
     With ``overwrite`` the old run is not deleted: gpta's files of it move into ``PREVIOUS``
     inside the run folder (deleted once the new run has finished; put back if it fails
-    before its first complete round); files of the user's stay where they are. Every process
-    checks (and fails alike) before the main process changes anything.
+    before its first complete round); files of the user's stay where they are. The main
+    process checks and prepares; every process fails alike.
     """
     ranks = ranks or Ranks()
-    check_run_dir(path, overwrite=overwrite)  # every process: a plain refusal before the lock
+    run_dir = Path(path)
+    held = ranks.broadcast(held_lock(run_dir) is not None if ranks.is_main else None)
+    if not held:  # a plain refusal writes nothing, not even the lock
+        _on_main(ranks, lambda: check_run_dir(run_dir, overwrite=overwrite))
+    with run_lock(run_dir, ranks=ranks):
+        _on_main(ranks, lambda: _prepare_locked(run_dir, overwrite=overwrite))
     ranks.barrier()
-    with run_lock(path, ranks=ranks) as run_dir:
-        error: tuple[str, str | None] | None = None
-        if ranks.is_main:
-            try:
-                plan = check_run_dir(run_dir, overwrite=overwrite)  # again, under the lock
-                with deferred():
-                    _carry_out(plan)
-            except GptaUserError as err:
-                error = (err.message, err.hint)
-            except OSError as err:
-                from gpta.fileio import disk_write_error
-
-                error = (
-                    f"output_dir {run_dir} could not be prepared "
-                    f"({disk_write_error(err) or err.strerror or err})",
-                    "check the folder's permissions and free space, or choose another --output-dir",
-                )
-        error = ranks.broadcast(error)
-        if error is not None:
-            raise GptaUserError(error[0], hint=error[1])
-    ranks.barrier()
-    return Path(path)
+    return run_dir
 
 
 def _merge_back(source: Path, target: Path, prefix: str, stayed: list[str]) -> None:
