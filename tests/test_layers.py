@@ -88,7 +88,7 @@ LAYERS: list[tuple[str, str, set[str]]] = [
         "run",
         "one run end to end, its folder (marker, gpta's files, lock); a finished run read "
         "into a report",
-        {"gpta.run", "gpta.run_folder", "gpta.report"},
+        {"gpta.run", "gpta.run_folder", "gpta.run_lock", "gpta.report"},
     ),
     (
         "entry points",

@@ -26,18 +26,14 @@ from hypothesis import strategies as st
 from gpta.cli import main
 from gpta.errors import GptaUserError
 from gpta.run_folder import (
-    LOCK_FILE,
-    OWNER_FILE,
     PREVIOUS,
     RUN_MARKER,
-    Owner,
-    RunLock,
     gpta_files,
     latest_checkpoint,
     read_marker,
-    read_owner,
     sync_files,
 )
+from gpta.run_lock import LOCK_FILE, OWNER_FILE, Owner, RunLock, read_owner
 
 DESCRIPTION = "Short reviews labelled positive or negative."
 MANIFEST = {"task": "classification", "prefix": "", "max_length": 32, "text_column": "text",
@@ -242,7 +238,7 @@ def test_gpta_files_never_follow_a_link(tmp_path):
 
 HOLDER = """
 import sys, time
-from gpta.run_folder import RunLock
+from gpta.run_lock import RunLock
 lock = RunLock(sys.argv[1])
 lock.acquire()
 print("locked", flush=True)
@@ -282,7 +278,7 @@ def test_two_processes_one_run_folder(tmp_path):
         holder.kill()  # SIGKILL: no release, its record stays behind
         holder.wait()
     assert read_owner(run_dir) is not None and read_owner(run_dir).pid == holder.pid
-    from gpta.run_folder import run_lock
+    from gpta.run_lock import run_lock
 
     with run_lock(run_dir):  # a dead holder's lock is free; its record is replaced
         assert read_owner(run_dir).pid == os.getpid()
@@ -331,7 +327,7 @@ def test_a_stale_owner_is_taken_over_with_a_note(tmp_path, capsys):
 
 def test_only_the_main_process_takes_the_lock(tmp_path):
     from gpta.distributed import Ranks
-    from gpta.run_folder import run_lock
+    from gpta.run_lock import run_lock
 
     class Second(Ranks):  # rank 1 of 2, without a process group: collectives are no-ops
         def broadcast(self, value):

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from gpta.errors import GptaUserError
 
@@ -126,3 +128,31 @@ def disk_write_error(err: BaseException) -> str | None:
             return f"a write failed part-way (torch's checkpoint writer: {detail})"
         current = current.__cause__ or current.__context__
     return None
+
+
+def read_json_record(path: Path, max_bytes: int = 16 * 2**20) -> dict[str, Any] | None:
+    """A small JSON object gpta wrote, or None (missing, a link, over ``max_bytes``,
+    unreadable, not an object)."""
+    try:
+        if path.is_symlink() or not path.is_file() or path.stat().st_size > max_bytes:
+            return None
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def replace_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file beside it and a rename; an
+    ``OSError`` (a full disk) propagates as it is, with no temporary file left."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise

@@ -58,18 +58,16 @@ from gpta.run_folder import (  # the run folder's own module; its public names s
     STATE_FILE,
     check_run_dir,
     drop_previous,
-    first_missing,
     is_gpta_run,
     latest_checkpoint,
     prepare_run_dir,
     read_marker,
-    refuse_if_in_use,
     remove_checkpoints,
     remove_incomplete_checkpoints,
-    run_lock,
     sync_files,
     undo_failed_start,
 )
+from gpta.run_lock import first_missing_folder, refuse_if_in_use, run_lock
 from gpta.signals import Terminated, deferred
 from gpta.synergy import SynergyLoop
 from gpta.tasks import TASKS, Task, build_task
@@ -265,7 +263,7 @@ def train(config: GptaConfig, *, overwrite: bool = False, quiet: bool = False) -
     task = build_task(label_words.for_validation(config, tables), tables)
     _check_models(config)
     ranks = init_ranks(resolve_device(config.device))
-    created = first_missing(config.output_dir)
+    created = first_missing_folder(Path(config.output_dir))
     with run_lock(config.output_dir, ranks=ranks):  # held until the run ends, however it ends
         run_dir = prepare_run_dir(config.output_dir, overwrite=overwrite, ranks=ranks)
         try:

@@ -9,15 +9,11 @@ that lets one run at a time write there. The decisions are in docs/run-folder.md
   the files the marker lists, and what gpta writes at fixed names and patterns, which covers
   a write between two updates of the list (:func:`gpta_files`). Anything else, such as a file
   the user put in ``model/`` or ``predictions/``, stays, and so does the folder that holds it.
-- **The lock** ``.gpta-lock`` is an OS file lock (``filelock``: the kernel drops it when its
-  process ends, however it ends). The process that writes the run holds it from before
-  anything in the folder is moved until the run ends. ``.gpta-lock.json`` says who holds it
-  (pid, host, the process's start time). A second run, ``--overwrite`` or ``--resume`` into
-  a held folder is refused, naming that pid. The record of a process that died (SIGKILL,
-  power) is taken over with a note.
+- **The lock** (:mod:`gpta.run_lock`) is taken before anything in the folder is moved and
+  held until the run ends; a folder a live run holds is refused, naming its pid.
 
-Under DDP only the main process takes the lock and writes the run (:mod:`gpta.distributed`);
-the others fail alike when it cannot.
+Under DDP only the main process checks, prepares and writes the folder
+(:mod:`gpta.distributed`); the others fail alike when it refuses.
 """
 
 from __future__ import annotations
@@ -27,18 +23,25 @@ import json
 import os
 import re
 import shutil
-import socket
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager, suppress
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable
+from contextlib import suppress
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from gpta.distributed import Ranks
 from gpta.errors import GptaUserError
+from gpta.fileio import read_json_record, replace_atomic
 from gpta.progress import warn
+from gpta.run_lock import (
+    RunLock,
+    held_lock,
+    refuse_if_in_use,
+    remove_empty_folders,
+    run_lock,
+)
 from gpta.signals import deferred
 
 CHECKPOINTS = "checkpoints"
@@ -61,8 +64,6 @@ RUN_MARKER = ".gpta-run.json"
 # The run that `--overwrite` replaces (gpta's files of it, moved here) until the new run
 # has finished; put back if the new run fails before its first complete round.
 PREVIOUS = ".gpta-previous"
-LOCK_FILE = ".gpta-lock"
-OWNER_FILE = ".gpta-lock.json"
 MARKER_FORMAT = 2
 
 _NAMES = frozenset((*RUN_FILES, *RUN_EXTRA))
@@ -114,17 +115,6 @@ def _check_of(body: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def _read_record(path: Path) -> dict[str, Any] | None:
-    """A small JSON object gpta wrote, or None (missing, too big, unreadable, not an object)."""
-    try:
-        if path.is_symlink() or not path.is_file() or path.stat().st_size > _MAX_RECORD_BYTES:
-            return None
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def _valid_entry(entry: Any) -> bool:
     """A relative path inside one of gpta's top-level names: no way out of the folder."""
     if not isinstance(entry, str) or not entry or "\\" in entry or "\x00" in entry:
@@ -141,7 +131,7 @@ def _valid_entry(entry: Any) -> bool:
 def read_marker(run_dir: str | Path) -> Marker | None:
     """The folder's marker if gpta wrote it (its check holds, its paths stay inside the
     folder), else None."""
-    data = _read_record(Path(run_dir) / RUN_MARKER)
+    data = read_json_record(Path(run_dir) / RUN_MARKER)
     if data is None or data.get("written_by") != "gpta" or data.get("format") != MARKER_FORMAT:
         return None
     check = data.pop("check", None)
@@ -160,7 +150,7 @@ def read_marker(run_dir: str | Path) -> Marker | None:
 
 def _older_marker(run_dir: Path) -> bool:
     """A marker written by a gpta from before the file list (it named only the folders)."""
-    data = _read_record(run_dir / RUN_MARKER)
+    data = read_json_record(run_dir / RUN_MARKER)
     return data is not None and data.get("written_by") == "gpta" and "format" not in data
 
 
@@ -169,25 +159,11 @@ def is_gpta_run(run_dir: str | Path) -> bool:
     return read_marker(run_dir) is not None
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with suppress(OSError):
-            tmp.unlink()
-        raise
-
-
 def write_marker(run_dir: str | Path, marker: Marker) -> None:
     """Write ``marker`` (atomically) as the folder's ``.gpta-run.json``."""
     body = marker.body()
     text = json.dumps({**body, "check": _check_of(body)}, indent=2, ensure_ascii=False)
-    _write_atomic(Path(run_dir) / RUN_MARKER, text + "\n")
+    replace_atomic(Path(run_dir) / RUN_MARKER, text + "\n")
 
 
 def new_marker(owns: Iterable[str], files: Iterable[str] = ()) -> Marker:
@@ -326,211 +302,6 @@ def _move_into(source_root: Path, entry: str, target_root: Path) -> bool:
     target.parent.mkdir(parents=True, exist_ok=True)
     os.rename(source_root / entry, target)
     return True
-
-
-# --- the lock --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Owner:
-    """Who holds a run folder's lock (``.gpta-lock.json``)."""
-
-    pid: int
-    host: str
-    started: float  # the process's start time (seconds since the epoch): tells a reused pid
-    since: str  # when it took the lock
-
-    def alive(self) -> bool | None:
-        """Whether that process still runs (None: on another host, no way to tell)."""
-        import psutil
-
-        if self.host != socket.gethostname():
-            return None
-        try:
-            return abs(psutil.Process(self.pid).create_time() - self.started) < 1.0
-        except psutil.NoSuchProcess:
-            return False
-        except psutil.Error:
-            return True
-
-    def describe(self) -> str:
-        return f"pid {self.pid} on {self.host}, holding it since {self.since}"
-
-
-def _this_process() -> Owner:
-    import psutil
-
-    return Owner(
-        pid=os.getpid(),
-        host=socket.gethostname(),
-        started=psutil.Process().create_time(),
-        since=time.strftime("%Y-%m-%d %H:%M:%S%z"),
-    )
-
-
-def read_owner(run_dir: str | Path) -> Owner | None:
-    """The recorded holder of the folder's lock (it may have died since), or None."""
-    data = _read_record(Path(run_dir) / OWNER_FILE)
-    if data is None:
-        return None
-    pid, host, started, since = (data.get(k) for k in ("pid", "host", "started", "since"))
-    if not (isinstance(pid, int) and not isinstance(pid, bool) and pid > 0):
-        return None
-    if not (isinstance(host, str) and isinstance(since, str)):
-        return None
-    if not isinstance(started, int | float) or isinstance(started, bool):
-        return None
-    return Owner(pid, host, float(started), since)
-
-
-def _in_use(run_dir: Path, owner: Owner | None) -> GptaUserError:
-    who = owner.describe() if owner else "its holder did not record itself"
-    stop = f"kill {owner.pid}" if owner else "stop it"
-    return GptaUserError(
-        f"{run_dir} is in use by a running gpta run ({who}); nothing in it was changed",
-        hint=f"wait for that run to finish, or stop it ({stop}: it can then be continued "
-        f"with gpta train --resume {run_dir}); or use another folder",
-    )
-
-
-_HELD: dict[str, RunLock] = {}  # folder (resolved) -> the lock this process holds on it
-
-
-class RunLock:
-    """The lock of one run folder (which must exist)."""
-
-    def __init__(self, run_dir: str | Path) -> None:
-        self.run_dir = Path(run_dir)
-        self._lock: Any = None
-        self._owner: Owner | None = None
-        self.made_file = False  # the lock file did not exist before: it is this run's
-
-    def acquire(self, *, note_stale: bool = True) -> None:
-        """Take the lock now or raise a :class:`GptaUserError` naming its holder."""
-        from filelock import FileLock, Timeout
-
-        path = self.run_dir / LOCK_FILE
-        self.made_file = not os.path.lexists(path)
-        lock = FileLock(str(path), timeout=0, thread_local=False)
-        try:
-            lock.acquire()
-        except Timeout:
-            raise _in_use(self.run_dir, read_owner(self.run_dir)) from None
-        except OSError as err:
-            raise GptaUserError(
-                f"{self.run_dir}: could not take the run folder's lock {path} "
-                f"({err.strerror or err})",
-                hint="check that the folder is writable, or use another folder",
-            ) from None
-        self._lock = lock
-        stale = read_owner(self.run_dir)
-        if stale is not None and note_stale:
-            warn(
-                f"{self.run_dir}: the gpta run that held this folder ({stale.describe()}) "
-                "is no longer running; its lock is taken over"
-            )
-        self._owner = _this_process()
-        try:
-            _write_atomic(self.run_dir / OWNER_FILE, json.dumps(asdict(self._owner)) + "\n")
-        except OSError as err:
-            self.release()
-            from gpta.fileio import disk_write_error
-
-            raise GptaUserError(
-                f"{self.run_dir}: could not write {OWNER_FILE} "
-                f"({disk_write_error(err) or err.strerror or err})",
-                hint="free space on that disk (or make it writable), or use another folder",
-            ) from None
-        _HELD[str(self.run_dir.resolve())] = self
-
-    def forget_files(self) -> None:
-        """Delete the lock's files while holding it (a failed start that leaves the folder
-        as it was before it made them)."""
-        for name in (OWNER_FILE, LOCK_FILE):
-            with suppress(OSError):
-                (self.run_dir / name).unlink()
-
-    def release(self) -> None:
-        """Give the lock back; the owner record goes with it (only if it is still this
-        process's own)."""
-        if self._lock is None:
-            return
-        if read_owner(self.run_dir) == self._owner:
-            with suppress(OSError):
-                (self.run_dir / OWNER_FILE).unlink()
-        self._lock.release()
-        self._lock = None
-        _HELD.pop(str(self.run_dir.resolve()), None)
-
-
-def held_lock(run_dir: str | Path) -> RunLock | None:
-    """The lock this process holds on ``run_dir``, if any."""
-    with suppress(OSError):
-        return _HELD.get(str(Path(run_dir).resolve()))
-    return None
-
-
-def refuse_if_in_use(run_dir: Path) -> None:
-    """Refuse a folder whose recorded lock holder runs (read only: the early check, before
-    any work; taking the lock is the check that counts)."""
-    owner = read_owner(run_dir)
-    if owner is not None and owner.alive() and held_lock(run_dir) is None:
-        raise _in_use(run_dir, owner)
-
-
-@contextmanager
-def run_lock(run_dir: str | Path, *, ranks: Ranks | None = None) -> Iterator[Path]:
-    """Hold the run folder's lock for the block (the main process; made if need be), released
-    however the block ends. Every process raises alike when another run holds it. Within a
-    process that holds it already, nothing more is done."""
-    from gpta.fileio import make_dir
-
-    ranks = ranks or Ranks()
-    run_dir = Path(run_dir)
-    lock: RunLock | None = None
-    error: tuple[str, str | None] | None = None
-    if ranks.is_main and held_lock(run_dir) is None:
-        created = _first_missing(run_dir)
-        try:
-            make_dir(run_dir, "output_dir (--output-dir)")
-            lock = RunLock(run_dir)
-            lock.acquire()
-        except GptaUserError as err:
-            error, lock = (err.message, err.hint), None
-            if created is not None and not _in_use_error(err):
-                _remove_empty_folders(run_dir, created)
-    error = ranks.broadcast(error)
-    if error is not None:
-        raise GptaUserError(error[0], hint=error[1])
-    try:
-        yield run_dir
-    finally:
-        if lock is not None:
-            with deferred():
-                lock.release()
-
-
-def _in_use_error(err: GptaUserError) -> bool:
-    return "in use by a running gpta run" in err.message
-
-
-def _first_missing(path: Path) -> Path | None:
-    """The outermost folder of ``path`` that does not exist yet (None: it exists)."""
-    missing = None
-    while not path.exists() and path != path.parent:
-        missing, path = path, path.parent
-    return missing
-
-
-def _remove_empty_folders(run_dir: Path, created: Path) -> None:
-    """The folders from ``run_dir`` up to ``created`` (which this run made), while empty."""
-    folder = run_dir
-    with suppress(OSError):
-        while folder.is_dir() and not any(folder.iterdir()):
-            folder.rmdir()
-            if folder == created:
-                break
-            folder = folder.parent
 
 
 # --- checkpoints -----------------------------------------------------------------------------
@@ -815,15 +586,10 @@ def undo_failed_start(run_dir: Path, *, created: Path | None) -> bool:
         if lock is not None and lock.made_file:
             lock.forget_files()
         if created is not None:
-            _remove_empty_folders(run_dir, created)
+            remove_empty_folders(run_dir, created)
     return True
 
 
 def drop_previous(run_dir: Path) -> None:
     """The new run has finished: the run it replaced (gpta's files only) goes."""
     shutil.rmtree(run_dir / PREVIOUS, ignore_errors=True)
-
-
-def first_missing(path: str | Path) -> Path | None:
-    """The outermost folder of ``path`` that does not exist yet (None: it exists)."""
-    return _first_missing(Path(path))
