@@ -551,6 +551,9 @@ def test_run_directories_are_never_lost(workdir, case):
             dump_config(GptaConfig(output_dir=str(target)), target / "config.yaml")
             if case["marker"] in ("gpta", "edited"):
                 mark_gpta_run(target)
+                if not (target / "model").is_file():  # a file of the user's, not listed
+                    (target / "model").mkdir(exist_ok=True)
+                    (target / "model" / "mine.txt").write_bytes(b"mine")
             if case["marker"] == "edited":
                 marker = json.loads((target / RUN_MARKER).read_text(encoding="utf-8"))
                 marker["files"].append("model/weights.bin")

@@ -650,7 +650,8 @@ def _check_cache_file(cache_path: str | None) -> None:
     if header != b"SQLite format 3\x00":
         raise not_cache
     try:
-        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        # immutable: SQLite writes nothing beside it (a WAL header would make -wal, -shm files)
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
         try:
             columns = {row[1] for row in db.execute("PRAGMA table_info(responses)")}
         finally:
