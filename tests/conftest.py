@@ -66,6 +66,23 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
     return path
 
 
+def mark_gpta_run(run_dir: Path) -> Path:
+    """Mark ``run_dir`` as a gpta run the way gpta does (its .gpta-run.json), listing every
+    file under gpta's names there as one gpta wrote: a hand-made run for tests that replace
+    or resume one without training it."""
+    from gpta.run_folder import RUN_EXTRA, RUN_FILES, new_marker, write_marker
+
+    names = (*RUN_FILES, *RUN_EXTRA)
+    files = [
+        p.relative_to(run_dir).as_posix()
+        for p in sorted(run_dir.rglob("*"))
+        if p.is_file() and p.relative_to(run_dir).parts[0] in names
+    ]
+    owns = [n for n in names if (run_dir / n).exists()]
+    write_marker(run_dir, new_marker(owns, files))
+    return run_dir
+
+
 TWEETS_DESCRIPTION = (
     "English tweets from the SemEval-2017 sentiment task. Each tweet is labelled with the "
     "overall sentiment its author expresses: negative, neutral or positive."

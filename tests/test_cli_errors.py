@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import gpta_cli
+from conftest import gpta_cli, mark_gpta_run
 
 from gpta.cli import main
 
@@ -235,7 +235,7 @@ def _old_run(run_dir: Path) -> Path:
     for name in ("metrics.json", "splits.json", "model/gpta.json"):
         (run_dir / name).write_text('{"old": true}\n', encoding="utf-8")
     (run_dir / "history.jsonl").write_text('{"event": "round"}\n', encoding="utf-8")
-    return run_dir
+    return mark_gpta_run(run_dir)
 
 
 def test_overwrite_with_a_bad_model_keeps_the_old_run(capsys, tmp_path, good_csv):
@@ -402,6 +402,18 @@ def test_cache_info_and_clear_on_a_file_that_is_not_the_cache(capsys, tmp_path, 
         err = _run(capsys, "cache", command, "--path", str(path))
         assert "not a gpta response cache" in err
     assert path.read_bytes() == content
+
+
+def test_a_damaged_wal_mode_file_gets_no_wal_files_beside_it(capsys, tmp_path):
+    """A header that says WAL (bytes 18 and 19 are 2) made SQLite's read-only open create
+    -wal and -shm files beside the user's file (found by GPTA_HOSTILE_SCALE=10)."""
+    header = bytearray(b"SQLite format 3\x00" + bytes(84))
+    header[16:20] = bytes([16, 0, 2, 2])  # page size 4096, WAL
+    path = tmp_path / "notes.sqlite"
+    path.write_bytes(bytes(header) + bytes(3996))
+    for command in ("info", "clear"):
+        assert "not a gpta response cache" in _run(capsys, "cache", command, "--path", str(path))
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.sqlite"]
 
 
 def test_cache_clear_leaves_another_sqlite_database_alone(capsys, tmp_path):

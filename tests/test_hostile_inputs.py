@@ -29,6 +29,7 @@ from typing import Any
 
 import pytest
 import yaml
+from conftest import mark_gpta_run
 from hypothesis import HealthCheck, assume, event, example, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
@@ -46,6 +47,7 @@ MAX_EXAMPLES = {
     "manifests": 40,
     "stdin": 30,
     "cache_files": 30,
+    "outputs": 30,
     "label_spellings": 60,
     "column_pairs": 30,
     "option_pairs": 60,
@@ -523,7 +525,9 @@ def run_dirs(draw) -> dict[str, Any]:
         others = [n for n in RUN_FILES if n not in ("config.yaml", "metrics.json")]
         extra = draw(st.lists(st.sampled_from(others), unique=True, max_size=4))
         case["contents"] = draw(folder_contents(["metrics.json", *extra]))
-        case["marker"] = draw(st.booleans())
+        # gpta's marker; none (a config.yaml copied from a run); one from an older gpta that
+        # listed no files; gpta's, edited afterwards (its check fails)
+        case["marker"] = draw(st.sampled_from(["gpta", "none", "older", "edited"]))
         case["failure"] = draw(st.sampled_from(["model", "description", "data", "none"]))
         if case["failure"] != "none" and not case["overwrite"]:
             case["overwrite"] = draw(st.booleans())
@@ -553,7 +557,16 @@ def test_run_directories_are_never_lost(workdir, case):
         _make(target, case["contents"])
         if kind == "gpta_run":
             dump_config(GptaConfig(output_dir=str(target)), target / "config.yaml")
-            if case["marker"]:
+            if case["marker"] in ("gpta", "edited"):
+                mark_gpta_run(target)
+                if not (target / "model").is_file():  # a file of the user's, not listed
+                    (target / "model").mkdir(exist_ok=True)
+                    (target / "model" / "mine.txt").write_bytes(b"mine")
+            if case["marker"] == "edited":
+                marker = json.loads((target / RUN_MARKER).read_text(encoding="utf-8"))
+                marker["files"].append("model/weights.bin")
+                (target / RUN_MARKER).write_text(json.dumps(marker), encoding="utf-8")
+            elif case["marker"] == "older":
                 (target / RUN_MARKER).write_text('{"written_by": "gpta"}', encoding="utf-8")
     elif kind == "file_in_place":
         target.write_bytes(case["data"])
@@ -578,9 +591,11 @@ def test_run_directories_are_never_lost(workdir, case):
     before = _state(*roots)
     err = _rejected(*args)
     assert _state(*roots) == before, f"{case} changed files:\n{err}"
-    if kind == "not_a_run":
+    if kind == "not_a_run" or (kind == "gpta_run" and case["marker"] in ("none", "edited")):
         assert "not a gpta run" in err
-    if kind == "gpta_run" and failure == "none":
+    elif kind == "gpta_run" and case["marker"] == "older":
+        assert "older gpta" in err
+    elif kind == "gpta_run" and failure == "none":
         assert "already holds a run" in err
 
 
@@ -598,7 +613,8 @@ JSON_VALUE = st.recursive(
 
 @st.composite
 def bad_manifests(draw) -> tuple[str, Any]:
-    kind = draw(st.sampled_from(["missing", "wrong_type", "not_an_object", "not_json", "task"]))
+    kinds = ["missing", "wrong_type", "not_an_object", "not_json", "task", "labels"]
+    kind = draw(st.sampled_from(kinds))
     manifest: Any = {**REQUIRED, "text_column": "text", "label_column": "label"}
     if kind == "missing":
         del manifest[draw(st.sampled_from(sorted(REQUIRED)))]
@@ -613,6 +629,18 @@ def bad_manifests(draw) -> tuple[str, Any]:
         manifest = draw(st.one_of(SCALAR_JSON, st.lists(JSON_VALUE, max_size=3)))
     elif kind == "task":
         manifest["task"] = draw(TEXT.filter(lambda t: t not in FAMILIES))
+    elif kind == "labels":  # none, one, one twice, or names that do not match the labels
+        label = st.one_of(st.integers(-5, 5), TEXT)
+        labels = draw(
+            st.one_of(
+                st.lists(label, max_size=1),
+                st.lists(label, min_size=1, max_size=3).map(lambda ls: ls + ls[:1]),
+            )
+        )
+        manifest["labels"] = labels
+        if len(labels) >= 2 and draw(st.booleans()):  # names that do not fit the labels
+            manifest["labels"] = [*dict.fromkeys(map(str, labels)), "another"]
+            manifest["label_names"] = manifest["labels"][:-1]
     if kind == "not_json":
         return kind, draw(st.binary(max_size=40).filter(lambda b: not _is_json_object(b)))
     return kind, json.dumps(manifest).encode("utf-8")
@@ -705,6 +733,56 @@ def test_predict_output_that_is_its_input_is_refused(workdir, monkeypatch, spell
     err = _rejected("predict", "--model", str(base), "--input", "x.jsonl", "--output", output)
     assert "is the --input file" in err
     assert _state(base) == before
+
+
+# --- predict --output onto a file that gpta predict did not write --------------------------------
+
+
+def _written_by_predict(data: bytes) -> bool:
+    """What predict writes: every non-blank line a JSON object whose first key is "row"."""
+    try:
+        lines = data.decode("utf-8").splitlines()
+        rows = [json.loads(line) for line in lines if line.strip()]
+    except (ValueError, RecursionError):
+        return False
+    return all(isinstance(r, dict) and r and next(iter(r)) == "row" for r in rows)
+
+
+USER_ROWS = st.lists(
+    st.dictionaries(TEXT.filter(lambda k: k != "row"), SCALAR_JSON, min_size=1, max_size=3),
+    min_size=1,
+    max_size=4,
+).map(_jsonl)
+PREDICTIONS = st.lists(
+    st.fixed_dictionaries({"row": TEXT, "label": SCALAR_JSON, "score": st.floats(0, 1)}),
+    max_size=4,
+).map(_jsonl)
+
+
+@_settings("outputs")
+@given(st.one_of(st.binary(min_size=1, max_size=200), USER_ROWS).filter(lambda b: b.strip()))
+def test_predict_never_replaces_a_file_it_did_not_write(workdir, data):
+    assume(not _written_by_predict(data))
+    base = _case_dir(workdir)
+    (base / "gpta.json").write_text(json.dumps(REQUIRED), encoding="utf-8")
+    rows = base / "rows.jsonl"
+    rows.write_bytes(_jsonl([{"text": "fine"}]))
+    mine = base / "mine.jsonl"
+    mine.write_bytes(data)
+    before = _state(base)
+    err = _rejected("predict", "--model", str(base), "--input", str(rows), "--output", str(mine))
+    assert "not a file gpta predict wrote" in err and "--overwrite" in err
+    assert _state(base) == before
+
+
+@settings(max_examples=30, deadline=None, database=None)
+@given(st.one_of(PREDICTIONS, USER_ROWS, st.binary(max_size=200)))
+def test_predictions_are_told_from_other_files(tmp_path_factory, data):
+    from gpta.cli import _is_prediction_file
+
+    path = tmp_path_factory.mktemp("out") / "p.jsonl"
+    path.write_bytes(data)
+    assert _is_prediction_file(path) == _written_by_predict(data)
 
 
 # --- 6. nothing changes meaning silently (issue 28, class 5; docs/meaning.md) --------------------

@@ -26,7 +26,7 @@ LAYERS: list[tuple[str, str, set[str]]] = [
         "core",
         "plain Python every layer uses: the version, GptaUserError, gpta's cache paths, "
         "process ranks, terminal output (progress), atomic file writes, the size bounds of "
-        "every input (limits), YAML without aliases",
+        "every input (limits), YAML without aliases, stop signals",
         {
             "gpta._version",
             "gpta.errors",
@@ -36,6 +36,7 @@ LAYERS: list[tuple[str, str, set[str]]] = [
             "gpta.fileio",
             "gpta.limits",
             "gpta.safe_yaml",
+            "gpta.signals",
         },
     ),
     (
@@ -92,7 +93,12 @@ LAYERS: list[tuple[str, str, set[str]]] = [
         {"gpta.assistant"},
     ),
     ("loop", "the synergy loop and the prefix library", {"gpta.synergy", "gpta.library"}),
-    ("run", "one run end to end; a finished run read into a report", {"gpta.run", "gpta.report"}),
+    (
+        "run",
+        "one run end to end, its folder (marker, gpta's files, lock); a finished run read "
+        "into a report",
+        {"gpta.run", "gpta.run_folder", "gpta.run_lock", "gpta.report"},
+    ),
     (
         "entry points",
         "the package's public names (gpta/__init__.py), the command line, `gpta llm-check`",

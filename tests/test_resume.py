@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import gpta_cli as _gpta
-from conftest import shared_rows, write_jsonl
+from conftest import mark_gpta_run, shared_rows, write_jsonl
 
 ROUNDS = 3
 
@@ -195,7 +195,7 @@ def _finished_run(run_dir: Path) -> Path:
     dump_config(build_config({"output_dir": str(run_dir)}), run_dir / "config.yaml")
     for name in ("metrics.json", "splits.json", "model/gpta.json"):
         (run_dir / name).write_text('{"old": true}\n', encoding="utf-8")
-    return run_dir
+    return mark_gpta_run(run_dir)
 
 
 def _checkpoint(run_dir: Path, step: int, round_index: int, state: str | None = None) -> Path:
@@ -265,6 +265,7 @@ def test_a_failed_start_puts_the_old_run_back_and_leaves_nothing(
         _train(tmp_path, run_dir)
     assert _tree(run_dir) == before  # the replaced run is back, byte for byte
     assert sorted(p.name for p in run_dir.iterdir()) == [
+        ".gpta-run.json",
         "config.yaml",
         "metrics.json",
         "model",

@@ -491,6 +491,11 @@ _INPUT_FORMATS = ("text", *(f for f in DATA_FORMATS if f not in ("auto", "datase
     default=None,
     help="Write JSONL here instead of stdout.",
 )
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace an existing --output file that is not one gpta predict wrote.",
+)
 @click.option("--device", type=click.Choice(DEVICES), default="auto")
 def predict(
     model_path: str,
@@ -498,20 +503,14 @@ def predict(
     input_format: str | None,
     text_column: str | None,
     output: str | None,
+    overwrite: bool,
     device: str,
 ) -> None:
     """Predict with a trained model and its saved prefix (no LLM is loaded)."""
     from gpta.downstream.pipeline import load_pipeline
-    from gpta.fileio import check_file_writable, same_file, write_text_atomic
 
     if output:  # before the model loads; the input is never replaced by its predictions
-        check_file_writable(output, "--output")
-        if source != "-" and same_file(source, output):
-            raise GptaUserError(
-                f"--output {output} is the --input file: the predictions would replace the "
-                "rows they are made from",
-                hint="write the predictions to another file",
-            )
+        _check_output(output, source, overwrite=overwrite)
     manifest = _saved_manifest(model_path)  # the rows are read and checked before the model
     trained_text = manifest.get("text_column", "text")
     rows, where = _read_rows(source, input_format, text_column or trained_text)
@@ -526,10 +525,76 @@ def predict(
         for w, p in zip(where, predictions, strict=True)
     ]
     text = "\n".join(lines) + ("\n" if lines else "")
-    if output:  # atomically: a reader (or a crash) sees the old file or the new one
-        write_text_atomic(output, text, "--output")
+    if output:
+        _write_output(output, text)
     else:
         sys.stdout.write(text)
+
+
+# a line of `gpta predict` output is short: its row's place and the prediction, not the row
+_MAX_PREDICTION_LINE = 1 << 20
+
+
+def _is_prediction_file(path: Path) -> bool:
+    """Whether ``path`` holds what ``gpta predict`` writes (or nothing): every line a JSON
+    object whose first key is "row". Read a line at a time (at most 1 MiB each)."""
+    try:
+        with path.open("rb") as handle:
+            while line := handle.readline(_MAX_PREDICTION_LINE + 1):
+                if len(line) > _MAX_PREDICTION_LINE:
+                    return False
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except (ValueError, RecursionError):
+                    return False
+                if not isinstance(row, dict) or next(iter(row), None) != "row":
+                    return False
+    except OSError:
+        return False
+    return True
+
+
+def _check_output(output: str, source: str, *, overwrite: bool) -> None:
+    """``--output`` may be written: not a folder, not the input, and not a file of the
+    user's (one that is not gpta's predictions) unless ``overwrite``."""
+    from gpta.fileio import check_file_writable, same_file
+
+    check_file_writable(output, "--output")
+    if source != "-" and same_file(source, output):
+        raise GptaUserError(
+            f"--output {output} is the --input file: the predictions would replace the "
+            "rows they are made from",
+            hint="write the predictions to another file",
+        )
+    path = Path(output)
+    if path.is_file() and not overwrite and not _is_prediction_file(path):
+        raise GptaUserError(
+            f"--output {output} exists and is not a file gpta predict wrote: the predictions "
+            "would replace it",
+            hint="give another --output, or pass --overwrite to replace it",
+        )
+
+
+def _write_output(output: str, text: str) -> None:
+    """A file atomically (a reader, or a crash, sees the old file or the new one), through
+    a link to its target (the link stays); a device or a pipe (/dev/null, /dev/stdout) is
+    written to, never replaced."""
+    from gpta.fileio import write_text_atomic
+
+    path = Path(output)
+    if path.exists() and not path.is_file():
+        try:
+            with path.open("w", encoding="utf-8") as handle:
+                handle.write(text)
+        except OSError as err:
+            raise GptaUserError(
+                f"--output {output} could not be written ({err.strerror or err})",
+                hint="choose another --output",
+            ) from None
+        return
+    write_text_atomic(path.resolve() if path.is_symlink() else path, text, "--output")
 
 
 @cli.command(name="eval")
@@ -666,7 +731,8 @@ def _check_cache_file(cache_path: str | None) -> None:
     if header != b"SQLite format 3\x00":
         raise not_cache
     try:
-        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        # immutable: SQLite writes nothing beside it (a WAL header would make -wal, -shm files)
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
         try:
             columns = {row[1] for row in db.execute("PRAGMA table_info(responses)")}
         finally:
@@ -1006,15 +1072,22 @@ def bench(args: tuple[str, ...]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: user errors exit 2 with one message, never a traceback."""
+    """Entry point: user errors exit 2 with one message, never a traceback; so do a full disk
+    and running out of memory. Ctrl-C exits 130, SIGTERM 143 (see :mod:`gpta.signals`)."""
+    from gpta.signals import SIGTERM_EXIT, Terminated, stop_signals
+
     try:
-        cli.main(args=argv, prog_name="gpta", standalone_mode=False)
+        with stop_signals():
+            cli.main(args=argv, prog_name="gpta", standalone_mode=False)
     except GptaUserError as err:
         click.echo(f"error: {err.message}", err=True)
         if err.hint:
             click.echo(f"  fix: {err.hint}", err=True)
         sys.exit(2)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as err:
+        if isinstance(err.__cause__, Terminated):
+            click.echo("terminated (SIGTERM)", err=True)
+            sys.exit(SIGTERM_EXIT)
         click.echo("aborted", err=True)
         sys.exit(130)
     except click.UsageError as err:  # a bad option or value: the same two lines as above
@@ -1025,9 +1098,36 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as err:
         err.show()
         sys.exit(2)
+    except Terminated:
+        click.echo("terminated (SIGTERM)", err=True)
+        sys.exit(SIGTERM_EXIT)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
+    except (MemoryError, RuntimeError) as err:
+        if not _out_of_memory(err):
+            raise
+        click.echo(f"error: out of memory ({_first_line(err)})", err=True)
+        click.echo(
+            "  fix: give it less at once (data.train_size, model.max_length, "
+            "training.batch_size, a smaller --input), or use a machine with more memory",
+            err=True,
+        )
+        sys.exit(2)
+
+
+def _out_of_memory(err: BaseException) -> bool:
+    """Python's MemoryError, or torch's out-of-memory errors (CUDA, and the CPU allocator's
+    "can't allocate memory", both RuntimeErrors)."""
+    if isinstance(err, MemoryError):
+        return True
+    text = str(err)
+    return type(err).__name__ == "OutOfMemoryError" or "can't allocate memory" in text
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0][:200]}" if text else type(err).__name__
 
 
 if __name__ == "__main__":

@@ -7,9 +7,12 @@ Every failure is a :class:`GptaUserError` naming the path and the option it came
 from __future__ import annotations
 
 import contextlib
+import errno
+import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from gpta.errors import GptaUserError
 
@@ -97,3 +100,59 @@ def same_file(a: str | Path, b: str | Path) -> bool:
         if a.exists() and b.exists():
             return os.path.samefile(a, b)
     return a.resolve() == b.resolve()
+
+
+# A write that fails for one of these is the disk's doing, not a bug: said in one line.
+_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG)
+# torch's checkpoint writer reports a short write without its errno
+_TORCH_WRITE_FAILED = ("unexpected pos", "file write failed", "iostream error")
+
+
+def disk_write_error(err: BaseException) -> str | None:
+    """Why a write failed, when the disk is to blame: full, over quota, read-only, or a file
+    too large (an ``OSError`` with that errno, or a library's error that wraps one:
+    safetensors says "No space left on device (os error 28)", torch's writer "unexpected
+    pos"); None for any other error. Follows the exception's cause and context."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in _DISK_ERRNOS:
+            return os.strerror(current.errno)
+        text = str(current)
+        for code in _DISK_ERRNOS:
+            if os.strerror(code) in text or f"os error {code})" in text:
+                return os.strerror(code)
+        if isinstance(current, RuntimeError) and any(s in text for s in _TORCH_WRITE_FAILED):
+            detail = text.rpartition("] . ")[2][:120]  # after torch's "[enforce fail at ...]"
+            return f"a write failed part-way (torch's checkpoint writer: {detail})"
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def read_json_record(path: Path, max_bytes: int = 16 * 2**20) -> dict[str, Any] | None:
+    """A small JSON object gpta wrote, or None (missing, a link, over ``max_bytes``,
+    unreadable, not an object)."""
+    try:
+        if path.is_symlink() or not path.is_file() or path.stat().st_size > max_bytes:
+            return None
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def replace_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file beside it and a rename; an
+    ``OSError`` (a full disk) propagates as it is, with no temporary file left."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise

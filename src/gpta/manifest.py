@@ -106,6 +106,7 @@ def parse_manifest(data: Any, path: Path) -> Manifest:
             hint=DAMAGED_HINT,
         )
     _check_sizes(manifest, path)
+    _check_labels(manifest, path)
     return manifest
 
 
@@ -130,6 +131,28 @@ def _check_sizes(manifest: Manifest, path: Path) -> None:
             f"{len(manifest.labels):,} labels",
             class_limit,
             fix=DAMAGED_HINT,
+        )
+
+
+def _check_labels(manifest: Manifest, path: Path) -> None:
+    """A classifier's labels as training writes them: at least two, none twice, and as many
+    label names (when given) as labels."""
+    labels = manifest.labels
+    if labels is None:
+        return
+    if len(labels) < 2:
+        raise GptaUserError(
+            f"{path}: 'labels' holds {len(labels)} label(s); a classifier has at least two",
+            hint=DAMAGED_HINT,
+        )
+    keys = [(type(label).__name__, label) for label in labels]
+    if len(set(keys)) < len(keys):
+        raise GptaUserError(f"{path}: 'labels' names a label twice", hint=DAMAGED_HINT)
+    names = manifest.label_names
+    if names is not None and len(names) != len(labels):
+        raise GptaUserError(
+            f"{path}: 'label_names' holds {len(names)} names for {len(labels)} labels",
+            hint=DAMAGED_HINT,
         )
 
 

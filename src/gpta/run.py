@@ -20,6 +20,7 @@ talks to the TA and writes the run directory (see :mod:`gpta.distributed`).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -49,24 +50,45 @@ from gpta.llm.usage import Projection, UsageMeter
 from gpta.modeling.device import resolve_device
 from gpta.privacy import ExposureChannel, build_exposure
 from gpta.progress import Progress, warn
+from gpta.run_folder import (  # the run folder's own module; its public names stay here too
+    CHECKPOINTS,
+    PREVIOUS,
+    RUN_EXTRA,
+    RUN_FILES,
+    RUN_MARKER,
+    STATE_FILE,
+    check_run_dir,
+    drop_previous,
+    is_gpta_run,
+    latest_checkpoint,
+    prepare_run_dir,
+    read_marker,
+    remove_checkpoints,
+    remove_incomplete_checkpoints,
+    sync_files,
+    undo_failed_start,
+)
+from gpta.run_lock import first_missing_folder, refuse_if_in_use, run_lock
+from gpta.signals import Terminated, deferred
 from gpta.synergy import SynergyLoop
 from gpta.tasks import TASKS, Task, build_task
 
-CHECKPOINTS = "checkpoints"
-STATE_FILE = "gpta_state.json"
-RUN_FILES = (
-    "config.yaml",
-    "splits.json",
-    "history.jsonl",
-    "exposure.jsonl",
-    "exemplars.jsonl",
-    "cards.json",
-    "metrics.json",
-    "predictions",
-    "model",
-    CHECKPOINTS,
-    "report",
-)
+__all__ = [
+    "CHECKPOINTS",
+    "PREVIOUS",
+    "RUN_EXTRA",
+    "RUN_FILES",
+    "RUN_MARKER",
+    "STATE_FILE",
+    "RunResult",
+    "check_run_dir",
+    "is_gpta_run",
+    "latest_checkpoint",
+    "load_data",
+    "prepare_run_dir",
+    "resume",
+    "train",
+]
 
 
 @dataclass
@@ -79,183 +101,6 @@ class RunResult:
     rounds: list[RoundRecord]
     dev_metrics: dict[str, Any]
     test_metrics: dict[str, Any] | None
-
-
-# What gpta writes in a run directory besides RUN_FILES: TensorBoard logs.
-RUN_EXTRA = ("logs",)
-# The marker that makes a folder a gpta run: what gpta owns in it. `--overwrite` replaces
-# only a folder with the marker (or a config.yaml as gpta writes it: runs made before the
-# marker), and only the names the marker lists.
-RUN_MARKER = ".gpta-run.json"
-# The run that `--overwrite` replaces, kept (moved here) until the new run has finished;
-# put back if the new run fails before its first complete round.
-PREVIOUS = ".gpta-previous"
-_DUMPED_KEYS = {"task", "output_dir", "seed", "device", "data", "model", "training", "assistant"}
-
-
-@dataclass
-class _RunDirPlan:
-    """What preparing a run directory will do (nothing is done yet)."""
-
-    run_dir: Path
-    move: list[str]  # the replaced run's names, moved into PREVIOUS
-    drop: list[str]  # an unfinished run's names, deleted (the run it replaced stays in PREVIOUS)
-    drop_previous: bool  # PREVIOUS is older than the finished run that is now replaced
-
-
-def _lexists(path: Path) -> bool:
-    return os.path.lexists(path)
-
-
-def is_gpta_run(run_dir: Path) -> bool:
-    """Written by gpta: its marker, or (runs from before the marker) gpta's config.yaml."""
-    import yaml
-
-    from gpta import safe_yaml
-
-    marker = run_dir / RUN_MARKER
-    try:
-        if marker.is_file():
-            data = json.loads(marker.read_text(encoding="utf-8"))
-            return isinstance(data, dict) and data.get("written_by") == "gpta"
-        if (run_dir / "config.yaml").is_file():
-            data = safe_yaml.load_file(run_dir / "config.yaml", what="run config")
-            return isinstance(data, dict) and set(data) >= _DUMPED_KEYS
-    except (OSError, ValueError, RecursionError, yaml.YAMLError):
-        return False
-    return False
-
-
-def _owned(run_dir: Path) -> list[str]:
-    """The names in ``run_dir`` that gpta wrote (present or not): the marker's list (only
-    names gpta writes count, whatever the file says), all of them for an older run, plus
-    model staging folders left by a crash."""
-    names = [*RUN_FILES, *RUN_EXTRA]
-    try:
-        data = json.loads((run_dir / RUN_MARKER).read_text(encoding="utf-8"))
-        listed = data.get("owns") if isinstance(data, dict) else None
-        if isinstance(listed, list):
-            names = [name for name in names if name in listed]
-    except (OSError, ValueError):
-        pass
-    staging = sorted(p.name for p in run_dir.glob(".model-*"))
-    return [*names, *staging]
-
-
-def check_run_dir(path: str | Path, *, overwrite: bool) -> _RunDirPlan:
-    """Whether a new run may go into ``path``, and what preparing it will do; raises (and
-    writes nothing) when it may not: a file in its place, a folder that cannot be made, a
-    run there without ``overwrite``, or files a run writes in a folder gpta did not make a
-    run (those are never replaced)."""
-    from gpta.fileio import check_dir_creatable
-
-    run_dir = Path(path)
-    check_dir_creatable(run_dir, "output_dir (--output-dir)")
-    if not run_dir.exists():
-        return _RunDirPlan(run_dir, [], [], False)
-    existing = [name for name in (*RUN_FILES, PREVIOUS) if _lexists(run_dir / name)]
-    if not existing:
-        return _RunDirPlan(run_dir, [], [], False)
-    if not is_gpta_run(run_dir):
-        raise GptaUserError(
-            f"output_dir {run_dir} holds {', '.join(existing)} but is not a gpta run (no "
-            f"{RUN_MARKER}, no config.yaml written by gpta): gpta replaces only runs it wrote",
-            hint="choose another --output-dir (a new or empty folder), or move those files away",
-        )
-    previous = (run_dir / PREVIOUS).is_dir()
-    finished = (run_dir / "metrics.json").is_file()
-    if not overwrite:
-        kept = (
-            f"; the finished run it was replacing is kept in {run_dir / PREVIOUS}"
-            if previous and not finished
-            else ""
-        )
-        raise GptaUserError(
-            f"output_dir {run_dir} already holds a run ({', '.join(existing)}){kept}",
-            hint="choose another --output-dir, or pass --overwrite to replace it",
-        )
-    owned = [name for name in _owned(run_dir) if _lexists(run_dir / name)]
-    if previous and not finished:  # an unfinished replacement: the finished run stays kept
-        return _RunDirPlan(run_dir, [], owned, False)
-    return _RunDirPlan(run_dir, owned, [], previous)
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    elif _lexists(path):
-        path.unlink()
-
-
-def prepare_run_dir(path: str | Path, *, overwrite: bool, ranks: Ranks | None = None) -> Path:
-    """Create the run directory; refuse to mix a new run into an old one.
-
-    With ``overwrite`` the old run is not deleted: its files move into ``PREVIOUS`` inside
-    the run directory, deleted once the new run has finished (:func:`train`) and put back
-    if it fails before its first complete round. Every process checks (and fails alike)
-    before the main process changes anything.
-    """
-    from gpta._version import __version__
-    from gpta.fileio import make_dir
-
-    ranks = ranks or Ranks()
-    plan = check_run_dir(path, overwrite=overwrite)
-    ranks.barrier()
-    if ranks.is_main:
-        run_dir = make_dir(plan.run_dir, "output_dir (--output-dir)")
-        previous = run_dir / PREVIOUS
-        if plan.drop_previous:
-            shutil.rmtree(previous)
-        for name in plan.drop:
-            _remove(run_dir / name)
-        if plan.move:
-            previous.mkdir()
-            for name in [*plan.move, RUN_MARKER]:  # the marker too: put back with the run
-                if _lexists(run_dir / name):
-                    (run_dir / name).rename(previous / name)
-        owns = [n for n in (*RUN_FILES, *RUN_EXTRA) if not _lexists(run_dir / n)]
-        _write_json(
-            run_dir / RUN_MARKER, {"written_by": "gpta", "version": __version__, "owns": owns}
-        )
-    ranks.barrier()
-    return plan.run_dir
-
-
-def _undo_failed_start(run_dir: Path, *, created: Path | None) -> bool:
-    """A new run failed before its first complete round: delete what it wrote and put back
-    the run it was replacing, so the folder is as it was. A run with a complete round is
-    kept (``--resume`` continues it; the replaced run stays in ``PREVIOUS``). True if undone."""
-    if latest_checkpoint(run_dir) is not None:
-        return False
-    for name in _owned(run_dir):
-        _remove(run_dir / name)
-    (run_dir / RUN_MARKER).unlink(missing_ok=True)
-    previous = run_dir / PREVIOUS
-    if previous.is_dir():
-        for child in previous.iterdir():
-            child.rename(run_dir / child.name)
-        previous.rmdir()
-    elif created is not None:  # the folders this run made, if it left nothing in them
-        folder = run_dir
-        while not any(folder.iterdir()):
-            folder.rmdir()
-            if folder == created:
-                break
-            folder = folder.parent
-    return True
-
-
-def _first_missing(path: Path) -> Path | None:
-    """The outermost folder of ``path`` that does not exist yet (None: it exists)."""
-    missing = None
-    while not path.exists() and path != path.parent:
-        missing, path = path, path.parent
-    return missing
-
-
-def _drop_previous(run_dir: Path) -> None:
-    """The new run has finished: the run it replaced goes."""
-    shutil.rmtree(run_dir / PREVIOUS, ignore_errors=True)
 
 
 def _check_models(config: GptaConfig) -> None:
@@ -359,19 +204,38 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
     path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def _save_best(run_dir: Path, model: Any, tokenizer: Any, manifest: dict[str, Any]) -> None:
-    """Write the model of a new best round atomically (staging folder, then rename)."""
+def _save_best(run_dir: Path, model: Any, tokenizer: Any, manifest: dict[str, Any]) -> list[str]:
+    """Write the model of a new best round atomically (staging folder, then rename); the
+    files it wrote (relative to the run folder). A full disk leaves no staging folder behind;
+    a file of the user's in the old ``model/`` moves into the new one."""
     staging = Path(tempfile.mkdtemp(prefix=".model-", dir=run_dir))
-    save_model(model, tokenizer, staging)
-    write_manifest(staging, manifest)
+    try:
+        save_model(model, tokenizer, staging)
+        write_manifest(staging, manifest)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    written = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file())
     target = run_dir / "model"
-    if target.exists():
-        old = run_dir / ".model-old"
-        target.rename(old)
+    if not target.exists():
         staging.rename(target)
-        shutil.rmtree(old)
-    else:
-        staging.rename(target)
+        return [f"model/{name}" for name in written]
+    marker = read_marker(run_dir)
+    old = run_dir / ".model-old"
+    shutil.rmtree(old, ignore_errors=True)  # left by a crash between the renames: gpta's
+    target.rename(old)
+    staging.rename(target)
+    listed = (
+        {e[len("model/") :] for e in marker.files if e.startswith("model/")} if marker else None
+    )
+    for path in sorted(old.rglob("*")):
+        name = path.relative_to(old).as_posix()
+        mine = listed is None or name in listed or name in written
+        if not mine and (path.is_file() or path.is_symlink()) and not (target / name).exists():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            path.rename(target / name)
+    shutil.rmtree(old)
+    return [f"model/{name}" for name in written]
 
 
 def _write_predictions(path: Path, table: Table, predictions: list[Any]) -> None:
@@ -400,42 +264,103 @@ def train(config: GptaConfig, *, overwrite: bool = False, quiet: bool = False) -
     task = build_task(label_words.for_validation(config, tables), tables)
     _check_models(config)
     ranks = init_ranks(resolve_device(config.device))
-    created = _first_missing(Path(config.output_dir))
-    run_dir = prepare_run_dir(config.output_dir, overwrite=overwrite, ranks=ranks)
-    try:
-        task = label_words.choose_label_words(  # opaque labels: the TA's screened words
-            config, tables, task, run_dir=run_dir, description=description, ranks=ranks, quiet=quiet
-        )
-        cards = choose_cards(  # class cards: adopted only by cross-validation on the rows
-            config, tables, task, run_dir=run_dir, description=description, ranks=ranks, quiet=quiet
-        )
+    created = first_missing_folder(Path(config.output_dir))
+    with run_lock(config.output_dir, ranks=ranks):  # held until the run ends, however it ends
+        run_dir = prepare_run_dir(config.output_dir, overwrite=overwrite, ranks=ranks)
+        try:
+            task = label_words.choose_label_words(  # opaque labels: the TA's screened words
+                config,
+                tables,
+                task,
+                run_dir=run_dir,
+                description=description,
+                ranks=ranks,
+                quiet=quiet,
+            )
+            cards = choose_cards(  # class cards: adopted only by cross-validation on the rows
+                config,
+                tables,
+                task,
+                run_dir=run_dir,
+                description=description,
+                ranks=ranks,
+                quiet=quiet,
+            )
+            if ranks.is_main:
+                dump_config(config, run_dir / "config.yaml")
+                _write_json(run_dir / "splits.json", _split_summary(tables))
+                sync_files(run_dir)
+            result = _execute(
+                config,
+                run_dir,
+                tables,
+                task,
+                description,
+                resume_from=None,
+                quiet=quiet,
+                ranks=ranks,
+                cards=cards,
+            )
+        except BaseException as err:
+            undone = ranks.is_main and undo_failed_start(run_dir, created=created)
+            _stopped(err, run_dir, undone=undone, ranks=ranks)
+            raise
         if ranks.is_main:
-            dump_config(config, run_dir / "config.yaml")
-            _write_json(run_dir / "splits.json", _split_summary(tables))
-        result = _execute(
-            config,
-            run_dir,
-            tables,
-            task,
-            description,
-            resume_from=None,
-            quiet=quiet,
-            ranks=ranks,
-            cards=cards,
-        )
-    except BaseException as err:
-        undone = ranks.is_main and _undo_failed_start(run_dir, created=created)
-        if undone and isinstance(err, KeyboardInterrupt):
-            warn(f"no round had finished: {run_dir} is left as it was before this run")
-        raise
-    if ranks.is_main:
-        _drop_previous(run_dir)
+            drop_previous(run_dir)
+            sync_files(run_dir)
     return result
+
+
+def _stopped(err: BaseException, run_dir: Path, *, undone: bool, ranks: Ranks) -> None:
+    """A run stopped early: keep the file list of what it leaves up to date, and say so. A
+    disk that is full, over quota or read-only is a :class:`GptaUserError` (no traceback)
+    saying what is kept and how to go on; a stop before any round ended says the folder is as
+    it was."""
+    from gpta.fileio import disk_write_error
+
+    if ranks.is_main and not undone:
+        with contextlib.suppress(OSError):  # a full disk: the last checkpoint's list stays
+            sync_files(run_dir)
+    if isinstance(err, GptaUserError):
+        return
+    reason = disk_write_error(err) if isinstance(err, Exception) else None
+    if reason is not None:
+        if ranks.is_main and not undone:
+            remove_incomplete_checkpoints(run_dir)  # the one cut short: space back, never resumed
+        there = run_dir
+        while not there.exists() and there != there.parent:  # the folder may be gone (undone)
+            there = there.parent
+        try:
+            free = f" ({shutil.disk_usage(there).free / 2**20:,.0f} MiB free there now)"
+        except OSError:
+            free = ""
+        if undone:
+            raise GptaUserError(
+                f"could not write the run in {run_dir}: {reason}{free}. No round had finished: "
+                "the folder is left as it was before this run",
+                hint="free space on that disk (or make it writable), or choose another "
+                "--output-dir; then run again",
+            ) from None
+        checkpoint = latest_checkpoint(run_dir)
+        kept = (
+            f"The run stopped after round {checkpoint[1]['round']}, whose checkpoint is kept"
+            if checkpoint
+            else "The run stopped"
+        )
+        raise GptaUserError(
+            f"could not write the run in {run_dir}: {reason}{free}. {kept}",
+            hint=f"free space on that disk (or make it writable), then continue with: "
+            f"gpta train --resume {run_dir}",
+        ) from None
+    if undone and isinstance(err, KeyboardInterrupt):
+        warn(f"no round had finished: {run_dir} is left as it was before this run")
 
 
 def resume(run_dir: str | Path, *, quiet: bool = False) -> RunResult:
     """Continue an interrupted run from its last complete round (``gpta train --resume``)."""
     run_dir = Path(run_dir)
+    if run_dir.is_dir():
+        refuse_if_in_use(run_dir)  # early; taking the lock below is the check that counts
     if not (run_dir / "config.yaml").is_file():
         raise GptaUserError(
             f"--resume: {run_dir} holds no run (no config.yaml)",
@@ -476,70 +401,33 @@ def resume(run_dir: str | Path, *, quiet: bool = False) -> RunResult:
         )
     task = build_task(config, tables)
     ranks = init_ranks(resolve_device(config.device))
-    result = _execute(
-        config,
-        run_dir,
-        tables,
-        task,
-        description,
-        resume_from=checkpoint,
-        quiet=quiet,
-        ranks=ranks,
-        cards=load_choice(run_dir),
-    )
-    if ranks.is_main:
-        _drop_previous(run_dir)  # a resumed replacement has finished: the replaced run goes
-    return result
-
-
-def _read_state(state_file: Path) -> dict[str, Any]:
-    """A checkpoint's gpta state, checked; ValueError says what is wrong with it."""
-    try:
-        state = json.loads(state_file.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise ValueError(err.strerror or str(err)) from None
-    except ValueError as err:  # not UTF-8, not JSON
-        raise ValueError(f"not valid JSON: {err}") from None
-    if not isinstance(state, dict):
-        raise ValueError("not a JSON object")
-    for key, kind in (("round", int), ("history_lines", int), ("loop", dict)):
-        value = state.get(key)
-        if not isinstance(value, kind) or isinstance(value, bool):
-            raise ValueError(f"no valid {key!r}")
-    if state["round"] < 0 or state["history_lines"] < 0:
-        raise ValueError("negative round or line count")
-    trainer_state = state_file.parent / "trainer_state.json"
-    try:
-        json.loads(trainer_state.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        raise ValueError(f"{trainer_state.name} is missing or not valid JSON") from None
-    return state
-
-
-def latest_checkpoint(
-    run_dir: Path, *, unreadable: list[str] | None = None
-) -> tuple[Path, dict[str, Any]] | None:
-    """The newest checkpoint whose round was completely recorded (its state file exists).
-
-    A checkpoint whose state is damaged (a crash or a disk error while it was written) is
-    skipped for the older one (two are kept for this); ``unreadable`` collects why.
-    """
-    found = []
-    for path in sorted((run_dir / CHECKPOINTS).glob("checkpoint-*")):
-        state_file = path / STATE_FILE
-        if not state_file.is_file():
-            continue
+    with run_lock(run_dir, ranks=ranks):  # held until the run ends, however it ends
+        latest = latest_checkpoint(run_dir)
+        if (run_dir / "metrics.json").is_file() or latest is None or latest[0] != checkpoint[0]:
+            raise GptaUserError(
+                f"--resume: {run_dir} changed while this command read its data (another "
+                "gpta command wrote there)",
+                hint=f"check the folder, then run gpta train --resume {run_dir} again",
+            )
         try:
-            state = _read_state(state_file)
-        except ValueError as err:
-            if unreadable is not None:
-                unreadable.append(f"{path.name}: {err}")
-            continue
-        found.append((state["round"], path, state))
-    if not found:
-        return None
-    _, path, state = max(found, key=lambda item: item[0])
-    return path, state
+            result = _execute(
+                config,
+                run_dir,
+                tables,
+                task,
+                description,
+                resume_from=checkpoint,
+                quiet=quiet,
+                ranks=ranks,
+                cards=load_choice(run_dir),
+            )
+        except BaseException as err:
+            _stopped(err, run_dir, undone=False, ranks=ranks)
+            raise
+        if ranks.is_main:
+            drop_previous(run_dir)  # a resumed replacement has finished: the replaced run goes
+            sync_files(run_dir)
+    return result
 
 
 def _split_summary(tables: dict[str, Table]) -> dict[str, Any]:
@@ -628,7 +516,7 @@ def _execute(
     loop_seconds = rounds.train(trainer, checkpoint)
     ranks.barrier()  # the main process has written the best model
     if ranks.is_main and not config.training.keep_checkpoints:
-        shutil.rmtree(run_dir / CHECKPOINTS, ignore_errors=True)
+        remove_checkpoints(run_dir)  # gpta's checkpoint folders; a file of the user's stays
 
     best = ranks.broadcast(rounds.loop.best)
     assert best is not None
@@ -815,18 +703,21 @@ class _Rounds:
         checkpoint complete (resume only trusts marked checkpoints). Main process."""
         if not self.ranks.is_main:
             return
-        if self.best_to_save is not None:
-            best = self.best_to_save
-            manifest = self.manifest_of(best, {"dev": best.serving_metrics})
-            _save_best(self.run_dir, self.model, self.tokenizer, manifest)
-            self.best_to_save = None
-        assert self.history is not None
-        state = {
-            "round": round_index,
-            "history_lines": self.history.line_count(),
-            "loop": self.loop.state(),
-        }
-        _write_state(Path(path) / STATE_FILE, state)
+        with deferred():  # Ctrl-C / SIGTERM wait until the round is saved and marked complete
+            written: list[str] = []
+            if self.best_to_save is not None:
+                best = self.best_to_save
+                manifest = self.manifest_of(best, {"dev": best.serving_metrics})
+                written = _save_best(self.run_dir, self.model, self.tokenizer, manifest)
+                self.best_to_save = None
+            assert self.history is not None
+            state = {
+                "round": round_index,
+                "history_lines": self.history.line_count(),
+                "loop": self.loop.state(),
+            }
+            _write_state(Path(path) / STATE_FILE, state)
+            sync_files(self.run_dir, written)  # the marker lists what the run has written
 
     def manifest_of(self, best: RoundRecord, metrics: dict[str, Any]) -> dict[str, Any]:
         """The saved model's gpta.json: the run's entries, the prefixes the best round trained
@@ -850,10 +741,11 @@ class _Rounds:
         started = time.perf_counter()
         try:
             trainer.train(resume_from_checkpoint=checkpoint)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (gpta.signals.Terminated)
             done = len(self.history.rounds) if self.history else 0
+            what = "stopped by SIGTERM" if isinstance(stop, Terminated) else "interrupted"
             self.progress.console.print(
-                f"interrupted after {done} complete round(s); continue with: "
+                f"{what} after {done} complete round(s); continue with: "
                 f"gpta train --resume {self.run_dir}"
             )
             raise

@@ -15,6 +15,7 @@ import jinja2
 from gpta.fileio import check_dir_creatable, make_dir, write_text_atomic
 from gpta.report import plots
 from gpta.report.data import RunData, load_run
+from gpta.run_folder import record_written
 
 SUMMARY_ROWS = [
     ("task", "task"),
@@ -241,4 +242,6 @@ def write_report(run_dirs: Sequence[str | Path], output_dir: str | Path | None =
     )
     page = out / "report.html"
     write_text_atomic(page, html, "the report page")
+    if len(runs) == 1:  # into a run's folder: its file list names them (docs/run-folder.md)
+        record_written(runs[0].run_dir, [page, *(p for p in written.values() if p is not None)])
     return page
