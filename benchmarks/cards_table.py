@@ -19,7 +19,7 @@ from typing import Any
 from benchmarks.profiles import DATASETS, LABEL_AGNOSTIC, NO_TA_BASELINES
 from benchmarks.table import _fmt, _level, _level_key, _mean_std, paired, read_results
 
-TA_METHODS = ("cards", "cards-dialogue", "cards-bundled", "gpta")
+TA_METHODS = ("cards", "cards-dialogue", "cards-bundled", "cards-ungated", "gpta")
 
 
 def _groups(rows: list[dict[str, Any]]) -> dict[tuple, dict[str, list[dict[str, Any]]]]:

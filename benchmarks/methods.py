@@ -273,6 +273,9 @@ def method_config(
         config["cards"] = {"source": "names" if method == "names" else "ta"}
         if method == "cards-dialogue":
             config["cards"]["rounds"] = 1
+        if method == "cards-ungated":
+            config["cards"].update(weights=[1.0], filter_confident=False)
+            assistant["adopt_confidence"] = 0.0
         if method == "cards-bundled":
             for key in ("backend", "model", "threads"):
                 assistant.pop(key, None)

@@ -53,10 +53,14 @@ ALL_METHODS = (
     "cards",
     "cards-dialogue",
     "cards-bundled",
+    # the gate's cost: the TA's cards at w = 1 whenever the proxy's cross-validated accuracy
+    # rises, with no paired test (assistant.adopt_confidence 0): a measurement arm, not a
+    # product setting
+    "cards-ungated",
 )
 # issue 27: the methods that use no TA at all (the "best no-TA method" of the cards table)
 NO_TA_BASELINES = ("frozen-lr", "setfit", "finetune", "names")
-CARD_METHODS = ("names", "cards", "cards-dialogue", "cards-bundled")
+CARD_METHODS = ("names", "cards", "cards-dialogue", "cards-bundled", "cards-ungated")
 # the methods that use no prefix at all: the "best no-prefix baseline" of the table
 NO_PREFIX_BASELINES = ("frozen-lr", "setfit", "finetune", "finetune-lm")
 # methods that read neither the label names nor the description: on an -ids variant they
@@ -403,7 +407,8 @@ PROFILES: dict[str, Profile] = {
     # anchors included, sees a labelled row beyond the level's N). The outside anchors,
     # plain fine-tuning, the names control, the cards of Qwen2.5-Coder-1.5B (llama.cpp,
     # `gpta models fetch qwen2.5-coder-1.5b`) with and without a feedback round, the cards of
-    # the bundled TA, and gpta's prefix loop. twitter-ids: the label-agnostic methods repeat
+    # the bundled TA, the cards adopted on the proxy's word alone (cards-ungated: what the
+    # paired test costs), and gpta's prefix loop. twitter-ids: the label-agnostic methods repeat
     # twitter's runs (same rows, same seed) and the table borrows them; yelp's labels are
     # already ids (0-4 = 1-5 stars), so it is the "yelp with its ids" of the issue. What is
     # cut to fit one session's 2 cores (BENCHMARKS.md gives the measured time): 3 seeds, not
@@ -422,6 +427,7 @@ PROFILES: dict[str, Profile] = {
             "cards",
             "cards-dialogue",
             "cards-bundled",
+            "cards-ungated",
             "gpta",
         ),
         rounds=_DEFAULT_TRAINING.rounds,
