@@ -19,6 +19,7 @@ import contextlib
 import io
 import json
 import os
+import random
 import string
 import sys
 import tempfile
@@ -28,12 +29,13 @@ from typing import Any
 
 import pytest
 import yaml
+from conftest import SHARED_DATA
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from gpta.cli import main
-from gpta.config import GptaConfig, dump_config
+from gpta.config import GptaConfig, build_config, dump_config
 
 # Examples per generated class (the README table quotes these).
 MAX_EXAMPLES = {
@@ -44,6 +46,8 @@ MAX_EXAMPLES = {
     "manifests": 40,
     "stdin": 30,
     "cache_files": 30,
+    "lookalike_rows": 150,
+    "other_alphabet": 40,
 }
 DESCRIPTION = "Short reviews labelled pos or neg."
 RUN_FILES = ("config.yaml", "splits.json", "history.jsonl", "exposure.jsonl", "metrics.json",
@@ -697,3 +701,250 @@ def test_predict_output_that_is_its_input_is_refused(workdir, monkeypatch, spell
     err = _rejected("predict", "--model", str(base), "--input", "x.jsonl", "--output", output)
     assert "is the --input file" in err
     assert _state(base) == before
+
+
+# --- 4. the leak guard sees text as a reader does (issue 28) -----------------------------------
+# Real rows, rewritten so that a reader sees the same text and a byte comparison does not:
+# invisible characters (Unicode's Default_Ignorable_Code_Point: variation selectors, zero-width
+# characters, tag characters, ...) and combining marks between the characters, letters swapped
+# for look-alikes drawn from Unicode's confusables data (the table the guard folds with, as the
+# confusable-homoglyphs package ships it), full-width forms, or all of it at once.
+
+REAL_ROWS = [SHARED_DATA / "twitter" / "train.jsonl", SHARED_DATA / "yelp" / "train.jsonl"]
+
+
+def _real_rows() -> list[tuple[str, str]]:
+    """(row id, text) of the first 60 rows of 12 or more words of each real data file."""
+    from gpta.privacy.normalize import word_tokens
+
+    found = [p for p in REAL_ROWS if p.is_file()]
+    if not found:
+        pytest.skip(f"no real data rows at {SHARED_DATA}")
+    rows = []
+    for path in found:
+        taken = 0
+        with path.open(encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                text = json.loads(line).get("text")
+                if isinstance(text, str) and len(word_tokens(text)) >= 12 and taken < 60:
+                    rows.append((f"{path.parent.name}:line {number}", " ".join(text.split()[:60])))
+                    taken += 1
+    return rows
+
+
+@pytest.fixture(scope="module")
+def real_guard():
+    from gpta.privacy.guard import LeakGuard
+
+    rows = _real_rows()
+    return rows, LeakGuard(((row_id, [text]) for row_id, text in rows), n=8)
+
+
+def _by_property(pattern: str) -> list[str]:
+    import regex
+
+    every = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c < 0xE000)
+    return regex.findall(pattern, every)
+
+
+INVISIBLE = _by_property(r"\p{Default_Ignorable_Code_Point}")
+MARKS = _by_property(r"[\p{Mn}\p{Me}]")
+
+
+def _lookalikes() -> dict[str, list[str]]:
+    """Each character's look-alikes in Unicode's confusables data, as a reader sees them
+    (a combining mark or an invisible character is not a letter to a reader)."""
+    from confusable_homoglyphs.confusables import confusables_data
+
+    hidden = set(INVISIBLE) | set(MARKS)
+    out: dict[str, list[str]] = {}
+    for key, glyphs in confusables_data.items():
+        shapes = [g["c"].replace("\u200e", "") for g in glyphs]
+        shapes = [s for s in shapes if s and not set(s) & hidden and not any(map(str.isspace, s))]
+        if len(key) == 1 and shapes:
+            out[key] = shapes
+    return out
+
+
+LOOKALIKES = _lookalikes()
+REWRITES = ("invisible", "marks", "lookalikes", "fullwidth", "mixed")
+
+
+def _disguise(text: str, how: str, rate: float, rng: random.Random) -> str:
+    """``text`` as a reader still reads it: ``how`` (one of :data:`REWRITES`) applied to
+    about ``rate`` of its characters."""
+    out = []
+    for char in text:
+        kinds = {"mixed": ["invisible", "marks", "lookalikes", "fullwidth"]}.get(how, [how])
+        kind = rng.choice(kinds)
+        if rng.random() >= rate:
+            out.append(char)
+        elif kind == "lookalikes" and char in LOOKALIKES:
+            out.append(rng.choice(LOOKALIKES[char]))
+        elif kind == "fullwidth" and "!" <= char <= "~":
+            out.append(chr(ord(char) + 0xFEE0))
+        elif kind == "invisible" and not char.isspace():
+            out.append(char + "".join(rng.choices(INVISIBLE, k=rng.randint(1, 3))))
+        elif kind == "marks" and not char.isspace():
+            out.append(char + "".join(rng.choices(MARKS, k=rng.randint(1, 2))))
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+@_settings("lookalike_rows")
+@given(
+    st.integers(min_value=0, max_value=10_000),
+    st.sampled_from(REWRITES),
+    st.sampled_from([0.1, 0.5, 1.0]),
+    st.randoms(use_true_random=False),
+)
+def test_a_row_disguised_for_a_program_but_not_for_a_reader_is_blocked(
+    real_guard, index, how, rate, rng
+):
+    rows, guard = real_guard
+    row_id, text = rows[index % len(rows)]
+    shown = _disguise(text, how, rate, rng)
+    event(how)
+    report = guard.check([{"role": "user", "content": f"Some data: {shown}"}])
+    assert report is not None, (how, rate, shown)
+    assert row_id in report.row_ids
+
+
+RUSSIAN = [
+    "дом",
+    "мама",
+    "папа",
+    "работа",
+    "город",
+    "улица",
+    "машина",
+    "вода",
+    "хлеб",
+    "молоко",
+    "утро",
+    "вечер",
+    "ночь",
+    "день",
+    "неделя",
+    "год",
+    "книга",
+    "письмо",
+    "друг",
+    "семья",
+    "школа",
+    "учитель",
+    "ученик",
+    "окно",
+    "дверь",
+    "стол",
+    "стул",
+    "комната",
+    "кухня",
+    "сад",
+    "лес",
+    "река",
+    "море",
+    "гора",
+    "небо",
+    "солнце",
+    "луна",
+    "звезда",
+    "ветер",
+    "дождь",
+    "снег",
+    "зима",
+    "лето",
+    "осень",
+    "весна",
+    "большой",
+    "маленький",
+    "новый",
+    "старый",
+    "хороший",
+    "плохой",
+    "красивый",
+    "быстро",
+    "медленно",
+    "всегда",
+    "никогда",
+    "сегодня",
+    "завтра",
+    "вчера",
+    "читать",
+    "писать",
+    "говорить",
+    "думать",
+    "знать",
+    "любить",
+    "жить",
+    "ждать",
+    "искать",
+    "найти",
+]
+
+
+def test_real_words_of_another_alphabet_stay_apart():
+    """Folding look-alikes keeps genuine Russian words apart: no two of these common words
+    become one (a word made only of letters with Latin look-alikes, such as ``мама``, does
+    read as the Latin word: a reader cannot tell them apart either)."""
+    from gpta.privacy.normalize import normalize_text
+
+    folded = {normalize_text(w) for w in RUSSIAN}
+    assert len(folded) == len(set(RUSSIAN))
+    assert normalize_text("мама") == normalize_text("mama")
+
+
+@_settings("other_alphabet")
+@given(
+    st.lists(st.sampled_from(RUSSIAN), min_size=8, max_size=40),
+    st.randoms(use_true_random=False),
+)
+def test_text_in_another_alphabet_is_not_a_copy_unless_it_copies(real_guard, words, rng):
+    """Generated Russian sentences pass a guard over real rows and Russian rows; the same
+    sentences pass a guard that holds others, and are blocked once they are a row."""
+    from gpta.privacy.guard import LeakGuard
+
+    rows, _ = real_guard
+    own = [
+        ("ru:1", ["Мы жили в старом доме у реки, и каждое утро мама пекла хлеб для всей семьи"]),
+        ("ru:2", ["Зимой снег лежал на крышах до самой весны, а дети катались с горы"]),
+    ]
+    sentence = " ".join(words)
+    guard = LeakGuard([*((r, [t]) for r, t in rows), *own], n=8)
+    assert guard.check([{"role": "user", "content": sentence}]) is None
+    description = "Tweets and restaurant reviews, labelled by sentiment: pos, neg or neutral."
+    assert guard.check([{"role": "user", "content": description}]) is None
+    copied = LeakGuard([*own, ("ru:3", [sentence])], n=8)
+    report = copied.check([{"role": "user", "content": _disguise(sentence, "mixed", 0.5, rng)}])
+    assert report is not None and "ru:3" in report.row_ids
+
+
+def test_audit_recheck_finds_a_disguised_row(workdir, real_guard):
+    """``gpta audit --strict --recheck`` folds as the run's guard does: a row sent with a
+    variation selector after every character, or in Cyrillic look-alikes, is beyond policy."""
+    from gpta.privacy.ledger import ExposureLedger
+
+    rows, _ = real_guard
+    for how in ("variation selectors", "cyrillic"):
+        base = _case_dir(workdir)
+        train = base / "train.jsonl"
+        train.write_bytes(_jsonl([{"text": t, "label": "x"} for _, t in rows[:20]]))
+        dump_config(build_config({"data": {"train": str(train)}}), base / "config.yaml")
+        text = rows[3][1]
+        if how == "variation selectors":
+            shown = "".join(c + "\ufe0f" for c in text)
+        else:
+            cyrillic = dict(zip("aceopxyABCEHKMOPTX", "асеорхуАВСЕНКМОРТХ", strict=True))
+            shown = "".join(cyrillic.get(c, c) for c in text)
+        ledger = ExposureLedger(base / "exposure.jsonl")
+        ledger.record_policy(exposure="none", exemplar_ids=[], guard_ngram=8)
+        ledger.record_request(
+            backend="b", model="m", messages=[{"role": "user", "content": shown}], row_ids=[],
+            params={},
+        )  # fmt: skip
+        (base / "metrics.json").write_text(json.dumps(ledger.seal()))
+        code, _ = _gpta("audit", str(base), "--strict")
+        assert code == 0, how  # the ledger declares no row: only the recheck can see it
+        code, _ = _gpta("audit", str(base), "--strict", "--recheck")
+        assert code == 1, how
