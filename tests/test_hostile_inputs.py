@@ -48,6 +48,7 @@ MAX_EXAMPLES = {
     "cache_files": 30,
     "lookalike_rows": 150,
     "other_alphabet": 40,
+    "exemplar_secrets": 120,
 }
 DESCRIPTION = "Short reviews labelled pos or neg."
 RUN_FILES = ("config.yaml", "splits.json", "history.jsonl", "exposure.jsonl", "metrics.json",
@@ -948,3 +949,148 @@ def test_audit_recheck_finds_a_disguised_row(workdir, real_guard):
         assert code == 0, how  # the ledger declares no row: only the recheck can see it
         code, _ = _gpta("audit", str(base), "--strict", "--recheck")
         assert code == 1, how
+
+
+# --- 6. exemplars: secrets and personal data never leave (issue 28) ---------------------------
+# With privacy.exposure: exemplars, training rows are shown to the TA. Rows here carry a
+# generated secret or personal detail inside an ordinary sentence; the run's exemplar, the
+# request built from it, the ledger and exemplars.jsonl must not hold the value.
+
+_NAMES = ["Baker", "Maple", "Evergreen", "Pennsylvania", "Oak Hill", "King", "Elm", "Harbour"]
+_STREETS = ["Street", "St", "Avenue", "Ave", "Road", "Rd", "Lane", "Drive", "Boulevard", "Way"]
+_TOWNS = ["Springfield", "London", "Leeds", "Portland", "Austin"]
+_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August",
+           "September", "October", "November", "December"]  # fmt: skip
+
+
+def _iban(rng: random.Random) -> str:
+    country, length = rng.choice([("DE", 18), ("GB", 18), ("FR", 23), ("NL", 14), ("ES", 20)])
+    bban = "".join(rng.choice(string.digits) for _ in range(length))
+    if country in ("GB", "NL"):
+        bban = "".join(rng.choice(string.ascii_uppercase) for _ in range(4)) + bban[4:]
+    digits = "".join(str(int(c, 36)) for c in bban + country + "00")
+    iban = f"{country}{98 - int(digits) % 97:02d}{bban}"
+    spaced = " ".join(iban[i : i + 4] for i in range(0, len(iban), 4))
+    return rng.choice([iban, spaced])
+
+
+def _birth_date(rng: random.Random) -> str:
+    year, month, day = rng.randint(1930, 2010), rng.randint(1, 12), rng.randint(1, 28)
+    name = _MONTHS[month - 1]
+    return rng.choice([
+        f"{day:02d}/{month:02d}/{year}", f"{year}-{month:02d}-{day:02d}", f"{day}.{month}.{year}",
+        f"{day} {name} {year}", f"{name} {day}, {year}", f"{day}th of {name[:3]} {year}",
+    ])  # fmt: skip
+
+
+def _secret(kind: str, rng: random.Random) -> tuple[str, str]:
+    """(a sentence holding a ``kind`` of value, the value that must not leave)."""
+    word = "".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(4, 9)))
+    if kind == "aws_secret_key":
+        value = "".join(rng.choice(string.ascii_letters + string.digits + "/+") for _ in range(40))
+        value = value[:-1] + rng.choice(string.digits)  # a real key holds digits and letters
+        template = rng.choice(["my aws secret is {}", "AWS secret access key {}", "key: {}"])
+    elif kind == "password":
+        value = rng.choice([word + str(rng.randint(0, 999)), word + "!", word.upper() + "#7"])
+        template = rng.choice(["password {}", "my password is {}", "pwd: {}", "passcode {}",
+                               "wifi password={}", "the Password: {}"])  # fmt: skip
+    elif kind == "password_word":  # letters only: found after an explicit "is" or ":"
+        value = word + "tt"
+        template = rng.choice(["my password is {}", "password: {}", "passphrase = {}"])
+    elif kind == "pin":
+        value = str(rng.randint(1000, 99999999))
+        template = rng.choice(["PIN {}", "my pin code is {}", "pin: {}"])
+    elif kind == "birth_date":
+        value = _birth_date(rng)
+        template = rng.choice(["I was born on {}", "DOB: {}", "date of birth {}",
+                               "my birthday is {}", "Born {}"])  # fmt: skip
+    elif kind == "address":
+        street = f"{rng.randint(1, 9999)} {rng.choice(_NAMES)} {rng.choice(_STREETS)}"
+        tail = rng.choice(
+            ["", f", {rng.choice(_TOWNS)}", f", Springfield, IL {rng.randint(10000, 99999)}"]
+        )
+        value = street
+        template = "send it to {}" + tail.replace("{", "{{").replace("}", "}}")
+    elif kind == "iban":
+        value = _iban(rng)
+        template = rng.choice(["IBAN {}", "pay to {} please", "account {}"])
+    elif kind == "email":
+        value = f"{word}.{rng.randint(1, 99)}@{rng.choice(['mail', 'corp'])}.example.org"
+        template = "write to {}"
+    elif kind == "phone":
+        value = f"+1 {rng.randint(200, 999)} {rng.randint(200, 999)} {rng.randint(1000, 9999)}"
+        template = "call me on {}"
+    else:  # card: a number that passes Luhn
+        digits = [rng.randint(0, 9) for _ in range(15)]
+        total = sum(d if i % 2 else (d * 2 - 9 if d * 2 > 9 else d * 2)
+                    for i, d in enumerate(reversed(digits)))  # fmt: skip
+        value = "".join(map(str, digits)) + str((10 - total % 10) % 10)
+        template = "card {}"
+    return template.format(value), value
+
+
+SECRET_KINDS = ("aws_secret_key", "password", "password_word", "pin", "birth_date", "address",
+                "iban", "email", "phone", "card")  # fmt: skip
+_CARRIERS = [
+    "The room was clean and the staff were friendly, {} and we would come back.",
+    "{}. Terrible service, nobody answered for an hour.",
+    "Quick note for the front desk: {}",
+]
+
+
+@_settings("exemplar_secrets")
+@given(
+    st.lists(st.sampled_from(SECRET_KINDS), min_size=1, max_size=3),
+    st.integers(min_value=0, max_value=2**32),
+    st.sampled_from(_CARRIERS),
+)
+def test_secrets_and_personal_data_in_exemplars_never_leave(workdir, kinds, seed, carrier):
+    from gpta.assistant.prompts import TaskBrief, initial_messages
+    from gpta.data import Table
+    from gpta.llm.base import ChatResult, Sampling, Usage
+    from gpta.privacy.policy import build_exposure
+
+    rng = random.Random(seed)
+    found = [_secret(kind, rng) for kind in kinds]
+    text = carrier.format(" and ".join(sentence for sentence, _ in found))
+    rows = [{"text": text, "label": "neg"}, {"text": "fine stay, good breakfast", "label": "pos"}]
+    train = Table("data/train.jsonl", rows, ["line 1", "line 2"])
+    config = build_config(
+        {"privacy": {"exposure": "exemplars", "exemplar_ids": ["train.jsonl:line 1"]}}
+    )
+    run = _case_dir(workdir)
+    exposure = build_exposure(
+        config, {"train": train, "dev": train, "test": train}, run,
+        text_column="text", label_column="label",
+    )  # fmt: skip
+
+    class Recording:
+        backend, model_name = "scripted", "recording"
+
+        def __init__(self) -> None:
+            self.sent: list[list[dict]] = []
+
+        def chat(self, messages, sampling, **params):
+            self.sent.append(messages)
+            return ChatResult(["Say how the guest feels."], Usage(10, 5), 0.01)
+
+    chat = Recording()
+    brief = TaskBrief("text classification", "reads", "Hotel reviews.", ["neg", "pos"],
+                      "accuracy", 20, exemplars=tuple(exposure.exemplars))  # fmt: skip
+    exposure.channel(chat).send(
+        initial_messages(brief), Sampling(n=1, temperature=1.0, top_p=1.0, max_new_tokens=8, seed=0)
+    )
+    assert len(chat.sent) == 1, "the request was blocked, not sent"
+    shown = exposure.exemplars[0].text
+    places = {
+        "exemplar": shown,
+        "request": json.dumps(chat.sent, ensure_ascii=False),
+        **{p.name: p.read_text(encoding="utf-8") for p in run.iterdir() if p.is_file()},
+    }
+    for kind, (_, value) in zip(kinds, found, strict=True):
+        event(kind)
+        for place, content in places.items():
+            assert value not in content, (kind, value, place, shown)
+            if kind == "iban":  # nor its account number, spaced or not
+                assert value.replace(" ", "")[-8:] not in content.replace(" ", ""), (kind, shown)
+    assert "Terrible" in shown or "clean" in shown or "front desk" in shown  # the rest stays
