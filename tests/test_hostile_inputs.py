@@ -748,8 +748,16 @@ def _by_property(pattern: str) -> list[str]:
     return regex.findall(pattern, every)
 
 
-INVISIBLE = _by_property(r"\p{Default_Ignorable_Code_Point}")
+# default-ignorable characters; not the Hangul fillers, which are drawn as a blank (a reader
+# sees a space there, and so does the guard), nor the bidi overrides, which redraw the rest
+# of the line backwards (the "reversed" rewrite uses them as a display does)
+INVISIBLE = [
+    c
+    for c in _by_property(r"\p{Default_Ignorable_Code_Point}")
+    if c not in "\u115f\u1160\u3164\uffa0\u202d\u202e"
+]
 MARKS = _by_property(r"[\p{Mn}\p{Me}]")
+BIDI_CONTROLS = "\u202a\u202b\u202c\u2066\u2067\u2068\u2069"  # would end an override
 
 
 def _lookalikes() -> dict[str, list[str]]:
@@ -768,12 +776,22 @@ def _lookalikes() -> dict[str, list[str]]:
 
 
 LOOKALIKES = _lookalikes()
-REWRITES = ("invisible", "marks", "lookalikes", "fullwidth", "mixed")
+REWRITES = ("invisible", "marks", "lookalikes", "fullwidth", "reversed", "mixed")
+RLO, PDF = "\u202e", "\u202c"  # right-to-left override and its end: drawn reversed
 
 
-def _disguise(text: str, how: str, rate: float, rng: random.Random) -> str:
+def _disguise(
+    text: str, how: str, rate: float, rng: random.Random, invisible: list[str] = INVISIBLE
+) -> str:
     """``text`` as a reader still reads it: ``how`` (one of :data:`REWRITES`) applied to
-    about ``rate`` of its characters."""
+    about ``rate`` of its characters (``reversed``: of its words, or the whole text, stored
+    backwards inside a right-to-left override)."""
+    if how == "reversed":  # invisible characters and full-width forms, then stored backwards
+        plain = [c for c in invisible if c not in BIDI_CONTROLS]
+        text = _disguise(text, rng.choice(["invisible", "fullwidth"]), rate, rng, plain)
+        if rng.random() < 0.3:
+            return RLO + text[::-1] + PDF
+        return " ".join(RLO + w[::-1] + PDF if rng.random() < rate else w for w in text.split(" "))
     out = []
     for char in text:
         kinds = {"mixed": ["invisible", "marks", "lookalikes", "fullwidth"]}.get(how, [how])
@@ -785,7 +803,7 @@ def _disguise(text: str, how: str, rate: float, rng: random.Random) -> str:
         elif kind == "fullwidth" and "!" <= char <= "~":
             out.append(chr(ord(char) + 0xFEE0))
         elif kind == "invisible" and not char.isspace():
-            out.append(char + "".join(rng.choices(INVISIBLE, k=rng.randint(1, 3))))
+            out.append(char + "".join(rng.choices(invisible, k=rng.randint(1, 3))))
         elif kind == "marks" and not char.isspace():
             out.append(char + "".join(rng.choices(MARKS, k=rng.randint(1, 2))))
         else:

@@ -1,5 +1,6 @@
 """The leak guard: verbatim runs of a row's words are found, everything else passes; rows
-and requests are compared after one normalisation (HTML, NFKC, case, punctuation, spacing)."""
+and requests are compared after one normalisation (HTML, NFKC, case, invisible characters,
+combining marks, look-alike characters, bidi overrides, punctuation, spacing)."""
 
 from __future__ import annotations
 
@@ -258,7 +259,9 @@ def test_every_lookalike_of_an_ascii_letter_or_digit_reads_as_it():
         lambda t: "\u200d".join(t),  # zero-width joiners
         lambda t: "".join(c + "\U000e0041" for c in t),  # tag characters
         lambda t: "".join(c + "\u0301\u0324" for c in t),  # combining marks on every letter
-        lambda t: "".join(c + "\u3164" for c in t),  # Hangul fillers (invisible letters)
+        lambda t: t.replace(" ", "\u3164"),  # Hangul fillers (drawn as blanks) for spaces
+        lambda t: "\u202e" + t[::-1] + "\u202c",  # stored backwards, drawn right to left
+        lambda t: " ".join(f"\u202e{w[::-1]}\u202c" for w in t.split()),
         lambda t: t.translate(str.maketrans("aceopxyiABCEHKMOPTX", "асеорхуіАВСЕНКМОРТХ")),
         lambda t: t.translate(str.maketrans("aoivnABEHIKMNOPTXYZ", "αοινηΑΒΕΗΙΚΜΝΟΡΤΧΥΖ")),
         lambda t: t.replace("l", "1").replace("o", "0").replace("m", "rn").replace("I", "|"),

@@ -154,6 +154,11 @@ def test_ordinary_text_is_left_alone(text):
         ("PIN 4921 at the machine", "4921"),
         ('db_pass = "s3cr3t value"', "s3cr3t value"),
         ("secret key: ThisIsMyLongPassword2015", "ThisIsMyLongPassword2015"),
+        ("login: bob / pass: correct-horse-9", "correct-horse-9"),
+        ("pw=Tr0ub4dor&3 for the wifi", "Tr0ub4dor&3"),
+        ("Passwort: geheim123, bitte", "geheim123"),
+        ("contraseña: hunter2 y nada más", "hunter2"),
+        ("unlabelled 9fQx2LmT7vKp3RwZ8yNc4BhJ6dGs1AeU0oIi5tXq at the end", "9fQx2LmT7vKp"),
     ],
 )
 def test_secrets_written_in_prose_are_replaced_where_text_leaves(text, secret):
@@ -167,6 +172,8 @@ def test_secrets_written_in_prose_are_replaced_where_text_leaves(text, secret):
     "text",
     [
         "the password reset link never arrived",
+        "the password manager reset my settings; the secret sauce at 12 noon was great",
+        "a pass to the museum: free on Sundays",
         "passwords in general and API keys as a topic; the secretary: Johnathan",
         "we use sentence-transformers/all-MiniLM-L6-v2 and HuggingFaceTB/SmolLM2-135M-Instruct",
         "#ThisIsAVeryLongHashtagName2015 #SuperBowl50Champions2016",

@@ -29,18 +29,26 @@ lower case look like different Latin letters (``Η``/``η``: ``H``/``n``).
 
 A letter that looks like ASCII punctuation (Lisu ``ꓸ`` for ``.``) becomes it, a symbol that
 looks like an ASCII letter (``∣`` for ``l``) becomes that letter; whitespace is never
-touched, so a word ends where the reader sees it end.
+touched, so a word ends where the reader sees it end; the Hangul fillers, default-ignorable
+but drawn as a blank, are spaces. Right-to-left overrides are applied first
+(:func:`display_order`): ``\u202eolleh\u202c`` is drawn, and read, as ``hello``.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 import sys
 import unicodedata
 
 import regex
 
 _APOSTROPHES = "'\u2018\u2019\u02bc\u02bb`\u00b4\u2032\uff07"
+# default-ignorable, yet drawn as a blank the width of a letter: a reader sees a space
+_BLANKS = "\u115f\u1160\u3164\uffa0"  # the Hangul fillers
+_LRO, _RLO, _PDF = "\u202d", "\u202e", "\u202c"
+_PARAGRAPH_ENDS = "\n\r\u0085\u2029"
+_MAX_DEPTH = 125  # the Unicode bidi algorithm's; deeper overrides are ignored
 _DROPPED = regex.compile(r"[\p{Default_Ignorable_Code_Point}\p{Cf}\p{Mn}\p{Me}]")
 _DECOMPOSES = regex.compile(r"\p{NFD_Quick_Check=No}")
 _CASED = regex.compile(r"\p{Changes_When_Casefolded}")
@@ -58,7 +66,8 @@ def _all_characters() -> str:
 @functools.cache
 def dropped() -> frozenset[str]:
     """Characters a reader does not see or reads through, and apostrophes: deleted."""
-    return frozenset(_DROPPED.findall(_all_characters())) | frozenset(_APOSTROPHES)
+    found = frozenset(_DROPPED.findall(_all_characters())) | frozenset(_APOSTROPHES)
+    return found - frozenset(_BLANKS)
 
 
 @functools.cache
@@ -96,7 +105,50 @@ def _to_ascii() -> dict[int, str | None]:
 def _early() -> dict[int, str | None]:
     """:func:`_to_ascii`, and dropped characters deleted before case folding can turn one
     into a letter (U+0345, a combining mark, case-folds to ``ι``)."""
-    return {**{ord(c): None for c in dropped()}, **_to_ascii()}
+    gone = dropped() | _vanishing()
+    return {**{ord(c): None for c in gone}, **_to_ascii(), **_blanks()}
+
+
+@functools.cache
+def _apostrophe_letters() -> re.Pattern[str]:
+    """Letters UTS #39 calls look-alikes of dropped characters (Hebrew yod, Canadian ᑊ, like
+    an apostrophe), where they stand between two ASCII letters or digits (don\u05d9t): there
+    they are the apostrophe, elsewhere letters of their alphabet."""
+    drop = dropped()
+    letters = {
+        source
+        for source, prototype in _pairs()
+        if len(source) == 1
+        and len(prototype) == 1
+        and prototype in drop
+        and unicodedata.category(source) in ("Lu", "Ll", "Lt", "Lo")
+    }
+    inner = "".join(sorted(letters)) or "\x00"
+    return re.compile(f"(?<=[a-z0-9])[{re.escape(inner)}]+(?=[a-z0-9])")
+
+
+@functools.cache
+def _vanishing() -> frozenset[str]:
+    """Visible characters UTS #39 calls look-alikes of dropped ones (Greek tonos and
+    Armenian ՝ of an apostrophe, modifier letters of accents): dropped too, before NFKC
+    (which turns the tonos into a space and an accent). Not the letters of an alphabet
+    (Hebrew yod looks like an apostrophe, and is a letter)."""
+    drop = dropped()
+    return frozenset(
+        source
+        for source, prototype in _pairs()
+        if len(source) == 1
+        and len(prototype) == 1
+        and prototype in drop
+        and source not in drop
+        and source not in _BLANKS
+        and not source.isspace()
+        and unicodedata.category(source) not in ("Lu", "Ll", "Lt", "Lo")
+    )
+
+
+def _blanks() -> dict[int, str]:
+    return {ord(c): " " for c in _BLANKS}
 
 
 def _strip(text: str, drop: frozenset[str]) -> str:
@@ -192,11 +244,8 @@ def fold_table() -> tuple[dict[int, str | None], tuple[tuple[str, str], ...]]:
     letter_like: dict[str, str] = {}  # a symbol that looks like a letter
     later: list[tuple[str, str]] = []
     spelled: dict[str, str] = {}  # one letter that looks like several
-    vanish: set[str] = set()  # looks like what is dropped (Armenian ՝ like an apostrophe)
     for source, prototype in _pairs():
         a, b = _prefold(source, drop), _prefold(prototype, drop)
-        if len(a) == 1 and not b and len(prototype) == 1 and not a.isspace():
-            vanish.add(a)
         if not a or not b or a == b or (len(a) > 1 and len(b) > 1):
             continue
         if any(c.isspace() for c in a + b):
@@ -220,7 +269,8 @@ def fold_table() -> tuple[dict[int, str | None], tuple[tuple[str, str], ...]]:
                 later.append((a, b))
     for a, b in later:
         classes.union(a, b)
-    table: dict[int, str | None] = {ord(c): None for c in drop | vanish}
+    table: dict[int, str | None] = {ord(c): None for c in drop | _vanishing()}
+    table.update(_blanks())
     replacements: list[tuple[str, str]] = []
     rep_of: dict[str, str] = {}
     for members in classes.members():
@@ -266,13 +316,53 @@ def fold_table() -> tuple[dict[int, str | None], tuple[tuple[str, str], ...]]:
     return table, tuple(ordered)
 
 
+def display_order(text: str) -> str:
+    """``text`` with its bidi overrides applied as a display draws them: what follows a
+    right-to-left override (U+202E) up to its pop (U+202C) or the end of the paragraph is
+    drawn reversed, so ``\u202eolleh\u202c`` reads ``hello``; a left-to-right override
+    (U+202D) inside one stays a block in reading order. The controls themselves go. (Only
+    the overrides: embeddings and isolates do not reorder the letters of one script.)"""
+    if _RLO not in text:
+        return text
+    frames: list[tuple[str | None, list[tuple[str, bool]]]] = [(None, [])]
+
+    def close() -> None:
+        direction, pieces = frames.pop()
+        if direction == "R":
+            pieces = [(p if block else p[::-1], block) for p, block in reversed(pieces)]
+        frames[-1][1].append(("".join(p for p, _ in pieces), True))
+
+    for char in text:
+        if char in (_LRO, _RLO):
+            if len(frames) <= _MAX_DEPTH:
+                frames.append(("R" if char == _RLO else "L", []))
+        elif char == _PDF:
+            if len(frames) > 1:
+                close()
+        else:
+            if char in _PARAGRAPH_ENDS:
+                while len(frames) > 1:
+                    close()
+            pieces = frames[-1][1]
+            if pieces and not pieces[-1][1]:
+                pieces[-1] = (pieces[-1][0] + char, False)
+            else:
+                pieces.append((char, False))
+    while len(frames) > 1:
+        close()
+    return "".join(p for p, _ in frames[0][1])
+
+
 def reader_form(text: str) -> str:
-    """``text`` as the leak guard compares it, character by character: look-alikes folded,
-    NFKC, case folded, what a reader does not see deleted (see the module's docstring)."""
+    """``text`` as the leak guard compares it, character by character: bidi overrides
+    applied, look-alikes folded, NFKC, case folded, what a reader does not see deleted (see
+    the module's docstring)."""
     # NFKC and the look-alike step leave ASCII as it is: case folding alone, much faster
-    text = text.casefold() if text.isascii() else _before_table(text)
+    text = text.casefold() if text.isascii() else _before_table(display_order(text))
     table, replacements = fold_table()
     text = text.translate(table)
+    if not text.isascii():
+        text = _apostrophe_letters().sub("", text)
     for old, new in replacements:
         if old in text:
             text = text.replace(old, new)

@@ -74,6 +74,8 @@ def word_spans(text: str) -> list[tuple[str, int, int]]:
     """Each word of :func:`word_tokens` with the (start, end) in ``text`` of the
     whitespace-separated chunk it came from, less the chunk's leading and trailing
     punctuation (for telling the user *where* a copy is)."""
+    if "\u202e" in text:  # a right-to-left override moves words across chunks: the whole
+        return [(word, 0, len(text)) for word in word_tokens(text)]  # text is the place
     spans = []
     for chunk in _CHUNK.finditer(_strip_tags(text)):
         words = _words(chunk.group(0))

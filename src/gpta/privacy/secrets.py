@@ -90,8 +90,10 @@ _OWN_SHAPES: list[tuple[re.Pattern[str], int]] = [
 # "pwd -> x9!"). With nothing between them the value must hold a digit or a symbol, so that
 # "password reset" and "the password manager" stay.
 _PASSWORD_WORD = re.compile(
-    r"(?i)\b(?:passw(?:or)?d|passcode|passphrase|pwd|login\s+code|secret[-_ ]?key)s?\b"
-    r"(\s*(?:[:=]|->|→|\bis\b|\bwas\b)?\s*)[\"'“‘]?([^\s\"'“”‘’,;]{4,})"
+    r"(?i)\b(?:passw(?:or)?d|passwort|passcode|passphrase|pwd|pw|pass(?=\s*[:=])"
+    r"|login\s+code|secret[-_ ]?key|mot\s+de\s+passe|contrase[ñn]a|senha|wachtwoord|пароль)s?\b"
+    r"(\s*(?:[:=]|->|→|\bis\b|\bwas\b|\bist\b|\best\b|\bes\b)?\s*)"
+    r"[\"'“‘„«]?([^\s\"'“”‘’„«»,;]{4,})"
 )
 _SYMBOL_OR_DIGIT = re.compile(r"[^A-Za-z]")
 # Random-looking words in free text, by detect-secrets' entropy measures: runs of base64
