@@ -19,6 +19,7 @@ import contextlib
 import io
 import json
 import os
+import random
 import shlex
 import string
 import sys
@@ -29,13 +30,13 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import mark_gpta_run
+from conftest import SHARED_DATA, mark_gpta_run
 from hypothesis import HealthCheck, assume, event, example, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from gpta.cli import main
-from gpta.config import GptaConfig, dump_config
+from gpta.config import GptaConfig, build_config, dump_config
 from gpta.tasks.labels import shown
 
 # Examples per generated class (the README table quotes these).
@@ -54,6 +55,9 @@ MAX_EXAMPLES = {
     "ta_outcomes": 60,
     "label_names": 30,
     "http_faults": 12,
+    "lookalike_rows": 150,
+    "other_alphabet": 40,
+    "exemplar_secrets": 120,
 }
 DESCRIPTION = "Short reviews labelled pos or neg."
 RUN_FILES = ("config.yaml", "splits.json", "history.jsonl", "exposure.jsonl", "metrics.json",
@@ -1248,3 +1252,413 @@ def test_eval_reads_labels_by_the_rule_training_used(case, at):
         assert said in err.getvalue()
     else:
         assert err.getvalue() == ""
+
+
+# --- 4. the leak guard sees text as a reader does (issue 28) -----------------------------------
+# Real rows, rewritten so that a reader sees the same text and a byte comparison does not:
+# invisible characters (Unicode's Default_Ignorable_Code_Point: variation selectors, zero-width
+# characters, tag characters, ...) and combining marks between the characters, letters swapped
+# for look-alikes drawn from Unicode's confusables data (the table the guard folds with, as the
+# confusable-homoglyphs package ships it), full-width forms, or all of it at once.
+
+REAL_ROWS = [SHARED_DATA / "twitter" / "train.jsonl", SHARED_DATA / "yelp" / "train.jsonl"]
+
+
+def _real_rows() -> list[tuple[str, str]]:
+    """(row id, text) of the first 60 rows of 12 or more words of each real data file."""
+    from gpta.privacy.normalize import word_tokens
+
+    found = [p for p in REAL_ROWS if p.is_file()]
+    if not found:
+        pytest.skip(f"no real data rows at {SHARED_DATA}")
+    rows = []
+    for path in found:
+        taken = 0
+        with path.open(encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                text = json.loads(line).get("text")
+                if isinstance(text, str) and len(word_tokens(text)) >= 12 and taken < 60:
+                    rows.append((f"{path.parent.name}:line {number}", " ".join(text.split()[:60])))
+                    taken += 1
+    return rows
+
+
+@pytest.fixture(scope="module")
+def real_guard():
+    from gpta.privacy.guard import LeakGuard
+
+    rows = _real_rows()
+    return rows, LeakGuard(((row_id, [text]) for row_id, text in rows), n=8)
+
+
+def _by_property(pattern: str) -> list[str]:
+    import regex
+
+    every = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c < 0xE000)
+    return regex.findall(pattern, every)
+
+
+# default-ignorable characters; not the Hangul fillers, which are drawn as a blank (a reader
+# sees a space there, and so does the guard), nor the bidi overrides, which redraw the rest
+# of the line backwards (the "reversed" rewrite uses them as a display does)
+READER_INVISIBLE = [
+    c
+    for c in _by_property(r"\p{Default_Ignorable_Code_Point}")
+    if c not in "\u115f\u1160\u3164\uffa0\u202d\u202e"
+]
+MARKS = _by_property(r"[\p{Mn}\p{Me}]")
+BIDI_CONTROLS = "\u202a\u202b\u202c\u2066\u2067\u2068\u2069"  # would end an override
+
+
+def _lookalikes() -> dict[str, list[str]]:
+    """Each character's look-alikes in Unicode's confusables data, as a reader sees them
+    (a combining mark or an invisible character is not a letter to a reader)."""
+    from confusable_homoglyphs.confusables import confusables_data
+
+    hidden = set(READER_INVISIBLE) | set(MARKS)
+    out: dict[str, list[str]] = {}
+    for key, glyphs in confusables_data.items():
+        shapes = [g["c"].replace("\u200e", "") for g in glyphs]
+        shapes = [s for s in shapes if s and not set(s) & hidden and not any(map(str.isspace, s))]
+        if len(key) == 1 and shapes:
+            out[key] = shapes
+    return out
+
+
+LOOKALIKES = _lookalikes()
+REWRITES = ("invisible", "marks", "lookalikes", "fullwidth", "reversed", "mixed")
+RLO, PDF = "\u202e", "\u202c"  # right-to-left override and its end: drawn reversed
+
+
+def _disguise(
+    text: str, how: str, rate: float, rng: random.Random, invisible: list[str] = READER_INVISIBLE
+) -> str:
+    """``text`` as a reader still reads it: ``how`` (one of :data:`REWRITES`) applied to
+    about ``rate`` of its characters (``reversed``: of its words, or the whole text, stored
+    backwards inside a right-to-left override)."""
+    if how == "reversed":  # invisible characters and full-width forms, then stored backwards
+        plain = [c for c in invisible if c not in BIDI_CONTROLS]
+        text = _disguise(text, rng.choice(["invisible", "fullwidth"]), rate, rng, plain)
+        if rng.random() < 0.3:
+            return RLO + text[::-1] + PDF
+        return " ".join(RLO + w[::-1] + PDF if rng.random() < rate else w for w in text.split(" "))
+    out = []
+    for char in text:
+        kinds = {"mixed": ["invisible", "marks", "lookalikes", "fullwidth"]}.get(how, [how])
+        kind = rng.choice(kinds)
+        if rng.random() >= rate:
+            out.append(char)
+        elif kind == "lookalikes" and char in LOOKALIKES:
+            out.append(rng.choice(LOOKALIKES[char]))
+        elif kind == "fullwidth" and "!" <= char <= "~":
+            out.append(chr(ord(char) + 0xFEE0))
+        elif kind == "invisible" and not char.isspace():
+            out.append(char + "".join(rng.choices(invisible, k=rng.randint(1, 3))))
+        elif kind == "marks" and not char.isspace():
+            out.append(char + "".join(rng.choices(MARKS, k=rng.randint(1, 2))))
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+@_settings("lookalike_rows")
+@given(
+    st.integers(min_value=0, max_value=10_000),
+    st.sampled_from(REWRITES),
+    st.sampled_from([0.1, 0.5, 1.0]),
+    st.randoms(use_true_random=False),
+)
+def test_a_row_disguised_for_a_program_but_not_for_a_reader_is_blocked(
+    real_guard, index, how, rate, rng
+):
+    rows, guard = real_guard
+    row_id, text = rows[index % len(rows)]
+    shown = _disguise(text, how, rate, rng)
+    event(how)
+    report = guard.check([{"role": "user", "content": f"Some data: {shown}"}])
+    assert report is not None, (how, rate, shown)
+    assert row_id in report.row_ids
+
+
+RUSSIAN = [
+    "дом",
+    "мама",
+    "папа",
+    "работа",
+    "город",
+    "улица",
+    "машина",
+    "вода",
+    "хлеб",
+    "молоко",
+    "утро",
+    "вечер",
+    "ночь",
+    "день",
+    "неделя",
+    "год",
+    "книга",
+    "письмо",
+    "друг",
+    "семья",
+    "школа",
+    "учитель",
+    "ученик",
+    "окно",
+    "дверь",
+    "стол",
+    "стул",
+    "комната",
+    "кухня",
+    "сад",
+    "лес",
+    "река",
+    "море",
+    "гора",
+    "небо",
+    "солнце",
+    "луна",
+    "звезда",
+    "ветер",
+    "дождь",
+    "снег",
+    "зима",
+    "лето",
+    "осень",
+    "весна",
+    "большой",
+    "маленький",
+    "новый",
+    "старый",
+    "хороший",
+    "плохой",
+    "красивый",
+    "быстро",
+    "медленно",
+    "всегда",
+    "никогда",
+    "сегодня",
+    "завтра",
+    "вчера",
+    "читать",
+    "писать",
+    "говорить",
+    "думать",
+    "знать",
+    "любить",
+    "жить",
+    "ждать",
+    "искать",
+    "найти",
+]
+
+
+def test_real_words_of_another_alphabet_stay_apart():
+    """Folding look-alikes keeps genuine Russian words apart: no two of these common words
+    become one (a word made only of letters with Latin look-alikes, such as ``мама``, does
+    read as the Latin word: a reader cannot tell them apart either)."""
+    from gpta.privacy.normalize import normalize_text
+
+    folded = {normalize_text(w) for w in RUSSIAN}
+    assert len(folded) == len(set(RUSSIAN))
+    assert normalize_text("мама") == normalize_text("mama")
+
+
+@_settings("other_alphabet")
+@given(
+    st.lists(st.sampled_from(RUSSIAN), min_size=8, max_size=40),
+    st.randoms(use_true_random=False),
+)
+def test_text_in_another_alphabet_is_not_a_copy_unless_it_copies(real_guard, words, rng):
+    """Generated Russian sentences pass a guard over real rows and Russian rows; the same
+    sentences pass a guard that holds others, and are blocked once they are a row."""
+    from gpta.privacy.guard import LeakGuard
+
+    rows, _ = real_guard
+    own = [
+        ("ru:1", ["Мы жили в старом доме у реки, и каждое утро мама пекла хлеб для всей семьи"]),
+        ("ru:2", ["Зимой снег лежал на крышах до самой весны, а дети катались с горы"]),
+    ]
+    sentence = " ".join(words)
+    guard = LeakGuard([*((r, [t]) for r, t in rows), *own], n=8)
+    assert guard.check([{"role": "user", "content": sentence}]) is None
+    description = "Tweets and restaurant reviews, labelled by sentiment: pos, neg or neutral."
+    assert guard.check([{"role": "user", "content": description}]) is None
+    copied = LeakGuard([*own, ("ru:3", [sentence])], n=8)
+    report = copied.check([{"role": "user", "content": _disguise(sentence, "mixed", 0.5, rng)}])
+    assert report is not None and "ru:3" in report.row_ids
+
+
+def test_audit_recheck_finds_a_disguised_row(workdir, real_guard):
+    """``gpta audit --strict --recheck`` folds as the run's guard does: a row sent with a
+    variation selector after every character, or in Cyrillic look-alikes, is beyond policy."""
+    from gpta.privacy.ledger import ExposureLedger
+
+    rows, _ = real_guard
+    for how in ("variation selectors", "cyrillic"):
+        base = _case_dir(workdir)
+        train = base / "train.jsonl"
+        train.write_bytes(_jsonl([{"text": t, "label": "x"} for _, t in rows[:20]]))
+        dump_config(build_config({"data": {"train": str(train)}}), base / "config.yaml")
+        text = rows[3][1]
+        if how == "variation selectors":
+            shown = "".join(c + "\ufe0f" for c in text)
+        else:
+            cyrillic = dict(zip("aceopxyABCEHKMOPTX", "асеорхуАВСЕНКМОРТХ", strict=True))
+            shown = "".join(cyrillic.get(c, c) for c in text)
+        ledger = ExposureLedger(base / "exposure.jsonl")
+        ledger.record_policy(exposure="none", exemplar_ids=[], guard_ngram=8)
+        ledger.record_request(
+            backend="b", model="m", messages=[{"role": "user", "content": shown}], row_ids=[],
+            params={},
+        )  # fmt: skip
+        (base / "metrics.json").write_text(json.dumps(ledger.seal()))
+        code, _ = _gpta("audit", str(base), "--strict")
+        assert code == 0, how  # the ledger declares no row: only the recheck can see it
+        code, _ = _gpta("audit", str(base), "--strict", "--recheck")
+        assert code == 1, how
+
+
+# --- 6. exemplars: secrets and personal data never leave (issue 28) ---------------------------
+# With privacy.exposure: exemplars, training rows are shown to the TA. Rows here carry a
+# generated secret or personal detail inside an ordinary sentence; the run's exemplar, the
+# request built from it, the ledger and exemplars.jsonl must not hold the value.
+
+_NAMES = ["Baker", "Maple", "Evergreen", "Pennsylvania", "Oak Hill", "King", "Elm", "Harbour"]
+_STREETS = ["Street", "St", "Avenue", "Ave", "Road", "Rd", "Lane", "Drive", "Boulevard", "Way"]
+_TOWNS = ["Springfield", "London", "Leeds", "Portland", "Austin"]
+_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August",
+           "September", "October", "November", "December"]  # fmt: skip
+
+
+def _iban(rng: random.Random) -> str:
+    country, length = rng.choice([("DE", 18), ("GB", 18), ("FR", 23), ("NL", 14), ("ES", 20)])
+    bban = "".join(rng.choice(string.digits) for _ in range(length))
+    if country in ("GB", "NL"):
+        bban = "".join(rng.choice(string.ascii_uppercase) for _ in range(4)) + bban[4:]
+    digits = "".join(str(int(c, 36)) for c in bban + country + "00")
+    iban = f"{country}{98 - int(digits) % 97:02d}{bban}"
+    spaced = " ".join(iban[i : i + 4] for i in range(0, len(iban), 4))
+    return rng.choice([iban, spaced])
+
+
+def _birth_date(rng: random.Random) -> str:
+    year, month, day = rng.randint(1930, 2010), rng.randint(1, 12), rng.randint(1, 28)
+    name = _MONTHS[month - 1]
+    return rng.choice([
+        f"{day:02d}/{month:02d}/{year}", f"{year}-{month:02d}-{day:02d}", f"{day}.{month}.{year}",
+        f"{day} {name} {year}", f"{name} {day}, {year}", f"{day}th of {name[:3]} {year}",
+    ])  # fmt: skip
+
+
+def _secret(kind: str, rng: random.Random) -> tuple[str, str]:
+    """(a sentence holding a ``kind`` of value, the value that must not leave)."""
+    word = "".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(4, 9)))
+    if kind == "aws_secret_key":
+        value = "".join(rng.choice(string.ascii_letters + string.digits + "/+") for _ in range(40))
+        value = value[:-1] + rng.choice(string.digits)  # a real key holds digits and letters
+        template = rng.choice(["my aws secret is {}", "AWS secret access key {}", "key: {}"])
+    elif kind == "password":
+        value = rng.choice([word + str(rng.randint(0, 999)), word + "!", word.upper() + "#7"])
+        template = rng.choice(["password {}", "my password is {}", "pwd: {}", "passcode {}",
+                               "wifi password={}", "the Password: {}"])  # fmt: skip
+    elif kind == "password_word":  # letters only: found after an explicit "is" or ":"
+        value = word + "tt"
+        template = rng.choice(["my password is {}", "password: {}", "passphrase = {}"])
+    elif kind == "pin":
+        value = str(rng.randint(1000, 99999999))
+        template = rng.choice(["PIN {}", "my pin code is {}", "pin: {}"])
+    elif kind == "birth_date":
+        value = _birth_date(rng)
+        template = rng.choice(["I was born on {}", "DOB: {}", "date of birth {}",
+                               "my birthday is {}", "Born {}"])  # fmt: skip
+    elif kind == "address":
+        street = f"{rng.randint(1, 9999)} {rng.choice(_NAMES)} {rng.choice(_STREETS)}"
+        tail = rng.choice(
+            ["", f", {rng.choice(_TOWNS)}", f", Springfield, IL {rng.randint(10000, 99999)}"]
+        )
+        value = street
+        template = "send it to {}" + tail.replace("{", "{{").replace("}", "}}")
+    elif kind == "iban":
+        value = _iban(rng)
+        template = rng.choice(["IBAN {}", "pay to {} please", "account {}"])
+    elif kind == "email":
+        value = f"{word}.{rng.randint(1, 99)}@{rng.choice(['mail', 'corp'])}.example.org"
+        template = "write to {}"
+    elif kind == "phone":
+        value = f"+1 {rng.randint(200, 999)} {rng.randint(200, 999)} {rng.randint(1000, 9999)}"
+        template = "call me on {}"
+    else:  # card: a number that passes Luhn
+        digits = [rng.randint(0, 9) for _ in range(15)]
+        total = sum(d if i % 2 else (d * 2 - 9 if d * 2 > 9 else d * 2)
+                    for i, d in enumerate(reversed(digits)))  # fmt: skip
+        value = "".join(map(str, digits)) + str((10 - total % 10) % 10)
+        template = "card {}"
+    return template.format(value), value
+
+
+SECRET_KINDS = ("aws_secret_key", "password", "password_word", "pin", "birth_date", "address",
+                "iban", "email", "phone", "card")  # fmt: skip
+_CARRIERS = [
+    "The room was clean and the staff were friendly, {} and we would come back.",
+    "{}. Terrible service, nobody answered for an hour.",
+    "Quick note for the front desk: {}",
+]
+
+
+@_settings("exemplar_secrets")
+@given(
+    st.lists(st.sampled_from(SECRET_KINDS), min_size=1, max_size=3),
+    st.integers(min_value=0, max_value=2**32),
+    st.sampled_from(_CARRIERS),
+)
+def test_secrets_and_personal_data_in_exemplars_never_leave(workdir, kinds, seed, carrier):
+    from gpta.assistant.prompts import TaskBrief, initial_messages
+    from gpta.data import Table
+    from gpta.llm.base import ChatResult, Sampling, Usage
+    from gpta.privacy.policy import build_exposure
+
+    rng = random.Random(seed)
+    found = [_secret(kind, rng) for kind in kinds]
+    text = carrier.format(" and ".join(sentence for sentence, _ in found))
+    rows = [{"text": text, "label": "neg"}, {"text": "fine stay, good breakfast", "label": "pos"}]
+    train = Table("data/train.jsonl", rows, ["line 1", "line 2"])
+    config = build_config(
+        {"privacy": {"exposure": "exemplars", "exemplar_ids": ["train.jsonl:line 1"]}}
+    )
+    run = _case_dir(workdir)
+    exposure = build_exposure(
+        config, {"train": train, "dev": train, "test": train}, run,
+        text_column="text", label_column="label",
+    )  # fmt: skip
+
+    class Recording:
+        backend, model_name = "scripted", "recording"
+
+        def __init__(self) -> None:
+            self.sent: list[list[dict]] = []
+
+        def chat(self, messages, sampling, **params):
+            self.sent.append(messages)
+            return ChatResult(["Say how the guest feels."], Usage(10, 5), 0.01)
+
+    chat = Recording()
+    brief = TaskBrief("text classification", "reads", "Hotel reviews.", ["neg", "pos"],
+                      "accuracy", 20, exemplars=tuple(exposure.exemplars))  # fmt: skip
+    exposure.channel(chat).send(
+        initial_messages(brief), Sampling(n=1, temperature=1.0, top_p=1.0, max_new_tokens=8, seed=0)
+    )
+    assert len(chat.sent) == 1, "the request was blocked, not sent"
+    shown = exposure.exemplars[0].text
+    places = {
+        "exemplar": shown,
+        "request": json.dumps(chat.sent, ensure_ascii=False),
+        **{p.name: p.read_text(encoding="utf-8") for p in run.iterdir() if p.is_file()},
+    }
+    for kind, (_, value) in zip(kinds, found, strict=True):
+        event(kind)
+        for place, content in places.items():
+            assert value not in content, (kind, value, place, shown)
+            if kind == "iban":  # nor its account number, spaced or not
+                assert value.replace(" ", "")[-8:] not in content.replace(" ", ""), (kind, shown)
+    assert "Terrible" in shown or "clean" in shown or "front desk" in shown  # the rest stays

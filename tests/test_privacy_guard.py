@@ -1,5 +1,6 @@
 """The leak guard: verbatim runs of a row's words are found, everything else passes; rows
-and requests are compared after one normalisation (HTML, NFKC, case, punctuation, spacing)."""
+and requests are compared after one normalisation (HTML, NFKC, case, invisible characters,
+combining marks, look-alike characters, bidi overrides, punctuation, spacing)."""
 
 from __future__ import annotations
 
@@ -225,3 +226,64 @@ def test_normalisation_is_idempotent_and_spans_match_the_words(text):
     assert [w for w, _, _ in word_spans(text)] == word_tokens(text) == once.split()
     for _, start, end in word_spans(text):
         assert 0 <= start < end <= len(text)
+
+
+# --- look-alikes and invisible characters (issue 28) -----------------------------------------
+
+
+def test_every_lookalike_of_an_ascii_letter_or_digit_reads_as_it():
+    """Each look-alike Unicode's confusables data lists for an ASCII letter or digit (1,359
+    of them: Cyrillic, Greek, Cherokee, mathematical, ...) folds to what that character
+    folds to, inside a word, in either case of the word around it."""
+    import string
+
+    from confusable_homoglyphs.confusables import confusables_data
+
+    checked = 0
+    for char in string.ascii_letters + string.digits:
+        for glyph in confusables_data.get(char, []):
+            shape = glyph["c"].replace("\u200e", "")
+            for around in ("xx{}xx", "XX{}XX"):
+                assert normalize_text(around.format(shape)) == normalize_text(
+                    around.format(char)
+                ), (char, shape, glyph["n"])
+            checked += 1
+    assert checked > 1000
+
+
+@pytest.mark.parametrize(
+    "disguise",
+    [
+        lambda t: "".join(c + "\ufe0f" for c in t),  # a variation selector after each character
+        lambda t: "".join(c + "\U000e0101" for c in t),  # a supplementary variation selector
+        lambda t: "\u200d".join(t),  # zero-width joiners
+        lambda t: "".join(c + "\U000e0041" for c in t),  # tag characters
+        lambda t: "".join(c + "\u0301\u0324" for c in t),  # combining marks on every letter
+        lambda t: t.replace(" ", "\u3164"),  # Hangul fillers (drawn as blanks) for spaces
+        lambda t: "\u202e" + t[::-1] + "\u202c",  # stored backwards, drawn right to left
+        lambda t: " ".join(f"\u202e{w[::-1]}\u202c" for w in t.split()),
+        lambda t: t.translate(str.maketrans("aceopxyiABCEHKMOPTX", "асеорхуіАВСЕНКМОРТХ")),
+        lambda t: t.translate(str.maketrans("aoivnABEHIKMNOPTXYZ", "αοινηΑΒΕΗΙΚΜΝΟΡΤΧΥΖ")),
+        lambda t: t.replace("l", "1").replace("o", "0").replace("m", "rn").replace("I", "|"),
+    ],
+)
+def test_a_row_disguised_for_a_program_is_found(guard, disguise):
+    text = disguise("The waiter ignored us for an hour and then brought the wrong order")
+    report = guard.check(_user(text))
+    assert report is not None and report.row_ids == ["t:line 1"]
+
+
+def test_genuine_text_in_another_alphabet_is_not_a_copy():
+    russian = LeakGuard(
+        [("r:1", ["Официант не обращал на нас внимания целый час и принёс не тот заказ"])], n=8
+    )
+    # the same meaning in other words, and the English row: neither copies the Russian row
+    other_words = "Целый час официант нас не замечал, а потом перепутал заказ"
+    assert russian.check(_user(other_words)) is None
+    assert russian.check(_user(ROWS[0][1][0])) is None
+    # the row itself, without its accents, or with Latin look-alikes where they exist: a copy
+    for copy in (
+        "официант не обращал на нас внимания целый час и принес не тот заказ",
+        "Oфициaнт нe oбpaщaл нa нac внимaния цeлый чac и пpинёc нe тoт зaкaз",
+    ):
+        assert russian.check(_user(copy)).row_ids == ["r:1"]

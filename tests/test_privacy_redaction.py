@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gpta.privacy.redaction import Redactor, luhn_ok, redact
+from gpta.privacy.redaction import Redactor, iban_ok, luhn_ok, redact
 
 POSITIVE = [
     ("email", "mail john.doe+news@example.co.uk today", "mail [EMAIL] today"),
@@ -30,6 +30,28 @@ POSITIVE = [
     ("phone", "call +4915112345678 now", "call [PHONE] now"),
     ("handle", "thanks @bob_99 and @Alice!", "thanks [HANDLE] and [HANDLE]!"),
     ("handle", "@united lost my bag", "[HANDLE] lost my bag"),
+    ("birth_date", "I was born on 12 March 1985 in Leeds", "I was born on [BIRTH_DATE] in Leeds"),
+    ("birth_date", "DOB: 03/12/1985.", "DOB: [BIRTH_DATE]."),
+    ("birth_date", "date of birth 1985-03-12", "date of birth [BIRTH_DATE]"),
+    ("birth_date", "my birthday is March 12, 1985!", "my birthday is [BIRTH_DATE]!"),
+    ("birth_date", "Born: 4th of July 76", "Born: [BIRTH_DATE]"),
+    ("birth_date", "born in 1985", "born in [BIRTH_DATE]"),
+    (
+        "address",
+        "send it to 221B Baker Street, London NW1 6XE please",
+        "send it to [ADDRESS] please",
+    ),
+    ("address", "we live at 742 Evergreen Terrace, Springfield, IL 62704", "we live at [ADDRESS]"),
+    ("address", "1600 Pennsylvania Avenue NW, Washington, DC 20500", "[ADDRESS]"),
+    ("address", "at 350 5th Ave, Suite 3300, New York, NY 10118.", "at [ADDRESS]."),
+    ("address", "write to P.O. Box 1234 today", "write to [ADDRESS] today"),
+    ("address", "Hauptstraße 5, Berlin", "[ADDRESS], Berlin"),
+    ("address", "au 12 rue de la Paix", "au [ADDRESS]"),
+    ("postcode", "New York, NY 10118", "New York, [POSTCODE]"),
+    ("postcode", "in Leeds LS1 4AP", "in Leeds [POSTCODE]"),
+    ("postcode", "Ottawa K1A 0B1", "Ottawa [POSTCODE]"),
+    ("iban", "IBAN DE89 3704 0044 0532 0130 00 thanks", "IBAN [IBAN] thanks"),
+    ("iban", "pay GB82WEST12345698765432 now", "pay [IBAN] now"),
 ]
 
 NEGATIVE = [
@@ -44,6 +66,13 @@ NEGATIVE = [
     "we met at 10.30 and left at 11.45",
     "an @ sign alone, and a@b is not a handle",
     "the year 1999 and 123456 items",
+    "she turned 30 in March 2015",  # a date, but nothing says it is a birth date
+    "born and raised in Texas",
+    "we waited 20 minutes at the drive through",
+    "room 12 on the 3rd floor, 2 blocks down the road",
+    "on Saturday 14 June. A court heard the case",
+    "the 5 best things in 2015",
+    "DE89 is not an IBAN, nor is GB00 1234 5678",
 ]
 
 
@@ -85,3 +114,10 @@ def test_luhn():
     assert luhn_ok("4111111111111111")
     assert luhn_ok("5500000000000004")
     assert not luhn_ok("4111111111111112")
+
+
+def test_iban_check_digits():
+    assert iban_ok("DE89 3704 0044 0532 0130 00")
+    assert iban_ok("GB82WEST12345698765432")
+    assert not iban_ok("DE88 3704 0044 0532 0130 00")  # one check digit off
+    assert not iban_ok("GB82WEST1234")  # too short

@@ -17,7 +17,7 @@ from gpta.llm.base import ChatResult, Sampling, Usage
 from gpta.privacy import ExposureChannel, ExposureLedger, Redactor
 from gpta.privacy.channel import clean_messages
 from gpta.privacy.ledger import messages_hash
-from gpta.privacy.secrets import register_secret, scrub, scrub_counted
+from gpta.privacy.secrets import register_secret, scrub, scrub_counted, scrub_obj
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
@@ -139,6 +139,61 @@ def test_ordinary_text_is_left_alone(text):
     assert scrub(text) == text
 
 
+# --- secrets written in prose: what the channel and the exemplars clean (prose=True) --------
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ("my aws secret is wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY ok", "wJalrXUtnFEMI"),
+        ("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "wJalrXUtnFEMI"),  # named by nothing
+        ("je7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY and more", "je7MtGbClwBF"),
+        ("hash d41d8cd98f00b204e9800998ecf8427e here", "d41d8cd98f00b204e9800998ecf8427e"),
+        ("password hunter2", "hunter2"),
+        ("my password is letmein, ok", "letmein"),
+        ("Wifi password: tulipfield please", "tulipfield"),
+        ("passcode 7731!", "7731"),
+        ("PIN 4921 at the machine", "4921"),
+        ('db_pass = "s3cr3t value"', "s3cr3t value"),
+        ("secret key: ThisIsMyLongPassword2015", "ThisIsMyLongPassword2015"),
+        ("login: bob / pass: correct-horse-9", "correct-horse-9"),
+        ("pw=Tr0ub4dor&3 for the wifi", "Tr0ub4dor&3"),
+        ("Passwort: geheim123, bitte", "geheim123"),
+        ("contraseña: hunter2 y nada más", "hunter2"),
+        ("unlabelled 9fQx2LmT7vKp3RwZ8yNc4BhJ6dGs1AeU0oIi5tXq at the end", "9fQx2LmT7vKp"),
+    ],
+)
+def test_secrets_written_in_prose_are_replaced_where_text_leaves(text, secret):
+    clean, count = scrub_counted(text, prose=True)
+    assert secret not in clean and "[SECRET]" in clean and count >= 1
+    cleaned, removed = clean_messages([{"role": "user", "content": text}])
+    assert secret not in cleaned[0]["content"] and removed["secret"] >= 1
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "the password reset link never arrived",
+        "the password manager reset my settings; the secret sauce at 12 noon was great",
+        "a pass to the museum: free on Sundays",
+        "passwords in general and API keys as a topic; the secretary: Johnathan",
+        "we use sentence-transformers/all-MiniLM-L6-v2 and HuggingFaceTB/SmolLM2-135M-Instruct",
+        "#ThisIsAVeryLongHashtagName2015 #SuperBowl50Champions2016",
+        "see https://host.example/openai/deployments/gpt4o-mini-2024-07-18/chat/completions",
+        "internationalization and counterrevolutionaries are long words",
+        "order 1234567890123456789012 shipped",
+    ],
+)
+def test_prose_that_holds_no_secret_is_left_alone(text):
+    assert scrub_counted(text, prose=True) == (text, 0)
+
+
+def test_gpta_records_are_not_scrubbed_as_prose():
+    """A ledger record's hashes look random: scrub (for records) leaves them, only what
+    is sent (prose) is held to the entropy rule."""
+    record = {"sha256": "e0e4ea513e07f30840d67ec727f0f59481a27d09b1e726af206798750b89b532"}
+    assert scrub_obj(record) == record
+    assert scrub_counted(record["sha256"], prose=True)[0] == "[SECRET]"
+
+
 @settings(max_examples=300, deadline=None)
 @example("sk-://u:p@sk-@")  # found by hypothesis: a [HANDLE] completed URL credentials
 @given(
@@ -162,6 +217,14 @@ def test_ordinary_text_is_left_alone(text):
                     "[EMAIL]",
                     "10.0.0.1",
                     "x.io",
+                    "password ",
+                    "pwd: ",
+                    "hunter2",
+                    "PIN 4921",
+                    "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+                    "born on 12 March 1985",
+                    "12 Baker Street",
+                    "DE89 3704 0044 0532 0130 00",
                 ]
             ),
             st.text(max_size=4),

@@ -1,9 +1,9 @@
 """Everything sent to the teaching assistant passes through here and is recorded.
 
 policy.py (what may leave: none or redacted exemplars; exemplar.py, one such row),
-redaction.py (the patterns), guard.py (the n-gram leak guard), channel.py (the only path to
-an LLM), ledger.py (exposure.jsonl), secrets.py (keys never written), audit.py
-(``gpta audit``).
+redaction.py (the patterns), guard.py (the n-gram leak guard; normalize.py and fold.py, text
+as it compares it), channel.py (the only path to an LLM), ledger.py (exposure.jsonl),
+secrets.py (keys never written), audit.py (``gpta audit``).
 """
 
 from gpta.privacy.channel import ExposureChannel, RequestBlocked

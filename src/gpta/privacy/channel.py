@@ -1,9 +1,11 @@
 """The only way the teaching assistant reaches an LLM.
 
-Every request is first cleaned: secrets (:func:`gpta.privacy.secrets.scrub`: registered keys,
-token formats, credentials in URLs) become ``[SECRET]`` and personal details
-(:class:`gpta.privacy.redaction.Redactor`: URLs, e-mail addresses, phone and card numbers,
-IPs, handles, listed names) typed placeholders, in every message, the description included.
+Every request is first cleaned (:func:`clean_text`): secrets (:mod:`gpta.privacy.secrets`:
+registered keys, token formats, credentials in URLs, passwords and random-looking keys written
+in prose) become ``[SECRET]`` and personal details
+(:class:`gpta.privacy.redaction.Redactor`: URLs, e-mail addresses, IBANs, dates of birth,
+postal addresses and postcodes, phone and card numbers, IPs, handles, listed names) typed
+placeholders, in every message, the description included.
 The cleaned request is what the leak guard checks, what the ledger records and what is sent:
 the ledger holds the exact text that left the machine. A request that copies a run of words
 from any data row, other than the allowed redacted exemplars, is recorded as ``blocked`` and
@@ -178,27 +180,36 @@ class ExposureChannel:
         return [e.row_id for e in self.exemplars if any(e.text in c for c in contents)]
 
 
+def clean_text(text: str, redactor: Redactor | None = None) -> tuple[str, dict[str, int]]:
+    """``text`` as it may leave: secrets (those written in prose too) and personal details
+    replaced, made valid UTF-8; and how many values of each kind were replaced (counts, no
+    values). Every message and every exemplar is cleaned by this one function."""
+    redactor = redactor or Redactor()
+    counts: Counter[str] = Counter()
+    text = text.encode("utf-8", "replace").decode("utf-8")  # a lone surrogate: "?"
+    # until nothing changes: a placeholder the redactor writes can complete a secret's
+    # shape ("://[SECRET][HANDLE]-@" reads as URL credentials), and what leaves must
+    # clean to itself
+    for _ in range(4):
+        scrubbed, secrets = scrub_counted(text, prose=True)
+        counts["secret"] += secrets
+        redacted = redactor.redact(scrubbed)
+        counts.update(redacted.counts)
+        if redacted.text == text:
+            break
+        text = redacted.text
+    return text, {kind: count for kind, count in sorted(counts.items()) if count}
+
+
 def clean_messages(
     messages: list[Message], redactor: Redactor | None = None
 ) -> tuple[list[Message], dict[str, int]]:
-    """``messages`` as they may leave: secrets and personal details replaced, text made
-    valid UTF-8; and how many values of each kind were replaced (counts, no values)."""
-    redactor = redactor or Redactor()
+    """``messages`` as they may leave (:func:`clean_text` on each), and how many values of
+    each kind were replaced."""
     counts: Counter[str] = Counter()
     cleaned = []
     for message in messages:
-        text = str(message.get("content", ""))
-        text = text.encode("utf-8", "replace").decode("utf-8")  # a lone surrogate: "?"
-        # until nothing changes: a placeholder the redactor writes can complete a secret's
-        # shape ("://[SECRET][HANDLE]-@" reads as URL credentials), and what leaves must
-        # clean to itself
-        for _ in range(4):
-            scrubbed, secrets = scrub_counted(text)
-            counts["secret"] += secrets
-            redacted = redactor.redact(scrubbed)
-            counts.update(redacted.counts)
-            if redacted.text == text:
-                break
-            text = redacted.text
+        text, removed = clean_text(str(message.get("content", "")), redactor)
+        counts.update(removed)
         cleaned.append({**message, "content": text})
     return cleaned, {kind: count for kind, count in sorted(counts.items()) if count}

@@ -6,9 +6,11 @@ every text field of every row the run read (train, dev and test: all of it is th
 data). A hit that is not part of an allowed, redacted exemplar blocks the request.
 
 Rows and requests are compared as the words :func:`gpta.privacy.normalize.word_tokens`
-leaves (HTML tags and entities, apostrophes and invisible characters, NFKC, case,
-punctuation and spacing are normalised away), so a row copied as displayed (``&`` where the
-file has ``&amp;``, full-width letters, other quotes) still matches. The index is built
+leaves (HTML tags and entities, apostrophes, invisible characters and combining marks, NFKC,
+case, look-alike characters, punctuation and spacing are normalised away), so a row copied
+as displayed (``&`` where the file has ``&amp;``, full-width letters, other quotes) or
+disguised for a program but not for a reader (a variation selector after every character,
+Cyrillic look-alikes) still matches. The index is built
 once: token ids (a dict vocabulary, packed in an array), one 64-bit hash per window (random
 per-token values times random per-position multipliers, summed modulo 2**64, vectorised in
 numpy), sorted, with the window's position next to it. A lookup is a ``searchsorted`` per

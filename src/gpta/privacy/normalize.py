@@ -1,47 +1,44 @@
 """The one text normalisation the leak guard compares with, on both sides.
 
 A data row and a request are compared as the words :func:`normalize_text` leaves, so a row
-copied "as displayed" still matches the row "as stored": the index of the rows (built at run
-start, and again by ``gpta audit --recheck``) and every request pass through this function
-and nothing else. In order:
+copied "as displayed" still matches the row "as stored", and a row disguised for a program
+but not for a reader still matches the row: the index of the rows (built at run start, and
+again by ``gpta audit --recheck``) and every request pass through this function and nothing
+else. In order:
 
 1. HTML tags (``<br />``, ``</p>``) become spaces;
 2. HTML entities are unescaped (``&amp;`` -> ``&``, ``&#39;`` -> ``'``; repeated, so a
    doubly escaped ``&amp;amp;`` is ``&`` too);
-3. apostrophes are dropped (``don't``, ``don’t`` and ``dont`` are one word) and invisible
-   format characters (zero-width spaces and joiners, soft hyphens, bidi marks, BOM) removed;
-4. Unicode NFKC (full-width letters, ligatures, superscripts, compatibility forms), then case
-   folding (``Straße`` -> ``strasse``), then NFKC again;
-5. every character that is not a letter or digit (punctuation, symbols, emoji, ``_``)
+3. characters that look like ASCII letters become them, in their case (Greek ``ν`` ->
+   ``v``), then Unicode NFKC (full-width letters, ligatures, superscripts, mathematical
+   alphabets, compatibility forms), then case folding (``Straße`` -> ``strasse``);
+4. what a reader does not see or reads through is deleted: every Default_Ignorable_Code_Point
+   (variation selectors, zero-width spaces and joiners, soft hyphens, tag characters, Hangul
+   fillers), every format character (bidi marks, BOM) and every combining mark (accents:
+   ``café`` and ``cafe`` are one word), and apostrophes (``don't``, ``don’t`` and ``dont``);
+5. the remaining look-alikes are folded to one character (:mod:`gpta.privacy.fold`, from
+   Unicode's confusables data): Cyrillic ``а``/``о``/``р``, ``1``, ``l``, ``I`` and ``|``,
+   ``rn`` and ``m`` all read as one;
+6. every character that is not a letter or digit (punctuation, symbols, emoji, ``_``)
    separates words, and whitespace is collapsed.
 
-What it does not undo: paraphrase, spelling changes, transliteration, accents removed
-(``café`` and ``cafe`` differ), words split or joined differently (``e-mail`` vs ``email``).
+What it does not undo: paraphrase, spelling changes, transliteration (Russian written in
+Latin letters), words split or joined differently (``e-mail`` vs ``email``), look-alikes that
+take several characters for one beyond ``rn``. The words it returns are keys, not text:
+``hello`` comes back as ``heiio`` (``l`` folded with ``i``).
 """
 
 from __future__ import annotations
 
-import functools
 import html
 import re
-import sys
-import unicodedata
+
+from gpta.privacy.fold import reader_form
 
 _TAG = re.compile(r"</?[A-Za-z][^<>]{0,200}>")
 _WORD = re.compile(r"[^\W_]+")  # letters and digits; everything else separates words
 _CHUNK = re.compile(r"\S+")
 _ALNUM = re.compile(r"[^\W_](?:.*[^\W_])?", re.DOTALL)  # first to last letter or digit
-_APOSTROPHES = "'\u2018\u2019\u02bc\u02bb`\u00b4\u2032\uff07"
-
-
-@functools.cache
-def _dropped() -> dict[int, None]:
-    """Apostrophes and every format (Cf) character: deleted, not turned into spaces."""
-    drop = {ord(c): None for c in _APOSTROPHES}
-    drop.update(
-        (c, None) for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c)) == "Cf"
-    )
-    return drop
 
 
 def _strip_tags(text: str) -> str:
@@ -52,7 +49,7 @@ def _strip_tags(text: str) -> str:
 
 
 def _words(text: str) -> list[str]:
-    """Steps 2-5 on text whose tags are already gone."""
+    """Steps 2-6 on text whose tags are already gone."""
     for _ in range(3):  # &amp;amp; -> &amp; -> &
         if "&" not in text:
             break
@@ -60,11 +57,7 @@ def _words(text: str) -> list[str]:
         if unescaped == text:
             break
         text = unescaped
-    drop = _dropped()
-    text = text.translate(drop)
-    text = unicodedata.normalize("NFKC", text).casefold()
-    text = unicodedata.normalize("NFKC", text).translate(drop)
-    return _WORD.findall(text)
+    return _WORD.findall(reader_form(text))
 
 
 def normalize_text(text: str) -> str:
@@ -81,6 +74,8 @@ def word_spans(text: str) -> list[tuple[str, int, int]]:
     """Each word of :func:`word_tokens` with the (start, end) in ``text`` of the
     whitespace-separated chunk it came from, less the chunk's leading and trailing
     punctuation (for telling the user *where* a copy is)."""
+    if "\u202e" in text:  # a right-to-left override moves words across chunks: the whole
+        return [(word, 0, len(text)) for word in word_tokens(text)]  # text is the place
     spans = []
     for chunk in _CHUNK.finditer(_strip_tags(text)):
         words = _words(chunk.group(0))

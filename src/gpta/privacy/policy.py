@@ -6,8 +6,9 @@
   row, no part of a row. The leak guard enforces it: any request holding
   ``privacy.guard_ngram`` consecutive words of a data row is blocked.
 * ``exemplars``: additionally ``k`` training rows, named by ``privacy.exemplar_ids`` or
-  sampled (seeded, spread over the labels), each redacted (:mod:`gpta.privacy.redaction`),
-  cut to :data:`MAX_EXEMPLAR_CHARS`, printed at run start and listed in the run's
+  sampled (seeded, spread over the labels), each cleaned as every request is (secrets and
+  personal details replaced: :func:`gpta.privacy.channel.clean_text`), cut to
+  :data:`MAX_EXEMPLAR_CHARS`, printed at run start and listed in the run's
   ``exemplars.jsonl``. Exactly those redacted texts may be sent; the guard blocks anything
   else, including an unredacted form of the same rows.
 
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gpta.errors import GptaUserError
-from gpta.privacy.channel import ExposureChannel, clean_messages
+from gpta.privacy.channel import ExposureChannel, clean_messages, clean_text
 from gpta.privacy.exemplar import Exemplar
 from gpta.privacy.guard import LeakGuard, LeakReport
 from gpta.privacy.ledger import ExposureLedger
@@ -240,10 +241,11 @@ def select_exemplars(
                 hint="exemplars are shown for tasks whose rows have one text column; name other "
                 "rows with privacy.exemplar_ids, or use privacy.exposure: none",
             )
-        redacted = redactor.redact(_cut(value))
+        # cleaned whole, then cut: a key or an address across the cut is still found
+        cleaned, removed = clean_text(value, redactor)
         label = row.get(label_column) if label_column else None
         exemplars.append(
-            Exemplar(ids[i], redacted.text, None if label is None else str(label), redacted.counts)
+            Exemplar(ids[i], _cut(cleaned), None if label is None else str(label), removed)
         )
     return exemplars
 

@@ -8,13 +8,16 @@ a lost phone-like number costs the TA nothing, a leaked one cannot be taken back
 Why not scrubadub or presidio (checked offline with Python 3.11): scrubadub 2.0.1 (last
 release 2023) installs and runs offline, but has no IP-address detector, missed spaced card
 numbers, ``https://x.org/a`` URLs and phone numbers that ``phonenumbers`` deems invalid
-(``555-123-4567``), and pulls in faker, dateparser and textblob. presidio-analyzer needs
-spaCy and a spaCy model for its default engine. Neither fits a dependency that must be
-exact and offline; these patterns are short enough to own.
+(``555-123-4567``), and pulls in faker, dateparser and textblob. presidio-analyzer 2.2
+installs from wheels but brings spaCy, and its engine loads a spaCy model that is not on
+PyPI (a download at run time); its pattern recognisers alone have no postal address and no
+date of birth. Neither fits a dependency that must be exact and offline; these patterns are
+short enough to own.
 
 Order matters and is fixed: URLs with a scheme first (they may hold ``@`` and IPs), then
-e-mail addresses, bare domains, IP addresses, card-like numbers, phone numbers, long digit
-runs, @handles and finally the names the user listed.
+e-mail addresses, bare domains, IP addresses, IBANs, dates of birth, postal addresses,
+postcodes, card-like numbers, phone numbers, long digit runs, @handles and finally the names
+the user listed.
 """
 
 from __future__ import annotations
@@ -28,6 +31,10 @@ PLACEHOLDERS = {
     "url": "[URL]",
     "email": "[EMAIL]",
     "ip": "[IP]",
+    "iban": "[IBAN]",
+    "birth_date": "[BIRTH_DATE]",
+    "address": "[ADDRESS]",
+    "postcode": "[POSTCODE]",
     "card": "[CARD]",
     "phone": "[PHONE]",
     "number": "[NUMBER]",
@@ -55,6 +62,63 @@ _H = r"[0-9A-Fa-f]{1,4}"
 _IPV6 = re.compile(
     rf"(?<![\w:])(?:(?:{_H}:){{7}}{_H}|(?:{_H}:){{1,7}}:(?:{_H}(?::{_H}){{0,6}})?|::{_H}(?::{_H}){{0,6}})(?![\w:])"
 )
+# IBAN: country, check digits, 11-30 letters and digits, in groups of four or not (the
+# mod-97 check below decides).
+_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?:[ -]?[A-Z0-9]{4}){2,7}(?:[ -]?[A-Z0-9]{1,3})?\b")
+# A date of birth: a date (or a month and year, or a year) shortly after a word that says
+# it is one. Dates alone (an order date, a visit) are not personal data here.
+_MONTH = (
+    r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
+    r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?"
+)
+_DAY = r"(?:[0-3]?\d)(?:st|nd|rd|th)?"
+_YEAR = r"(?:1[89]|20)\d\d"
+_DATE = (
+    rf"(?:\d{{1,4}}[./-]\d{{1,2}}[./-]\d{{1,4}}"  # 12/03/1985, 1985-03-12, 3.12.85
+    rf"|{_DAY}(?:\s+of)?\s+{_MONTH},?\s+(?:{_YEAR}|'?\d\d)"  # 12 March 1985, 12th of Mar 85
+    rf"|{_MONTH}\s+{_DAY},?\s+(?:{_YEAR}|'?\d\d)"  # March 12, 1985
+    rf"|{_MONTH},?\s+{_YEAR}|{_YEAR})"  # March 1985, 1985
+)
+_BIRTH_DATE = re.compile(
+    r"(?i)\b(?:born|birth\s*(?:date|day)|date\s+of\s+birth|d\.?\s?o\.?\s?b\.?|bday|b-day)"
+    rf"(?:[^.\n\d]{{0,24}}?)(?<![\w])({_DATE})(?![\w])"
+)
+_US_STATES = (
+    "AL|AK|AZ|AR|CA|CO|CT|DE|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV|NH|NJ"
+    "|NM|NY|NC|ND|OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY|DC"
+)
+_POSTCODES = (
+    rf"\b(?:{_US_STATES})\s+\d{{5}}(?:-\d{{4}})?\b"  # a state and its ZIP code
+    r"|\b\d{5}-\d{4}\b"  # ZIP+4
+    r"|\b(?:[A-Z]{1,2}\d[A-Z\d]?|GIR)\s?\d[A-Z]{2}\b"  # UK: SW1A 2AA, M1 1AE
+    r"|\b[ABCEGHJ-NPRSTVXY]\d[A-Z]\s?\d[A-Z]\d\b"  # Canada: K1A 0B1
+)
+_POSTCODE = re.compile(_POSTCODES)
+# A street address: a house number, one to four words, a street type (Baker Street, Main
+# St, 5th Ave), then optionally a direction, a unit, a town and a state or postcode.
+_STREET_TYPES = (
+    "street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|place|pl|square|sq"
+    "|terrace|ter|way|parkway|pkwy|highway|hwy|circle|cir|close|crescent|cres|row|mews"
+    "|gardens|gdns|grove|alley|trail|plaza|broadway|strasse|straße|str"
+)
+# as written in an address: Street, STREET, St (a lower-case "court" is prose)
+_STREET_TYPE = "|".join(f"{t.capitalize()}|{t.upper()}" for t in _STREET_TYPES.split("|"))
+_NAME_WORD = r"(?:[A-Z][\w'-]*|[A-Z][a-z]{0,2}\.|\d{1,3}(?:st|nd|rd|th))"
+_ADDRESS = re.compile(
+    r"(?<![\w.,/-])\d{1,6}[A-Za-z]?(?:[-/]\d{1,4})?,?\s+"
+    rf"(?:{_NAME_WORD}\s+){{0,3}}{_NAME_WORD}\s+"  # Capitalised words, 5th
+    rf"(?:{_STREET_TYPE})\b\.?"
+    r"(?:\s+(?:N|S|E|W|NE|NW|SE|SW)\b\.?)?"
+    r"(?:,?\s+(?i:apt|apartment|suite|ste|unit|flat|floor|fl|#)\.?\s*#?\w{1,5})?"
+    r"(?:,\s*[A-Z][a-z][\w'-]*(?:\s+[A-Z][a-z][\w'-]*){0,2})?"  # , Springfield
+    rf"(?:,?\s+(?:{_POSTCODES}))?"  # , IL 62704 / London NW1 6XE
+)
+_ADDRESS_EUROPE = re.compile(
+    r"\b[A-ZÄÖÜ][\wäöüß-]*(?:straße|strasse|str\.|weg|gasse|platz|allee|damm)\s+\d{1,4}[a-z]?\b"
+    r"|\b\d{1,4}(?:\s?(?:bis|ter))?,?\s+(?:rue|avenue|boulevard|bd|place|chemin|allée|impasse"
+    r"|quai)\s+(?:(?:de|du|des|la|le|l'|d')\s*)*[A-ZÉ][\w'-]*"
+)
+_PO_BOX = re.compile(r"(?i)\bp\.?\s?o\.?\s+box\s+\d{1,6}\b")
 # 13-19 digits, optionally in groups split by single spaces or dashes.
 _CARD_LIKE = re.compile(r"(?<![\w+-])\d(?:[ -]?\d){12,18}(?![\w-])")
 # +CC, an optional (area) and 2-4 digit groups split by space, dot or dash.
@@ -77,6 +141,30 @@ def luhn_ok(digits: str) -> bool:
                 value -= 9
         total += value
     return total % 10 == 0
+
+
+def iban_ok(text: str) -> bool:
+    """The ISO 13616 check (mod 97) that every IBAN carries; 4 lines, not a dependency."""
+    compact = re.sub(r"[ -]", "", text)
+    if not 15 <= len(compact) <= 34:
+        return False
+    digits = "".join(str(int(c, 36)) for c in compact[4:] + compact[:4])
+    return int(digits) % 97 == 1
+
+
+def _iban(match: re.Match[str], counts: Counter[str]) -> str:
+    if not iban_ok(match.group(0)):
+        return match.group(0)
+    counts["iban"] += 1
+    return PLACEHOLDERS["iban"]
+
+
+def _birth_date(match: re.Match[str], counts: Counter[str]) -> str:
+    counts["birth_date"] += 1
+    start, end = match.span(1)
+    whole = match.group(0)
+    offset = match.start()
+    return whole[: start - offset] + PLACEHOLDERS["birth_date"] + whole[end - offset :]
 
 
 def _card_or_number(match: re.Match[str], counts: Counter[str]) -> str:
@@ -141,6 +229,12 @@ class Redactor:
             text = _BARE_DOMAIN.sub(simple("url"), text)
             text = _IPV4.sub(simple("ip"), text)
             text = _IPV6.sub(simple("ip"), text)
+            text = _IBAN.sub(lambda m: _iban(m, counts), text)
+            text = _BIRTH_DATE.sub(lambda m: _birth_date(m, counts), text)
+            text = _ADDRESS.sub(simple("address"), text)
+            text = _ADDRESS_EUROPE.sub(simple("address"), text)
+            text = _PO_BOX.sub(simple("address"), text)
+            text = _POSTCODE.sub(simple("postcode"), text)
             text = _CARD_LIKE.sub(lambda m: _card_or_number(m, counts), text)
             text = _PHONE.sub(lambda m: _phone(m, counts), text)
             text = _LONG_DIGITS.sub(simple("number"), text)

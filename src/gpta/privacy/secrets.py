@@ -15,9 +15,13 @@
   provider (detect-secrets only knows the legacy OpenAI format with ``T3BlbkFJ`` inside),
   ``Bearer``/``Authorization: Basic`` tokens, user info in any URL (``https://user@host``),
   credential-named query parameters (``?api-key=``, ``&token=``, ``key=``, ``sig=``, ...),
-  ``password = ...``-style assignments and PEM private key blocks. detect-secrets' own
-  keyword and entropy plugins are not used: they are built for source files (they need a
-  file type) and flag ordinary words in prose.
+  ``password = ...``-style assignments and PEM private key blocks;
+* with ``prose=True`` (what is sent to the TA, exemplars included), secrets written in
+  free text: the values of detect-secrets' KeywordDetector patterns (built for config and
+  source files; in prose an unquoted value is its next word), passwords after a password
+  word (``password hunter2``), PINs, and random-looking words by detect-secrets' entropy
+  measures (an AWS secret access key) or named as keys. Not for gpta's own records: the
+  ledger's hashes look random.
 
 The channel (:mod:`gpta.privacy.channel`) scrubs every outgoing message before it is checked,
 recorded and sent, and every answer before it is recorded, cached or used; the ledger scrubs
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import re
 import threading
 from typing import TYPE_CHECKING, Any
@@ -68,6 +73,10 @@ _OWN_SHAPES: list[tuple[re.Pattern[str], int]] = [
         ),
         1,
     ),
+    (  # "PIN 4921", "pin code: 0042"
+        re.compile(r"(?i)\bpin(?:[-_ ]?code)?\b\s*(?:[:=#]|is|was)?\s*[\"']?(\d{4,8})\b"),
+        1,
+    ),
     (
         re.compile(
             r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----.*?"
@@ -77,6 +86,36 @@ _OWN_SHAPES: list[tuple[re.Pattern[str], int]] = [
         0,
     ),
 ]
+# In prose: a password word, then its value ("password hunter2", "passcode: tulip",
+# "pwd -> x9!"). With nothing between them the value must hold a digit or a symbol, so that
+# "password reset" and "the password manager" stay.
+_PASSWORD_WORD = re.compile(
+    r"(?i)\b(?:passw(?:or)?d|passwort|passcode|passphrase|pwd|pw|pass(?=\s*[:=])"
+    r"|login\s+code|secret[-_ ]?key|mot\s+de\s+passe|contrase[ñn]a|senha|wachtwoord|пароль)s?\b"
+    r"(\s*(?:[:=]|->|→|\bis\b|\bwas\b|\bist\b|\best\b|\bes\b)?\s*)"
+    r"[\"'“‘„«]?([^\s\"'“”‘’„«»,;]{4,})"
+)
+_SYMBOL_OR_DIGIT = re.compile(r"[^A-Za-z]")
+# Random-looking words in free text, by detect-secrets' entropy measures: runs of base64
+# characters ("-" and "_" split them: they join the words of names like all-MiniLM-L6-v2)
+_ENTROPY_WORD = re.compile(r"[A-Za-z0-9+/]{20,}={0,2}")
+_HEX_MIN_LENGTH = 32
+# detect-secrets' base64 limit (4.5 bits) is for quoted strings in code; 2 % of random
+# 40-character keys fall below it. A random word of n characters from 64 reaches about
+# log2(n) bits: this threshold misses 1 in 10,000 random 40-character keys (measured).
+_BITS_AT_40 = 4.2
+# share of a word in English-looking pieces (lower-case runs, Capitalised words) at which it
+# is a name, not a key: random 40-character keys stay under it 999 times in 1,000 (measured).
+# Together: about 1 in 2,000 random 40-character keys, 1 in 500 of 30 and 1 in 100 of 20
+# characters are missed when nothing names them; a word named a key is always caught.
+_WORDY = 0.6
+# a word that follows "AWS secret key", "token:", "password" is a key whatever it looks like
+_NAMED_KEY = re.compile(
+    r"(?i)\b(?:aws|secret|key|token|credentials?|passw(?:or)?d|pwd)\b[^\n.;]{0,30}$"
+)
+_WORDISH = re.compile(r"[a-z]{4,}|[A-Z][a-z]{3,}")
+_MIN_VALUE = 4  # a value after a password word shorter than this is left
+_URL_CHUNK = re.compile(r"\S*://\S*")
 _SKIPPED_PLUGINS = {"IPPublicDetector"}  # an IP address is personal data (redaction.py)
 _lock = threading.Lock()
 _secrets: set[str] = set()
@@ -95,6 +134,95 @@ def _catalogue() -> tuple[re.Pattern[str], ...]:
     return tuple(patterns)
 
 
+@functools.cache
+def _keyword_patterns() -> tuple[re.Pattern[str], tuple[tuple[re.Pattern[str], int], ...]]:
+    """detect-secrets' KeywordDetector: its keywords, and its patterns (for config files and
+    for quoted values, applied to any text: ``password: x``, ``db_pass = "x"``)."""
+    from detect_secrets.plugins import keyword
+
+    found = {
+        **keyword.CONFIG_DENYLIST_REGEX_TO_GROUP,
+        **keyword.QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP,
+    }
+    return re.compile("|".join(keyword.DENYLIST), re.IGNORECASE), tuple(found.items())
+
+
+@functools.cache
+def _entropy_plugins() -> tuple[Any, Any]:
+    """detect-secrets' Base64HighEntropyString and HexHighEntropyString, at their limits."""
+    from detect_secrets.plugins.high_entropy_strings import (
+        Base64HighEntropyString,
+        HexHighEntropyString,
+    )
+
+    return Base64HighEntropyString(), HexHighEntropyString()
+
+
+def _has_letters_and_digits(word: str) -> bool:
+    return any(c.isdigit() for c in word) and any(c.isalpha() for c in word)
+
+
+def _random_looking(word: str) -> bool:
+    """A word that holds letters and digits and is random to detect-secrets' entropy
+    measures (an AWS secret access key, a hex token); prose, hashtags, model names
+    (``HuggingFaceTB/SmolLM2``) and numbers are not."""
+    word = word.rstrip("=")
+    if not _has_letters_and_digits(word):
+        return False
+    base64, hexa = _entropy_plugins()
+    if all(c in hexa.charset for c in word):
+        return (
+            len(word) >= _HEX_MIN_LENGTH
+            and hexa.calculate_shannon_entropy(word) > hexa.entropy_limit
+        )
+    if sum(map(len, _WORDISH.findall(word))) >= _WORDY * len(word):
+        return False
+    limit = min(base64.entropy_limit, _BITS_AT_40 * math.log2(len(word)) / math.log2(40))
+    return base64.calculate_shannon_entropy(word) > limit
+
+
+def _value(text: str, start: int, end: int) -> tuple[int, int]:
+    """A value found in prose, less a full stop or a bracket after it; nothing when it is
+    (or holds) a placeholder gpta wrote (``[SECRET]``, ``[EMAIL]``)."""
+    while end > start and text[end - 1] in ".)":  # "!" and "?" may be part of a password
+        end -= 1
+    if "[" in text[start:end] or "]" in text[start:end] or end - start < _MIN_VALUE:
+        return start, start
+    return start, end
+
+
+def _prose_spans(text: str) -> list[tuple[int, int]]:
+    """Values after a password word, keyword assignments, and random-looking words."""
+    spans: list[tuple[int, int]] = []
+    for match in _PASSWORD_WORD.finditer(text):
+        start, end = _value(text, *match.span(2))
+        if match.group(1).strip() or _SYMBOL_OR_DIGIT.search(text[start:end]):
+            spans.append((start, end))
+    keywords, patterns = _keyword_patterns()
+    for pattern, group in patterns:
+        for match in pattern.finditer(text):
+            stem = keywords.search(match.group(0))
+            after = match.start() + stem.end() if stem else match.start()
+            if text[after : after + 1].islower():
+                continue  # an English word that starts like one: secretary, passwords
+            start, end = match.span(group)
+            if not (start > 0 and text[start - 1] in "'\"`"):  # unquoted: one word of prose,
+                end = start + len(text[start:end].split(maxsplit=1)[0]) if end > start else end
+                start, end = _value(text, start, end)  # not the rest of the line
+            spans.append((start, end))
+    urls = [m.span() for m in _URL_CHUNK.finditer(text)]  # URL paths are not keys
+    for match in _ENTROPY_WORD.finditer(text):
+        start, end = match.span()
+        inside_url = any(a <= start and end <= b for a, b in urls)
+        if inside_url:
+            continue
+        word = match.group(0)
+        named = _NAMED_KEY.search(text, max(0, start - 40), start) is not None
+        if _random_looking(word) or (named and _has_letters_and_digits(word)):
+            spans.append((start, end))
+    return spans
+
+
 def register_secret(value: str | None) -> None:
     """Remember a secret value so that :func:`scrub` removes it."""
     if value and len(value.strip()) >= _MIN_LENGTH:
@@ -102,7 +230,7 @@ def register_secret(value: str | None) -> None:
             _secrets.add(value.strip())
 
 
-def _spans(text: str) -> list[tuple[int, int]]:
+def _spans(text: str, prose: bool) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     with _lock:
         known = list(_secrets)
@@ -123,17 +251,22 @@ def _spans(text: str) -> list[tuple[int, int]]:
     for pattern, group in _OWN_SHAPES:
         for match in pattern.finditer(text):
             spans.append(match.span(group))
+    if prose:
+        spans.extend(_prose_spans(text))
     return [(a, b) for a, b in spans if b > a]
 
 
-def scrub_counted(text: str) -> tuple[str, int]:
+def scrub_counted(text: str, *, prose: bool = False) -> tuple[str, int]:
     """``text`` with every secret replaced by ``[SECRET]``, and how many were replaced.
 
-    Overlapping finds are merged into one placeholder; repeated until nothing is found, so
-    the result scrubs to itself."""
+    ``prose``: also the secrets written in free text (a value after a password word,
+    detect-secrets' keyword assignments, random-looking words), for what is sent to the TA
+    (:func:`gpta.privacy.channel.clean_text`); not for gpta's own records, whose hashes
+    look random. Overlapping finds are merged into one placeholder; repeated until nothing
+    is found, so the result scrubs to itself."""
     total = 0
     for _ in range(8):
-        spans = sorted(_spans(text))
+        spans = sorted(_spans(text, prose))
         if not spans:
             break
         merged: list[list[int]] = []
