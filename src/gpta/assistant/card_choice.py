@@ -36,7 +36,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from gpta.assistant.cards import (
-    CardExample,
     CardSet,
     card_from_answer,
     card_messages,
@@ -185,12 +184,13 @@ def _choose(
     embed = _Embedder(task, model_name, config)
     features = embed([r[task.text_column] for r in rows])
 
-    calls: list[dict[str, Any]] = []
+    writer = None
     sets: list[CardSet] = []
     if config.cards.source == "names":
         sets.append(names_cards(names))
     else:
-        sets.append(_ta_cards(config, tables, task, run_dir, description, rows, progress, calls))
+        writer = _CardWriter(config, tables, task, run_dir, description, rows, progress)
+        sets.append(writer.initial())
     baseline = proxy_scores(
         features,
         labels,
@@ -208,7 +208,7 @@ def _choose(
         current, current_result = adopted, adopted.result
     rounds_log: list[dict[str, Any]] = []
     for round_index in range(1, config.cards.rounds + 1):
-        if config.cards.source != "ta":
+        if writer is None:  # the names control has no TA to ask
             break
         # feedback on the adopted set, else on the best screened candidate, else on the
         # plain rows; the examples are added to the set they came from
@@ -216,19 +216,7 @@ def _choose(
         guide = current or (max(screened, key=lambda c: c.result.accuracy) if screened else None)
         feedback = per_class_feedback(guide.result if guide else baseline, labels, names)
         guide_cards = guide.cards if guide else sets[-1]
-        revised = _revise(
-            config,
-            tables,
-            task,
-            run_dir,
-            description,
-            rows,
-            guide_cards,
-            feedback,
-            round_index,
-            progress,
-            calls,
-        )
+        revised = writer.revise(guide_cards, feedback, round_index)
         sets.append(revised)
         challengers = _candidates(config, revised, tag=f"r{round_index}")
         _screen(challengers, features, labels, folds, embed, len(names))
@@ -274,7 +262,7 @@ def _choose(
         "rounds": rounds_log,
         "sets": [s.record() for s in sets],
         "intended_class_share": intended,
-        "calls": calls,
+        "calls": writer.calls if writer else [],
         "seconds": seconds,
         "chosen": {
             "name": choice.variant or "w=0",
@@ -295,7 +283,7 @@ def _choose(
         chosen=record["chosen"]["name"],
         weight=choice.weight,
         counts=record["chosen"]["counts"],
-        calls=len(calls),
+        calls=len(writer.calls) if writer else 0,
         seconds=seconds,
     )
     _report(progress, record, choice)
@@ -458,125 +446,108 @@ def _display_names(task: Any) -> list[str]:
     return ["" if is_opaque_label(n) else n for n in task.label_names]
 
 
-def _one_shot(config, tables, task, run_dir, description, progress) -> Any:
-    from gpta.assistant.oneshot import OneShot
+class _CardWriter:
+    """The TA's side of the card step: one privacy channel (built on the first request),
+    the card schema, the filters against the run's rows, and a record of every call."""
 
-    return OneShot(
-        config,
-        tables,
-        run_dir,
-        description,
-        text_column=task.text_column,
-        label_column=task.label_column,
-        progress=progress,
-        label_names=task.label_names,
-    )
+    def __init__(
+        self,
+        config: GptaConfig,
+        tables: dict[str, Table],
+        task: Any,
+        run_dir: Path,
+        description: str,
+        rows: Sequence[dict[str, Any]],
+        progress: Progress,
+    ) -> None:
+        from gpta.assistant.label_words import _structured
+        from gpta.assistant.oneshot import OneShot
 
-
-def _ta_cards(
-    config: GptaConfig,
-    tables: dict[str, Table],
-    task: Any,
-    run_dir: Path,
-    description: str,
-    rows: Sequence[dict[str, Any]],
-    progress: Progress,
-    calls: list[dict[str, Any]],
-) -> CardSet:
-    """One request per class from the description alone; every example filtered."""
-    from gpta.assistant.label_words import _structured
-
-    channel = _one_shot(config, tables, task, run_dir, description, progress)
-    schema = output_schema() if _structured(config) else None
-    names = list(task.label_names)
-    display = _display_names(task)
-    count = config.cards.examples
-    cards = []
-    for index, label in enumerate(names):
-        progress.info(f"  asking the TA for the card of class {label}")
-        texts, call = channel.send(
-            card_messages(description, names, label, examples=count),
-            seed=config.cards.seed * 1000 + index,
-            n=1,
-            max_new_tokens=80 * count + 80,
-            schema=schema,
+        self.config, self.task, self.description, self.progress = (
+            config,
+            task,
+            description,
+            progress,
         )
-        calls.append({"class": label, "round": 0, **call})
-        answer = parse_card(texts[0]) if texts else None
-        cards.append(card_from_answer(label, display[index], answer))
-    card_set = CardSet("ta", cards)
-    _filter(card_set, task, rows)
-    return card_set
+        self.channel = OneShot(
+            config,
+            tables,
+            run_dir,
+            description,
+            text_column=task.text_column,
+            label_column=task.label_column,
+            progress=progress,
+            label_names=task.label_names,
+        )
+        self.schema = output_schema() if _structured(config) else None
+        self.names = list(task.label_names)
+        self.bounds = length_bounds([r[task.text_column] for r in rows])
+        self.calls: list[dict[str, Any]] = []
 
+    def _ask(self, label: str, messages: list[Any], *, seed: int, round_index: int) -> Any:
+        """One request for one class's card; the parsed answer or None (a failed call, an
+        answer that does not read)."""
+        count = self.config.cards.examples
+        texts, call = self.channel.send(
+            messages, seed=seed, n=1, max_new_tokens=80 * count + 80, schema=self.schema
+        )
+        self.calls.append({"class": label, "round": round_index, **call})
+        return parse_card(texts[0]) if texts else None
 
-def _filter(card_set: CardSet, task: Any, rows: Sequence[dict[str, Any]]) -> None:
-    bounds = length_bounds([r[task.text_column] for r in rows])
-    filter_examples(
-        card_set.cards,
-        bounds=bounds,
-        names_per_class=[[card.label, card.name] for card in card_set.cards],
-    )
+    def initial(self) -> CardSet:
+        """One request per class from the description alone; every example filtered."""
+        display = _display_names(self.task)
+        cards = []
+        for index, label in enumerate(self.names):
+            self.progress.info(f"  asking the TA for the card of class {label}")
+            messages = card_messages(
+                self.description, self.names, label, examples=self.config.cards.examples
+            )
+            answer = self._ask(
+                label, messages, seed=self.config.cards.seed * 1000 + index, round_index=0
+            )
+            cards.append(card_from_answer(label, display[index], answer))
+        return self._filtered(CardSet("ta", cards))
 
+    def revise(self, cards: CardSet, feedback: dict[str, Any], round_index: int) -> CardSet:
+        """The set with new examples for each weak class (recall below the mean recall, or
+        the lowest), written from aggregate feedback alone."""
+        import copy
 
-def _revise(
-    config: GptaConfig,
-    tables: dict[str, Table],
-    task: Any,
-    run_dir: Path,
-    description: str,
-    rows: Sequence[dict[str, Any]],
-    cards: CardSet,
-    feedback: dict[str, Any],
-    round_index: int,
-    progress: Progress,
-    calls: list[dict[str, Any]],
-) -> CardSet:
-    """The set with new examples for each weak class (recall below the mean recall, or the
-    lowest): written from aggregate feedback alone."""
-    import copy
-
-    from gpta.assistant.label_words import _structured
-
-    channel = _one_shot(config, tables, task, run_dir, description, progress)
-    schema = output_schema() if _structured(config) else None
-    names = list(task.label_names)
-    recall = {k: v for k, v in feedback["recall_per_class"].items() if v is not None}
-    mean = sum(recall.values()) / max(1, len(recall))
-    weak = [k for k, v in recall.items() if v < mean] or [min(recall, key=recall.get)]
-    revised = copy.deepcopy(cards)
-    for card in revised.cards:
-        if card.label not in weak:
-            continue
-        confused = [p["predicted"] for p in feedback["confused_pairs"] if p["true"] == card.label]
-        index = names.index(card.label)
-        progress.info(f"  cards round {round_index}: new examples for class {card.label}")
-        texts, call = channel.send(
-            feedback_messages(
-                description,
-                names,
+        recall = {k: v for k, v in feedback["recall_per_class"].items() if v is not None}
+        mean = sum(recall.values()) / max(1, len(recall))
+        weak = [k for k, v in recall.items() if v < mean] or [min(recall, key=recall.get)]
+        revised = copy.deepcopy(cards)
+        for card in revised.cards:
+            if card.label not in weak:
+                continue
+            confused = [
+                p["predicted"] for p in feedback["confused_pairs"] if p["true"] == card.label
+            ]
+            self.progress.info(f"  cards round {round_index}: new examples for class {card.label}")
+            messages = feedback_messages(
+                self.description,
+                self.names,
                 card.label,
                 feedback,
-                examples=config.cards.examples,
+                examples=self.config.cards.examples,
                 confused_with=confused,
-            ),
-            seed=config.cards.seed * 1000 + 100 * round_index + index,
-            n=1,
-            max_new_tokens=80 * config.cards.examples + 80,
-            schema=schema,
-        )
-        calls.append({"class": card.label, "round": round_index, **call})
-        answer = parse_card(texts[0]) if texts else None
-        if answer is not None:
-            card.examples.extend(
-                CardExample(
-                    e.text,
-                    {"subtopic": e.subtopic.strip(), "length": e.length, "tone": e.tone},
-                    round=round_index,
-                )
-                for e in answer.examples
             )
-    _filter(revised, task, rows)
-    return revised
+            seed = self.config.cards.seed * 1000 + 100 * round_index + self.names.index(card.label)
+            answer = self._ask(card.label, messages, seed=seed, round_index=round_index)
+            if answer is not None:
+                card.examples.extend(
+                    card_from_answer(card.label, card.name, answer, round=round_index).examples
+                )
+        return self._filtered(revised)
+
+    def _filtered(self, card_set: CardSet) -> CardSet:
+        filter_examples(
+            card_set.cards,
+            bounds=self.bounds,
+            names_per_class=[[card.label, card.name] for card in card_set.cards],
+        )
+        return card_set
 
 
 def _report(progress: Progress, record: dict[str, Any], choice: CardChoice) -> None:
