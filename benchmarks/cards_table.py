@@ -11,6 +11,7 @@ dataset it comes from (the same rows and seeds: its runs would repeat them).
 
 from __future__ import annotations
 
+import json
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -111,15 +112,27 @@ def samples(rows: list[dict[str, Any]], methods: list[str]) -> str:
         ]
         share = f"{statistics.fmean(shares):.2f}" if shares else "—"
         out.append(
-            f"**{row['dataset']}, {row['method']}** (kept examples per class: "
-            f"{row.get('cards_counts') or '—'}; share a real-row probe gives to the intended "
-            f"class, mean over runs: {share})\n"
+            f"**{row['dataset']}, {row['method']}** (kept / written examples per class: "
+            f"{_kept(row)}; share a real-row probe gives to the intended class, mean over "
+            f"runs: {share})\n"
         )
         for label, texts in row["cards_sample"].items():
             shown = " / ".join(f"“{t}”" for t in texts) or "(none kept)"
             out.append(f"- {label}: {shown}")
         out.append("")
     return "\n".join(out) + "\n"
+
+
+def _kept(row: dict[str, Any]) -> str:
+    """Kept / written examples of each class in the run's last card set (its cards.json)."""
+    path = Path(row.get("run_dir") or "") / "cards.json"
+    if not path.is_file():
+        return "—"
+    cards = json.loads(path.read_text(encoding="utf-8"))["sets"][-1]["cards"]
+    return ", ".join(
+        f"{c['label']} {sum(e['dropped'] is None for e in c['examples'])}/{len(c['examples'])}"
+        for c in cards
+    )
 
 
 def write(out: Path, methods: list[str], header: str = "") -> Path:

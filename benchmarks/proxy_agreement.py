@@ -114,10 +114,9 @@ def measure(run_dir: Path, out: Path) -> dict[str, Any]:
                 }
             )
             train(fold_config, overwrite=True, quiet=True)
-            predicted = [
-                json.loads(line)["prediction"]["label"]
-                for line in (base / "run" / "predictions" / "test.jsonl").read_text().splitlines()
-            ]
+            lines = (base / "run" / "predictions" / "test.jsonl").read_text().splitlines()
+            predicted = [json.loads(line)["prediction"] for line in lines]
+            predicted = [p["label"] if isinstance(p, dict) else p for p in predicted]
             for i, p in zip(fold, predicted, strict=True):
                 correct[i] = float(str(p) == str(rows[i][task.label_column]))
         result[name] = {"proxy": round(proxy.accuracy, 4), "finetune": round(correct.mean(), 4)}

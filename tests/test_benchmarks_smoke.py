@@ -778,3 +778,37 @@ def test_table_borrows_label_agnostic_baselines_and_prints_the_words():
     assert "| twitter-ids | 64 | gpta-lm-words | 0 | 0.650 |" in words
     assert "0: negative, 1: neutral (ta)" in words and "Read the tweet." in words
     assert "| (none) | — |" in words
+
+
+def test_the_cards_table_compares_with_the_best_no_ta_method_and_borrows_for_ids():
+    from benchmarks.cards_table import cards_table
+
+    def row(dataset, method, seed, test, **extra):
+        return {
+            "dataset": dataset,
+            "level": 16,
+            "method": method,
+            "seed": seed,
+            "status": "ok",
+            "test": test,
+            "seconds": {"ta": 2.0},
+            **extra,
+        }
+
+    rows = [
+        *(row("twitter", "finetune", s, t) for s, t in enumerate([0.40, 0.50, 0.60])),
+        *(row("twitter", "setfit", s, t) for s, t in enumerate([0.50, 0.55, 0.60])),
+        *(
+            row("twitter", "cards", s, t, cards_chosen=c)
+            for s, (t, c) in enumerate([(0.60, "ta w=1"), (0.55, "w=0"), (0.70, "ta w=1")])
+        ),
+        row("twitter-ids", "cards", 0, 0.30, cards_chosen="w=0"),
+    ]
+    text = cards_table(rows, ["finetune", "setfit", "cards"])
+    lines = {tuple(c.strip() for c in line.split("|")[1:4]): line for line in text.splitlines()}
+    assert "**setfit**" in lines[("twitter", "16", "**setfit**")]  # the best no-TA mean
+    cards = lines[("twitter", "16", "cards")]
+    assert "+0.067" in cards and "2/1/0" in cards and "2/3" in cards
+    # the ids variant borrows twitter's label-agnostic rows: its cards row is compared
+    ids = lines[("twitter-ids", "16", "cards")]
+    assert "-0.200" in ids and "0/0/1" in ids
