@@ -113,7 +113,8 @@ def measure(run_dir: Path, out: Path) -> dict[str, Any]:
                     },
                 }
             )
-            train(fold_config, overwrite=True, quiet=True)
+            if not (base / "run" / "metrics.json").is_file():  # a finished fold is reused
+                train(fold_config, overwrite=True, quiet=True)
             lines = (base / "run" / "predictions" / "test.jsonl").read_text().splitlines()
             predicted = [json.loads(line)["prediction"] for line in lines]
             predicted = [p["label"] if isinstance(p, dict) else p for p in predicted]

@@ -731,8 +731,12 @@ def _check_cache_file(cache_path: str | None) -> None:
     if header != b"SQLite format 3\x00":
         raise not_cache
     try:
-        # immutable: SQLite writes nothing beside it (a WAL header would make -wal, -shm files)
-        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro&immutable=1", uri=True)
+        # immutable: SQLite writes nothing beside a file that may not be a cache (a damaged
+        # WAL header would make -wal, -shm files); but a cache in use has its newest pages in
+        # its -wal file, which immutable ignores: read that one through the WAL
+        live = path.with_name(path.name + "-wal").exists()
+        flags = "mode=ro" if live else "mode=ro&immutable=1"
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?{flags}", uri=True)
         try:
             columns = {row[1] for row in db.execute("PRAGMA table_info(responses)")}
         finally:
