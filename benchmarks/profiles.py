@@ -148,6 +148,29 @@ DATASETS: dict[str, Dataset] = {
         source="yelp",
         opaque=True,
     ),
+    # issue 27: yelp with label names, for the "yelp" of the cards issue (yelp as shipped,
+    # ids 0-4, is its "yelp with its ids"): the names a user would give the star ratings
+    "yelp-stars": Dataset(
+        "yelp-stars",
+        "classification",
+        "sentiment",
+        "twitter",
+        "Yelp reviews of restaurants and local businesses written by customers. Each review is "
+        "labelled with the star rating its author gave: 1 star, 2 stars, 3 stars, 4 stars or "
+        "5 stars.",
+        "Rate this business review from 1 to 5 stars:",
+        {"text_column": "text", "label_column": "label"},
+        stratify="label",
+        label_words={
+            "1 star": "terrible",
+            "2 stars": "bad",
+            "3 stars": "okay",
+            "4 stars": "good",
+            "5 stars": "great",
+        },
+        source="yelp",
+        label_map={str(i): f"{i + 1} star" + ("s" if i else "") for i in range(5)},
+    ),
     "twitter-ids": Dataset(
         "twitter-ids",
         "classification",
@@ -408,16 +431,18 @@ PROFILES: dict[str, Profile] = {
     # plain fine-tuning, the names control, the cards of Qwen2.5-Coder-1.5B (llama.cpp,
     # `gpta models fetch qwen2.5-coder-1.5b`) with and without a feedback round, the cards of
     # the bundled TA, the cards adopted on the proxy's word alone (cards-ungated: what the
-    # paired test costs), and gpta's prefix loop. twitter-ids: the label-agnostic methods repeat
-    # twitter's runs (same rows, same seed) and the table borrows them; yelp's labels are
-    # already ids (0-4 = 1-5 stars), so it is the "yelp with its ids" of the issue. What is
-    # cut to fit one session's 2 cores (BENCHMARKS.md gives the measured time): 3 seeds, not
-    # 5; 16 and 32 rows (the target's levels), not 64; setfit, the bundled TA's cards and
-    # the feedback round at 16 rows only; gpta's prefix loop at 32 rows on twitter only.
+    # paired test costs), and gpta's prefix loop. The four datasets of the issue: twitter and
+    # yelp-stars (label names), twitter-ids and yelp (ids; yelp as shipped is 0-4). The -ids
+    # and -stars variants read the same rows as their source: the label-agnostic methods
+    # (frozen-lr, setfit, finetune) run once on the source and the tables borrow them. What
+    # is cut to fit one session's 2 cores (BENCHMARKS.md gives the measured time): 3 seeds,
+    # not 5; 64 rows on twitter and yelp only, and without the names control; setfit, the
+    # feedback round, the bundled TA's cards and gpta's prefix loop at 16 rows only (the
+    # bundled TA and the prefix loop on twitter only).
     "cards": Profile(
         name="cards",
-        datasets=("twitter", "twitter-ids", "yelp"),
-        levels=(16, 32),
+        datasets=("twitter", "twitter-ids", "yelp", "yelp-stars"),
+        levels=(16, 32, 64),
         seeds=(0, 1, 2),
         methods=(
             "frozen-lr",
@@ -425,9 +450,9 @@ PROFILES: dict[str, Profile] = {
             "finetune",
             "names",
             "cards",
+            "cards-ungated",
             "cards-dialogue",
             "cards-bundled",
-            "cards-ungated",
             "gpta",
         ),
         rounds=_DEFAULT_TRAINING.rounds,
@@ -447,11 +472,13 @@ PROFILES: dict[str, Profile] = {
         efficiency=False,
         workers=2,
         true_few_shot=True,
+        overrides={name: {"levels": (16, 32)} for name in ("twitter-ids", "yelp-stars")},
         scopes={
             **{m: {"datasets": ("twitter", "yelp")} for m in ("frozen-lr", "finetune")},
             "setfit": {"datasets": ("twitter", "yelp"), "levels": (16,)},
-            **{m: {"levels": (16,)} for m in ("cards-dialogue", "cards-bundled")},
-            "gpta": {"datasets": ("twitter",), "levels": (32,)},
+            "names": {"levels": (16, 32)},
+            "cards-dialogue": {"datasets": ("twitter", "yelp"), "levels": (16,)},
+            **{m: {"datasets": ("twitter",), "levels": (16,)} for m in ("cards-bundled", "gpta")},
         },
     ),
     # the issue-8 cpu profile (48 optimizer steps at lr 2e-4, the [CLS]-pooler head, the

@@ -200,7 +200,10 @@ def test_the_proxy_predicts_every_row_out_of_fold_and_extra_rows_count_with_thei
     folds = stratified_folds(labels, 3, seed=0)
     plain = proxy_scores(features, labels, folds, ExtraRows.none(8), num_classes=3, name="w=0")
     assert isinstance(plain, CrossValidated) and plain.predicted.shape == (18,)
-    assert plain.screening().rows == tuple(plain.true_log_prob)
+    # the paired score is each row's 0/1 correctness, out of fold
+    assert plain.screening().rows == tuple(
+        float(p == y) for p, y in zip(plain.predicted, labels, strict=True)
+    )
     # extra rows that contradict the classes, weighted 0 (skipped) and heavily
     wrong = ExtraRows(
         np.stack([centers[(y + 1) % 3] for y in range(3)] * 10),

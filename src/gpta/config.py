@@ -650,11 +650,12 @@ class CardsConfig(_Section):
         6, ge=1, le=16, description="Examples the TA writes per class and request."
     )
     weights: list[float] = Field(
-        default_factory=lambda: [0.25, 1.0],
+        default_factory=lambda: [1.0],
         min_length=1,
         max_length=8,
         description="Loss weights w tried for the card rows (a real row weighs 1); w = 0, "
-        "the plain run, is always a candidate and wins ties.",
+        "the plain run, is always a candidate and wins ties. Each extra weight is one more "
+        "candidate, and the adoption test is Bonferroni-corrected over the candidates.",
     )
     folds: int = Field(
         4,
@@ -671,10 +672,10 @@ class CardsConfig(_Section):
         "pairs over the cross-validated rows and writes new examples for the weak classes.",
     )
     filter_confident: bool = Field(
-        True,
+        False,
         description="Also try the card set without the examples that a probe trained on the "
         "fold's real rows assigns to another class with twice the probability (ZeroGen/"
-        "SuperGen filtering).",
+        "SuperGen filtering); one more candidate for the adoption test.",
     )
     seed: int = Field(
         0,

@@ -117,12 +117,10 @@ class CrossValidated:
         return float(-self.true_log_prob.mean()) if len(self.true_log_prob) else 0.0
 
     def screening(self) -> Screening:
-        """As :func:`adopt` reads it: the accuracy must rise, and the paired per-row score is
-        the log-probability of the true class (a proper score: finer than 0/1 at a few
-        rows, and it punishes confident mistakes)."""
-        return Screening(
-            self.name, self.accuracy, self.loss, tuple(float(v) for v in self.true_log_prob)
-        )
+        """As :func:`adopt` reads it: the paired per-row score is the row's 0/1 correctness,
+        the metric the user reads and the same per-row score the prefix gate tests; the
+        mean log-loss breaks ties (see docs/cards.md, "the paired score")."""
+        return Screening(self.name, self.accuracy, self.loss, tuple(float(v) for v in self.correct))
 
 
 def proxy_scores(
