@@ -72,13 +72,16 @@ EVENT = "cards"
 @dataclass
 class CardChoice:
     """What the card step decided: the adopted set and weight (w = 0: none), the training
-    rows it adds, and where its selection rows came from."""
+    rows it adds, where its selection rows came from, and the class names of the TA's
+    cards (label -> name; empty for the names control), offered to the label-word heads as
+    their words (:func:`gpta.assistant.label_words.choose_label_words`)."""
 
     cards: CardSet | None = None
     weight: float = 0.0
     rows: list[dict[str, Any]] = field(default_factory=list)
     selection: str = ""
     variant: str = ""
+    names: dict[str, str] = field(default_factory=dict)  # the TA's class names, adopted or not
 
     @property
     def adopted(self) -> bool:
@@ -255,7 +258,7 @@ def _choose(
             current = chosen
 
     intended = _intended_share(features, labels, sets[-1], embed, len(names))
-    choice = CardChoice(selection=selection)
+    choice = CardChoice(selection=selection, names=sets[0].names() if writer else {})
     if current is not plain:
         kept = _kept_set(current, features, labels, embed, len(names))
         choice.cards, choice.weight, choice.variant = kept, current.weight, current.name
@@ -315,10 +318,14 @@ class _Embedder:
     """Frozen embeddings of the pretrained downstream model (loaded once, here only)."""
 
     def __init__(self, task: Any, model_name: str, config: GptaConfig) -> None:
+        from gpta.assistant.label_words import LM_HEADS, _load_pretrained
         from gpta.modeling.loading import quiet_loading
 
         with quiet_loading():
-            self.model, self.tokenizer = task.load_model(model_name)
+            if task.head.name in LM_HEADS:  # before its words are chosen: no head to bind
+                self.model, self.tokenizer = _load_pretrained(task.head.name, model_name)
+            else:
+                self.model, self.tokenizer = task.load_model(model_name)
         self.model.eval()
         self.max_length = config.model.max_length
         self.batch_size = config.training.eval_batch_size

@@ -9,7 +9,12 @@ answers is parsed (a JSON object ``{label: word}``), checked (every label, one w
 distinct; the head's own tokenizer checks: distinct first tokens for lm-verbalizer, one
 token for cloze) and *screened* like a prefix: the zero-shot score of the pretrained model
 with those words on the dev screening rows. The label names, when usable, are screened too
-and kept unless a proposal beats them (``Screening.beats`` with ``assistant.margin``).
+and kept unless a proposal beats them (:func:`gpta.assistant.material.choose`, the rule
+of every material, here with ``assistant.margin`` alone: no paired test, as before).
+
+With class cards (``cards.source: ta``) the class names of the TA's cards are offered
+first, as one candidate checked and screened like a proposal, in place of the request;
+the TA is asked for words only when they cannot be used (:func:`choose_label_words`).
 
 User-given ``model.label_words`` always win: a label with a given word keeps it, and when
 every label that needs a word has one, the TA is not asked. A failing TA call never ends
