@@ -393,6 +393,7 @@ def test_what_the_history_keeps_of_a_huge_answer_is_cut(tmp_path, monkeypatch):
     """The teacher's proposals (``raw`` is what history.jsonl records) come through the
     channel, so they hold the cut answer and the fault that says so."""
     from gpta.assistant import History, TaskBrief, TeachingAssistant
+    from gpta.assistant.prefix import PrefixCandidate
     from gpta.assistant.prompts import initial_messages
 
     monkeypatch.setenv("GPTA_MAX_ANSWER_CHARS", "500")
@@ -417,16 +418,7 @@ def test_what_the_history_keeps_of_a_huge_answer_is_cut(tmp_path, monkeypatch):
     assert any("AnswerTooLong" in fault for fault in batch.faults)
     history = History(tmp_path / "history.jsonl")
     proposal = batch.proposals[0]
-    history.add_proposal(
-        round=0,
-        raw=proposal.raw,
-        prefix=proposal.prefix,
-        reason=proposal.reason,
-        truncated=False,
-        screen_score=None,
-        screen_loss=None,
-        improved=False,
-    )
+    history.add_proposal(PrefixCandidate.proposed(proposal), round=0, improved=False)
     assert history.path.stat().st_size < 2000
 
 

@@ -268,15 +268,6 @@ def train(config: GptaConfig, *, overwrite: bool = False, quiet: bool = False) -
     with run_lock(config.output_dir, ranks=ranks):  # held until the run ends, however it ends
         run_dir = prepare_run_dir(config.output_dir, overwrite=overwrite, ranks=ranks)
         try:
-            task = label_words.choose_label_words(  # opaque labels: the TA's screened words
-                config,
-                tables,
-                task,
-                run_dir=run_dir,
-                description=description,
-                ranks=ranks,
-                quiet=quiet,
-            )
             cards = choose_cards(  # class cards: adopted only by cross-validation on the rows
                 config,
                 tables,
@@ -285,6 +276,16 @@ def train(config: GptaConfig, *, overwrite: bool = False, quiet: bool = False) -
                 description=description,
                 ranks=ranks,
                 quiet=quiet,
+            )
+            task = label_words.choose_label_words(  # opaque labels: the TA's screened words
+                config,
+                tables,
+                task,
+                run_dir=run_dir,
+                description=description,
+                ranks=ranks,
+                quiet=quiet,
+                offered=cards.names,  # the TA's card names, in place of a request for words
             )
             if ranks.is_main:
                 dump_config(config, run_dir / "config.yaml")

@@ -40,11 +40,13 @@ from gpta.assistant import (
     TeachingAssistant,
 )
 from gpta.assistant.background import BackgroundProposals
+from gpta.assistant.material import choose
+from gpta.assistant.prefix import PrefixCandidate
 from gpta.assistant.prompts import initial_messages
 from gpta.config import AssistantConfig
 from gpta.distributed import Ranks
 from gpta.progress import Progress
-from gpta.selection import adopt, best_of
+from gpta.selection import best_of
 from gpta.tasks.base import Evaluation, Screening, Task
 
 if TYPE_CHECKING:
@@ -164,14 +166,7 @@ class SynergyLoop:
             self.progress.ta_done(batch)
             for proposal in batch.proposals:
                 self.history.add_proposal(
-                    round=0,
-                    raw=proposal.raw,
-                    prefix=proposal.prefix,
-                    reason=proposal.reason,
-                    truncated=proposal.truncated,
-                    screen_score=None,
-                    screen_loss=None,
-                    improved=False,
+                    PrefixCandidate.proposed(proposal), round=0, improved=False
                 )
             if batch.error:
                 self.history.log("ta_error", round=0, error=batch.error)
@@ -393,20 +388,16 @@ class SynergyLoop:
         screened: dict[str, Screening],
     ) -> None:
         """prefix_{r+1}: the best screened challenger if a paired test on the screening rows
-        says it beats the current prefix, else the current prefix; every proposal and
+        says it beats the current prefix, else the current prefix (the rule of every
+        teaching material, :func:`gpta.assistant.material.choose`); every proposal and
         screening recorded (main process)."""
         if not self.ranks.is_main:
             return
         for proposal in batch.proposals:
             result = screened.get(proposal.prefix) if proposal.prefix is not None else None
             self.history.add_proposal(
+                PrefixCandidate.proposed(proposal, result),
                 round=round_index + 1,
-                raw=proposal.raw,
-                prefix=proposal.prefix,
-                reason=proposal.reason,
-                truncated=proposal.truncated,
-                screen_score=result.score if result else None,
-                screen_loss=result.loss if result else None,
                 improved=bool(result and result.beats(current, self.config.margin)),
             )
         for result in screened.values():
@@ -417,18 +408,11 @@ class SynergyLoop:
             current=_logged(current),
             candidates=[_logged(s) for s in screened.values()],
         )
-        challengers = list(screened.values())
-        best = best_of(challengers)
+        challengers = [PrefixCandidate.screened(s) for s in screened.values()]
+        best = best_of(list(screened.values()))
         # the one adoption rule of every material (a paired test, Bonferroni over the k)
-        changed = (
-            adopt(
-                current,
-                challengers,
-                margin=self.config.margin,
-                confidence=self.config.adopt_confidence,
-            )
-            is not None
-        )
+        adopted = choose(PrefixCandidate.screened(current), challengers, self.config)
+        changed = adopted is not None
         if best is not None and not changed and best.beats(current, self.config.margin):
             reason = (
                 f"not significant at {self.config.adopt_confidence:g} on "
@@ -443,8 +427,8 @@ class SynergyLoop:
                 reason=reason,
             )
             self.progress.not_adopted(best.prefix, best.score, current.score, reason)
-        if changed:
-            self.prefix = best.prefix
+        if adopted is not None:
+            self.prefix = adopted.name
         self.progress.screen_done(current, list(screened.values()), self.prefix, changed)
         self.progress.prefix_chosen(round_index + 1, self.prefix, changed=changed)
 

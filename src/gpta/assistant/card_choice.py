@@ -31,7 +31,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -47,11 +47,11 @@ from gpta.assistant.cards import (
     output_schema,
     parse_card,
 )
+from gpta.assistant.material import Kind, Material, choose
 from gpta.errors import GptaUserError
 from gpta.selection import (
     CrossValidated,
     ExtraRows,
-    adopt,
     fold_count,
     per_class_feedback,
     proxy_scores,
@@ -63,7 +63,7 @@ if TYPE_CHECKING:
     from gpta.data import Table
     from gpta.distributed import Ranks
     from gpta.progress import Progress
-    from gpta.tasks.base import Task
+    from gpta.tasks.base import Screening, Task
 
 CARDS_FILE = "cards.json"
 EVENT = "cards"
@@ -72,13 +72,16 @@ EVENT = "cards"
 @dataclass
 class CardChoice:
     """What the card step decided: the adopted set and weight (w = 0: none), the training
-    rows it adds, and where its selection rows came from."""
+    rows it adds, where its selection rows came from, and the class names of the TA's
+    cards (label -> name; empty for the names control), offered to the label-word heads as
+    their words (:func:`gpta.assistant.label_words.choose_label_words`)."""
 
     cards: CardSet | None = None
     weight: float = 0.0
     rows: list[dict[str, Any]] = field(default_factory=list)
     selection: str = ""
     variant: str = ""
+    names: dict[str, str] = field(default_factory=dict)  # the TA's class names, adopted or not
 
     @property
     def adopted(self) -> bool:
@@ -86,17 +89,39 @@ class CardChoice:
 
 
 @dataclass
-class _Candidate:
-    name: str  # e.g. "ta w=1" or "names w=0.25"
+class CardCandidate(Material):
+    """A card set at a loss weight (filtered or not), and its cross-validated result; the
+    plain rows (no cards, w = 0) are one too (:meth:`plain`), the material to beat."""
+
+    kind: ClassVar[Kind] = "cards"
+
+    variant: str  # e.g. "ta w=1", "names w=0.25", "ta r1 filtered w=1"; "w=0": no cards
     cards: CardSet
     weight: float
     filtered: bool
     result: CrossValidated | None = None
 
-    def record(self) -> dict[str, Any]:
+    @classmethod
+    def plain(cls, result: CrossValidated) -> CardCandidate:
+        """The plain rows: no card, weight 0."""
+        return cls(result.name, CardSet("none", []), 0.0, False, result)
+
+    @property
+    def name(self) -> str:
+        return self.variant
+
+    @property
+    def content(self) -> CardSet:
+        return self.cards
+
+    @property
+    def screening(self) -> Screening | None:
+        return None if self.result is None else self.result.screening()
+
+    def details(self) -> dict[str, Any]:
+        """What ``cards.json`` and history keep of each candidate."""
         result = self.result
         return {
-            "name": self.name,
             "source": self.cards.source,
             "weight": self.weight,
             "filtered": self.filtered,
@@ -201,11 +226,8 @@ def _choose(
     )
     candidates = _candidates(config, sets[0])
     _screen(candidates, features, labels, folds, embed, len(names))
-    current: _Candidate | None = None
-    current_result = baseline
-    adopted = _adopt(config, current_result, candidates)
-    if adopted is not None:
-        current, current_result = adopted, adopted.result
+    plain = CardCandidate.plain(baseline)  # the material to beat: no cards
+    current = choose(plain, candidates, config.assistant) or plain
     rounds_log: list[dict[str, Any]] = []
     for round_index in range(1, config.cards.rounds + 1):
         if writer is None:  # the names control has no TA to ask
@@ -213,15 +235,17 @@ def _choose(
         # feedback on the adopted set, else on the best screened candidate, else on the
         # plain rows; the examples are added to the set they came from
         screened = [c for c in candidates if c.result is not None]
-        guide = current or (max(screened, key=lambda c: c.result.accuracy) if screened else None)
-        feedback = per_class_feedback(guide.result if guide else baseline, labels, names)
-        guide_cards = guide.cards if guide else sets[-1]
+        guide = current
+        if guide is plain and screened:
+            guide = max(screened, key=lambda c: c.result.accuracy)
+        feedback = per_class_feedback(guide.result or baseline, labels, names)
+        guide_cards = sets[-1] if guide is plain else guide.cards
         revised = writer.revise(guide_cards, feedback, round_index)
         sets.append(revised)
         challengers = _candidates(config, revised, tag=f"r{round_index}")
         _screen(challengers, features, labels, folds, embed, len(names))
         candidates.extend(challengers)
-        chosen = _adopt(config, current_result, challengers)
+        chosen = choose(current, challengers, config.assistant)
         rounds_log.append(
             {
                 "round": round_index,
@@ -231,11 +255,11 @@ def _choose(
             }
         )
         if chosen is not None:
-            current, current_result = chosen, chosen.result
+            current = chosen
 
     intended = _intended_share(features, labels, sets[-1], embed, len(names))
-    choice = CardChoice(selection=selection)
-    if current is not None:
+    choice = CardChoice(selection=selection, names=sets[0].names() if writer else {})
+    if current is not plain:
         kept = _kept_set(current, features, labels, embed, len(names))
         choice.cards, choice.weight, choice.variant = kept, current.weight, current.name
         choice.rows = card_rows(
@@ -294,10 +318,14 @@ class _Embedder:
     """Frozen embeddings of the pretrained downstream model (loaded once, here only)."""
 
     def __init__(self, task: Any, model_name: str, config: GptaConfig) -> None:
+        from gpta.assistant.label_words import LM_HEADS, _load_pretrained
         from gpta.modeling.loading import quiet_loading
 
         with quiet_loading():
-            self.model, self.tokenizer = task.load_model(model_name)
+            if task.head.name in LM_HEADS:  # before its words are chosen: no head to bind
+                self.model, self.tokenizer = _load_pretrained(task.head.name, model_name)
+            else:
+                self.model, self.tokenizer = task.load_model(model_name)
         self.model.eval()
         self.max_length = config.model.max_length
         self.batch_size = config.training.eval_batch_size
@@ -314,19 +342,19 @@ class _Embedder:
         )
 
 
-def _candidates(config: GptaConfig, cards: CardSet, *, tag: str = "") -> list[_Candidate]:
+def _candidates(config: GptaConfig, cards: CardSet, *, tag: str = "") -> list[CardCandidate]:
     """The set at every weight > 0, and (TA cards, ``cards.filter_confident``) the filtered
     set at every weight."""
     label = cards.source + (f" {tag}" if tag else "")
     weights = sorted({float(w) for w in config.cards.weights if w > 0})
-    out = [_Candidate(f"{label} w={w:g}", cards, w, False) for w in weights]
+    out = [CardCandidate(f"{label} w={w:g}", cards, w, False) for w in weights]
     if cards.source == "ta" and config.cards.filter_confident:
-        out += [_Candidate(f"{label} filtered w={w:g}", cards, w, True) for w in weights]
+        out += [CardCandidate(f"{label} filtered w={w:g}", cards, w, True) for w in weights]
     return out
 
 
 def _screen(
-    candidates: Sequence[_Candidate],
+    candidates: Sequence[CardCandidate],
     features: np.ndarray,
     labels: Sequence[int],
     folds: Sequence[Sequence[int]],
@@ -368,24 +396,8 @@ def _confident_filter(probe: Any, extra: ExtraRows) -> np.ndarray:
     return ~((top != extra.labels) & (probs.max(axis=1) >= 2 * intended))
 
 
-def _adopt(
-    config: GptaConfig, current: CrossValidated, candidates: Sequence[_Candidate]
-) -> _Candidate | None:
-    screened = [c for c in candidates if c.result is not None]
-    if not screened:
-        return None
-    by_name = {c.name: c for c in screened}
-    winner = adopt(
-        current.screening(),
-        [c.result.screening() for c in screened],  # type: ignore[union-attr]
-        margin=config.assistant.margin,
-        confidence=config.assistant.adopt_confidence,
-    )
-    return None if winner is None else by_name[winner.prefix]
-
-
 def _kept_set(
-    candidate: _Candidate,
+    candidate: CardCandidate,
     features: np.ndarray,
     labels: Sequence[int],
     embed: _Embedder,

@@ -98,6 +98,10 @@ class CardSet:
         """(class index, text) of every kept example, class by class."""
         return [(i, e.text) for i, card in enumerate(self.cards) for e in card.kept]
 
+    def names(self) -> dict[str, str]:
+        """Each class's name (label value -> name; empty where the TA gave none)."""
+        return {card.label: card.name for card in self.cards}
+
     def counts(self) -> dict[str, int]:
         """Kept examples per class (the closing table's count)."""
         return {card.label: len(card.kept) for card in self.cards}

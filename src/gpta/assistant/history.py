@@ -9,9 +9,12 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gpta.assistant.prompts import ScoredPrefix
+
+if TYPE_CHECKING:
+    from gpta.assistant.prefix import PrefixCandidate
 
 
 @dataclass
@@ -114,34 +117,13 @@ class History:
         self.rounds.append(record)
         self._append({"event": "round", **asdict(record)})
 
-    def add_proposal(
-        self,
-        *,
-        round: int,
-        raw: str,
-        prefix: str | None,
-        reason: str | None,
-        truncated: bool,
-        screen_score: float | None,
-        screen_loss: float | None,
-        improved: bool,
-    ) -> None:
-        if prefix is not None and screen_score is not None:
-            self.screened[prefix] = max(screen_score, self.screened.get(prefix, screen_score))
-        self._append(
-            {
-                "event": "proposal",
-                "round": round,
-                "raw": raw,
-                "prefix": prefix,
-                "valid": prefix is not None,
-                "reason": reason,
-                "truncated": truncated,
-                "screen_score": screen_score,
-                "screen_loss": screen_loss,
-                "improved": improved,
-            }
-        )
+    def add_proposal(self, candidate: PrefixCandidate, *, round: int, improved: bool) -> None:
+        """A TA proposal of round ``round`` (event ``proposal``), in the common shape of
+        teaching material (:meth:`gpta.assistant.material.Material.record`)."""
+        record = candidate.record()
+        if candidate.prefix is not None and record["screen_score"] is not None:
+            self.note_screened(candidate.prefix, record["screen_score"])
+        self._append({"event": "proposal", "round": round, **record, "improved": improved})
 
     def note_screened(self, prefix: str, score: float) -> None:
         self.screened[prefix] = max(score, self.screened.get(prefix, score))

@@ -9,7 +9,12 @@ answers is parsed (a JSON object ``{label: word}``), checked (every label, one w
 distinct; the head's own tokenizer checks: distinct first tokens for lm-verbalizer, one
 token for cloze) and *screened* like a prefix: the zero-shot score of the pretrained model
 with those words on the dev screening rows. The label names, when usable, are screened too
-and kept unless a proposal beats them (``Screening.beats`` with ``assistant.margin``).
+and kept unless a proposal beats them (:func:`gpta.assistant.material.choose`, the rule
+of every material, here with ``assistant.margin`` alone: no paired test, as before).
+
+With class cards (``cards.source: ta``) the class names of the TA's cards are offered
+first, as one candidate checked and screened like a proposal, in place of the request;
+the TA is asked for words only when they cannot be used (:func:`choose_label_words`).
 
 User-given ``model.label_words`` always win: a label with a given word keeps it, and when
 every label that needs a word has one, the TA is not asked. A failing TA call never ends
@@ -32,10 +37,11 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import RootModel, ValidationError
 
+from gpta.assistant.material import Kind, Material, choose
 from gpta.errors import GptaUserError
 from gpta.llm.base import Message
 
@@ -44,7 +50,7 @@ if TYPE_CHECKING:
     from gpta.data import Table
     from gpta.distributed import Ranks
     from gpta.progress import Progress
-    from gpta.tasks.base import Task
+    from gpta.tasks.base import Screening, Task
 
 LM_HEADS = ("lm-verbalizer", "cloze")
 EVENT = "label_words"
@@ -305,21 +311,45 @@ def check_words(
 
 
 @dataclass
-class WordCandidate:
-    """One word set: the label names, or a TA proposal; its checks and screened score."""
+class WordCandidate(Material):
+    """One word set: the label names, the card names, or a TA proposal; its checks and
+    screened score."""
 
-    source: str  # "names" or "ta"
+    kind: ClassVar[Kind] = "label_words"
+
+    source: str  # "names", "cards" or "ta"
     words: dict[str, str] | None
     raw: str | None = None
     parsed_as: str | None = None
     reason: str | None = None  # why it cannot be used; None: valid
     detail: str | None = None  # the head's message for reason "tokens"
-    screen_score: float | None = None
-    screen_loss: float | None = None
+    result: Screening | None = None
     chosen: bool = False
+    index: int = 0  # the TA's answer it was read from (source "ta")
 
-    def record(self) -> dict[str, Any]:
-        """As written to history.jsonl."""
+    @property
+    def name(self) -> str:
+        """``names``, ``cards``, or ``ta <n>`` for the TA's n-th answer (from 1)."""
+        return f"ta {self.index}" if self.source == "ta" else self.source
+
+    @property
+    def content(self) -> dict[str, str] | None:
+        return self.words
+
+    @property
+    def screening(self) -> Screening | None:
+        return self.result
+
+    @property
+    def screen_score(self) -> float | None:
+        return None if self.result is None else round(float(self.result.score), 6)
+
+    @property
+    def screen_loss(self) -> float | None:
+        return None if self.result is None else round(float(self.result.loss), 6)
+
+    def details(self) -> dict[str, Any]:
+        """What history.jsonl's event ``label_words`` keeps of each candidate."""
         return {
             "source": self.source,
             "raw": self.raw,
@@ -426,10 +456,17 @@ def choose_label_words(
     description: str,
     ranks: Ranks | None = None,
     quiet: bool = False,
+    offered: dict[str, str] | None = None,
 ) -> Task:
     """Before training: the task to train, with the TA's screened label words when the
     labels need them (else ``task`` unchanged). Sets ``config.model.label_words`` to the
     chosen words so that the saved configuration (and a resumed run) uses them.
+
+    ``offered``: a word per label the TA already wrote, the class names of its cards
+    (:attr:`gpta.assistant.card_choice.CardChoice.names`). They are one candidate (source
+    ``cards``), checked and screened like a proposal, in place of a separate request; the
+    TA is asked for words as before only when they cannot be used (a label without a name,
+    not a word, a duplicate, the label names again, refused by the head's tokenizer).
 
     Under several processes the main one asks and screens; the others receive its choice.
     """
@@ -442,7 +479,16 @@ def choose_label_words(
     outcome: tuple[str, Any]
     if ranks.is_main:
         try:
-            choice = _choose(config, tables, task, Path(run_dir), description, pending, quiet)
+            choice = _choose(
+                config,
+                tables,
+                task,
+                Path(run_dir),
+                description,
+                pending,
+                quiet=quiet,
+                offered=offered,
+            )
             outcome = ("ok", (choice.words, choice.source))
         except GptaUserError as err:
             outcome = ("error", (err.message, err.hint))
@@ -461,6 +507,68 @@ def choose_label_words(
     return chosen
 
 
+def _candidate(
+    source: str,
+    words: dict[str, str] | None,
+    names: Sequence[str],
+    pending: Sequence[str],
+    given: dict[str, str],
+    **read: Any,
+) -> WordCandidate:
+    """A proposed word set, checked (:func:`check_words`); the user's words kept over it."""
+    candidate = WordCandidate(source, None, **read)
+    candidate.reason = check_words(words, pending, given)
+    if candidate.reason is None and words is not None:
+        candidate.words = {n: given.get(n) or clean_word(words[n]) for n in names}
+    elif words is not None:
+        candidate.words = words
+    return candidate
+
+
+def _proposals(
+    texts: Sequence[str], names: Sequence[str], pending: Sequence[str], given: dict[str, str]
+) -> list[WordCandidate]:
+    """The TA's answers, each parsed and checked."""
+    out = []
+    for index, text in enumerate(texts, start=1):
+        words, parsed_as = parse_label_words(text, names)
+        out.append(
+            _candidate(
+                "ta", words, names, pending, given, raw=text, parsed_as=parsed_as, index=index
+            )
+        )
+    return out
+
+
+def _screen_words(
+    candidates: Sequence[WordCandidate],
+    task: Any,
+    model: Any,
+    tokenizer: Any,
+    rows: Sequence[dict[str, Any]],
+    *,
+    batch_size: int,
+    seen: set[tuple[str, ...]],
+) -> None:
+    """Screen every valid candidate not screened yet: a repeat of a word set in ``seen`` is
+    refused (``repeated``), a set the head's tokenizer refuses too (``tokens``)."""
+    names = list(task.label_names)
+    for candidate in candidates:
+        if candidate.reason is not None or candidate.words is None or candidate.result is not None:
+            continue
+        key = tuple(candidate.words[n].lower() for n in names)
+        if key in seen:
+            candidate.reason = "repeated"
+            continue
+        seen.add(key)
+        checked, refusal = _head_check(task, candidate.words, tokenizer)
+        if checked is None:
+            candidate.reason, candidate.detail = "tokens", refusal
+            continue
+        prefix = screen_prefix(task.head.name, [candidate.words[n] for n in names])
+        candidate.result = checked.screen(model, tokenizer, rows, prefix, batch_size=batch_size)
+
+
 def _choose(
     config: GptaConfig,
     tables: dict[str, Table],
@@ -468,24 +576,47 @@ def _choose(
     run_dir: Path,
     description: str,
     pending: list[str],
+    *,
     quiet: bool,
+    offered: dict[str, str] | None,
 ) -> LabelWordChoice:
     from gpta.assistant.history import History
     from gpta.progress import Progress
-    from gpta.tasks.base import Screening
 
     progress = Progress(quiet=quiet)
     history = History(run_dir / "history.jsonl")
     head_name = config.model.head
     names = list(task.label_names)
     given = {str(k): str(v) for k, v in (config.model.label_words or {}).items()}
-    progress.info(
+    needs = (
         f"label words: the labels {pending} need words ({head_name}, "
-        f"model.propose_label_words={config.model.propose_label_words}); asking the TA"
+        f"model.propose_label_words={config.model.propose_label_words})"
     )
-    texts, call = _ask(config, tables, task, run_dir, description, progress)
-    if not call["ok"]:
-        progress.info(f"[yellow]label words: the TA call failed:[/] {call['error']}")
+
+    def ask() -> tuple[list[WordCandidate], dict[str, Any]]:
+        progress.info(f"{needs}; asking the TA")
+        texts, call = _ask(config, tables, task, run_dir, description, progress)
+        if not call["ok"]:
+            progress.info(f"[yellow]label words: the TA call failed:[/] {call['error']}")
+        return _proposals(texts, names, pending, given), call
+
+    candidates: list[WordCandidate] = []
+    names_usable = not any(_NUMERIC.fullmatch(n.strip()) for n in names if n not in given)
+    names_candidate = None
+    if names_usable:
+        names_candidate = WordCandidate("names", {n: given.get(n, n) for n in names})
+        candidates.append(names_candidate)
+    cards = None
+    if offered:
+        progress.info(f"{needs}; offering the names of the TA's class cards")
+        cards = _candidate(
+            "cards", {str(k): str(v) for k, v in offered.items()}, names, pending, given
+        )
+        candidates.append(cards)
+    call: dict[str, Any] | None = None
+    if cards is None or cards.reason is not None:
+        proposals, call = ask()
+        candidates.extend(proposals)
 
     model_name = config.model.resolved_name(config.task)
     model, tokenizer = _load_pretrained(head_name, model_name)
@@ -497,51 +628,25 @@ def _choose(
         )
     )
     rows = [dev.rows[i] for i in indices]
-
-    candidates: list[WordCandidate] = []
-    names_usable = not any(_NUMERIC.fullmatch(n.strip()) for n in names if n not in given)
-    if names_usable:
-        candidates.append(WordCandidate("names", {n: given.get(n, n) for n in names}))
-    for text in texts:
-        words, parsed_as = parse_label_words(text, names)
-        candidate = WordCandidate("ta", None, raw=text, parsed_as=parsed_as)
-        candidate.reason = check_words(words, pending, given)
-        if candidate.reason is None and words is not None:
-            candidate.words = {n: given.get(n) or clean_word(words[n]) for n in names}
-        elif words is not None:
-            candidate.words = words
-        candidates.append(candidate)
-
     seen: set[tuple[str, ...]] = set()
-    screened: list[tuple[WordCandidate, Screening]] = []
-    for candidate in candidates:
-        if candidate.reason is not None or candidate.words is None:
-            continue
-        key = tuple(candidate.words[n].lower() for n in names)
-        if key in seen:
-            candidate.reason = "repeated"
-            continue
-        seen.add(key)
-        checked, refusal = _head_check(task, candidate.words, tokenizer)
-        if checked is None:
-            candidate.reason, candidate.detail = "tokens", refusal
-            continue
-        prefix = screen_prefix(head_name, [candidate.words[n] for n in names])
-        result = checked.screen(
-            model, tokenizer, rows, prefix, batch_size=config.training.eval_batch_size
-        )
-        candidate.screen_score = round(float(result.score), 6)
-        candidate.screen_loss = round(float(result.loss), 6)
-        screened.append((candidate, result))
+    batch_size = config.training.eval_batch_size
+    _screen_words(candidates, task, model, tokenizer, rows, batch_size=batch_size, seen=seen)
+    if call is None and cards is not None and cards.result is None:
+        # the card names passed the checks but not the head's tokenizer: ask as before
+        proposals, call = ask()
+        candidates.extend(proposals)
+        _screen_words(proposals, task, model, tokenizer, rows, batch_size=batch_size, seen=seen)
 
-    best: tuple[WordCandidate, Screening] | None = None
-    for candidate, result in screened:  # the names (when usable) come first: kept unless beaten
-        if best is None or result.beats(best[1], config.assistant.margin):
-            best = (candidate, result)
+    # the label names (when usable) are the current words: kept unless a proposal beats them
+    # by the margin (no paired test: the label-word step's rule before the shared one)
+    challengers = [c for c in candidates if c is not names_candidate]
+    best = choose(names_candidate, challengers, config.assistant, paired_test=False)
+    if best is None and names_candidate is not None and names_candidate.result is not None:
+        best = names_candidate
     del model
     if best is not None:
-        best[0].chosen = True
-    source = None if best is None else best[0].source
+        best.chosen = True
+    source = None if best is None else best.source
     if source is not None and given:
         source = f"user+{source}"
     history.log(
@@ -555,18 +660,19 @@ def _choose(
         screen_metric="accuracy",
         screen_prefix=screen_prefix(head_name, ["<word>"] * len(names)),
         candidates=[c.record() for c in candidates],
-        chosen=None if best is None else best[0].words,
+        chosen=None if best is None else best.words,
         source=source,
     )
+    what = {"names": "label names", "cards": "card names", "ta": "proposal"}
     for candidate in candidates:
-        what = "label names" if candidate.source == "names" else "proposal"
         if candidate.reason is None:
             progress.info(
-                f"  {what} {candidate.words} -> screen accuracy {candidate.screen_score:.3f}"
+                f"  {what[candidate.source]} {candidate.words} -> screen accuracy "
+                f"{candidate.screen_score:.3f}"
             )
         else:
             shown = _short(candidate.raw) if candidate.source == "ta" else candidate.words
-            progress.info(f"  {what} rejected ({candidate.reason}): {shown}")
+            progress.info(f"  {what[candidate.source]} rejected ({candidate.reason}): {shown}")
     if best is None or source is None:
         example = ", ".join(f"'{n}': <word>" for n in names[:5])
         raise GptaUserError(
@@ -575,12 +681,12 @@ def _choose(
             f"({_summary(candidates, call)})",
             hint=f"set model.label_words, e.g. {{{example}}}, and run again",
         )
-    words = dict(best[0].words or {})
+    words = dict(best.words or {})
     progress.info(
-        f"label words: {words} ({source}; screen accuracy {best[0].screen_score:.3f} on "
+        f"label words: {words} ({source}; screen accuracy {best.screen_score:.3f} on "
         f"{len(rows)} dev rows)"
     )
-    return LabelWordChoice(words, source, candidates, call["error"])
+    return LabelWordChoice(words, source, candidates, call["error"] if call else None)
 
 
 def _short(text: str | None, width: int = 80) -> str:
@@ -588,7 +694,9 @@ def _short(text: str | None, width: int = 80) -> str:
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
-def _summary(candidates: list[WordCandidate], call: dict[str, Any]) -> str:
+def _summary(candidates: list[WordCandidate], call: dict[str, Any] | None) -> str:
+    if call is None:
+        return "the card names were not usable and the TA was not asked"
     if not call["ok"]:
         return f"the TA call failed: {call['error']}"
     reasons = [c.reason for c in candidates if c.source == "ta"]
