@@ -9,10 +9,9 @@
 2. Screening, on the user's labelled rows only (train and dev of this run): stratified
    k-fold cross-validation with logistic regression on the pretrained model's frozen
    embeddings (the proxy, seconds), every candidate at every weight in ``cards.weights``
-   against the plain rows (w = 0). Each row's out-of-fold log-probability of its true
-   class is the paired score; :func:`gpta.selection.adopt` decides (higher accuracy AND a
-   one-sided paired t-test at ``assistant.adopt_confidence``, Bonferroni over candidates;
-   w = 0 wins ties).
+   against the plain rows (w = 0). Each row's out-of-fold 0/1 correctness is the paired
+   score; :func:`gpta.selection.adopt` decides (higher accuracy AND a one-sided paired
+   t-test at ``assistant.adopt_confidence``, Bonferroni over candidates; w = 0 wins ties).
 3. The dialogue gradient for cards (``cards.rounds``): the TA gets the per-class recall
    and the most confused class pairs over the cross-validated rows (aggregates only: no
    row, no example text) and writes new examples for the weak classes; the revised set is
@@ -128,6 +127,9 @@ class CardCandidate(Material):
             "examples": len(self.cards.examples()),
             "cv_accuracy": None if result is None else round(result.accuracy, 6),
             "cv_loss": None if result is None else round(result.loss, 6),
+            # each labelled row's out-of-fold 0/1 correctness, in row order (no row text):
+            # what the paired test read, so another rule can be replayed from the record
+            "cv_correct": None if result is None else [int(v) for v in result.correct],
         }
 
 
@@ -275,12 +277,13 @@ def _choose(
         "selection": selection,
         "folds": k,
         "proxy": "logistic regression (C=1) on the pretrained model's frozen embeddings",
-        "paired_score": "out-of-fold log-probability of the true class, per labelled row",
+        "paired_score": "out-of-fold 0/1 correctness, per labelled row",
         "confidence": config.assistant.adopt_confidence,
         "baseline": {
             "name": "w=0",
             "cv_accuracy": round(baseline.accuracy, 6),
             "cv_loss": round(baseline.loss, 6),
+            "cv_correct": [int(v) for v in baseline.correct],
         },
         "candidates": [c.record() for c in candidates],
         "rounds": rounds_log,
