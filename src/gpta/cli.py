@@ -84,6 +84,8 @@ TRAIN_FLAGS: dict[str, str] = {
     "--mixed-precision": "training.mixed_precision",
     "--head": "model.head",
     "--cards": "cards.source",
+    "--prefix-selection": "selection.prefix",
+    "--best-round": "selection.best_round",
     "--candidates": "assistant.candidates",
     "--ta-model": "assistant.model",
     "--ta-backend": "assistant.backend",
