@@ -214,3 +214,47 @@ def test_best_round_cv_trains_the_final_model_on_every_labelled_row(tmp_path, mo
     (final,) = trained  # the fold trainings are not the run's trainer
     texts = sorted(r["text"] for r in final)
     assert texts == sorted(r["text"] for r in [*tables["train"].rows, *tables["dev"].rows])
+
+
+@pytest.mark.slow
+def test_a_cv_run_resumes_with_its_chosen_round_count(tmp_path, monkeypatch):
+    import shutil
+
+    from gpta import run
+
+    config = _config(
+        tmp_path,
+        _tweets(6),
+        training={"rounds": 3, "steps_per_round": 1, "batch_size": 8, "keep_checkpoints": True},
+        assistant={"cache": False, "initial": "empty", "fixed_prefix": True},
+        cards={"folds": 2},
+    )
+
+    def fold(config, task, train_rows, held_rows, *, device):  # round 2 of 3 is the best
+        return np.array([[0.0] * len(held_rows), [1.0] * len(held_rows), [0.0] * len(held_rows)])
+
+    monkeypatch.setattr(round_choice, "_fold_training", fold)
+    run.train(config, quiet=True)
+    run_dir = tmp_path / "run"
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["selection"]["best_round"]["chosen_rounds"] == 2
+    assert metrics["rounds_trained"] == 2 and metrics["best_round"] == 1
+    states = sorted((run_dir / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name[11:]))
+    assert len(states) == 2  # stopped after the chosen round, not the schedule's third
+    state = json.loads((states[-1] / "gpta_state.json").read_text())
+    assert state["selection"]["best_round"]["chosen_rounds"] == 2
+
+    # a crash after round 0: resume reads the choice, trains round 1 only, and stops there
+    shutil.rmtree(states[-1])
+    for name in ("metrics.json", "predictions"):
+        target = run_dir / name
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a resumed run does not cross-validate again")
+
+    monkeypatch.setattr(round_choice, "_fold_training", refuse)
+    run.resume(run_dir, quiet=True)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["rounds_trained"] == 2 and metrics["best_round"] == 1
+    assert metrics["selection"]["best_round"]["out_of_fold_accuracy"] == [0.0, 1.0, 0.0]
