@@ -258,3 +258,10 @@ def test_a_cv_run_resumes_with_its_chosen_round_count(tmp_path, monkeypatch):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["rounds_trained"] == 2 and metrics["best_round"] == 1
     assert metrics["selection"]["best_round"]["out_of_fold_accuracy"] == [0.0, 1.0, 0.0]
+
+
+def test_a_run_checkpointed_before_selection_existed_resumes_on_dev(tmp_path):
+    config = _config(tmp_path, _tweets(8))
+    tables = load_data(config)
+    old = RunSelection.resolve(config, tables, split_off=True, legacy=True)
+    assert (old.prefix, old.best_round) == ("dev", "dev")

@@ -191,10 +191,16 @@ class RunSelection:
     rounds: RoundChoice | None = None  # best_round cv, once chosen
 
     @classmethod
-    def resolve(cls, config: Any, tables: dict[str, Any], *, split_off: bool) -> RunSelection:
+    def resolve(
+        cls, config: Any, tables: dict[str, Any], *, split_off: bool, legacy: bool = False
+    ) -> RunSelection:
+        """``legacy``: a run resumed from a checkpoint written before ``selection`` existed
+        goes on as it started (dev)."""
         classification = config.task == "classification"
 
         def mode(wanted: str) -> str:
+            if legacy:
+                return "dev"
             if wanted != "auto":
                 return wanted
             return "cv" if split_off and classification else "dev"

@@ -477,10 +477,13 @@ def _execute(
     model_name = config.model.resolved_name(config.task)
     # which rows choose the prefix and the round kept: dev, or cross-validation (before the
     # final model is loaded: selection.best_round cv trains k fold models first)
-    selection = RunSelection.resolve(
-        config, tables, split_off=dev_split_off_labelled(config, tables)
-    )
     resumed = resume_from[1] if resume_from else None
+    selection = RunSelection.resolve(
+        config,
+        tables,
+        split_off=dev_split_off_labelled(config, tables),
+        legacy=resumed is not None and "selection" not in resumed,
+    )
     device = resolve_device(config.device)
     selection.choose_rounds(config, task, cards.rows, resumed, progress, device)
     train_rows = [*selection.training_rows(tables), *cards.rows]
