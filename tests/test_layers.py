@@ -83,8 +83,9 @@ LAYERS: list[tuple[str, str, set[str]]] = [
     (
         "selection",
         "choosing among teaching materials on the user's own rows: stratified folds, the "
-        "cross-validated proxy, the one adoption rule",
-        {"gpta.selection"},
+        "cross-validated proxy, the one adoption rule; prefix screening and the round count "
+        "by cross-validation",
+        {"gpta.selection", "gpta.prefix_cv", "gpta.round_choice"},
     ),
     (
         "assistant",

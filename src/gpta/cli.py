@@ -84,6 +84,8 @@ TRAIN_FLAGS: dict[str, str] = {
     "--mixed-precision": "training.mixed_precision",
     "--head": "model.head",
     "--cards": "cards.source",
+    "--prefix-selection": "selection.prefix",
+    "--best-round": "selection.best_round",
     "--candidates": "assistant.candidates",
     "--ta-model": "assistant.model",
     "--ta-backend": "assistant.backend",
@@ -195,7 +197,10 @@ def train(
     into --rounds (5) rounds; it stops early after --patience (2) rounds without a better
     dev score and keeps the best round. The first round trains with no prefix; a TA prefix
     is adopted only when a paired test on dev rows says it helps, and the saved model uses
-    its prefix or none, whichever scores better on dev (docs/never-worse.md).
+    its prefix or none, whichever scores better on dev (docs/never-worse.md). With no dev
+    file and every train row used (true few-shot), the prefix and the round count are
+    chosen by cross-validation over all labelled rows instead (--prefix-selection,
+    --best-round; docs/selection.md).
     """
     from gpta.config import load_config
     from gpta.distributed import shutdown_ranks
@@ -332,6 +337,9 @@ def demo(output_dir: str, rounds: int, quiet: bool, log_format: str) -> None:
                 "batch_size": 16,
             },
             "assistant": {"candidates": 4, "screen_size": 48},
+            # "a few minutes": one training, the best round on the dev rows (cross-validating
+            # the round count would train 4 fold models first; docs/selection.md)
+            "selection": {"best_round": "dev"},
         },
         source="gpta demo",
     )

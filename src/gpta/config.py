@@ -693,6 +693,27 @@ class CardsConfig(_Section):
         return value
 
 
+class SelectionConfig(_Section):
+    """Which rows choose the prefix and the round the run keeps: the dev rows, or
+    cross-validation over every labelled row the run has (docs/selection.md)."""
+
+    prefix: Literal["auto", "dev", "cv"] = Field(
+        "auto",
+        description="How prefix candidates are screened. dev: forward passes of the model in "
+        "training on dev rows; cv: stratified k-fold cross-validation over all labelled rows "
+        "(train + dev) with logistic regression on the embeddings the model in training gives "
+        "to prefix + text (classification only); auto: cv when the dev rows would be split "
+        "off your only labelled rows (no dev file, no train rows left unsampled), else dev.",
+    )
+    best_round: Literal["auto", "dev", "cv", "last"] = Field(
+        "auto",
+        description="How the round the run keeps is chosen. dev: the best dev score; last: the "
+        "last round; cv: k fold trainings (no TA) pick the round count with the best "
+        "out-of-fold accuracy, then the model trains on all labelled rows for that many rounds "
+        "(classification only); auto: as for selection.prefix.",
+    )
+
+
 class GptaConfig(_Section):
     """A whole GPTA run."""
 
@@ -712,6 +733,7 @@ class GptaConfig(_Section):
     assistant: AssistantConfig = Field(default_factory=AssistantConfig)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     cards: CardsConfig = Field(default_factory=CardsConfig)
+    selection: SelectionConfig = Field(default_factory=SelectionConfig)
 
     @model_validator(mode="after")
     def _check_prefix_fits(self) -> GptaConfig:
@@ -730,6 +752,12 @@ class GptaConfig(_Section):
                     f"cards.source={self.cards.source} applies to task classification only "
                     f"(task is {self.task}); leave cards.source at none"
                 )
+            for name in ("prefix", "best_round"):
+                if getattr(self.selection, name) == "cv":
+                    raise ValueError(
+                        f"selection.{name}=cv applies to task classification only "
+                        f"(task is {self.task}); use auto or dev"
+                    )
         if self.assistant.max_prefix_tokens > self.model.max_length // 2:
             raise ValueError(
                 f"assistant.max_prefix_tokens ({self.assistant.max_prefix_tokens}) must be at most "

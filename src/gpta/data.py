@@ -79,11 +79,14 @@ class Table:
             or ``"hub:imdb[train]"``.
         rows: one dict per row, mapping column name to a plain Python value.
         locations: for each row, where it is in the source (``"line 12"`` or ``"row 12"``).
+        unsampled: rows that a low-resource sample (``data.train_size``) left out of the
+            rows it was drawn from; 0 when the table holds them all.
     """
 
     source: str
     rows: list[dict[str, Any]]
     locations: list[str] = field(default_factory=list)
+    unsampled: int = 0
 
     def __post_init__(self) -> None:
         if not self.locations:

@@ -50,6 +50,7 @@ from gpta.llm.usage import Projection, UsageMeter
 from gpta.modeling.device import resolve_device
 from gpta.privacy import ExposureChannel, build_exposure
 from gpta.progress import Progress, warn
+from gpta.round_choice import RunSelection
 from gpta.run_folder import (  # the run folder's own module; its public names stay here too
     CHECKPOINTS,
     PREVIOUS,
@@ -170,7 +171,9 @@ def load_data(config: GptaConfig) -> dict[str, Table]:
             train, data.dev_fraction, seed=config.seed, stratify=strata(train)
         )
     if data.train_size is not None:
+        drawn_from = len(train)
         train = sample_rows(train, data.train_size, seed=config.seed, stratify=strata(train))
+        train.unsampled = drawn_from - len(train)
     tables["train"] = train
     return tables
 
@@ -473,9 +476,27 @@ def _execute(
     wall_started = time.perf_counter()
     progress = Progress(quiet=quiet or not ranks.is_main)
     model_name = config.model.resolved_name(config.task)
-    train_rows = [*tables["train"].rows, *cards.rows]
+    # which rows choose the prefix and the round kept: dev, or cross-validation (before the
+    # final model is loaded: selection.best_round cv trains k fold models first)
+    resumed = resume_from[1] if resume_from else None
+    selection = RunSelection.resolve(
+        config,
+        tables,
+        split_off=dev_split_off_labelled(config, tables),
+        legacy=resumed is not None and "selection" not in resumed,
+    )
+    device = resolve_device(config.device)
+    selection.choose_rounds(config, task, cards.rows, resumed, progress, device)
+    train_rows = [*selection.training_rows(tables), *cards.rows]
     model, tokenizer, device = _load_downstream(
-        config, tables, task, model_name, progress, fresh=resume_from is None, rows=train_rows
+        config,
+        tables,
+        task,
+        model_name,
+        progress,
+        fresh=resume_from is None,
+        rows=train_rows,
+        selection=selection,
     )
     # the TA, the exposure ledger and the history live on the main process only
     side = (
@@ -486,7 +507,9 @@ def _execute(
         else None
     )
     rounds = _Rounds(
-        loop=_synergy_loop(config, tables["dev"], task, tokenizer, side, progress, ranks),
+        loop=_synergy_loop(
+            config, tables["dev"], task, tokenizer, side, progress, ranks, selection
+        ),
         run_dir=run_dir,
         model=model,
         tokenizer=tokenizer,
@@ -495,6 +518,8 @@ def _execute(
         ranks=ranks,
         progress=progress,
         predict_with_pool=config.training.augment_predict == "mean",
+        selection=selection.record(),
+        stop_after=selection.rounds.rounds if selection.rounds else None,
     )
     start_round, checkpoint = rounds.start(resume_from)
     trainer, rounds.collator = build_trainer(
@@ -514,7 +539,9 @@ def _execute(
         start_round=start_round,
     )
     rounds.hand_prefix(start_round)
-    loop_seconds = rounds.train(trainer, checkpoint)
+    # (a run resumed after its chosen last round was saved has nothing left to train)
+    finished = rounds.stop_after is not None and start_round >= rounds.stop_after
+    loop_seconds = 0.0 if finished else rounds.train(trainer, checkpoint)
     ranks.barrier()  # the main process has written the best model
     if ranks.is_main and not config.training.keep_checkpoints:
         remove_checkpoints(run_dir)  # gpta's checkpoint folders; a file of the user's stays
@@ -529,6 +556,11 @@ def _execute(
         )
     metrics = _metrics(config, tables, task, side, rounds, results, wall_started, loop_seconds)
     metrics["cards"] = _cards_summary(config, cards)
+    metrics["selection"] = selection.record()
+    if selection.best_round == "cv":  # the final model trained on the dev rows too
+        metrics["budget"] = round_budget(
+            config.training, len(selection.labelled), world_size=ranks.world
+        ).as_dict()
     _write_json(run_dir / "metrics.json", metrics)
     write_manifest(run_dir / "model", rounds.manifest_of(best, results))
     history = side.history
@@ -562,6 +594,7 @@ def _load_downstream(
     *,
     fresh: bool,
     rows: list[dict[str, Any]],
+    selection: RunSelection,
 ) -> tuple[Any, Any, str]:
     """The downstream model, its tokenizer and the device; a new run's head started from
     the training rows ``rows`` (a resumed run's checkpoint holds the trained head)."""
@@ -574,6 +607,8 @@ def _load_downstream(
         f"test {len(tables['test'])} rows{labels}"
     )
     progress.info(dev_source(config, tables))
+    for line in selection.lines():  # what chooses the prefix and the round kept
+        progress.info(line)
     device = resolve_device(config.device)
     set_seed(config.seed)
     model, tokenizer = task.load_model(model_name)
@@ -587,13 +622,21 @@ def _load_downstream(
     return model, tokenizer, device
 
 
+def dev_split_off_labelled(config: GptaConfig, tables: dict[str, Table]) -> bool:
+    """Whether the dev rows were split off the user's only labelled rows (true few-shot): no
+    dev file, and no row of the train file left outside the rows sampled for training. The
+    one fact behind the dev line and ``selection: auto``."""
+    return config.data.dev is None and not tables["train"].unsampled
+
+
 def dev_source(config: GptaConfig, tables: dict[str, Table]) -> str:
     """Where the rows that choose the best round and the prefix come from, in one line."""
     dev, train = len(tables["dev"]), len(tables["train"])
     if config.data.dev is not None:
         return f"dev: {dev} rows of {Path(config.data.dev).name}"
     source = Path(str(config.data.train)).name
-    sampled = f", outside the {train} sampled for training" if config.data.train_size else ""
+    outside = not dev_split_off_labelled(config, tables)
+    sampled = f", outside the {train} sampled for training" if outside else ""
     return (
         f"dev: {dev} rows ({config.data.dev_fraction:.0%}) of {source} split off before "
         f"training{sampled}"
@@ -608,8 +651,10 @@ def _synergy_loop(
     side: _TeachingSide | None,
     progress: Progress,
     ranks: Ranks,
+    selection: RunSelection,
 ) -> SynergyLoop:
-    """The synergy loop of this run, screening on a seeded sample of the dev rows."""
+    """The synergy loop of this run, screening on a seeded sample of the dev rows, or by
+    cross-validation over the labelled rows (``selection.prefix: cv``)."""
     screen_indices = sorted(
         random.Random(config.seed).sample(
             range(len(dev)), min(config.assistant.screen_size, len(dev))
@@ -625,17 +670,22 @@ def _synergy_loop(
         dev_rows=dev.rows,
         screen_indices=screen_indices,
         eval_batch_size=config.training.eval_batch_size,
-        rounds=config.training.rounds,
+        rounds=selection.rounds.rounds if selection.rounds else config.training.rounds,
         seed=config.seed,
         progress=progress,
         dialogue=side.dialogue if side else None,
         ranks=ranks,
         augment=config.training.augment_prefixes,
-        patience=config.training.patience,
+        # dev scores choose nothing when the last round is kept
+        patience=0 if selection.keeps_last else config.training.patience,
         empty_share=config.training.empty_prefix_share,
+        # under best_round cv the dev rows train too: no prefix-or-none choice on them
         compare_empty=not (
             config.training.augment_prefixes and config.training.augment_predict == "mean"
-        ),
+        )
+        and selection.best_round != "cv",
+        screener=selection.screener(config, task, tokenizer),
+        keep_last=selection.keeps_last,
     )
 
 
@@ -670,6 +720,8 @@ class _Rounds:
     collator: PrefixCollator | None = None  # build_trainer's: it adds each round's prefix
     best_to_save: RoundRecord | None = None  # a new best round, saved with its checkpoint
     best_pool: list[str] = field(default_factory=list)  # the prefixes the best round trained with
+    selection: dict[str, Any] = field(default_factory=dict)  # metrics.json's, kept in checkpoints
+    stop_after: int | None = None  # selection.best_round cv: the rounds chosen (of the schedule)
 
     def start(self, resume_from: tuple[Path, dict[str, Any]] | None) -> tuple[int, str | None]:
         """Round 0's prefix, or a resumed run's state after its last complete round; the
@@ -696,7 +748,8 @@ class _Rounds:
         if self.loop.end_of_round(round_index, model, train_loss):
             self.best_to_save, self.best_pool = self.loop.best, trained_pool
         self.hand_prefix(round_index + 1)
-        return self.loop.stopped
+        chosen_done = self.stop_after is not None and round_index + 1 >= self.stop_after
+        return self.loop.stopped or chosen_done
 
     def checkpoint(self, round_index: int, path: str) -> None:
         """The Trainer wrote round ``round_index``'s checkpoint to ``path``. The model has not
@@ -716,6 +769,7 @@ class _Rounds:
                 "round": round_index,
                 "history_lines": self.history.line_count(),
                 "loop": self.loop.state(),
+                "selection": self.selection,
             }
             _write_state(Path(path) / STATE_FILE, state)
             sync_files(self.run_dir, written)  # the marker lists what the run has written

@@ -27,7 +27,7 @@ process alone asks the TA and keeps the history, and its chosen prefix is broadc
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
@@ -77,6 +77,8 @@ class SynergyLoop:
         patience: int = 0,
         compare_empty: bool = True,
         empty_share: float = 0.0,
+        screener: Callable[[Any, Sequence[str]], list[Screening]] | None = None,
+        keep_last: bool = False,
     ) -> None:
         self.task = task
         self.tokenizer = tokenizer
@@ -118,6 +120,11 @@ class SynergyLoop:
         self.empty_share = 0.0 if config.fixed_prefix else empty_share
         self.ta_seconds = 0.0
         self._round_started = time.perf_counter()
+        # selection.prefix: cv screens by cross-validation over every labelled row instead
+        # of the dev rows (gpta.prefix_cv); selection.best_round: cv / last keeps the last
+        # round (docs/selection.md)
+        self.screener = screener
+        self.keep_last = keep_last
 
     # --- round 0 -----------------------------------------------------------------------------
     def initial_prefix(self) -> str:
@@ -268,7 +275,7 @@ class SynergyLoop:
         """Whether this round is the best so far (by the score it would be saved with; the
         same on every process, the scores are gathered), and early stopping."""
         serving = record.serving_score
-        is_best = self._best_serving is None or serving > self._best_serving
+        is_best = self.keep_last or self._best_serving is None or serving > self._best_serving
         if is_best:
             self._best_serving = serving
             self.rounds_since_best = 0
@@ -515,6 +522,8 @@ class SynergyLoop:
         """Every prefix on the screening rows, in one batched pass per process."""
         if not prefixes:
             return []
+        if self.screener is not None:  # selection.prefix: cv
+            return self.screener(model, list(prefixes))
         rows = self.screen_rows
         outputs = self.task.outputs_many(
             model,

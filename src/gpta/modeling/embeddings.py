@@ -2,12 +2,13 @@
 
 Where the model is a :class:`~gpta.modeling.pooled.PooledClassifier` the embedding is the
 one it was trained to produce (its own pooling); for any other Hugging Face model, the
-mean of its last hidden states over the non-padding tokens. No prefix is added.
+mean of its last hidden states over the non-padding tokens. No prefix is added unless
+the caller's ``encode`` adds one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -18,11 +19,21 @@ from gpta.modeling.pooled import PooledClassifier, Pooling, pool
 
 
 def frozen_embeddings(
-    model: Any, tokenizer: Any, texts: Sequence[str], *, max_length: int, batch_size: int
+    model: Any,
+    tokenizer: Any,
+    texts: Sequence[str],
+    *,
+    max_length: int,
+    batch_size: int,
+    encode: Callable[[Sequence[str]], dict[str, Any]] | None = None,
 ) -> np.ndarray:
-    """``(len(texts), dim)`` float32 embeddings, in order (the first ``max_length`` tokens)."""
+    """``(len(texts), dim)`` float32 embeddings, in order (the first ``max_length`` tokens).
+    ``encode`` turns a batch of texts into the model's inputs instead of the plain tokenizer
+    (e.g. a task's encoding with a prefix)."""
 
     def batch(part: Sequence[str]) -> dict[str, Any]:
+        if encode is not None:
+            return encode(part)
         return tokenizer(
             list(part), truncation=True, max_length=max_length, padding=True, return_tensors="pt"
         )
