@@ -73,6 +73,15 @@ def test_auto_is_cv_when_train_size_takes_every_row_left(tmp_path):
     assert (selection.prefix, selection.best_round) == ("cv", "cv")
 
 
+def test_auto_is_dev_above_cv_max_rows(tmp_path):
+    config = _config(tmp_path, _tweets(8), selection={"cv_max_rows": 23})
+    tables, selection = _resolved(config)
+    assert len(tables["train"]) + len(tables["dev"]) == 24  # one row above the limit
+    assert (selection.prefix, selection.best_round) == ("dev", "dev")
+    config = _config(tmp_path, _tweets(8), selection={"cv_max_rows": 24})
+    assert _resolved(config)[1].best_round == "cv"
+
+
 def test_auto_is_dev_when_rows_are_left_outside_the_sample(tmp_path):
     config = _config(tmp_path, _tweets(20), data={"train_size": 12})
     tables, selection = _resolved(config)

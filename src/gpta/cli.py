@@ -337,9 +337,6 @@ def demo(output_dir: str, rounds: int, quiet: bool, log_format: str) -> None:
                 "batch_size": 16,
             },
             "assistant": {"candidates": 4, "screen_size": 48},
-            # "a few minutes": one training, the best round on the dev rows (cross-validating
-            # the round count would train 4 fold models first; docs/selection.md)
-            "selection": {"best_round": "dev"},
         },
         source="gpta demo",
     )

@@ -703,7 +703,8 @@ class SelectionConfig(_Section):
         "training on dev rows; cv: stratified k-fold cross-validation over all labelled rows "
         "(train + dev) with logistic regression on the embeddings the model in training gives "
         "to prefix + text (classification only); auto: cv when the dev rows would be split "
-        "off your only labelled rows (no dev file, no train rows left unsampled), else dev.",
+        "off your only labelled rows (no dev file, no train rows left unsampled) and those "
+        "number at most selection.cv_max_rows, else dev.",
     )
     best_round: Literal["auto", "dev", "cv", "last"] = Field(
         "auto",
@@ -711,6 +712,14 @@ class SelectionConfig(_Section):
         "last round; cv: k fold trainings (no TA) pick the round count with the best "
         "out-of-fold accuracy, then the model trains on all labelled rows for that many rounds "
         "(classification only); auto: as for selection.prefix.",
+    )
+    cv_max_rows: int = Field(
+        128,
+        ge=0,
+        le=1_000_000,
+        description="auto cross-validates only up to this many labelled rows (train + dev); "
+        "above it the dev rows split off them number 20 or more and choose (cross-validating "
+        "the round count trains cards.folds extra models).",
     )
 
 

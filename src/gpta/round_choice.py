@@ -179,7 +179,8 @@ def choose_rounds(
 class RunSelection:
     """Which rows a run chooses with (``selection``), resolved for this run: ``auto`` is
     cross-validation when the dev rows would be split off the user's only labelled rows
-    (``split_off``: true few-shot), else the dev rows. Classification only; other task
+    (``split_off``: true few-shot) and those are at most ``selection.cv_max_rows``, else the
+    dev rows. Classification only; other task
     families choose on dev."""
 
     prefix: str  # "dev" | "cv"
@@ -197,16 +198,17 @@ class RunSelection:
         """``legacy``: a run resumed from a checkpoint written before ``selection`` existed
         goes on as it started (dev)."""
         classification = config.task == "classification"
+        train, dev = tables["train"], tables["dev"]
+        labelled = [*train.rows, *dev.rows]
+        few = len(labelled) <= config.selection.cv_max_rows
 
         def mode(wanted: str) -> str:
             if legacy:
                 return "dev"
             if wanted != "auto":
                 return wanted
-            return "cv" if split_off and classification else "dev"
+            return "cv" if split_off and classification and few else "dev"
 
-        train, dev = tables["train"], tables["dev"]
-        labelled = [*train.rows, *dev.rows]
         column = config.data.label_column or "label"
         labels = [str(r.get(column)) for r in labelled] if classification else []
         return cls(
