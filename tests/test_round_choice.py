@@ -117,9 +117,11 @@ def test_other_task_families_choose_on_dev(tmp_path):
 # --- the round chosen ----------------------------------------------------------------------
 
 
-def test_the_round_with_the_best_out_of_fold_accuracy_wins_and_ties_go_to_the_earlier():
-    assert chosen_rounds([0.5, 0.7, 0.7, 0.6]) == 2
-    assert chosen_rounds([0.6, 0.5, 0.6]) == 1
+def test_the_round_with_the_best_out_of_fold_accuracy_wins_and_ties_go_to_the_later():
+    assert chosen_rounds([0.5, 0.7, 0.7, 0.6]) == 3
+    assert chosen_rounds([0.6, 0.5, 0.6]) == 3
+    assert chosen_rounds([0.625] * 5) == 5  # a flat curve keeps the whole schedule
+    assert chosen_rounds([0.7, 0.5, 0.6]) == 1
     assert chosen_rounds([0.4]) == 1
     assert chosen_rounds([0.1, 0.2, 0.3]) == 3
     with pytest.raises(ValueError):

@@ -4,7 +4,7 @@
 Before the final training, k fold trainings — each on the other folds' labelled rows (plus
 any adopted class-card rows), with the run's schedule, no TA and no prefix — evaluate their
 held-out fold at every round's end. Every labelled row is thus held out once, and the round
-with the highest out-of-fold accuracy over all of them (ties: the earlier round) is the
+with the highest out-of-fold accuracy over all of them (ties: the later round) is the
 number of rounds the final model trains for, on ALL the labelled rows (no dev split). The
 fold trainings are the run's own Trainer (:func:`gpta.downstream.training.build_trainer`),
 not a second training loop.
@@ -25,12 +25,15 @@ from gpta.selection import fold_count, stratified_folds
 
 def chosen_rounds(accuracies: Sequence[float]) -> int:
     """The number of rounds to train: the round (1-based) with the highest out-of-fold
-    accuracy; the earlier round wins a tie."""
+    accuracy; the later round wins a tie. The run's schedule is the prior: the folds move
+    the run off it only when an earlier round scored strictly higher. (At 16 rows a fold
+    model can score the same after every round, e.g. the majority class throughout; the
+    earlier round would then be the least trained model, which the folds did not prefer.)"""
     if not accuracies:
         raise ValueError("no rounds to choose from")
     best = 0
     for index, value in enumerate(accuracies):
-        if value > accuracies[best]:
+        if value >= accuracies[best]:
             best = index
     return best + 1
 
