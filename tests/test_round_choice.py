@@ -43,8 +43,16 @@ def _config(tmp_path, rows, *, data=None, **sections):
             "model": {"max_length": 96},
             "assistant": {"cache": False},
             **sections,
+            # best_round's default is dev (measured: docs/selection.md); these tests are
+            # about auto and cv, so they ask for auto unless they say otherwise
+            "selection": {"best_round": "auto", **sections.get("selection", {})},
         }
     )
+
+
+def test_the_defaults_screen_prefixes_by_auto_and_choose_the_round_on_dev(tmp_path):
+    config = build_config({"data": {"train": "t.jsonl", "description": TWEETS_DESCRIPTION}})
+    assert (config.selection.prefix, config.selection.best_round) == ("auto", "dev")
 
 
 def _resolved(config):

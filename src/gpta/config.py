@@ -707,11 +707,13 @@ class SelectionConfig(_Section):
         "number at most selection.cv_max_rows, else dev.",
     )
     best_round: Literal["auto", "dev", "cv", "last"] = Field(
-        "auto",
+        "dev",
         description="How the round the run keeps is chosen. dev: the best dev score; last: the "
         "last round; cv: k fold trainings (no TA) pick the round count with the best "
         "out-of-fold accuracy, then the model trains on all labelled rows for that many rounds "
-        "(classification only); auto: as for selection.prefix.",
+        "(classification only; about cards.folds + 1 times the training time); auto: as for "
+        "selection.prefix. dev by default: cv did not beat it in the cards profile "
+        "(docs/selection.md).",
     )
     cv_max_rows: int = Field(
         128,
