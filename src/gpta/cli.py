@@ -198,9 +198,9 @@ def train(
     dev score and keeps the best round. The first round trains with no prefix; a TA prefix
     is adopted only when a paired test on dev rows says it helps, and the saved model uses
     its prefix or none, whichever scores better on dev (docs/never-worse.md). With no dev
-    file and every train row used (true few-shot), the prefix and the round count are
-    chosen by cross-validation over all labelled rows instead (--prefix-selection,
-    --best-round; docs/selection.md).
+    file and every train row used (true few-shot), prefixes are screened by cross-validation
+    over all labelled rows instead (--prefix-selection); --best-round auto or cv chooses the
+    round count that way too (docs/selection.md).
     """
     from gpta.config import load_config
     from gpta.distributed import shutdown_ranks
