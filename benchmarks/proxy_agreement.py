@@ -32,6 +32,12 @@ def _write(path: Path, rows: list[dict[str, Any]]) -> str:
     return str(path)
 
 
+def _label(run_dir: Path) -> str:
+    """A folder name unique to the run (runs/<dataset>/<level>/<method>/seed<k>): two runs'
+    folds must never share a folder, or the second would reuse the first's finished folds."""
+    return "-".join(run_dir.resolve().parts[-4:])
+
+
 def measure(run_dir: Path, out: Path) -> dict[str, Any]:
     """Both scores of every candidate of one cards run."""
     from gpta.assistant.cards import CardExample, CardSet, ClassCard, card_rows, names_cards
@@ -88,7 +94,7 @@ def measure(run_dir: Path, out: Path) -> dict[str, Any]:
         correct = np.zeros(len(rows))
         for k, fold in enumerate(folds):
             held = set(fold)
-            base = out / run_dir.name / name.replace(" ", "_").replace("=", "") / f"fold{k}"
+            base = out / _label(run_dir) / name.replace(" ", "_").replace("=", "") / f"fold{k}"
             fold_train = [r for i, r in enumerate(rows) if i not in held] + added
             fold_test = [rows[i] for i in fold]
             data = dict(config.data.model_dump())
