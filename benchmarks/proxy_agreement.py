@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +39,29 @@ def _label(run_dir: Path) -> str:
     return "-".join(run_dir.resolve().parts[-4:])
 
 
-def measure(run_dir: Path, out: Path) -> dict[str, Any]:
-    """Both scores of every candidate of one cards run."""
-    from gpta.assistant.cards import CardExample, CardSet, ClassCard, card_rows, names_cards
-    from gpta.config import build_config, load_config
-    from gpta.run import load_data, train
-    from gpta.selection import ExtraRows, fold_count, proxy_scores, stratified_folds
+@dataclass
+class FinishedRun:
+    """A finished `cards` run as its card step saw it: its config, task, labelled rows (train
+    + dev) and their class ids, the folds it used, the TA's first card set (kept examples),
+    and the proxy's embedder with the rows' features."""
+
+    config: Any
+    task: Any
+    rows: list[dict[str, Any]]
+    labels: list[int]
+    folds: list[list[int]]
+    ta: Any  # CardSet
+    embed: Any  # texts -> features
+    features: np.ndarray
+
+
+def load_run(run_dir: Path) -> FinishedRun:
+    """Rebuild what the run's card step had, from its folder (config.yaml, cards.json)."""
+    from gpta.assistant.card_choice import _Embedder
+    from gpta.assistant.cards import CardExample, CardSet, ClassCard
+    from gpta.config import load_config
+    from gpta.run import load_data
+    from gpta.selection import fold_count, stratified_folds
     from gpta.tasks import build_task
 
     config = load_config(run_dir / "config.yaml")
@@ -64,12 +82,29 @@ def measure(run_dir: Path, out: Path) -> dict[str, Any]:
             for c in record["sets"][0]["cards"]
         ],
     )
-    candidates = {"w=0": None, "names w=1": names_cards(task.label_names), "ta w=1": ta}
-
-    from gpta.assistant.card_choice import _Embedder
-
     embed = _Embedder(task, config.model.resolved_name(config.task), config)
     features = embed([r[task.text_column] for r in rows])
+    return FinishedRun(config, task, rows, labels, folds, ta, embed, features)
+
+
+def measure(run_dir: Path, out: Path) -> dict[str, Any]:
+    """Both scores of every candidate of one cards run."""
+    from gpta.assistant.cards import card_rows, names_cards
+    from gpta.config import build_config
+    from gpta.run import train
+    from gpta.selection import ExtraRows, proxy_scores
+
+    run = load_run(run_dir)
+    config, task, rows, labels, folds, ta = (
+        run.config,
+        run.task,
+        run.rows,
+        run.labels,
+        run.folds,
+        run.ta,
+    )
+    embed, features = run.embed, run.features
+    candidates = {"w=0": None, "names w=1": names_cards(task.label_names), "ta w=1": ta}
     result: dict[str, Any] = {"run": str(run_dir), "rows": len(rows), "folds": len(folds)}
     for name, cards in candidates.items():
         extra = ExtraRows.none(features.shape[1])

@@ -812,3 +812,13 @@ def test_the_cards_table_compares_with_the_best_no_ta_method_and_borrows_for_ids
     # the ids variant borrows twitter's label-agnostic rows: its cards row is compared
     ids = lines[("twitter-ids", "16", "cards")]
     assert "-0.200" in ids and "0/0/1" in ids
+
+
+def test_card_count_takes_the_first_examples_of_each_class_in_order():
+    from benchmarks.card_count import first_per_class
+
+    examples = [(0, "a0"), (0, "a1"), (1, "b0"), (0, "a2"), (1, "b1"), (2, "c0")]
+    assert first_per_class(examples, 0) == []
+    assert first_per_class(examples, 1) == [(0, "a0"), (1, "b0"), (2, "c0")]
+    assert first_per_class(examples, 2) == [(0, "a0"), (0, "a1"), (1, "b0"), (1, "b1"), (2, "c0")]
+    assert first_per_class(examples, 9) == examples
