@@ -112,6 +112,7 @@ SCORING_SCRIPT = textwrap.dedent(
     loop = SynergyLoop.__new__(SynergyLoop)  # only its sharded scoring helpers are used
     loop.task, loop.tokenizer, loop.ranks, loop.eval_batch_size = task, tokenizer, ranks, 8
     loop.dev_rows, loop.screen_rows = rows, rows
+    loop.screener = None  # selection.prefix dev: the sharded forward passes are under test
     screened = loop._screen_many(model, PREFIXES)
     evaluation = loop._evaluate(model, PREFIXES[1])
     out = {
