@@ -154,7 +154,8 @@ def choose_cards(
         choice = _choose(config, tables, task, Path(run_dir), description, quiet)
         ranks.broadcast((choice.rows, choice.weight))
         return choice
-    rows, weight = ranks.broadcast(None)
+    shared: tuple[list[dict[str, Any]], float] = ranks.broadcast(None)
+    rows, weight = shared
     return CardChoice(rows=rows, weight=weight)
 
 
@@ -236,10 +237,10 @@ def _choose(
             break
         # feedback on the adopted set, else on the best screened candidate, else on the
         # plain rows; the examples are added to the set they came from
-        screened = [c for c in candidates if c.result is not None]
+        screened = [(c, c.result) for c in candidates if c.result is not None]
         guide = current
         if guide is plain and screened:
-            guide = max(screened, key=lambda c: c.result.accuracy)
+            guide = max(screened, key=lambda pair: pair[1].accuracy)[0]
         feedback = per_class_feedback(guide.result or baseline, labels, names)
         guide_cards = sets[-1] if guide is plain else guide.cards
         revised = writer.revise(guide_cards, feedback, round_index)
@@ -272,7 +273,7 @@ def _choose(
             weight=current.weight,
         )
     seconds = round(time.perf_counter() - started, 3)
-    record = {
+    record: dict[str, Any] = {
         "source": config.cards.source,
         "selection": selection,
         "folds": k,
@@ -364,15 +365,15 @@ def _screen(
     embed: _Embedder,
     num_classes: int,
 ) -> None:
-    cache: dict[int, np.ndarray] = {}
+    cache: dict[int, np.ndarray] = {}  # a card set's examples, embedded once
     for candidate in candidates:
         examples = candidate.cards.examples()
         key = id(candidate.cards)
-        if key not in cache:
-            cache[key] = embed([t for _, t in examples]) if examples else None
         if not examples:
             candidate.result = None
             continue
+        if key not in cache:
+            cache[key] = embed([t for _, t in examples])
         extra = ExtraRows(
             cache[key],
             np.asarray([i for i, _ in examples], dtype=int),
@@ -396,7 +397,8 @@ def _confident_filter(probe: Any, extra: ExtraRows) -> np.ndarray:
     probs[:, probe.classes_] = probe.predict_proba(extra.features)
     intended = probs[np.arange(len(extra.labels)), extra.labels]
     top = probs.argmax(axis=1)
-    return ~((top != extra.labels) & (probs.max(axis=1) >= 2 * intended))
+    keep: np.ndarray = ~((top != extra.labels) & (probs.max(axis=1) >= 2 * intended))
+    return keep
 
 
 def _kept_set(
@@ -531,7 +533,7 @@ class _CardWriter:
 
         recall = {k: v for k, v in feedback["recall_per_class"].items() if v is not None}
         mean = sum(recall.values()) / max(1, len(recall))
-        weak = [k for k, v in recall.items() if v < mean] or [min(recall, key=recall.get)]
+        weak = [k for k, v in recall.items() if v < mean] or [min(recall, key=lambda k: recall[k])]
         revised = copy.deepcopy(cards)
         for card in revised.cards:
             if card.label not in weak:

@@ -37,7 +37,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from pydantic import RootModel, ValidationError
 
@@ -196,8 +196,8 @@ def label_words_schema(labels: Sequence[str]) -> dict[str, Any]:
 
 def _structured(config: GptaConfig) -> bool:
     """Whether to ask for the answer under :func:`label_words_schema` (``assistant.
-    structured_output``, where this version of gpta has structured output)."""
-    return bool(getattr(config.assistant, "structured_output", False))
+    structured_output``)."""
+    return config.assistant.structured_output
 
 
 def _output_schema(labels: Sequence[str]) -> Any:
@@ -389,8 +389,10 @@ def _head_check(task: Any, words: dict[str, str], tokenizer: Any) -> tuple[Any, 
     """A copy of ``task`` whose head scores ``words``, bound to ``tokenizer``; or the head's
     refusal (shared first tokens, several tokens for cloze, ...)."""
     from gpta.tasks.heads import build_head
+    from gpta.tasks.heads.lm_verbalizer import LabelWordLoading
 
     head = build_head(task.head.name, label_names=task.label_names, label_words=words)
+    assert isinstance(head, LabelWordLoading)  # only the label-word heads score words
     try:
         head.bind(tokenizer)
     except GptaUserError as err:
@@ -447,6 +449,15 @@ def _ask(
     )
 
 
+class _Outcome(NamedTuple):
+    """What the main process decided, sent to every process: the words and their source, or
+    the refusal's message and hint."""
+
+    words: dict[str, str]
+    source: str
+    error: tuple[str, str | None] | None = None
+
+
 def choose_label_words(
     config: GptaConfig,
     tables: dict[str, Table],
@@ -476,8 +487,8 @@ def choose_label_words(
     pending = _pending(config, tables)
     if not pending:
         return task
-    outcome: tuple[str, Any]
-    if ranks.is_main:
+
+    def ask() -> _Outcome:
         try:
             choice = _choose(
                 config,
@@ -489,20 +500,22 @@ def choose_label_words(
                 quiet=quiet,
                 offered=offered,
             )
-            outcome = ("ok", (choice.words, choice.source))
         except GptaUserError as err:
-            outcome = ("error", (err.message, err.hint))
-        outcome = ranks.broadcast(outcome)
-    else:
-        outcome = ranks.broadcast(None)
-    if outcome[0] == "error":
-        message, hint = outcome[1]
+            return _Outcome({}, "", (err.message, err.hint))
+        return _Outcome(choice.words, choice.source)
+
+    outcome = ranks.broadcast(ask() if ranks.is_main else None)
+    if outcome.error is not None:
+        message, hint = outcome.error
         raise GptaUserError(message, hint=hint)
-    words, source = outcome[1]
+    words, source = outcome.words, outcome.source
     config.model.label_words = dict(words)
-    from gpta.tasks import build_task
+    from gpta.tasks import ClassificationTask, build_task
+    from gpta.tasks.heads.lm_verbalizer import LabelWordLoading
 
     chosen = build_task(config, tables)
+    # label words are pending only for a classification task with a label-word head
+    assert isinstance(chosen, ClassificationTask) and isinstance(chosen.head, LabelWordLoading)
     chosen.head.label_words_source = source
     return chosen
 

@@ -116,7 +116,8 @@ def encode_example(
 def _loss(model: Any, ids: list[int], labels: list[int], device: str) -> torch.Tensor:
     input_ids = torch.tensor([ids], device=device)
     label_ids = torch.tensor([labels], device=device)
-    return model(input_ids=input_ids, labels=label_ids).loss
+    loss: torch.Tensor = model(input_ids=input_ids, labels=label_ids).loss
+    return loss
 
 
 @torch.no_grad()
@@ -142,7 +143,8 @@ def _load_base(model_name: str, device: str) -> tuple[Any, Any]:
     path = resolve_model_path(model_name)
     with quiet_loading():
         tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(device)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+        model = model.to(device)  # type: ignore[arg-type]  # transformers' @wraps(Module.to) reads as unbound
     return model, tokenizer
 
 
@@ -213,7 +215,7 @@ def tune_lora(
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    peft_model.save_pretrained(out_dir)
+    peft_model.save_pretrained(str(out_dir))
     result = TuneResult(
         adapter_dir=str(out_dir),
         base_model=base_model,

@@ -14,9 +14,9 @@ passes only where the family allows) turn the outputs of *all* rows into numbers
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from gpta.config import GptaConfig
@@ -124,7 +124,7 @@ class TaskIO:
 
 
 def majority_of(
-    train_ids: Sequence[int], splits: dict[str, Sequence[int]], names: Sequence[Any]
+    train_ids: Sequence[int], splits: Mapping[str, Sequence[int]], names: Sequence[Any]
 ) -> dict[str, Any]:
     """The most frequent class of ``train_ids`` (ties: the lowest id), by its name, and the
     accuracy of always answering it on each split of class ids."""
@@ -155,7 +155,7 @@ class RowScoring:
     """
 
     # None: the Trainer uses the model's own loss; a family with its own defines a method
-    compute_loss: ClassVar[TaskLoss | None] = None
+    compute_loss: TaskLoss | None = None
 
     def check_rows(
         self,
@@ -271,12 +271,25 @@ class Task(Protocol):
 
     family: str
     primary_metric: str
-    # The column of the text the prefix joins (QA: the context, multiple choice: the article)
-    # and of the reference answer, by the names the saved manifest gives them.
-    text_column: str
-    label_column: str
-    # The family's own training loss, or None for the model's (only classification has one).
-    compute_loss: TaskLoss | None
+
+    # Read-only: QA and multiple choice derive the two columns from their own, and
+    # classification's loss is a method.
+    @property
+    def text_column(self) -> str:
+        """The column of the text the prefix joins (QA: the context, multiple choice: the
+        article), by the name the saved manifest gives it."""
+        ...
+
+    @property
+    def label_column(self) -> str:
+        """The column of the reference answer, by the name the saved manifest gives it."""
+        ...
+
+    @property
+    def compute_loss(self) -> TaskLoss | None:
+        """The family's own training loss, or None for the model's (only classification has
+        one)."""
+        ...
 
     @classmethod
     def from_config(cls, config: GptaConfig, tables: dict[str, Table]) -> Task:
@@ -318,7 +331,7 @@ class Task(Protocol):
 
     def collate(
         self, rows: Sequence[dict[str, Any]], tokenizer: Any, prefix: str
-    ) -> dict[str, Any]: ...
+    ) -> MutableMapping[str, Any]: ...
 
     def prepare_model(
         self, model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], *, batch_size: int

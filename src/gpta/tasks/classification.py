@@ -11,7 +11,7 @@ prediction are the same code for all. Only text tokens are ever truncated.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -176,14 +176,14 @@ class ClassificationTask(RowScoring):
     # --- model inputs --------------------------------------------------------------------------
     def encode(
         self, tokenizer: Any, texts: Sequence[str], prefix: str | Sequence[str]
-    ) -> dict[str, torch.Tensor]:
+    ) -> MutableMapping[str, torch.Tensor]:
         """Model inputs for a batch: one prefix for all rows, or one per row."""
         prefixes = [prefix] * len(texts) if isinstance(prefix, str) else list(prefix)
         return self.head.encode(tokenizer, list(texts), prefixes, self.max_length)
 
     def collate(
         self, rows: Sequence[dict[str, Any]], tokenizer: Any, prefix: str | Sequence[str]
-    ) -> dict[str, Any]:
+    ) -> MutableMapping[str, Any]:
         """A training batch: inputs with the prefix (or a prefix per row), class ids as
         ``labels``."""
         batch = self.encode(tokenizer, [r[self.text_column] for r in rows], prefix)
@@ -398,11 +398,13 @@ class ClassificationTask(RowScoring):
 
     @classmethod
     def from_manifest(cls, manifest: Manifest) -> ClassificationTask:
+        from gpta.manifest import required
+
         manifest.require("text_column", "label_column", "labels")
         return cls(
-            manifest.text_column,
-            manifest.label_column,
-            list(manifest.labels),
+            required(manifest.text_column, "text_column"),
+            required(manifest.label_column, "label_column"),
+            list(required(manifest.labels, "labels")),
             manifest.max_length,
             head_from_manifest(manifest.fields()),
         )

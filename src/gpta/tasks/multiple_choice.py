@@ -418,14 +418,16 @@ class MultipleChoiceTask(AutoModelLoading, RowScoring):
 
     @classmethod
     def from_manifest(cls, manifest: Manifest) -> MultipleChoiceTask:
+        from gpta.manifest import required
+
         manifest.require(
             "text_column", "question_column", "options_column", "label_column", "num_choices"
         )
         return cls(
-            article_column=manifest.text_column,
-            question_column=manifest.question_column,
-            options_column=manifest.options_column,
-            answer_column=manifest.label_column,
-            num_choices=manifest.num_choices,
+            article_column=required(manifest.text_column, "text_column"),
+            question_column=required(manifest.question_column, "question_column"),
+            options_column=required(manifest.options_column, "options_column"),
+            answer_column=required(manifest.label_column, "label_column"),
+            num_choices=required(manifest.num_choices, "num_choices"),
             max_length=manifest.max_length,
         )

@@ -49,6 +49,8 @@ from gpta.tasks.base import Evaluation, RowScoring, Screening, TaskIO
 from gpta.tasks.common import require_distinct_columns
 
 if TYPE_CHECKING:
+    from transformers import BatchEncoding
+
     from gpta.config import GptaConfig
     from gpta.manifest import Manifest
 
@@ -221,7 +223,7 @@ class SummarizationTask(RowScoring):
     def _target_ids(self, tokenizer: Any, summaries: Sequence[str]) -> list[list[int]]:
         eos = tokenizer.eos_token_id
         if self.seq2seq:
-            encoded = tokenizer(
+            encoded: list[list[int]] = tokenizer(
                 text_target=list(summaries), truncation=True, max_length=self.max_target_length
             )["input_ids"]
             if eos is None:
@@ -230,18 +232,19 @@ class SummarizationTask(RowScoring):
                 ids if ids and ids[-1] == eos else [*ids[: self.max_target_length - 1], eos]
                 for ids in encoded
             ]
-        encoded = tokenizer([" " + s.strip() for s in summaries], add_special_tokens=False)
+        unended = tokenizer([" " + s.strip() for s in summaries], add_special_tokens=False)
         tail = [eos] if eos is not None else []
-        return [ids[: self.max_target_length] + tail for ids in encoded["input_ids"]]
+        return [ids[: self.max_target_length] + tail for ids in unended["input_ids"]]
 
     def encode_source(
         self, tokenizer: Any, documents: Sequence[str], prefix: str
-    ) -> dict[str, torch.Tensor]:
+    ) -> BatchEncoding[torch.Tensor]:
         """Seq2seq: the encoder input ``prefix + " " + document``; only the document is cut."""
         texts = [f"{prefix}{PREFIX_SEPARATOR}{d}" if prefix else d for d in documents]
-        return tokenizer(
+        batch: BatchEncoding[torch.Tensor] = tokenizer(
             texts, truncation=True, max_length=self.max_length, padding=True, return_tensors="pt"
         )
+        return batch
 
     def collate(
         self, rows: Sequence[dict[str, Any]], tokenizer: Any, prefix: str
@@ -533,6 +536,8 @@ class SummarizationTask(RowScoring):
 
     @classmethod
     def from_manifest(cls, manifest: Manifest) -> SummarizationTask:
+        from gpta.manifest import required
+
         manifest.require(
             "text_column",
             "label_column",
@@ -542,13 +547,13 @@ class SummarizationTask(RowScoring):
             "num_beams",
         )
         return cls(
-            text_column=manifest.text_column,
-            label_column=manifest.label_column,
-            architecture=manifest.architecture,
+            text_column=required(manifest.text_column, "text_column"),
+            label_column=required(manifest.label_column, "label_column"),
+            architecture=required(manifest.architecture, "architecture"),
             max_length=manifest.max_length,
-            max_target_length=manifest.max_target_length,
-            max_new_tokens=manifest.max_new_tokens,
-            num_beams=manifest.num_beams,
+            max_target_length=required(manifest.max_target_length, "max_target_length"),
+            max_new_tokens=required(manifest.max_new_tokens, "max_new_tokens"),
+            num_beams=required(manifest.num_beams, "num_beams"),
         )
 
 

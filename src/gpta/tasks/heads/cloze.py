@@ -24,7 +24,7 @@ text tokens are truncated (from the right), so the template and the mask always 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -222,14 +222,14 @@ class ClozeHead(LabelWordLoading):
         return {"input_ids": input_ids, "attention_mask": attention_mask}
 
     # --- scores -----------------------------------------------------------------------------
-    def class_logits(self, model: Any, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    def class_logits(self, model: Any, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
         if not self._label_ids:
             raise RuntimeError("cloze head: encode() or load_model() must come first")
         input_ids = inputs["input_ids"]
         positions = (input_ids == self._mask_id).int().argmax(dim=-1)
         kwargs = {"input_ids": input_ids, "attention_mask": inputs["attention_mask"]}
         with keep_positions(model, positions) as kept:
-            logits = model(**kwargs).logits
+            logits: torch.Tensor = model(**kwargs).logits
         if kept:
             at_mask = logits[:, 0, :]
         else:  # no separate backbone: the full logits, read at the mask

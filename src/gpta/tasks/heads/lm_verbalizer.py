@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -215,6 +215,17 @@ class LabelWordLoading:
     ``label_names``."""
 
     auto_class: ClassVar[str]
+    label_names: list[str]
+    label_words_source: str | None  # where the label words came from (the run's TA), or None
+
+    def check_checkpoint(self, name_or_path: str) -> None:
+        """Refuse a checkpoint that is not an LM of ``auto_class`` (the head's own)."""
+        raise NotImplementedError
+
+    def bind(self, tokenizer: Any) -> None:
+        """Check the label words against ``tokenizer`` and keep their token ids (the head's
+        own; :class:`gpta.errors.GptaUserError` for words it cannot score)."""
+        raise NotImplementedError
 
     def load_model(self, name_or_path: str, label_names: list[str]) -> tuple[Any, Any]:
         """A pretrained LM ready to fine-tune for these labels, and its tokenizer."""
@@ -423,7 +434,7 @@ class LmVerbalizerHead(LabelWordLoading):
         }
 
     # --- scores -----------------------------------------------------------------------------
-    def class_logits(self, model: Any, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    def class_logits(self, model: Any, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
         if not self._label_ids:
             raise RuntimeError("lm-verbalizer head: encode() or load_model() must come first")
         kwargs: dict[str, Any] = {
@@ -434,6 +445,7 @@ class LmVerbalizerHead(LabelWordLoading):
             kwargs["position_ids"] = inputs["position_ids"]
         if accepts(model, "use_cache"):
             kwargs["use_cache"] = False
+        last: torch.Tensor
         if accepts(model, "logits_to_keep"):
             last = model(**kwargs, logits_to_keep=1).logits[:, -1, :]
         else:  # older models: keep the last position of the backbone's output

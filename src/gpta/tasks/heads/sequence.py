@@ -12,16 +12,19 @@ input is exactly the plain fine-tuning input.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from gpta.bundled import resolve_model_path
 from gpta.modeling.loading import load_pretrained
 from gpta.modeling.pooled import PooledClassifier, is_pooled_folder, read_pooling
+
+if TYPE_CHECKING:
+    from transformers import BatchEncoding
 
 PREFIX_SEPARATOR = " "
 
@@ -102,17 +105,19 @@ class SequenceHead:
 
     def encode(
         self, tokenizer: Any, texts: Sequence[str], prefixes: Sequence[str], max_length: int
-    ) -> dict[str, torch.Tensor]:
-        return tokenizer(
+    ) -> BatchEncoding[torch.Tensor]:
+        batch: BatchEncoding[torch.Tensor] = tokenizer(
             [join_prefix(p, t) for p, t in zip(prefixes, texts, strict=True)],
             truncation=True,
             max_length=max_length,
             padding=True,
             return_tensors="pt",
         )
+        return batch
 
-    def class_logits(self, model: Any, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        return model(**inputs).logits
+    def class_logits(self, model: Any, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        logits: torch.Tensor = model(**inputs).logits
+        return logits
 
     def manifest(self) -> dict[str, Any]:
         return {"head": self.name}
