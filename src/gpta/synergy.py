@@ -50,6 +50,9 @@ from gpta.selection import best_of
 from gpta.tasks.base import Evaluation, Screening, Task
 
 if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedTokenizerBase
+
     from gpta.assistant.tuning import DialogueGradient
     from gpta.llm.base import Message
 
@@ -97,7 +100,7 @@ class SynergyLoop:
         self,
         *,
         task: Task,
-        tokenizer: Any,
+        tokenizer: PreTrainedTokenizerBase,
         assistant: TeachingAssistant | None,
         brief: TaskBrief | None,
         history: History | None,
@@ -114,7 +117,7 @@ class SynergyLoop:
         patience: int = 0,
         compare_empty: bool = True,
         empty_share: float = 0.0,
-        screener: Callable[[Any, Sequence[str]], list[Screening]] | None = None,
+        screener: Callable[[torch.nn.Module, Sequence[str]], list[Screening]] | None = None,
         keep_last: bool = False,
     ) -> None:
         self.task = task
@@ -236,7 +239,9 @@ class SynergyLoop:
         return None
 
     # --- every round boundary: the body of the rounds loop -----------------------------------
-    def end_of_round(self, round_index: int, model: Any, train_loss: float | None) -> bool:
+    def end_of_round(
+        self, round_index: int, model: torch.nn.Module, train_loss: float | None
+    ) -> bool:
         """The rounds loop's step: the Trainer has just trained round ``round_index`` with
         ``self.prefix``; evaluate the round, keep it if it is the best so far, and choose the
         prefix of the next round (``self.prefix``, ``self.pool`` afterwards). True when the
@@ -280,7 +285,7 @@ class SynergyLoop:
         return not (self._last_round(round_index) or fixed or self._warming(round_index))
 
     def _evaluate_round(
-        self, round_index: int, model: Any, train_loss: float | None
+        self, round_index: int, model: torch.nn.Module, train_loss: float | None
     ) -> RoundRecord:
         """The round on dev with its prefix, and (the round then serves with whichever is
         better) with no prefix."""
@@ -353,7 +358,7 @@ class SynergyLoop:
         if self.dialogue is not None:
             self.dialogue.before_proposals(round_index)  # tunes the TA when due
 
-    def _screen_current(self, model: Any) -> Screening:
+    def _screen_current(self, model: torch.nn.Module) -> Screening:
         """The current prefix on the screening rows: the score a challenger must beat."""
         (current,) = self._screen_many(model, [self.prefix])
         if self.ranks.is_main:
@@ -421,7 +426,9 @@ class SynergyLoop:
             return [p for p in dict.fromkeys(first) if p and p != self.prefix]
         return [p for p in dict.fromkeys([*batch.valid, ""]) if p != self.prefix]
 
-    def _screen(self, model: Any, challengers: list[str] | None) -> dict[str, Screening]:
+    def _screen(
+        self, model: torch.nn.Module, challengers: list[str] | None
+    ) -> dict[str, Screening]:
         """The main process's challengers on the screening rows, on every process."""
         challengers = self.ranks.broadcast(challengers)
         return dict(zip(challengers, self._screen_many(model, challengers), strict=True))
@@ -551,14 +558,14 @@ class SynergyLoop:
         self._round_started = time.perf_counter()
 
     # --- scoring, sharded across processes ---------------------------------------------------
-    def _evaluate(self, model: Any, prefix: str) -> Evaluation:
+    def _evaluate(self, model: torch.nn.Module, prefix: str) -> Evaluation:
         rows = self.dev_rows
         outputs = self.task.outputs(
             model, self.tokenizer, self.ranks.shard(rows), prefix, batch_size=self.eval_batch_size
         )
         return self.task.score(rows, self.ranks.gather_shards(outputs, len(rows)))
 
-    def _screen_many(self, model: Any, prefixes: Sequence[str]) -> list[Screening]:
+    def _screen_many(self, model: torch.nn.Module, prefixes: Sequence[str]) -> list[Screening]:
         """Every prefix on the screening rows, in one batched pass per process."""
         if not prefixes:
             return []

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from gpta.assistant.cards import (
+    CardAnswer,
     CardSet,
     card_from_answer,
     card_messages,
@@ -61,8 +62,10 @@ if TYPE_CHECKING:
     from gpta.config import GptaConfig
     from gpta.data import Table
     from gpta.distributed import Ranks
+    from gpta.llm.base import Message
     from gpta.progress import Progress
     from gpta.tasks.base import Screening, Task
+    from gpta.tasks.classification import ClassificationTask
 
 CARDS_FILE = "cards.json"
 EVENT = "cards"
@@ -146,10 +149,12 @@ def choose_cards(
     """The card step of a run (``cards.source`` not ``none``); the main process decides,
     the others receive its rows."""
     from gpta.distributed import Ranks as _Ranks
+    from gpta.tasks.classification import ClassificationTask as _Classification
 
     ranks = ranks or _Ranks()
     if config.cards.source == "none" or task.family != "classification":
         return CardChoice()
+    assert isinstance(task, _Classification)  # the classification family's class
     if ranks.is_main:
         choice = _choose(config, tables, task, Path(run_dir), description, quiet)
         ranks.broadcast((choice.rows, choice.weight))
@@ -189,7 +194,7 @@ def _labelled(tables: dict[str, Table]) -> tuple[list[dict[str, Any]], str]:
 def _choose(
     config: GptaConfig,
     tables: dict[str, Table],
-    task: Any,
+    task: ClassificationTask,
     run_dir: Path,
     description: str,
     quiet: bool,
@@ -321,7 +326,7 @@ def _choose(
 class _Embedder:
     """Frozen embeddings of the pretrained downstream model (loaded once, here only)."""
 
-    def __init__(self, task: Any, model_name: str, config: GptaConfig) -> None:
+    def __init__(self, task: ClassificationTask, model_name: str, config: GptaConfig) -> None:
         from gpta.assistant.label_words import LM_HEADS, _load_pretrained
         from gpta.modeling.loading import quiet_loading
 
@@ -455,7 +460,7 @@ def _intended_share(
 # --------------------------------------------------------------------------------------------
 
 
-def _display_names(task: Any) -> list[str]:
+def _display_names(task: ClassificationTask) -> list[str]:
     """The names a card keeps: the user's label name where it is a word, else none yet
     (the TA's name is used)."""
     from gpta.assistant.label_words import is_opaque_label
@@ -471,7 +476,7 @@ class _CardWriter:
         self,
         config: GptaConfig,
         tables: dict[str, Table],
-        task: Any,
+        task: ClassificationTask,
         run_dir: Path,
         description: str,
         rows: Sequence[dict[str, Any]],
@@ -501,7 +506,9 @@ class _CardWriter:
         self.bounds = length_bounds([r[task.text_column] for r in rows])
         self.calls: list[dict[str, Any]] = []
 
-    def _ask(self, label: str, messages: list[Any], *, seed: int, round_index: int) -> Any:
+    def _ask(
+        self, label: str, messages: list[Message], *, seed: int, round_index: int
+    ) -> CardAnswer | None:
         """One request for one class's card; the parsed answer or None (a failed call, an
         answer that does not read)."""
         count = self.config.cards.examples

@@ -46,11 +46,15 @@ from gpta.errors import GptaUserError
 from gpta.llm.base import Message
 
 if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
     from gpta.config import GptaConfig
     from gpta.data import Table
     from gpta.distributed import Ranks
+    from gpta.llm.structured import OutputSchema
     from gpta.progress import Progress
     from gpta.tasks.base import Screening, Task
+    from gpta.tasks.classification import ClassificationTask
 
 LM_HEADS = ("lm-verbalizer", "cloze")
 EVENT = "label_words"
@@ -200,7 +204,7 @@ def _structured(config: GptaConfig) -> bool:
     return config.assistant.structured_output
 
 
-def _output_schema(labels: Sequence[str]) -> Any:
+def _output_schema(labels: Sequence[str]) -> OutputSchema | None:
     """The schema as the backends take it (a grammar for local models, ``response_format``
     for servers: :mod:`gpta.llm.structured`); ``None`` without that module."""
     try:
@@ -385,7 +389,9 @@ def screen_prefix(head: str, words: Sequence[str]) -> str:
     return f"Answer with one word: {words_listed(list(words))}."
 
 
-def _head_check(task: Any, words: dict[str, str], tokenizer: Any) -> tuple[Any, str | None]:
+def _head_check(
+    task: ClassificationTask, words: dict[str, str], tokenizer: PreTrainedTokenizerBase
+) -> tuple[ClassificationTask | None, str | None]:
     """A copy of ``task`` whose head scores ``words``, bound to ``tokenizer``; or the head's
     refusal (shared first tokens, several tokens for cloze, ...)."""
     from gpta.tasks.heads import build_head
@@ -421,7 +427,7 @@ def _load_pretrained(head: str, model_name: str) -> tuple[Any, Any]:
 def _ask(
     config: GptaConfig,
     tables: dict[str, Table],
-    task: Any,
+    task: ClassificationTask,
     run_dir: Path,
     description: str,
     progress: Progress,
@@ -487,6 +493,9 @@ def choose_label_words(
     pending = _pending(config, tables)
     if not pending:
         return task
+    from gpta.tasks.classification import ClassificationTask as _Classification
+
+    assert isinstance(task, _Classification)  # label words are pending for classification only
 
     def ask() -> _Outcome:
         try:
@@ -510,12 +519,12 @@ def choose_label_words(
         raise GptaUserError(message, hint=hint)
     words, source = outcome.words, outcome.source
     config.model.label_words = dict(words)
-    from gpta.tasks import ClassificationTask, build_task
+    from gpta.tasks import build_task
     from gpta.tasks.heads.lm_verbalizer import LabelWordLoading
 
     chosen = build_task(config, tables)
     # label words are pending only for a classification task with a label-word head
-    assert isinstance(chosen, ClassificationTask) and isinstance(chosen.head, LabelWordLoading)
+    assert isinstance(chosen, _Classification) and isinstance(chosen.head, LabelWordLoading)
     chosen.head.label_words_source = source
     return chosen
 
@@ -555,9 +564,9 @@ def _proposals(
 
 def _screen_words(
     candidates: Sequence[WordCandidate],
-    task: Any,
+    task: ClassificationTask,
     model: Any,
-    tokenizer: Any,
+    tokenizer: PreTrainedTokenizerBase,
     rows: Sequence[dict[str, Any]],
     *,
     batch_size: int,
@@ -585,7 +594,7 @@ def _screen_words(
 def _choose(
     config: GptaConfig,
     tables: dict[str, Table],
-    task: Any,
+    task: ClassificationTask,
     run_dir: Path,
     description: str,
     pending: list[str],

@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
@@ -39,6 +39,9 @@ from gpta.llm.base import Message
 from gpta.modeling.loading import quiet_loading
 
 if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from gpta.assistant.history import History
     from gpta.config import AssistantConfig, GptaConfig
 
 ADAPTER_META = "gpta_adapter.json"
@@ -79,11 +82,20 @@ class TuneResult:
 # --------------------------------------------------------------------------------------------
 
 
-def _prompt_and_full(tokenizer: Any, messages: list[Message], target: str) -> tuple[str, str]:
+def _prompt_and_full(
+    tokenizer: PreTrainedTokenizerBase, messages: list[Message], target: str
+) -> tuple[str, str]:
     if tokenizer.chat_template:
-        prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        full = tokenizer.apply_chat_template(
-            [*messages, {"role": "assistant", "content": target}], tokenize=False
+        # tokenize=False: the rendered text (the method's type covers every form it returns)
+        prompt = cast(
+            str,
+            tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False),
+        )
+        full = cast(
+            str,
+            tokenizer.apply_chat_template(
+                [*messages, {"role": "assistant", "content": target}], tokenize=False
+            ),
         )
         if full.startswith(prompt):
             return prompt, full
@@ -95,7 +107,11 @@ def _prompt_and_full(tokenizer: Any, messages: list[Message], target: str) -> tu
 
 
 def encode_example(
-    tokenizer: Any, messages: list[Message], target: str, *, max_length: int = 1024
+    tokenizer: PreTrainedTokenizerBase,
+    messages: list[Message],
+    target: str,
+    *,
+    max_length: int = 1024,
 ) -> tuple[list[int], list[int]]:
     """``(input_ids, labels)``: labels are -100 on the conversation, the ids on the reply.
 
@@ -157,7 +173,7 @@ def tune_lora(
     seed: int = 0,
     device: str = "cpu",
     model: Any = None,
-    tokenizer: Any = None,
+    tokenizer: PreTrainedTokenizerBase | None = None,
 ) -> TuneResult:
     """Train a LoRA adapter on ``examples`` (target tokens only) and save it in ``out_dir``.
 
@@ -334,7 +350,7 @@ class DialogueGradient:
         family: str,
         description: str,
         label_names: Sequence[str],
-        history: Any,
+        history: History,
         device: str = "cpu",
     ) -> None:
         self.config = config.assistant

@@ -39,8 +39,9 @@ from gpta.privacy.secrets import register_secret
 if TYPE_CHECKING:
     from gpta.config import GptaConfig
     from gpta.data import Table
-    from gpta.llm.base import ChatModel
+    from gpta.llm.base import ChatModel, Message
     from gpta.llm.usage import UsageMeter
+    from gpta.progress import Progress
 
 DEFAULT_EXEMPLARS = 4
 MAX_EXEMPLAR_CHARS = 600
@@ -323,7 +324,7 @@ class Exposure:
             redactor=self.redactor,
         )
 
-    def check(self, messages: list[Any]) -> LeakReport | None:
+    def check(self, messages: list[Message]) -> LeakReport | None:
         """What the guard finds in ``messages`` as the channel would send them (cleaned
         first), or None: a request built of them would be sent."""
         cleaned, _ = clean_messages(messages, self.redactor)
@@ -333,7 +334,7 @@ class Exposure:
         """The ledger's final hash and record count, for the run's metrics.json."""
         return self.ledger.seal()
 
-    def announce(self, progress: Any) -> None:
+    def announce(self, progress: Progress) -> None:
         """Print the warnings and :meth:`describe` (not read as terminal markup)."""
         from rich.markup import escape
 

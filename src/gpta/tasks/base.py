@@ -19,6 +19,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedTokenizerBase
+
     from gpta.config import GptaConfig
     from gpta.data import Table
     from gpta.manifest import Manifest
@@ -170,7 +173,12 @@ class RowScoring:
         options and shapes)."""
 
     def prepare_model(
-        self, model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], *, batch_size: int
+        self,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
+        rows: Sequence[dict[str, Any]],
+        *,
+        batch_size: int,
     ) -> dict[str, Any]:
         """Before the first round: start new weights from the training rows (default:
         nothing); returns what was done."""
@@ -185,8 +193,8 @@ class RowScoring:
 
     def outputs(
         self,
-        model: Any,
-        tokenizer: Any,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
         rows: Sequence[dict[str, Any]],
         prefix: str,
         *,
@@ -206,8 +214,8 @@ class RowScoring:
 
     def outputs_many(
         self,
-        model: Any,
-        tokenizer: Any,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
         rows: Sequence[dict[str, Any]],
         prefixes: Sequence[str],
         *,
@@ -221,8 +229,8 @@ class RowScoring:
 
     def evaluate(
         self,
-        model: Any,
-        tokenizer: Any,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
         rows: Sequence[dict[str, Any]],
         prefix: str,
         *,
@@ -234,8 +242,8 @@ class RowScoring:
 
     def screen(
         self,
-        model: Any,
-        tokenizer: Any,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
         rows: Sequence[dict[str, Any]],
         prefix: str,
         *,
@@ -250,8 +258,8 @@ class RowScoring:
 
     def screen_many(
         self,
-        model: Any,
-        tokenizer: Any,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
         rows: Sequence[dict[str, Any]],
         prefixes: Sequence[str],
         *,
@@ -325,16 +333,21 @@ class Task(Protocol):
 
     def io(self) -> TaskIO: ...
 
-    def load_model(self, name_or_path: str) -> tuple[Any, Any]: ...
+    def load_model(self, name_or_path: str) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]: ...
 
-    def load_trained(self, model_dir: str) -> tuple[Any, Any]: ...
+    def load_trained(self, model_dir: str) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]: ...
 
     def collate(
-        self, rows: Sequence[dict[str, Any]], tokenizer: Any, prefix: str
+        self, rows: Sequence[dict[str, Any]], tokenizer: PreTrainedTokenizerBase, prefix: str
     ) -> MutableMapping[str, Any]: ...
 
     def prepare_model(
-        self, model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], *, batch_size: int
+        self,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
+        rows: Sequence[dict[str, Any]],
+        *,
+        batch_size: int,
     ) -> dict[str, Any]: ...
 
     def majority_baseline(
@@ -343,8 +356,8 @@ class Task(Protocol):
 
     def outputs(
         self,
-        model: Any,
-        tokenizer: Any,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
         rows: Sequence[dict[str, Any]],
         prefix: str,
         *,
@@ -354,8 +367,8 @@ class Task(Protocol):
 
     def outputs_many(
         self,
-        model: Any,
-        tokenizer: Any,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
         rows: Sequence[dict[str, Any]],
         prefixes: Sequence[str],
         *,
@@ -370,8 +383,8 @@ class Task(Protocol):
 
     def evaluate(
         self,
-        model: Any,
-        tokenizer: Any,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
         rows: Sequence[dict[str, Any]],
         prefix: str,
         *,
@@ -380,8 +393,8 @@ class Task(Protocol):
 
     def screen(
         self,
-        model: Any,
-        tokenizer: Any,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
         rows: Sequence[dict[str, Any]],
         prefix: str,
         *,
@@ -390,8 +403,8 @@ class Task(Protocol):
 
     def screen_many(
         self,
-        model: Any,
-        tokenizer: Any,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
         rows: Sequence[dict[str, Any]],
         prefixes: Sequence[str],
         *,
@@ -402,8 +415,8 @@ class Task(Protocol):
 
     def predict(
         self,
-        model: Any,
-        tokenizer: Any,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
         rows: Sequence[dict[str, Any]],
         prefix: str,
         *,

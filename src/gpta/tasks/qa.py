@@ -48,6 +48,8 @@ from gpta.tasks.common import (
 from gpta.tasks.heads.sequence import join_prefix
 
 if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
     from gpta.config import GptaConfig
     from gpta.manifest import Manifest
 
@@ -222,7 +224,7 @@ class QATask(AutoModelLoading, RowScoring):
         rows: Sequence[dict[str, Any]],
         locations: Sequence[str],
         source: str,
-        tokenizer: Any,
+        tokenizer: PreTrainedTokenizerBase,
         *,
         prefix_tokens: int,
     ) -> None:
@@ -244,7 +246,7 @@ class QATask(AutoModelLoading, RowScoring):
     # --- model inputs --------------------------------------------------------------------------
     def features(
         self,
-        tokenizer: Any,
+        tokenizer: PreTrainedTokenizerBase,
         rows: Sequence[dict[str, Any]],
         prefix: str,
         *,
@@ -305,7 +307,7 @@ class QATask(AutoModelLoading, RowScoring):
         return feats
 
     def collate(
-        self, rows: Sequence[dict[str, Any]], tokenizer: Any, prefix: str
+        self, rows: Sequence[dict[str, Any]], tokenizer: PreTrainedTokenizerBase, prefix: str
     ) -> dict[str, Any]:
         """A training batch: every window of the rows, with start/end positions."""
         feats = self.features(tokenizer, rows, prefix, labelled=True)
@@ -314,8 +316,8 @@ class QATask(AutoModelLoading, RowScoring):
     # --- scoring ---------------------------------------------------------------------------------
     def answer(
         self,
-        model: Any,
-        tokenizer: Any,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
         rows: Sequence[dict[str, Any]],
         prefix: str,
         *,
@@ -354,8 +356,8 @@ class QATask(AutoModelLoading, RowScoring):
 
     def outputs(
         self,
-        model: Any,
-        tokenizer: Any,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
         rows: Sequence[dict[str, Any]],
         prefix: str,
         *,
@@ -393,8 +395,8 @@ class QATask(AutoModelLoading, RowScoring):
 
     def predict(
         self,
-        model: Any,
-        tokenizer: Any,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
         rows: Sequence[dict[str, Any]],
         prefix: str,
         *,
@@ -577,7 +579,7 @@ def question_word(question: str) -> str:
     return _WORD_ALIASES.get(word, word)
 
 
-def _cls_index(tokenizer: Any, input_ids: Sequence[int]) -> int:
+def _cls_index(tokenizer: PreTrainedTokenizerBase, input_ids: Sequence[int]) -> int:
     cls_id = getattr(tokenizer, "cls_token_id", None)
     if cls_id is not None and cls_id in input_ids:
         return list(input_ids).index(cls_id)

@@ -37,7 +37,7 @@ import copy
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
@@ -49,7 +49,7 @@ from gpta.tasks.base import Evaluation, RowScoring, Screening, TaskIO
 from gpta.tasks.common import require_distinct_columns
 
 if TYPE_CHECKING:
-    from transformers import BatchEncoding
+    from transformers import BatchEncoding, PreTrainedTokenizerBase
 
     from gpta.config import GptaConfig
     from gpta.manifest import Manifest
@@ -199,7 +199,7 @@ class SummarizationTask(RowScoring):
         return [self._field(r, self.label_column, i) for i, r in enumerate(rows, start=1)]
 
     # --- model inputs -----------------------------------------------------------------------------
-    def prefix_ids(self, tokenizer: Any, prefix: str) -> list[int]:
+    def prefix_ids(self, tokenizer: PreTrainedTokenizerBase, prefix: str) -> list[int]:
         """Decoder-only: the constant start of every input (BOS if the tokenizer adds one)."""
         ids = (
             tokenizer(prefix + PREFIX_END, add_special_tokens=False)["input_ids"] if prefix else []
@@ -210,7 +210,7 @@ class SummarizationTask(RowScoring):
         return ids
 
     def prompt_parts(
-        self, tokenizer: Any, documents: Sequence[str], prefix: str
+        self, tokenizer: PreTrainedTokenizerBase, documents: Sequence[str], prefix: str
     ) -> tuple[list[int], list[list[int]]]:
         """Decoder-only: the constant prefix ids, and per document the rest of the prompt
         (document cut to fit, then the cue)."""
@@ -220,7 +220,9 @@ class SummarizationTask(RowScoring):
         bodies = tokenizer(list(documents), add_special_tokens=False)["input_ids"]
         return head, [body[:budget] + cue for body in bodies]
 
-    def _target_ids(self, tokenizer: Any, summaries: Sequence[str]) -> list[list[int]]:
+    def _target_ids(
+        self, tokenizer: PreTrainedTokenizerBase, summaries: Sequence[str]
+    ) -> list[list[int]]:
         eos = tokenizer.eos_token_id
         if self.seq2seq:
             encoded: list[list[int]] = tokenizer(
@@ -237,7 +239,7 @@ class SummarizationTask(RowScoring):
         return [ids[: self.max_target_length] + tail for ids in unended["input_ids"]]
 
     def encode_source(
-        self, tokenizer: Any, documents: Sequence[str], prefix: str
+        self, tokenizer: PreTrainedTokenizerBase, documents: Sequence[str], prefix: str
     ) -> BatchEncoding[torch.Tensor]:
         """Seq2seq: the encoder input ``prefix + " " + document``; only the document is cut."""
         texts = [f"{prefix}{PREFIX_SEPARATOR}{d}" if prefix else d for d in documents]
@@ -247,7 +249,7 @@ class SummarizationTask(RowScoring):
         return batch
 
     def collate(
-        self, rows: Sequence[dict[str, Any]], tokenizer: Any, prefix: str
+        self, rows: Sequence[dict[str, Any]], tokenizer: PreTrainedTokenizerBase, prefix: str
     ) -> dict[str, Any]:
         """A training batch: ``input_ids``, ``attention_mask`` and ``labels`` (-100 = no loss)."""
         documents, summaries = self._documents(rows), self._summaries(rows)
@@ -270,20 +272,20 @@ class SummarizationTask(RowScoring):
         }
 
     # --- models -----------------------------------------------------------------------------------
-    def load_model(self, name_or_path: str) -> tuple[Any, Any]:
+    def load_model(self, name_or_path: str) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
         """A pretrained seq2seq or causal LM (as its config says) and its tokenizer."""
         self.architecture = model_architecture(name_or_path)
         return load_pretrained(self._auto_class(), name_or_path)
 
-    def load_trained(self, model_dir: str) -> tuple[Any, Any]:
+    def load_trained(self, model_dir: str) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
         """A model saved by a run."""
         return load_pretrained(self._auto_class(), model_dir)
 
     # --- loss (no generation) ---------------------------------------------------------------------
     def summary_loss(
         self,
-        model: Any,
-        tokenizer: Any,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
         rows: Sequence[dict[str, Any]],
         prefix: str,
         *,
@@ -295,8 +297,8 @@ class SummarizationTask(RowScoring):
 
     def row_losses(
         self,
-        model: Any,
-        tokenizer: Any,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
         rows: Sequence[dict[str, Any]],
         prefix: str,
         *,
@@ -323,7 +325,7 @@ class SummarizationTask(RowScoring):
         return out
 
     # --- generation -------------------------------------------------------------------------------
-    def _generation_kwargs(self, tokenizer: Any) -> dict[str, Any]:
+    def _generation_kwargs(self, tokenizer: PreTrainedTokenizerBase) -> dict[str, Any]:
         return {
             "do_sample": False,
             "num_beams": self.num_beams,
@@ -337,8 +339,8 @@ class SummarizationTask(RowScoring):
 
     def generate_ids(
         self,
-        model: Any,
-        tokenizer: Any,
+        model: Any,  # a transformers model: its generate() (typed as a union of outputs)
+        tokenizer: PreTrainedTokenizerBase,
         documents: Sequence[str],
         prefix: str,
         *,
@@ -403,8 +405,8 @@ class SummarizationTask(RowScoring):
 
     def generate(
         self,
-        model: Any,
-        tokenizer: Any,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
         documents: Sequence[str],
         prefix: str,
         *,
@@ -420,13 +422,14 @@ class SummarizationTask(RowScoring):
             batch_size=batch_size,
             use_prefix_cache=use_prefix_cache,
         )
-        return [tokenizer.decode(row, skip_special_tokens=True).strip() for row in ids]
+        # one sequence of ids decodes to one str
+        return [cast(str, tokenizer.decode(row, skip_special_tokens=True)).strip() for row in ids]
 
     # --- scoring ----------------------------------------------------------------------------------
     def outputs(
         self,
-        model: Any,
-        tokenizer: Any,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
         rows: Sequence[dict[str, Any]],
         prefix: str,
         *,
@@ -489,8 +492,8 @@ class SummarizationTask(RowScoring):
 
     def predict(
         self,
-        model: Any,
-        tokenizer: Any,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
         rows: Sequence[dict[str, Any]],
         prefix: str,
         *,

@@ -9,9 +9,12 @@ every head is trained, screened, sharded and served by the same code.
 from __future__ import annotations
 
 from collections.abc import Mapping, MutableMapping, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 
 class ClassificationHead(Protocol):
@@ -30,30 +33,38 @@ class ClassificationHead(Protocol):
         """A good instruction for another dataset, told to the TA."""
         ...
 
-    def load_model(self, name_or_path: str, label_names: list[str]) -> tuple[Any, Any]:
+    def load_model(
+        self, name_or_path: str, label_names: list[str]
+    ) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
         """A pretrained model ready to fine-tune for these labels, and its tokenizer."""
         ...
 
-    def load_trained(self, model_dir: str) -> tuple[Any, Any]:
+    def load_trained(self, model_dir: str) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
         """A model saved by a run (``model.save_pretrained`` + the tokenizer)."""
         ...
 
     def encode(
-        self, tokenizer: Any, texts: Sequence[str], prefixes: Sequence[str], max_length: int
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        texts: Sequence[str],
+        prefixes: Sequence[str],
+        max_length: int,
     ) -> MutableMapping[str, torch.Tensor]:
         """Model inputs for a batch (a dict, or the tokenizer's ``BatchEncoding``);
         ``prefixes[i]`` goes with ``texts[i]`` (rows of one batch may carry different
         prefixes). Only text tokens are ever truncated."""
         ...
 
-    def class_logits(self, model: Any, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    def class_logits(
+        self, model: torch.nn.Module, inputs: Mapping[str, torch.Tensor]
+    ) -> torch.Tensor:
         """``(batch, num_labels)`` class scores from one forward pass (differentiable)."""
         ...
 
     def prepare(
         self,
-        model: Any,
-        tokenizer: Any,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
         texts: Sequence[str],
         label_ids: Sequence[int],
         *,

@@ -24,7 +24,7 @@ from gpta.modeling.loading import load_pretrained
 from gpta.modeling.pooled import PooledClassifier, is_pooled_folder, read_pooling
 
 if TYPE_CHECKING:
-    from transformers import BatchEncoding
+    from transformers import BatchEncoding, PreTrainedTokenizerBase
 
 PREFIX_SEPARATOR = " "
 
@@ -51,7 +51,9 @@ class SequenceHead:
     )
     slot: str | None = field(default=None, init=False)
 
-    def load_model(self, name_or_path: str, label_names: list[str]) -> tuple[Any, Any]:
+    def load_model(
+        self, name_or_path: str, label_names: list[str]
+    ) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
         from transformers import AutoModel, AutoModelForSequenceClassification
 
         pooling = read_pooling(_local_folder(name_or_path))
@@ -67,7 +69,7 @@ class SequenceHead:
             ignore_mismatched_sizes=True,
         )
 
-    def load_trained(self, model_dir: str) -> tuple[Any, Any]:
+    def load_trained(self, model_dir: str) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         if is_pooled_folder(model_dir):
@@ -78,8 +80,8 @@ class SequenceHead:
 
     def prepare(
         self,
-        model: Any,
-        tokenizer: Any,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
         texts: Sequence[str],
         label_ids: Sequence[int],
         *,
@@ -104,7 +106,11 @@ class SequenceHead:
         return {"head_init": "linear-probe", "pooling": model.pooling.mode}
 
     def encode(
-        self, tokenizer: Any, texts: Sequence[str], prefixes: Sequence[str], max_length: int
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        texts: Sequence[str],
+        prefixes: Sequence[str],
+        max_length: int,
     ) -> BatchEncoding[torch.Tensor]:
         batch: BatchEncoding[torch.Tensor] = tokenizer(
             [join_prefix(p, t) for p, t in zip(prefixes, texts, strict=True)],
@@ -115,7 +121,9 @@ class SequenceHead:
         )
         return batch
 
-    def class_logits(self, model: Any, inputs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    def class_logits(
+        self, model: torch.nn.Module, inputs: Mapping[str, torch.Tensor]
+    ) -> torch.Tensor:
         logits: torch.Tensor = model(**inputs).logits
         return logits
 
