@@ -49,7 +49,7 @@ from gpta.tasks.base import Evaluation, RowScoring, Screening, TaskIO
 from gpta.tasks.common import require_distinct_columns
 
 if TYPE_CHECKING:
-    from transformers import BatchEncoding, PreTrainedTokenizerBase
+    from transformers import BatchEncoding, PretrainedConfig, PreTrainedTokenizerBase
 
     from gpta.config import GptaConfig
     from gpta.manifest import Manifest
@@ -100,14 +100,14 @@ def model_architecture(name_or_path: str) -> str:
     from gpta.bundled import resolve_model_path
 
     try:
-        config = AutoConfig.from_pretrained(resolve_model_path(name_or_path))
+        config: PretrainedConfig = AutoConfig.from_pretrained(resolve_model_path(name_or_path))
     except (OSError, ValueError) as err:
         raise GptaUserError(
             f"model.name_or_path: could not load {name_or_path!r} ({err})",
             hint="give a local model folder, a model id already in the Hugging Face cache, "
             "or bundled:smollm2",
         ) from None
-    return SEQ2SEQ if getattr(config, "is_encoder_decoder", False) else DECODER
+    return SEQ2SEQ if config.is_encoder_decoder else DECODER
 
 
 @dataclass

@@ -285,17 +285,15 @@ def _require_masked_lm(name_or_path: str) -> None:
     config = _model_type(name_or_path)
     if config is None:
         return
-    kind = getattr(config, "model_type", "")
-    if kind not in MODEL_FOR_MASKED_LM_MAPPING_NAMES or getattr(
-        config, "is_encoder_decoder", False
-    ):
+    kind = config.model_type
+    if kind not in MODEL_FOR_MASKED_LM_MAPPING_NAMES or config.is_encoder_decoder:
         raise GptaUserError(
             f"model.head=cloze needs a masked language model (BERT/RoBERTa-class), and "
             f"{name_or_path!r} is a {kind or 'model of unknown type'}",
             hint="pass a masked-LM checkpoint such as roberta-base; for a causal LM use "
             "model.head: lm-verbalizer",
         )
-    architectures = list(getattr(config, "architectures", None) or [])
+    architectures = list(config.architectures or [])
     with_head = [
         a
         for a in architectures

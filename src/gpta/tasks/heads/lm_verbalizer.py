@@ -343,7 +343,7 @@ class LmVerbalizerHead(LabelWordLoading):
             return
         template = self.template
         if template is None:
-            template = "chat" if getattr(tokenizer, "chat_template", None) else "plain"
+            template = "chat" if tokenizer.chat_template else "plain"
         if template == "chat":
             parts = _chat_parts(tokenizer)
             if parts is None:
@@ -537,9 +537,9 @@ def _require_causal_lm(name_or_path: str) -> None:
     config = _model_type(name_or_path)
     if config is None:
         return
-    kind = getattr(config, "model_type", "")
+    kind = config.model_type
     if (
-        getattr(config, "is_encoder_decoder", False)
+        config.is_encoder_decoder
         or kind in MODEL_FOR_MASKED_LM_MAPPING_NAMES
         or kind not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
     ):
