@@ -46,6 +46,7 @@ from gpta.errors import GptaUserError
 from gpta.llm.base import Message
 
 if TYPE_CHECKING:
+    import torch
     from transformers import PreTrainedTokenizerBase
 
     from gpta.config import GptaConfig
@@ -565,7 +566,7 @@ def _proposals(
 def _screen_words(
     candidates: Sequence[WordCandidate],
     task: ClassificationTask,
-    model: Any,
+    model: torch.nn.Module,
     tokenizer: PreTrainedTokenizerBase,
     rows: Sequence[dict[str, Any]],
     *,

@@ -129,7 +129,7 @@ def encode_example(
     return ids, labels
 
 
-def _loss(model: Any, ids: list[int], labels: list[int], device: str) -> torch.Tensor:
+def _loss(model: torch.nn.Module, ids: list[int], labels: list[int], device: str) -> torch.Tensor:
     input_ids = torch.tensor([ids], device=device)
     label_ids = torch.tensor([labels], device=device)
     loss: torch.Tensor = model(input_ids=input_ids, labels=label_ids).loss
@@ -137,7 +137,9 @@ def _loss(model: Any, ids: list[int], labels: list[int], device: str) -> torch.T
 
 
 @torch.no_grad()
-def target_loss(model: Any, encoded: Sequence[tuple[list[int], list[int]]], device: str) -> float:
+def target_loss(
+    model: torch.nn.Module, encoded: Sequence[tuple[list[int], list[int]]], device: str
+) -> float:
     """Mean per-example cross-entropy of the target tokens (eval mode)."""
     was_training = model.training
     model.eval()

@@ -15,6 +15,8 @@ from gpta.tasks import task_from_manifest
 from gpta.tasks.base import Evaluation
 
 if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
     from gpta.tasks.classification import ClassificationTask
 
 
@@ -103,7 +105,7 @@ class GptaPipeline:
 
 
 def _check_prefix_room(
-    prefixes: Sequence[str], tokenizer: Any, manifest: Manifest, where: Path
+    prefixes: Sequence[str], tokenizer: PreTrainedTokenizerBase, manifest: Manifest, where: Path
 ) -> None:
     """Refuse a saved prefix that fills the model's whole input (``max_length`` tokens): the
     row's own text would be cut away and every prediction would be the same. Training never

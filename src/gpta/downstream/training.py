@@ -39,6 +39,8 @@ from gpta.progress import emit_json, log_format
 from gpta.tasks.base import Task
 
 if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
     from gpta.tasks.classification import ClassificationTask
 
 
@@ -115,7 +117,9 @@ class PrefixCollator:
     uniformly from the pool instead: prefix variety as input augmentation.
     """
 
-    def __init__(self, task: Task, tokenizer: Any, prefix: str = "", *, seed: int = 0) -> None:
+    def __init__(
+        self, task: Task, tokenizer: PreTrainedTokenizerBase, prefix: str = "", *, seed: int = 0
+    ) -> None:
         self.task = task
         self.tokenizer = tokenizer
         self.prefix = prefix

@@ -12,7 +12,7 @@ Row = TypeVar("Row")
 
 
 def forward_batches(
-    model: Any,
+    model: torch.nn.Module,
     rows: Sequence[Row],
     make_batch: Callable[[Sequence[Row]], Mapping[str, Any]],
     *,
