@@ -57,12 +57,14 @@ demo: $(STAMP)
 
 test: $(TEST_STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest -q
 
 # The edit-test loop: every test not marked slow (see the marker in pyproject.toml). CI and
 # `make test` run them all.
 test-fast: $(TEST_STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest -q -m "not slow"
 
 lint: $(TEST_STAMP)

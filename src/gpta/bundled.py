@@ -100,7 +100,7 @@ def _converted_smollm2() -> Path:
         gguf_dir, gguf_file=_SMOLLM2_GGUF, dtype=torch.float32
     )
     # The de-quantized weights are plain float tensors; drop the GGUF marker so they save.
-    model.hf_quantizer = None
+    model.hf_quantizer = None  # type: ignore[assignment]  # transformers types it as never None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -11,13 +11,16 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import UnionType
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Any, Literal, Union, cast, get_args, get_origin
 
 import click
 
 from gpta.config import DEVICES, config_field, parse_overrides
 from gpta.data import DATA_FORMATS
 from gpta.errors import GptaUserError
+
+if TYPE_CHECKING:
+    from gpta.progress import LogFormat
 
 
 def _size(value: str) -> int | float:
@@ -48,7 +51,7 @@ _LOG_FORMAT = click.option(
 def _set_log_format(log_format: str) -> None:
     from gpta.progress import configure
 
-    configure(log_format=log_format)
+    configure(log_format=cast("LogFormat", log_format))  # click.Choice(["text", "json"])
     if log_format == "json":  # no tqdm bars between the JSON lines
         from transformers.utils import logging as hf_logging
 
@@ -209,8 +212,8 @@ def train(
 
     _set_log_format(log_format)
     if resume_dir is not None:
-        given = [k for k, v in flags.items() if v is not None]
-        if config_path or sets or overwrite or given:
+        flagged = [k for k, v in flags.items() if v is not None]
+        if config_path or sets or overwrite or flagged:
             raise GptaUserError(
                 "--resume continues a run with its own saved configuration; it takes no other "
                 "options (except -q)",

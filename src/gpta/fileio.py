@@ -11,6 +11,7 @@ import errno
 import json
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +141,13 @@ def read_json_record(path: Path, max_bytes: int = 16 * 2**20) -> dict[str, Any] 
     except (OSError, ValueError, RecursionError):
         return None
     return data if isinstance(data, dict) else None
+
+
+def object_at(record: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """``record[key]`` when it is a JSON object (a dict), else an empty dict: a section of a
+    file gpta wrote, read without trusting its shape."""
+    value = record.get(key)
+    return value if isinstance(value, dict) else {}
 
 
 def replace_atomic(path: Path, text: str) -> None:

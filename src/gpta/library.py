@@ -31,6 +31,7 @@ import yaml
 from gpta import safe_yaml
 from gpta.config import bounded_description
 from gpta.errors import GptaUserError
+from gpta.fileio import object_at
 from gpta.limits import (
     DATA_BYTES,
     DESCRIPTION_BYTES_PER_TOKEN,
@@ -254,20 +255,17 @@ def read_export(path: str | Path) -> list[LibraryEntry]:
                 f"{where}: id {item['id']!r} does not match its content (expected {entry_id})",
                 hint="an entry was edited after export; remove its 'id' field to accept the edit",
             )
-        entries.append(
-            LibraryEntry(
-                **{
-                    **{k: item.get(k) for k in _COLUMNS},
-                    "id": entry_id,
-                    "task": task,
-                    "domain": domain,
-                    "description": description,
-                    "metric": metric,
-                    "score": float(score),
-                    "created": str(item.get("created") or _now()),
-                }
-            )
-        )
+        values: dict[str, Any] = {
+            **{k: item.get(k) for k in _COLUMNS},
+            "id": entry_id,
+            "task": task,
+            "domain": domain,
+            "description": description,
+            "metric": metric,
+            "score": float(score),
+            "created": str(item.get("created") or _now()),
+        }
+        entries.append(LibraryEntry(**values))
     return entries
 
 
@@ -305,9 +303,9 @@ def entry_from_run(
         )
     task = str(metrics.get("task") or manifest.get("task") or config.get("task") or "unknown")
     metric = str(metrics.get("primary_metric") or "score")
-    dev = metrics.get("dev") if isinstance(metrics.get("dev"), dict) else {}
-    test = metrics.get("test") if isinstance(metrics.get("test"), dict) else {}
-    data = config.get("data") if isinstance(config.get("data"), dict) else {}
+    dev = object_at(metrics, "dev")
+    test = object_at(metrics, "test")
+    data = object_at(config, "data")
     if description is None:
         description = data.get("description")
         if not description and data.get("description_file"):
@@ -333,7 +331,7 @@ def entry_from_run(
         )
     source = str(run_dir.resolve())
     description = description or ""
-    assistant = config.get("assistant") if isinstance(config.get("assistant"), dict) else {}
+    assistant = object_at(config, "assistant")
     rounds = metrics.get("rounds")
     return LibraryEntry(
         id=LibraryEntry.make_id(prefix, task, domain, description, metric, score, source),

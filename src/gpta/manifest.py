@@ -16,7 +16,7 @@ not written by gpta), never ignored: a saved model is only served as it was trai
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -25,6 +25,8 @@ from gpta.errors import GptaUserError
 from gpta.limits import CLASSES, PREFIX_CHARS
 
 FORMAT_VERSION = 1  # raise it when a field changes meaning or is removed
+
+T = TypeVar("T")
 
 DAMAGED_HINT = (
     "this file is written by `gpta train`; restore the one it wrote, or train the run again"
@@ -82,6 +84,14 @@ class Manifest(BaseModel):
     def fields(self) -> dict[str, Any]:
         """The fields the file holds (JSON-able), e.g. a head's own (``head_from_manifest``)."""
         return self.model_dump(exclude_none=True)
+
+
+def required(value: T | None, name: str) -> T:
+    """The value of a family's own field ``name`` (after :meth:`Manifest.require`):
+    ``KeyError`` naming it when the file lacks it."""
+    if value is None:
+        raise KeyError(name)
+    return value
 
 
 def parse_manifest(data: Any, path: Path) -> Manifest:

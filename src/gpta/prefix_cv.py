@@ -15,12 +15,16 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from gpta.selection import ExtraRows, fold_count, proxy_scores, stratified_folds
 from gpta.tasks.base import Screening
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedTokenizerBase
 
 
 class PrefixCrossValidation:
@@ -30,7 +34,7 @@ class PrefixCrossValidation:
     def __init__(
         self,
         task: Any,
-        tokenizer: Any,
+        tokenizer: PreTrainedTokenizerBase,
         rows: Sequence[dict[str, Any]],
         *,
         folds: int,
@@ -50,7 +54,7 @@ class PrefixCrossValidation:
     def rows(self) -> int:
         return len(self.labels)
 
-    def embed(self, model: Any, prefix: str) -> np.ndarray:
+    def embed(self, model: torch.nn.Module, prefix: str) -> np.ndarray:
         """The embeddings the model gives to ``prefix + text`` for every row (the task's
         encoding of the prefix, the model's own pooling)."""
         from gpta.modeling.embeddings import frozen_embeddings
@@ -64,7 +68,7 @@ class PrefixCrossValidation:
             encode=lambda part: self.task.encode(self.tokenizer, list(part), prefix),
         )
 
-    def __call__(self, model: Any, prefixes: Sequence[str]) -> list[Screening]:
+    def __call__(self, model: torch.nn.Module, prefixes: Sequence[str]) -> list[Screening]:
         out = []
         for prefix in prefixes:
             features = self.embed(model, prefix)

@@ -139,14 +139,16 @@ def read_marker(run_dir: str | Path) -> Marker | None:
     if not isinstance(check, str) or check != _check_of(data):
         return None
     owns, files = data.get("owns"), data.get("files")
-    texts = [data.get(key) for key in ("run_id", "version", "created")]
-    if not all(isinstance(t, str) for t in texts) or not isinstance(owns, list):
+    run_id, version, created = (data.get(key) for key in ("run_id", "version", "created"))
+    if not (isinstance(run_id, str) and isinstance(version, str) and isinstance(created, str)):
+        return None
+    if not isinstance(owns, list):
         return None
     if not isinstance(files, list) or not all(_valid_entry(e) for e in files):
         return None
     if not all(isinstance(n, str) and n in _NAMES for n in owns):
         return None
-    return Marker(texts[0], texts[1], texts[2], tuple(owns), tuple(files))
+    return Marker(run_id, version, created, tuple(owns), tuple(files))
 
 
 def _older_marker(run_dir: Path) -> bool:

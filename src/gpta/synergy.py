@@ -29,7 +29,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from gpta.assistant import (
     History,
@@ -50,20 +50,60 @@ from gpta.selection import best_of
 from gpta.tasks.base import Evaluation, Screening, Task
 
 if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedTokenizerBase
+
     from gpta.assistant.tuning import DialogueGradient
+    from gpta.llm.base import Message
+
+
+T = TypeVar("T")
+
+
+def _main_only(value: T | None, name: str) -> T:
+    """A part of the loop only the main process holds."""
+    if value is None:
+        raise RuntimeError(f"the synergy loop's {name} is the main process's; this one has none")
+    return value
 
 
 class SynergyLoop:
     """Chooses the prefix of each round from the TA's proposals and the model's scores."""
 
+    # The TA, its brief and the run's history: the main process's (None on the others,
+    # which never read them)
+    @property
+    def assistant(self) -> TeachingAssistant:
+        return _main_only(self._assistant, "assistant")
+
+    @assistant.setter
+    def assistant(self, value: TeachingAssistant | None) -> None:
+        self._assistant = value
+
+    @property
+    def brief(self) -> TaskBrief:
+        return _main_only(self._brief, "brief")
+
+    @brief.setter
+    def brief(self, value: TaskBrief | None) -> None:
+        self._brief = value
+
+    @property
+    def history(self) -> History:
+        return _main_only(self._history, "history")
+
+    @history.setter
+    def history(self, value: History | None) -> None:
+        self._history = value
+
     def __init__(
         self,
         *,
         task: Task,
-        tokenizer: Any,
-        assistant: TeachingAssistant,
-        brief: TaskBrief,
-        history: History,
+        tokenizer: PreTrainedTokenizerBase,
+        assistant: TeachingAssistant | None,
+        brief: TaskBrief | None,
+        history: History | None,
         config: AssistantConfig,
         dev_rows: Sequence[dict[str, Any]],
         screen_indices: Sequence[int],
@@ -77,14 +117,14 @@ class SynergyLoop:
         patience: int = 0,
         compare_empty: bool = True,
         empty_share: float = 0.0,
-        screener: Callable[[Any, Sequence[str]], list[Screening]] | None = None,
+        screener: Callable[[torch.nn.Module, Sequence[str]], list[Screening]] | None = None,
         keep_last: bool = False,
     ) -> None:
         self.task = task
         self.tokenizer = tokenizer
-        self.assistant = assistant
-        self.brief = brief
-        self.history = history
+        self._assistant = assistant
+        self._brief = brief
+        self._history = history
         self.config = config
         self.dev_rows = list(dev_rows)
         self.screen_rows = [self.dev_rows[i] for i in screen_indices]
@@ -93,8 +133,8 @@ class SynergyLoop:
         self.seed = seed
         self.progress = progress
         self.dialogue = dialogue  # TA tuning, improvement rates
-        # On processes other than the main one, assistant/history/dialogue are None: they
-        # only take part in the sharded evaluation and screening.
+        # On processes other than the main one, assistant/brief/history/dialogue are None:
+        # they only take part in the sharded evaluation and screening.
         self.ranks = ranks or Ranks()
         self.augment = augment  # prefix variety: train with the top-M screened prefixes
         self.prefix = ""
@@ -199,7 +239,9 @@ class SynergyLoop:
         return None
 
     # --- every round boundary: the body of the rounds loop -----------------------------------
-    def end_of_round(self, round_index: int, model: Any, train_loss: float | None) -> bool:
+    def end_of_round(
+        self, round_index: int, model: torch.nn.Module, train_loss: float | None
+    ) -> bool:
         """The rounds loop's step: the Trainer has just trained round ``round_index`` with
         ``self.prefix``; evaluate the round, keep it if it is the best so far, and choose the
         prefix of the next round (``self.prefix``, ``self.pool`` afterwards). True when the
@@ -243,7 +285,7 @@ class SynergyLoop:
         return not (self._last_round(round_index) or fixed or self._warming(round_index))
 
     def _evaluate_round(
-        self, round_index: int, model: Any, train_loss: float | None
+        self, round_index: int, model: torch.nn.Module, train_loss: float | None
     ) -> RoundRecord:
         """The round on dev with its prefix, and (the round then serves with whichever is
         better) with no prefix."""
@@ -296,12 +338,14 @@ class SynergyLoop:
             unused, self._pending = self._pending, None
             unused.result()
         if self.stopped and record.round < self.rounds - 1:
+            best = self.best
+            assert best is not None  # the first round is always the best so far
             self.history.log(
-                "early_stop", round=record.round, patience=self.patience, best_round=self.best.round
+                "early_stop", round=record.round, patience=self.patience, best_round=best.round
             )
             self.progress.info(
                 f"early stop after round {record.round}: no better dev score for "
-                f"{self.patience} rounds (best: round {self.best.round})"
+                f"{self.patience} rounds (best: round {best.round})"
             )
 
     def _before_asking(self, round_index: int) -> None:
@@ -314,7 +358,7 @@ class SynergyLoop:
         if self.dialogue is not None:
             self.dialogue.before_proposals(round_index)  # tunes the TA when due
 
-    def _screen_current(self, model: Any) -> Screening:
+    def _screen_current(self, model: torch.nn.Module) -> Screening:
         """The current prefix on the screening rows: the score a challenger must beat."""
         (current,) = self._screen_many(model, [self.prefix])
         if self.ranks.is_main:
@@ -382,7 +426,9 @@ class SynergyLoop:
             return [p for p in dict.fromkeys(first) if p and p != self.prefix]
         return [p for p in dict.fromkeys([*batch.valid, ""]) if p != self.prefix]
 
-    def _screen(self, model: Any, challengers: list[str] | None) -> dict[str, Screening]:
+    def _screen(
+        self, model: torch.nn.Module, challengers: list[str] | None
+    ) -> dict[str, Screening]:
         """The main process's challengers on the screening rows, on every process."""
         challengers = self.ranks.broadcast(challengers)
         return dict(zip(challengers, self._screen_many(model, challengers), strict=True))
@@ -456,12 +502,13 @@ class SynergyLoop:
         self._share_prefix()
         self._round_started = time.perf_counter()
 
-    def _conversation(self, record: RoundRecord) -> list[Any]:
+    def _conversation(self, record: RoundRecord) -> list[Message]:
         """The dialogue gradient of this boundary (a frozen TA, the ablation, gets the round-0
         conversation again: no scores, no feedback)."""
         if self.config.frozen or (not self._asked and not self.prefix):
             return initial_messages(self.brief)
         previous = self.history.rounds[-1].dev_score if self.history.rounds else None
+        assert self._last_eval is not None  # the round that ends at this boundary set it
         title, per_field = self.task.feedback(self._last_eval)
         return self.assistant.feedback(  # top-M + recent rounds, within the TA's window
             self.history,
@@ -475,8 +522,8 @@ class SynergyLoop:
         return self.history.all_prefixes() | {self.prefix}
 
     def _ask(
-        self, messages: list[Any], round_index: int, known: set[str], *, seed_offset: int = 0
-    ) -> Any:
+        self, messages: list[Message], round_index: int, known: set[str], *, seed_offset: int = 0
+    ) -> ProposalBatch:
         self._asked = True
         return self.assistant.propose(
             messages,
@@ -511,14 +558,14 @@ class SynergyLoop:
         self._round_started = time.perf_counter()
 
     # --- scoring, sharded across processes ---------------------------------------------------
-    def _evaluate(self, model: Any, prefix: str) -> Evaluation:
+    def _evaluate(self, model: torch.nn.Module, prefix: str) -> Evaluation:
         rows = self.dev_rows
         outputs = self.task.outputs(
             model, self.tokenizer, self.ranks.shard(rows), prefix, batch_size=self.eval_batch_size
         )
         return self.task.score(rows, self.ranks.gather_shards(outputs, len(rows)))
 
-    def _screen_many(self, model: Any, prefixes: Sequence[str]) -> list[Screening]:
+    def _screen_many(self, model: torch.nn.Module, prefixes: Sequence[str]) -> list[Screening]:
         """Every prefix on the screening rows, in one batched pass per process."""
         if not prefixes:
             return []

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from gpta.assistant.cards import (
+    CardAnswer,
     CardSet,
     card_from_answer,
     card_messages,
@@ -61,8 +62,10 @@ if TYPE_CHECKING:
     from gpta.config import GptaConfig
     from gpta.data import Table
     from gpta.distributed import Ranks
+    from gpta.llm.base import Message
     from gpta.progress import Progress
     from gpta.tasks.base import Screening, Task
+    from gpta.tasks.classification import ClassificationTask
 
 CARDS_FILE = "cards.json"
 EVENT = "cards"
@@ -146,15 +149,18 @@ def choose_cards(
     """The card step of a run (``cards.source`` not ``none``); the main process decides,
     the others receive its rows."""
     from gpta.distributed import Ranks as _Ranks
+    from gpta.tasks.classification import ClassificationTask as _Classification
 
     ranks = ranks or _Ranks()
     if config.cards.source == "none" or task.family != "classification":
         return CardChoice()
+    assert isinstance(task, _Classification)  # the classification family's class
     if ranks.is_main:
         choice = _choose(config, tables, task, Path(run_dir), description, quiet)
         ranks.broadcast((choice.rows, choice.weight))
         return choice
-    rows, weight = ranks.broadcast(None)
+    shared: tuple[list[dict[str, Any]], float] = ranks.broadcast(None)
+    rows, weight = shared
     return CardChoice(rows=rows, weight=weight)
 
 
@@ -188,7 +194,7 @@ def _labelled(tables: dict[str, Table]) -> tuple[list[dict[str, Any]], str]:
 def _choose(
     config: GptaConfig,
     tables: dict[str, Table],
-    task: Any,
+    task: ClassificationTask,
     run_dir: Path,
     description: str,
     quiet: bool,
@@ -236,10 +242,10 @@ def _choose(
             break
         # feedback on the adopted set, else on the best screened candidate, else on the
         # plain rows; the examples are added to the set they came from
-        screened = [c for c in candidates if c.result is not None]
+        screened = [(c, c.result) for c in candidates if c.result is not None]
         guide = current
         if guide is plain and screened:
-            guide = max(screened, key=lambda c: c.result.accuracy)
+            guide = max(screened, key=lambda pair: pair[1].accuracy)[0]
         feedback = per_class_feedback(guide.result or baseline, labels, names)
         guide_cards = sets[-1] if guide is plain else guide.cards
         revised = writer.revise(guide_cards, feedback, round_index)
@@ -272,7 +278,7 @@ def _choose(
             weight=current.weight,
         )
     seconds = round(time.perf_counter() - started, 3)
-    record = {
+    record: dict[str, Any] = {
         "source": config.cards.source,
         "selection": selection,
         "folds": k,
@@ -320,7 +326,7 @@ def _choose(
 class _Embedder:
     """Frozen embeddings of the pretrained downstream model (loaded once, here only)."""
 
-    def __init__(self, task: Any, model_name: str, config: GptaConfig) -> None:
+    def __init__(self, task: ClassificationTask, model_name: str, config: GptaConfig) -> None:
         from gpta.assistant.label_words import LM_HEADS, _load_pretrained
         from gpta.modeling.loading import quiet_loading
 
@@ -364,15 +370,15 @@ def _screen(
     embed: _Embedder,
     num_classes: int,
 ) -> None:
-    cache: dict[int, np.ndarray] = {}
+    cache: dict[int, np.ndarray] = {}  # a card set's examples, embedded once
     for candidate in candidates:
         examples = candidate.cards.examples()
         key = id(candidate.cards)
-        if key not in cache:
-            cache[key] = embed([t for _, t in examples]) if examples else None
         if not examples:
             candidate.result = None
             continue
+        if key not in cache:
+            cache[key] = embed([t for _, t in examples])
         extra = ExtraRows(
             cache[key],
             np.asarray([i for i, _ in examples], dtype=int),
@@ -396,7 +402,8 @@ def _confident_filter(probe: Any, extra: ExtraRows) -> np.ndarray:
     probs[:, probe.classes_] = probe.predict_proba(extra.features)
     intended = probs[np.arange(len(extra.labels)), extra.labels]
     top = probs.argmax(axis=1)
-    return ~((top != extra.labels) & (probs.max(axis=1) >= 2 * intended))
+    keep: np.ndarray = ~((top != extra.labels) & (probs.max(axis=1) >= 2 * intended))
+    return keep
 
 
 def _kept_set(
@@ -453,7 +460,7 @@ def _intended_share(
 # --------------------------------------------------------------------------------------------
 
 
-def _display_names(task: Any) -> list[str]:
+def _display_names(task: ClassificationTask) -> list[str]:
     """The names a card keeps: the user's label name where it is a word, else none yet
     (the TA's name is used)."""
     from gpta.assistant.label_words import is_opaque_label
@@ -469,7 +476,7 @@ class _CardWriter:
         self,
         config: GptaConfig,
         tables: dict[str, Table],
-        task: Any,
+        task: ClassificationTask,
         run_dir: Path,
         description: str,
         rows: Sequence[dict[str, Any]],
@@ -499,7 +506,9 @@ class _CardWriter:
         self.bounds = length_bounds([r[task.text_column] for r in rows])
         self.calls: list[dict[str, Any]] = []
 
-    def _ask(self, label: str, messages: list[Any], *, seed: int, round_index: int) -> Any:
+    def _ask(
+        self, label: str, messages: list[Message], *, seed: int, round_index: int
+    ) -> CardAnswer | None:
         """One request for one class's card; the parsed answer or None (a failed call, an
         answer that does not read)."""
         count = self.config.cards.examples
@@ -531,7 +540,7 @@ class _CardWriter:
 
         recall = {k: v for k, v in feedback["recall_per_class"].items() if v is not None}
         mean = sum(recall.values()) / max(1, len(recall))
-        weak = [k for k, v in recall.items() if v < mean] or [min(recall, key=recall.get)]
+        weak = [k for k, v in recall.items() if v < mean] or [min(recall, key=lambda k: recall[k])]
         revised = copy.deepcopy(cards)
         for card in revised.cards:
             if card.label not in weak:

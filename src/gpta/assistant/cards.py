@@ -23,12 +23,15 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
 from gpta.llm.base import Message
 from gpta.tasks.base import ROW_SOURCE, ROW_WEIGHT
+
+if TYPE_CHECKING:
+    from gpta.llm.structured import OutputSchema
 
 SCHEMA_NAME = "gpta_class_card"
 NAME_TEMPLATES = ("{name}", "This text is {name}.", "It is {name}.")
@@ -222,7 +225,7 @@ def feedback_messages(
     ]
 
 
-def output_schema() -> Any:
+def output_schema() -> OutputSchema:
     """The card schema as the backends take it (a grammar for local models,
     ``response_format`` for servers)."""
     from gpta.llm.structured import OutputSchema

@@ -29,7 +29,7 @@ def _run_info(run_dir: Path, *, store_given: bool = False) -> dict[str, Any]:
     """Task key, store and TA model of a run (from its history, else its config + manifest)."""
     info: dict[str, Any] = {}
     config_path = run_dir / "config.yaml"
-    config = {}
+    config: dict[str, Any] = {}
     if config_path.is_file():
         config = safe_yaml.load_file(config_path, what="run config") or {}
     info["ta_model"] = ((config or {}).get("assistant") or {}).get("model")
@@ -73,6 +73,7 @@ def collect_examples(
             hint="tune on runs of one task at a time, or pass --store to mix them on purpose",
         )
     root = store_dir or (infos[0]["store"] if infos else None)
+    assert root is not None  # no runs: --store was given; without --store every run has one
     store = DialogueStore(root)
     found = 0
     for run_dir, info in zip(run_dirs, infos, strict=True):

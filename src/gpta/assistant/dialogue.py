@@ -61,7 +61,7 @@ class DialogueExample:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> DialogueExample:
-        fields = {k: data.get(k) for k in cls.__dataclass_fields__}
+        fields: dict[str, Any] = {k: data.get(k) for k in cls.__dataclass_fields__}
         return cls(**fields)
 
     def chat(self) -> list[Message]:

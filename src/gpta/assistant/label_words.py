@@ -37,7 +37,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from pydantic import RootModel, ValidationError
 
@@ -46,11 +46,16 @@ from gpta.errors import GptaUserError
 from gpta.llm.base import Message
 
 if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedTokenizerBase
+
     from gpta.config import GptaConfig
     from gpta.data import Table
     from gpta.distributed import Ranks
+    from gpta.llm.structured import OutputSchema
     from gpta.progress import Progress
     from gpta.tasks.base import Screening, Task
+    from gpta.tasks.classification import ClassificationTask
 
 LM_HEADS = ("lm-verbalizer", "cloze")
 EVENT = "label_words"
@@ -196,11 +201,11 @@ def label_words_schema(labels: Sequence[str]) -> dict[str, Any]:
 
 def _structured(config: GptaConfig) -> bool:
     """Whether to ask for the answer under :func:`label_words_schema` (``assistant.
-    structured_output``, where this version of gpta has structured output)."""
-    return bool(getattr(config.assistant, "structured_output", False))
+    structured_output``)."""
+    return config.assistant.structured_output
 
 
-def _output_schema(labels: Sequence[str]) -> Any:
+def _output_schema(labels: Sequence[str]) -> OutputSchema | None:
     """The schema as the backends take it (a grammar for local models, ``response_format``
     for servers: :mod:`gpta.llm.structured`); ``None`` without that module."""
     try:
@@ -385,12 +390,16 @@ def screen_prefix(head: str, words: Sequence[str]) -> str:
     return f"Answer with one word: {words_listed(list(words))}."
 
 
-def _head_check(task: Any, words: dict[str, str], tokenizer: Any) -> tuple[Any, str | None]:
+def _head_check(
+    task: ClassificationTask, words: dict[str, str], tokenizer: PreTrainedTokenizerBase
+) -> tuple[ClassificationTask | None, str | None]:
     """A copy of ``task`` whose head scores ``words``, bound to ``tokenizer``; or the head's
     refusal (shared first tokens, several tokens for cloze, ...)."""
     from gpta.tasks.heads import build_head
+    from gpta.tasks.heads.lm_verbalizer import LabelWordLoading
 
     head = build_head(task.head.name, label_names=task.label_names, label_words=words)
+    assert isinstance(head, LabelWordLoading)  # only the label-word heads score words
     try:
         head.bind(tokenizer)
     except GptaUserError as err:
@@ -419,7 +428,7 @@ def _load_pretrained(head: str, model_name: str) -> tuple[Any, Any]:
 def _ask(
     config: GptaConfig,
     tables: dict[str, Table],
-    task: Any,
+    task: ClassificationTask,
     run_dir: Path,
     description: str,
     progress: Progress,
@@ -445,6 +454,15 @@ def _ask(
         max_new_tokens=8 * len(task.label_names) + 16,
         schema=schema,
     )
+
+
+class _Outcome(NamedTuple):
+    """What the main process decided, sent to every process: the words and their source, or
+    the refusal's message and hint."""
+
+    words: dict[str, str]
+    source: str
+    error: tuple[str, str | None] | None = None
 
 
 def choose_label_words(
@@ -476,8 +494,11 @@ def choose_label_words(
     pending = _pending(config, tables)
     if not pending:
         return task
-    outcome: tuple[str, Any]
-    if ranks.is_main:
+    from gpta.tasks.classification import ClassificationTask as _Classification
+
+    assert isinstance(task, _Classification)  # label words are pending for classification only
+
+    def ask() -> _Outcome:
         try:
             choice = _choose(
                 config,
@@ -489,20 +510,22 @@ def choose_label_words(
                 quiet=quiet,
                 offered=offered,
             )
-            outcome = ("ok", (choice.words, choice.source))
         except GptaUserError as err:
-            outcome = ("error", (err.message, err.hint))
-        outcome = ranks.broadcast(outcome)
-    else:
-        outcome = ranks.broadcast(None)
-    if outcome[0] == "error":
-        message, hint = outcome[1]
+            return _Outcome({}, "", (err.message, err.hint))
+        return _Outcome(choice.words, choice.source)
+
+    outcome = ranks.broadcast(ask() if ranks.is_main else None)
+    if outcome.error is not None:
+        message, hint = outcome.error
         raise GptaUserError(message, hint=hint)
-    words, source = outcome[1]
+    words, source = outcome.words, outcome.source
     config.model.label_words = dict(words)
     from gpta.tasks import build_task
+    from gpta.tasks.heads.lm_verbalizer import LabelWordLoading
 
     chosen = build_task(config, tables)
+    # label words are pending only for a classification task with a label-word head
+    assert isinstance(chosen, _Classification) and isinstance(chosen.head, LabelWordLoading)
     chosen.head.label_words_source = source
     return chosen
 
@@ -542,9 +565,9 @@ def _proposals(
 
 def _screen_words(
     candidates: Sequence[WordCandidate],
-    task: Any,
-    model: Any,
-    tokenizer: Any,
+    task: ClassificationTask,
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
     rows: Sequence[dict[str, Any]],
     *,
     batch_size: int,
@@ -572,7 +595,7 @@ def _screen_words(
 def _choose(
     config: GptaConfig,
     tables: dict[str, Table],
-    task: Any,
+    task: ClassificationTask,
     run_dir: Path,
     description: str,
     pending: list[str],

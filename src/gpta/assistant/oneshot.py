@@ -111,7 +111,7 @@ class OneShot:
             return [], call
         call.update(
             ok=True,
-            structured=getattr(result, "structured", None),
+            structured=result.structured,
             cached=result.cached,
             completions=len(result.texts),
             prompt_tokens=result.usage.prompt_tokens,

@@ -68,6 +68,11 @@ class TeachingAssistant:
         window = self.config.context_window
         return int(window or getattr(self.channel.chat_model, "context_window", 0) or 8192)
 
+    def _backend(self) -> str:
+        """The TA's backend (``local`` for a run that asks no TA: it has no chat model)."""
+        model = self.channel.chat_model
+        return model.backend if model is not None else "local"
+
     def count_message_tokens(self, messages: list[Message]) -> int:
         """The TA's prompt tokens for ``messages`` (:func:`gpta.llm.base.count_prompt_tokens`)."""
         return count_prompt_tokens(self.channel.chat_model, messages)
@@ -88,7 +93,7 @@ class TeachingAssistant:
             calls=calls,
             n=cfg.candidates,
             prompt_tokens_per_call=prompt * cfg.candidates
-            if getattr(self.channel.chat_model, "backend", "local") in ("local", "llamacpp")
+            if self._backend() in ("local", "llamacpp")
             else prompt,
             max_completion_tokens_per_call=cfg.candidates * cfg.max_new_tokens,
             price=meter.price if meter is not None else None,

@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
@@ -39,6 +39,9 @@ from gpta.llm.base import Message
 from gpta.modeling.loading import quiet_loading
 
 if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from gpta.assistant.history import History
     from gpta.config import AssistantConfig, GptaConfig
 
 ADAPTER_META = "gpta_adapter.json"
@@ -79,11 +82,20 @@ class TuneResult:
 # --------------------------------------------------------------------------------------------
 
 
-def _prompt_and_full(tokenizer: Any, messages: list[Message], target: str) -> tuple[str, str]:
+def _prompt_and_full(
+    tokenizer: PreTrainedTokenizerBase, messages: list[Message], target: str
+) -> tuple[str, str]:
     if tokenizer.chat_template:
-        prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        full = tokenizer.apply_chat_template(
-            [*messages, {"role": "assistant", "content": target}], tokenize=False
+        # tokenize=False: the rendered text (the method's type covers every form it returns)
+        prompt = cast(
+            str,
+            tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False),
+        )
+        full = cast(
+            str,
+            tokenizer.apply_chat_template(
+                [*messages, {"role": "assistant", "content": target}], tokenize=False
+            ),
         )
         if full.startswith(prompt):
             return prompt, full
@@ -95,7 +107,11 @@ def _prompt_and_full(tokenizer: Any, messages: list[Message], target: str) -> tu
 
 
 def encode_example(
-    tokenizer: Any, messages: list[Message], target: str, *, max_length: int = 1024
+    tokenizer: PreTrainedTokenizerBase,
+    messages: list[Message],
+    target: str,
+    *,
+    max_length: int = 1024,
 ) -> tuple[list[int], list[int]]:
     """``(input_ids, labels)``: labels are -100 on the conversation, the ids on the reply.
 
@@ -113,14 +129,17 @@ def encode_example(
     return ids, labels
 
 
-def _loss(model: Any, ids: list[int], labels: list[int], device: str) -> torch.Tensor:
+def _loss(model: torch.nn.Module, ids: list[int], labels: list[int], device: str) -> torch.Tensor:
     input_ids = torch.tensor([ids], device=device)
     label_ids = torch.tensor([labels], device=device)
-    return model(input_ids=input_ids, labels=label_ids).loss
+    loss: torch.Tensor = model(input_ids=input_ids, labels=label_ids).loss
+    return loss
 
 
 @torch.no_grad()
-def target_loss(model: Any, encoded: Sequence[tuple[list[int], list[int]]], device: str) -> float:
+def target_loss(
+    model: torch.nn.Module, encoded: Sequence[tuple[list[int], list[int]]], device: str
+) -> float:
     """Mean per-example cross-entropy of the target tokens (eval mode)."""
     was_training = model.training
     model.eval()
@@ -142,7 +161,8 @@ def _load_base(model_name: str, device: str) -> tuple[Any, Any]:
     path = resolve_model_path(model_name)
     with quiet_loading():
         tokenizer = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(device)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+        model = model.to(device)  # type: ignore[arg-type]  # transformers' @wraps(Module.to) reads as unbound
     return model, tokenizer
 
 
@@ -155,7 +175,7 @@ def tune_lora(
     seed: int = 0,
     device: str = "cpu",
     model: Any = None,
-    tokenizer: Any = None,
+    tokenizer: PreTrainedTokenizerBase | None = None,
 ) -> TuneResult:
     """Train a LoRA adapter on ``examples`` (target tokens only) and save it in ``out_dir``.
 
@@ -213,7 +233,7 @@ def tune_lora(
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    peft_model.save_pretrained(out_dir)
+    peft_model.save_pretrained(str(out_dir))
     result = TuneResult(
         adapter_dir=str(out_dir),
         base_model=base_model,
@@ -332,7 +352,7 @@ class DialogueGradient:
         family: str,
         description: str,
         label_names: Sequence[str],
-        history: Any,
+        history: History,
         device: str = "cpu",
     ) -> None:
         self.config = config.assistant

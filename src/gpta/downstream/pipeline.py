@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from gpta.distributed import Ranks
 from gpta.downstream.artifact import find_model_dir, read_manifest
@@ -13,6 +13,11 @@ from gpta.manifest import Manifest
 from gpta.modeling.device import resolve_device
 from gpta.tasks import task_from_manifest
 from gpta.tasks.base import Evaluation
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from gpta.tasks.classification import ClassificationTask
 
 
 class GptaPipeline:
@@ -50,6 +55,11 @@ class GptaPipeline:
         self.model.to(resolve_device(device)).eval()
         self.batch_size = batch_size
 
+    def _varied(self) -> ClassificationTask:
+        """The task of a model saved with ``predict_prefixes`` (``augment_predict: mean``):
+        classification, the one family whose ``predict``/``outputs`` take a list of prefixes."""
+        return cast("ClassificationTask", self.task)
+
     def rows(self, inputs: str | Sequence[str | dict[str, Any]]) -> list[dict[str, Any]]:
         """Normalise strings to rows keyed by the task's input column."""
         if isinstance(inputs, str):
@@ -59,30 +69,43 @@ class GptaPipeline:
 
     def __call__(self, inputs: str | Sequence[str | dict[str, Any]]) -> list[Any]:
         """Predictions, one per input: see each task's ``predict``."""
+        if self.prefixes:  # averaged over several prefixes: saved by classification only
+            return self._varied().predict(
+                self.model,
+                self.tokenizer,
+                self.rows(inputs),
+                self.prefixes,
+                batch_size=self.batch_size,
+            )
         return self.task.predict(
-            self.model,
-            self.tokenizer,
-            self.rows(inputs),
-            self.prefixes or self.prefix,
-            batch_size=self.batch_size,
+            self.model, self.tokenizer, self.rows(inputs), self.prefix, batch_size=self.batch_size
         )
 
     def evaluate(self, rows: Sequence[dict[str, Any]], *, ranks: Ranks | None = None) -> Evaluation:
         """Metrics on labelled rows, computed exactly as during training; with ``ranks``
         (several processes) each scores its shard of the rows."""
         rows, ranks = list(rows), ranks or Ranks()
-        outputs = self.task.outputs(
-            self.model,
-            self.tokenizer,
-            ranks.shard(rows),
-            self.prefixes or self.prefix,
-            batch_size=self.batch_size,
-        )
+        if self.prefixes:
+            outputs = self._varied().outputs(
+                self.model,
+                self.tokenizer,
+                ranks.shard(rows),
+                self.prefixes,
+                batch_size=self.batch_size,
+            )
+        else:
+            outputs = self.task.outputs(
+                self.model,
+                self.tokenizer,
+                ranks.shard(rows),
+                self.prefix,
+                batch_size=self.batch_size,
+            )
         return self.task.score(rows, ranks.gather_shards(outputs, len(rows)))
 
 
 def _check_prefix_room(
-    prefixes: Sequence[str], tokenizer: Any, manifest: Manifest, where: Path
+    prefixes: Sequence[str], tokenizer: PreTrainedTokenizerBase, manifest: Manifest, where: Path
 ) -> None:
     """Refuse a saved prefix that fills the model's whole input (``max_length`` tokens): the
     row's own text would be cut away and every prediction would be the same. Training never

@@ -22,10 +22,10 @@ import math
 import os
 import random
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from torch.utils.data import Dataset
 from transformers import Trainer, TrainerCallback, TrainingArguments
@@ -37,6 +37,11 @@ from gpta.distributed import launched_world_size
 from gpta.errors import GptaUserError
 from gpta.progress import emit_json, log_format
 from gpta.tasks.base import Task
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+    from gpta.tasks.classification import ClassificationTask
 
 
 @dataclass(frozen=True)
@@ -112,7 +117,9 @@ class PrefixCollator:
     uniformly from the pool instead: prefix variety as input augmentation.
     """
 
-    def __init__(self, task: Task, tokenizer: Any, prefix: str = "", *, seed: int = 0) -> None:
+    def __init__(
+        self, task: Task, tokenizer: PreTrainedTokenizerBase, prefix: str = "", *, seed: int = 0
+    ) -> None:
         self.task = task
         self.tokenizer = tokenizer
         self.prefix = prefix
@@ -139,9 +146,10 @@ class PrefixCollator:
         if round_index is not None:
             self.rng = random.Random(f"{self.seed}:{round_index}")
 
-    def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    def __call__(self, rows: list[dict[str, Any]]) -> MutableMapping[str, Any]:
         if self.pool:  # prefix variety: a prefix per row from the pool, which holds "" already
-            return self.task.collate(
+            # (training.augment_prefixes: classification only, the one family that takes them)
+            return cast("ClassificationTask", self.task).collate(
                 rows, self.tokenizer, [self.rng.choice(self.pool) for _ in rows]
             )
         # one draw per batch (every task family takes one prefix for a batch); none at all

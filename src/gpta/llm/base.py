@@ -79,13 +79,16 @@ class ChatResult:
 class LLMRequestError(RuntimeError):
     """The TA could not answer: the retry budget is spent or the request cannot succeed.
 
-    The message never contains an API key; ``attempts`` and ``faults`` say what happened.
+    The message never contains an API key; ``attempts`` and ``faults`` say what happened;
+    ``format_refused`` is true when the server refused the request's response_format (the
+    openai backend then retries in a weaker form).
     """
 
     def __init__(self, message: str, *, attempts: int = 1, faults: tuple[str, ...] = ()) -> None:
         super().__init__(message)
         self.attempts = attempts
         self.faults = faults
+        self.format_refused = False
 
 
 class ChatModel(Protocol):

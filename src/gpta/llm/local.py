@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
@@ -13,6 +13,9 @@ from gpta.bundled import resolve_model_path
 from gpta.llm.base import ChatResult, Message, Sampling, Usage
 from gpta.llm.structured import OutputSchema
 from gpta.modeling.loading import quiet_loading
+
+if TYPE_CHECKING:
+    from transformers import BatchEncoding
 
 
 def _weights(path: str) -> dict[str, str]:
@@ -42,7 +45,7 @@ class LocalChatModel:
             self.model = AutoModelForCausalLM.from_pretrained(
                 **_weights(self.path), dtype=torch.float32
             )
-        self.model.to(device).eval()
+        self.model.to(device).eval()  # type: ignore[arg-type]  # transformers' @wraps(Module.to) reads as unbound
         self.device = device
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
@@ -71,7 +74,7 @@ class LocalChatModel:
             model = AutoModelForCausalLM.from_pretrained(**_weights(self.path), dtype=torch.float32)
         if adapter is not None:
             model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
-        self.model = model.to(self.device).eval()
+        self.model = model.to(self.device).eval()  # type: ignore[arg-type]  # as in __init__
         self.adapter = str(adapter) if adapter is not None else None
 
     def count_tokens(self, text: str) -> int:
@@ -82,8 +85,11 @@ class LocalChatModel:
 
     def _prompt_ids(self, messages: list[Message]) -> dict[str, torch.Tensor]:
         if self.tokenizer.chat_template:
-            encoded = self.tokenizer.apply_chat_template(
-                messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+            encoded = cast(  # return_dict=True: a BatchEncoding
+                "BatchEncoding[torch.Tensor]",
+                self.tokenizer.apply_chat_template(
+                    messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+                ),
             )
         else:  # a base model: plain transcript
             text = "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant:"

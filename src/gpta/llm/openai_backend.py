@@ -121,7 +121,7 @@ def _capped_stream_class(base: type) -> type:
     """A byte stream of the client's own stream type (its reader checks the type) that
     counts the bytes it passes on and raises :class:`ResponseTooLarge` past ``limit``."""
 
-    class CappedStream(base):  # type: ignore[misc, valid-type]
+    class CappedStream(base):
         def __init__(self, inner: Any, limit: int) -> None:
             self.inner = inner
             self.limit = limit
@@ -275,7 +275,8 @@ class OpenAIChatModel:
 
     # --- one HTTP request, retried ---------------------------------------------------------
     def _create(self, messages: list[Message], sampling: Sampling, fmt: Any) -> Any:
-        request = {
+        # keyword arguments of the SDK's create (the token limit's name depends on the server)
+        request: dict[str, Any] = {
             "model": self.model_name,
             "messages": messages,
             "n": sampling.n,
@@ -492,7 +493,7 @@ def _next(form: str) -> str:
 
 def _refuses_format(err: LLMRequestError) -> bool:
     """The request failed because the server does not take its response_format."""
-    return bool(getattr(err, "format_refused", False))
+    return err.format_refused
 
 
 def _describe(err: BaseException) -> str:

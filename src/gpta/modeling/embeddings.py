@@ -9,7 +9,7 @@ the caller's ``encode`` adds one.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -17,10 +17,13 @@ import torch
 from gpta.modeling.inference import forward_batches
 from gpta.modeling.pooled import PooledClassifier, Pooling, pool
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
 
 def frozen_embeddings(
-    model: Any,
-    tokenizer: Any,
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
     texts: Sequence[str],
     *,
     max_length: int,

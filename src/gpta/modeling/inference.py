@@ -3,7 +3,7 @@ screening, the final test evaluation and ``gpta predict``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import torch
@@ -12,13 +12,13 @@ Row = TypeVar("Row")
 
 
 def forward_batches(
-    model: Any,
+    model: torch.nn.Module,
     rows: Sequence[Row],
-    make_batch: Callable[[Sequence[Row]], dict[str, Any]],
+    make_batch: Callable[[Sequence[Row]], Mapping[str, Any]],
     *,
     batch_size: int,
     call_model: bool = True,
-) -> Iterator[tuple[dict[str, Any], Any]]:
+) -> Iterator[tuple[Mapping[str, Any], Any]]:
     """Yield ``(batch, outputs)`` per batch of ``rows``; restores the model's mode afterwards.
 
     ``make_batch`` turns a slice of rows into model inputs; keys the model does not take

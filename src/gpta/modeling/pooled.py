@@ -24,7 +24,7 @@ sentence-transformers' own folder format is what we read the pooling from.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,7 +127,7 @@ class PooledClassifier(torch.nn.Module):
     @torch.no_grad()
     def fit_probe(
         self,
-        batches: Sequence[dict[str, torch.Tensor]],
+        batches: Sequence[Mapping[str, torch.Tensor]],
         labels: Sequence[int],
         *,
         weights: Sequence[float] | None = None,

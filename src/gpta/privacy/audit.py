@@ -425,7 +425,7 @@ def _attempts(record: dict[str, Any]) -> int:
 
 
 def _recheck(
-    report: AuditReport, run_dir: Path, records: list[dict[str, Any]], policy: dict | None
+    report: AuditReport, run_dir: Path, records: list[dict[str, Any]], policy: dict[str, Any] | None
 ) -> None:
     from gpta.privacy.policy import rebuild_guard
 

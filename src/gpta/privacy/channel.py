@@ -66,7 +66,7 @@ class ExposureChannel:
 
     def __init__(
         self,
-        chat_model: ChatModel,
+        chat_model: ChatModel | None,
         ledger: ExposureLedger,
         meter: UsageMeter | None = None,
         *,
@@ -75,7 +75,7 @@ class ExposureChannel:
         policy: str = "none",
         redactor: Redactor | None = None,
     ) -> None:
-        self.chat_model = chat_model
+        self.chat_model = chat_model  # None: a run whose fixed prefix never asks the TA
         self.ledger = ledger
         self.meter = meter
         self.guard = guard
@@ -87,6 +87,12 @@ class ExposureChannel:
         self.blocked = 0  # stopped by the leak guard: not sent
         self.last_block: str | None = None  # the last block's summary (row ids, no text)
         self.usage = Usage()
+
+    def _sender(self) -> ChatModel:
+        """The chat model requests go to."""
+        if self.chat_model is None:
+            raise RuntimeError("this run asks no TA: its channel has no chat model")
+        return self.chat_model
 
     def send(
         self,
@@ -109,8 +115,8 @@ class ExposureChannel:
                 self.blocked += 1
                 self.last_block = report.summary()
                 block_id = self.ledger.record_block(
-                    backend=self.chat_model.backend,
-                    model=self.chat_model.model_name,
+                    backend=self._sender().backend,
+                    model=self._sender().model_name,
                     messages=messages,
                     copied_row_ids=report.row_ids,
                     reason="verbatim overlap with data rows outside the allowed exemplars",
@@ -125,8 +131,8 @@ class ExposureChannel:
             prompt = count_prompt_tokens(self.chat_model, messages) * sampling.n
             self.meter.check(prompt, sampling.n * sampling.max_new_tokens)
         request_id = self.ledger.record_request(
-            backend=self.chat_model.backend,
-            model=self.chat_model.model_name,
+            backend=self._sender().backend,
+            model=self._sender().model_name,
             messages=messages,
             row_ids=self.rows_in(messages, original),
             params=params,
@@ -137,9 +143,9 @@ class ExposureChannel:
         self.requests += 1
         try:
             if schema is None:
-                result = self.chat_model.chat(messages, sampling)  # exactly what was recorded
+                result = self._sender().chat(messages, sampling)  # exactly what was recorded
             else:
-                result = self.chat_model.chat(messages, sampling, schema=schema)
+                result = self._sender().chat(messages, sampling, schema=schema)
         except Exception as err:
             self.failed += 1
             attempts = getattr(err, "attempts", 1)

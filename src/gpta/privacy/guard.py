@@ -35,7 +35,7 @@ __all__ = ["LeakGuard", "LeakReport", "word_tokens"]
 _SEED = 0x6770_7461  # fixed: hashes are only compared within one process
 
 
-class _Vocabulary(dict):
+class _Vocabulary(dict[str, int]):
     """word -> id; an unseen word gets the next id."""
 
     def __missing__(self, word: str) -> int:

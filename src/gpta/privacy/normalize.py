@@ -76,7 +76,7 @@ def word_spans(text: str) -> list[tuple[str, int, int]]:
     punctuation (for telling the user *where* a copy is)."""
     if "\u202e" in text:  # a right-to-left override moves words across chunks: the whole
         return [(word, 0, len(text)) for word in word_tokens(text)]  # text is the place
-    spans = []
+    spans: list[tuple[str, int, int]] = []
     for chunk in _CHUNK.finditer(_strip_tags(text)):
         words = _words(chunk.group(0))
         if words:

@@ -39,7 +39,9 @@ from gpta.privacy.secrets import register_secret
 if TYPE_CHECKING:
     from gpta.config import GptaConfig
     from gpta.data import Table
-    from gpta.llm.base import ChatModel
+    from gpta.llm.base import ChatModel, Message
+    from gpta.llm.usage import UsageMeter
+    from gpta.progress import Progress
 
 DEFAULT_EXEMPLARS = 4
 MAX_EXEMPLAR_CHARS = 600
@@ -51,10 +53,10 @@ def register_config_secrets(config: GptaConfig) -> None:
     that :func:`gpta.privacy.secrets.scrub` removes them. Here, not in secrets.py: secrets
     sits below the config (the config validates with :func:`~gpta.privacy.secrets.scrub`)."""
     assistant = config.assistant
-    key_env = getattr(assistant, "api_key_env", None)
+    key_env = assistant.api_key_env
     if key_env:
         register_secret(os.environ.get(key_env))
-    for value in (getattr(assistant, "extra_headers", None) or {}).values():
+    for value in assistant.extra_headers.values():
         if isinstance(value, str) and value.startswith("env:"):
             register_secret(os.environ.get(value.removeprefix("env:")))
 
@@ -250,6 +252,17 @@ def select_exemplars(
     return exemplars
 
 
+def _first_repeat(values: list[str]) -> str:
+    """The first value that appears a second time (``values`` holds a repeat)."""
+    seen: set[str] = set()
+    return next(v for v in values if v in seen or _added(seen, v))
+
+
+def _added(seen: set[str], value: str) -> bool:
+    seen.add(value)
+    return False
+
+
 def _check_id_column(train: Table, ids: list[str], column: str) -> None:
     if not all(column in row for row in train.rows):
         raise GptaUserError(
@@ -257,8 +270,7 @@ def _check_id_column(train: Table, ids: list[str], column: str) -> None:
             hint=f"name a column every row has: {', '.join(train.columns)}",
         )
     if len(set(ids)) != len(ids):
-        seen: set[str] = set()
-        duplicate = next(r for r in ids if r in seen or seen.add(r))
+        duplicate = _first_repeat(ids)
         raise GptaUserError(
             f"privacy.id_column: {column!r} is not unique in {train.source} "
             f"(id {duplicate!r} repeats)",
@@ -297,7 +309,11 @@ class Exposure:
     warnings: list[str] = field(default_factory=list)
     redactor: Redactor = field(default_factory=Redactor)  # privacy.redact_names included
 
-    def channel(self, chat_model: ChatModel, meter: Any = None) -> ExposureChannel:
+    def channel(
+        self, chat_model: ChatModel | None, meter: UsageMeter | None = None
+    ) -> ExposureChannel:
+        """The channel a run's TA requests go through (``chat_model`` None: a run that never
+        asks the TA)."""
         return ExposureChannel(
             chat_model,
             self.ledger,
@@ -308,7 +324,7 @@ class Exposure:
             redactor=self.redactor,
         )
 
-    def check(self, messages: list[Any]) -> LeakReport | None:
+    def check(self, messages: list[Message]) -> LeakReport | None:
         """What the guard finds in ``messages`` as the channel would send them (cleaned
         first), or None: a request built of them would be sent."""
         cleaned, _ = clean_messages(messages, self.redactor)
@@ -318,7 +334,7 @@ class Exposure:
         """The ledger's final hash and record count, for the run's metrics.json."""
         return self.ledger.seal()
 
-    def announce(self, progress: Any) -> None:
+    def announce(self, progress: Progress) -> None:
         """Print the warnings and :meth:`describe` (not read as terminal markup)."""
         from rich.markup import escape
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 PLACEHOLDERS = {
@@ -212,7 +212,7 @@ class Redactor:
     def redact(self, text: str) -> Redacted:
         counts: Counter[str] = Counter()
 
-        def simple(kind: str):
+        def simple(kind: str) -> Callable[[re.Match[str]], str]:
             def replace(_: re.Match[str]) -> str:
                 counts[kind] += 1
                 return PLACEHOLDERS[kind]

@@ -36,9 +36,16 @@ import functools
 import math
 import re
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+    from detect_secrets.plugins.high_entropy_strings import (
+        Base64HighEntropyString,
+        HexHighEntropyString,
+    )
+
     from gpta.llm.base import ChatResult
 
 PLACEHOLDER = "[SECRET]"
@@ -125,12 +132,15 @@ _secrets: set[str] = set()
 def _catalogue() -> tuple[re.Pattern[str], ...]:
     """detect-secrets' regex plugins' patterns (imported on first use: ~0.1 s)."""
     from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
-    from detect_secrets.plugins.base import RegexBasedDetector
+    from detect_secrets.plugins.base import BasePlugin, RegexBasedDetector
 
+    plugins: Mapping[str, type[BasePlugin]] = get_mapping_from_secret_type_to_class()
     patterns: list[re.Pattern[str]] = []
-    for plugin in get_mapping_from_secret_type_to_class().values():
+    for plugin in plugins.values():
         if issubclass(plugin, RegexBasedDetector) and plugin.__name__ not in _SKIPPED_PLUGINS:
-            patterns.extend(plugin.denylist)
+            # a detector's denylist: a class attribute (a tuple of compiled patterns) under
+            # the base class's abstract property
+            patterns.extend(cast("Iterable[re.Pattern[str]]", plugin.denylist))
     return tuple(patterns)
 
 
@@ -148,7 +158,7 @@ def _keyword_patterns() -> tuple[re.Pattern[str], tuple[tuple[re.Pattern[str], i
 
 
 @functools.cache
-def _entropy_plugins() -> tuple[Any, Any]:
+def _entropy_plugins() -> tuple[Base64HighEntropyString, HexHighEntropyString]:
     """detect-secrets' Base64HighEntropyString and HexHighEntropyString, at their limits."""
     from detect_secrets.plugins.high_entropy_strings import (
         Base64HighEntropyString,
@@ -179,6 +189,12 @@ def _random_looking(word: str) -> bool:
         return False
     limit = min(base64.entropy_limit, _BITS_AT_40 * math.log2(len(word)) / math.log2(40))
     return base64.calculate_shannon_entropy(word) > limit
+
+
+def _match_end(pattern: re.Pattern[str], text: str, pos: int) -> int:
+    """Where ``pattern`` (one that matches the empty string) stops matching from ``pos``."""
+    match = pattern.match(text, pos)
+    return match.end() if match is not None else pos
 
 
 def _value(text: str, start: int, end: int) -> tuple[int, int]:
@@ -246,7 +262,7 @@ def _spans(text: str, prose: bool) -> list[tuple[int, int]]:
                 start, end = match.span(1)  # "context: (value)": only the value
             if end > start and _TOKEN_END.search(text[start:end]):
                 # a pattern that stops inside a token (a JWT's signature) takes all of it
-                end = _TOKEN_CHARS.match(text, end).end()
+                end = _match_end(_TOKEN_CHARS, text, end)
             spans.append((start, end))
     for pattern, group in _OWN_SHAPES:
         for match in pattern.finditer(text):

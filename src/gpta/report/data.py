@@ -16,6 +16,7 @@ import yaml
 
 from gpta import safe_yaml
 from gpta.errors import GptaUserError
+from gpta.fileio import object_at
 
 RUN_MARKERS = ("history.jsonl", "metrics.json", "config.yaml", "model/gpta.json")
 
@@ -175,7 +176,7 @@ def _rounds(events: list[dict[str, Any]], metrics: dict[str, Any]) -> list[Round
     for item in raw:
         if not isinstance(item.get("round"), int):
             continue
-        seconds = item.get("seconds") if isinstance(item.get("seconds"), dict) else {}
+        seconds = object_at(item, "seconds")
         by_round[item["round"]] = RoundRow(  # a resumed run may repeat a round: keep the last
             round=item["round"],
             prefix=str(item.get("prefix") or ""),
@@ -273,7 +274,7 @@ def _exposure(records: list[dict[str, Any]], present: bool) -> Exposure:
         kind = r.get("event")
         if kind == "response":
             out.responses += 1
-            usage[r.get("id")] = r.get("usage") if isinstance(r.get("usage"), dict) else {}
+            usage[r.get("id")] = object_at(r, "usage")
         elif kind == "error":
             out.errors += 1
         elif kind == "policy":

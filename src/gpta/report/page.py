@@ -12,7 +12,7 @@ from typing import Any
 
 import jinja2
 
-from gpta.fileio import check_dir_creatable, make_dir, write_text_atomic
+from gpta.fileio import check_dir_creatable, make_dir, object_at, write_text_atomic
 from gpta.report import plots
 from gpta.report.data import RunData, load_run
 from gpta.run_folder import record_written
@@ -53,8 +53,8 @@ def _png_size(path: Path) -> tuple[int, int]:
 def _summary(run: RunData) -> dict[str, Any]:
     metric = run.metric
     dev, test = run.final_metrics("dev"), run.final_metrics("test")
-    assistant = run.config.get("assistant") if isinstance(run.config.get("assistant"), dict) else {}
-    model = run.config.get("model") if isinstance(run.config.get("model"), dict) else {}
+    assistant = object_at(run.config, "assistant")
+    model = object_at(run.config, "model")
     start = next(
         (e for e in run.events if e.get("event") == "select" and e.get("round") == 0), None
     )
@@ -135,8 +135,8 @@ def _cards_view(record: dict[str, Any]) -> dict[str, Any] | None:
     a damaged or partial file shows what it holds."""
     if not isinstance(record, dict) or "chosen" not in record:
         return None
-    chosen = record.get("chosen") if isinstance(record.get("chosen"), dict) else {}
-    baseline = record.get("baseline") if isinstance(record.get("baseline"), dict) else {}
+    chosen = object_at(record, "chosen")
+    baseline = object_at(record, "baseline")
     sets = [s for s in record.get("sets") or [] if isinstance(s, dict)]
     last = sets[-1:] or []
     return {

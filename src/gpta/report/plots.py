@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from gpta.report.data import RunData
 
 DPI = 110
-COLORS = plt.get_cmap("tab10").colors
+COLORS = matplotlib.color_sequences["tab10"]
 
 
 def prefix_ids(run: RunData) -> dict[str, str]:
@@ -57,14 +57,14 @@ def dev_score(runs: Sequence[RunData], path: Path) -> Path | None:
         rows = [r for r in run.rounds if r.dev_score is not None]
         xs = [r.round for r in rows]
         xs_all += xs
-        ys = [r.dev_score for r in rows]
+        ys = [r.dev_score for r in rows if r.dev_score is not None]  # (all of them)
         color = COLORS[i % len(COLORS)]
         ax.plot(xs, ys, marker="o", color=color, label=run.name if len(runs) > 1 else None)
-        best = [r for r in rows if r.best]
+        best = [(r.round, r.dev_score) for r in rows if r.best and r.dev_score is not None]
         if best:
             ax.plot(
-                [best[0].round],
-                [best[0].dev_score],
+                [best[0][0]],
+                [best[0][1]],
                 marker="*",
                 markersize=16,
                 color=color,
@@ -138,7 +138,7 @@ def improvement(runs: Sequence[RunData], path: Path) -> Path | None:
         offset = (i - (len(runs) - 1) / 2) * width
         bars = ax.bar(
             [x + offset for x in xs],
-            [row.rate for row in rows],
+            [row.rate for row in rows if row.rate is not None],  # (all of them)
             width=width,
             color=COLORS[i % len(COLORS)],
             label=run.name if len(runs) > 1 else None,

@@ -14,11 +14,14 @@ passes only where the family allows) turn the outputs of *all* rows into numbers
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedTokenizerBase
+
     from gpta.config import GptaConfig
     from gpta.data import Table
     from gpta.manifest import Manifest
@@ -124,7 +127,7 @@ class TaskIO:
 
 
 def majority_of(
-    train_ids: Sequence[int], splits: dict[str, Sequence[int]], names: Sequence[Any]
+    train_ids: Sequence[int], splits: Mapping[str, Sequence[int]], names: Sequence[Any]
 ) -> dict[str, Any]:
     """The most frequent class of ``train_ids`` (ties: the lowest id), by its name, and the
     accuracy of always answering it on each split of class ids."""
@@ -155,7 +158,7 @@ class RowScoring:
     """
 
     # None: the Trainer uses the model's own loss; a family with its own defines a method
-    compute_loss: ClassVar[TaskLoss | None] = None
+    compute_loss: TaskLoss | None = None
 
     def check_rows(
         self,
@@ -170,7 +173,12 @@ class RowScoring:
         options and shapes)."""
 
     def prepare_model(
-        self, model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], *, batch_size: int
+        self,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
+        rows: Sequence[dict[str, Any]],
+        *,
+        batch_size: int,
     ) -> dict[str, Any]:
         """Before the first round: start new weights from the training rows (default:
         nothing); returns what was done."""
@@ -185,8 +193,8 @@ class RowScoring:
 
     def outputs(
         self,
-        model: Any,
-        tokenizer: Any,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
         rows: Sequence[dict[str, Any]],
         prefix: str,
         *,
@@ -206,8 +214,8 @@ class RowScoring:
 
     def outputs_many(
         self,
-        model: Any,
-        tokenizer: Any,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
         rows: Sequence[dict[str, Any]],
         prefixes: Sequence[str],
         *,
@@ -221,8 +229,8 @@ class RowScoring:
 
     def evaluate(
         self,
-        model: Any,
-        tokenizer: Any,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
         rows: Sequence[dict[str, Any]],
         prefix: str,
         *,
@@ -234,8 +242,8 @@ class RowScoring:
 
     def screen(
         self,
-        model: Any,
-        tokenizer: Any,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
         rows: Sequence[dict[str, Any]],
         prefix: str,
         *,
@@ -250,8 +258,8 @@ class RowScoring:
 
     def screen_many(
         self,
-        model: Any,
-        tokenizer: Any,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
         rows: Sequence[dict[str, Any]],
         prefixes: Sequence[str],
         *,
@@ -271,12 +279,25 @@ class Task(Protocol):
 
     family: str
     primary_metric: str
-    # The column of the text the prefix joins (QA: the context, multiple choice: the article)
-    # and of the reference answer, by the names the saved manifest gives them.
-    text_column: str
-    label_column: str
-    # The family's own training loss, or None for the model's (only classification has one).
-    compute_loss: TaskLoss | None
+
+    # Read-only: QA and multiple choice derive the two columns from their own, and
+    # classification's loss is a method.
+    @property
+    def text_column(self) -> str:
+        """The column of the text the prefix joins (QA: the context, multiple choice: the
+        article), by the name the saved manifest gives it."""
+        ...
+
+    @property
+    def label_column(self) -> str:
+        """The column of the reference answer, by the name the saved manifest gives it."""
+        ...
+
+    @property
+    def compute_loss(self) -> TaskLoss | None:
+        """The family's own training loss, or None for the model's (only classification has
+        one)."""
+        ...
 
     @classmethod
     def from_config(cls, config: GptaConfig, tables: dict[str, Table]) -> Task:
@@ -312,16 +333,21 @@ class Task(Protocol):
 
     def io(self) -> TaskIO: ...
 
-    def load_model(self, name_or_path: str) -> tuple[Any, Any]: ...
+    def load_model(self, name_or_path: str) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]: ...
 
-    def load_trained(self, model_dir: str) -> tuple[Any, Any]: ...
+    def load_trained(self, model_dir: str) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]: ...
 
     def collate(
-        self, rows: Sequence[dict[str, Any]], tokenizer: Any, prefix: str
-    ) -> dict[str, Any]: ...
+        self, rows: Sequence[dict[str, Any]], tokenizer: PreTrainedTokenizerBase, prefix: str
+    ) -> MutableMapping[str, Any]: ...
 
     def prepare_model(
-        self, model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], *, batch_size: int
+        self,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
+        rows: Sequence[dict[str, Any]],
+        *,
+        batch_size: int,
     ) -> dict[str, Any]: ...
 
     def majority_baseline(
@@ -330,8 +356,8 @@ class Task(Protocol):
 
     def outputs(
         self,
-        model: Any,
-        tokenizer: Any,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
         rows: Sequence[dict[str, Any]],
         prefix: str,
         *,
@@ -341,8 +367,8 @@ class Task(Protocol):
 
     def outputs_many(
         self,
-        model: Any,
-        tokenizer: Any,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
         rows: Sequence[dict[str, Any]],
         prefixes: Sequence[str],
         *,
@@ -357,8 +383,8 @@ class Task(Protocol):
 
     def evaluate(
         self,
-        model: Any,
-        tokenizer: Any,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
         rows: Sequence[dict[str, Any]],
         prefix: str,
         *,
@@ -367,8 +393,8 @@ class Task(Protocol):
 
     def screen(
         self,
-        model: Any,
-        tokenizer: Any,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
         rows: Sequence[dict[str, Any]],
         prefix: str,
         *,
@@ -377,8 +403,8 @@ class Task(Protocol):
 
     def screen_many(
         self,
-        model: Any,
-        tokenizer: Any,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
         rows: Sequence[dict[str, Any]],
         prefixes: Sequence[str],
         *,
@@ -389,8 +415,8 @@ class Task(Protocol):
 
     def predict(
         self,
-        model: Any,
-        tokenizer: Any,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
         rows: Sequence[dict[str, Any]],
         prefix: str,
         *,

@@ -11,7 +11,7 @@ prediction are the same code for all. Only text tokens are ever truncated.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +34,8 @@ from gpta.tasks.heads.sequence import join_prefix
 from gpta.tasks.labels import LabelIndex, label_key, read_labels
 
 if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
     from gpta.config import GptaConfig
     from gpta.manifest import Manifest
 
@@ -175,15 +177,18 @@ class ClassificationTask(RowScoring):
 
     # --- model inputs --------------------------------------------------------------------------
     def encode(
-        self, tokenizer: Any, texts: Sequence[str], prefix: str | Sequence[str]
-    ) -> dict[str, torch.Tensor]:
+        self, tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], prefix: str | Sequence[str]
+    ) -> MutableMapping[str, torch.Tensor]:
         """Model inputs for a batch: one prefix for all rows, or one per row."""
         prefixes = [prefix] * len(texts) if isinstance(prefix, str) else list(prefix)
         return self.head.encode(tokenizer, list(texts), prefixes, self.max_length)
 
     def collate(
-        self, rows: Sequence[dict[str, Any]], tokenizer: Any, prefix: str | Sequence[str]
-    ) -> dict[str, Any]:
+        self,
+        rows: Sequence[dict[str, Any]],
+        tokenizer: PreTrainedTokenizerBase,
+        prefix: str | Sequence[str],
+    ) -> MutableMapping[str, Any]:
         """A training batch: inputs with the prefix (or a prefix per row), class ids as
         ``labels``."""
         batch = self.encode(tokenizer, [r[self.text_column] for r in rows], prefix)
@@ -192,7 +197,9 @@ class ClassificationTask(RowScoring):
             batch["row_weights"] = torch.tensor([float(r.get(ROW_WEIGHT, 1.0)) for r in rows])
         return batch
 
-    def compute_loss(self, model: Any, inputs: dict[str, Any]) -> tuple[torch.Tensor, Any]:
+    def compute_loss(
+        self, model: torch.nn.Module, inputs: dict[str, Any]
+    ) -> tuple[torch.Tensor, Any]:
         """Training loss of a batch: cross-entropy over the head's class scores."""
         inputs = dict(inputs)
         labels = inputs.pop("labels")
@@ -221,7 +228,12 @@ class ClassificationTask(RowScoring):
 
     # --- models ----------------------------------------------------------------------------------
     def prepare_model(
-        self, model: Any, tokenizer: Any, rows: Sequence[dict[str, Any]], *, batch_size: int
+        self,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
+        rows: Sequence[dict[str, Any]],
+        *,
+        batch_size: int,
     ) -> dict[str, Any]:
         """The head's start from the training rows (a linear probe for pooled encoders);
         rows the run added (class cards) count with their loss weight."""
@@ -245,19 +257,19 @@ class ClassificationTask(RowScoring):
         }
         return majority_of(self._ids([r[self.label_column] for r in train]), ids, self.labels)
 
-    def load_model(self, name_or_path: str) -> tuple[Any, Any]:
+    def load_model(self, name_or_path: str) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
         """A pretrained model made ready by the head for these labels."""
         return self.head.load_model(name_or_path, self.label_names)
 
-    def load_trained(self, model_dir: str) -> tuple[Any, Any]:
+    def load_trained(self, model_dir: str) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
         """A model saved by a run."""
         return self.head.load_trained(model_dir)
 
     # --- scoring ---------------------------------------------------------------------------------
     def logits(
         self,
-        model: Any,
-        tokenizer: Any,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
         texts: Sequence[str],
         prefix: str | Sequence[str],
         *,
@@ -278,7 +290,12 @@ class ClassificationTask(RowScoring):
         )
 
     def _pair_logits(
-        self, model: Any, tokenizer: Any, pairs: Sequence[tuple[str, str]], *, batch_size: int
+        self,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
+        pairs: Sequence[tuple[str, str]],
+        *,
+        batch_size: int,
     ) -> torch.Tensor:
         """Class scores of ``(prefix, text)`` pairs, in order. Pairs are batched by length so
         that a batch pads little (same results: every row is scored on its own)."""
@@ -302,8 +319,8 @@ class ClassificationTask(RowScoring):
 
     def outputs(
         self,
-        model: Any,
-        tokenizer: Any,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
         rows: Sequence[dict[str, Any]],
         prefix: str | Sequence[str],
         *,
@@ -316,8 +333,8 @@ class ClassificationTask(RowScoring):
 
     def outputs_many(
         self,
-        model: Any,
-        tokenizer: Any,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
         rows: Sequence[dict[str, Any]],
         prefixes: Sequence[str],
         *,
@@ -343,8 +360,8 @@ class ClassificationTask(RowScoring):
 
     def predict(
         self,
-        model: Any,
-        tokenizer: Any,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
         rows: Sequence[dict[str, Any]],
         prefix: str | Sequence[str],
         *,
@@ -398,11 +415,13 @@ class ClassificationTask(RowScoring):
 
     @classmethod
     def from_manifest(cls, manifest: Manifest) -> ClassificationTask:
+        from gpta.manifest import required
+
         manifest.require("text_column", "label_column", "labels")
         return cls(
-            manifest.text_column,
-            manifest.label_column,
-            list(manifest.labels),
+            required(manifest.text_column, "text_column"),
+            required(manifest.label_column, "label_column"),
+            list(required(manifest.labels, "labels")),
             manifest.max_length,
             head_from_manifest(manifest.fields()),
         )

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from gpta.errors import GptaUserError
 from gpta.modeling.loading import load_pretrained
 
 if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedTokenizerBase
+
     from gpta.config import GptaConfig
 
 #: the fix a row that leaves too little room next to the prefix can take, beside its own
@@ -34,7 +37,7 @@ def require_distinct_columns(columns: dict[str, str]) -> None:
         seen[column] = option
 
 
-def load_tokenizer(name_or_path: str) -> Any:
+def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:
     """The tokenizer of a model (bundled name, local folder or cached hub id), to validate
     input lengths before any model is loaded."""
     from transformers import AutoTokenizer
@@ -51,7 +54,7 @@ def load_tokenizer(name_or_path: str) -> Any:
         ) from None
 
 
-def prefix_budget(config: GptaConfig, tokenizer: Any) -> int:
+def prefix_budget(config: GptaConfig, tokenizer: PreTrainedTokenizerBase) -> int:
     """The most tokens a prefix of this run can take: ``assistant.max_prefix_tokens`` (the cap
     on the TA's proposals and on a warm start), or a static prefix's own length when the run
     starts from a longer one (it is used as written, not cut). The families whose inputs
@@ -63,7 +66,9 @@ def prefix_budget(config: GptaConfig, tokenizer: Any) -> int:
     return max(assistant.max_prefix_tokens, own)
 
 
-def load_auto_model(auto_class: str, name_or_path: str) -> tuple[Any, Any]:
+def load_auto_model(
+    auto_class: str, name_or_path: str
+) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
     """A model of the transformers auto class named ``auto_class`` (e.g.
     ``AutoModelForQuestionAnswering``; named, so that transformers is imported only when a
     model loads) and its tokenizer, from a pretrained checkpoint or a saved run alike."""
@@ -79,10 +84,10 @@ class AutoModelLoading:
 
     auto_class: ClassVar[str]
 
-    def load_model(self, name_or_path: str) -> tuple[Any, Any]:
+    def load_model(self, name_or_path: str) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
         """A pretrained model with the family's head, and its tokenizer."""
         return load_auto_model(self.auto_class, name_or_path)
 
-    def load_trained(self, model_dir: str) -> tuple[Any, Any]:
+    def load_trained(self, model_dir: str) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
         """A model saved by a run."""
         return load_auto_model(self.auto_class, model_dir)

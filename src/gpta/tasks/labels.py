@@ -232,7 +232,7 @@ class LabelIndex:
         """The warning naming the labels of ``values`` read as a class written otherwise
         (``gpta eval``'s file against a saved model), or None; unknown labels are skipped
         (:meth:`get` is None: the caller refuses them)."""
-        normalised = []
+        normalised: list[str] = []
         for spellings in _spellings([(source, values, locations)]).values():
             for spelling in spellings.values():
                 found = self.get(spelling.value)

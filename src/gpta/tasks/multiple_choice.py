@@ -44,6 +44,8 @@ from gpta.tasks.common import (
 from gpta.tasks.heads.sequence import join_prefix
 
 if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
     from gpta.config import GptaConfig
     from gpta.manifest import Manifest
 
@@ -224,7 +226,7 @@ class MultipleChoiceTask(AutoModelLoading, RowScoring):
         rows: Sequence[dict[str, Any]],
         locations: Sequence[str],
         source: str,
-        tokenizer: Any,
+        tokenizer: PreTrainedTokenizerBase,
         *,
         prefix_tokens: int,
     ) -> None:
@@ -246,7 +248,7 @@ class MultipleChoiceTask(AutoModelLoading, RowScoring):
 
     # --- model inputs --------------------------------------------------------------------------
     def encode(
-        self, tokenizer: Any, rows: Sequence[dict[str, Any]], prefix: str
+        self, tokenizer: PreTrainedTokenizerBase, rows: Sequence[dict[str, Any]], prefix: str
     ) -> dict[str, torch.Tensor]:
         """``(batch, num_choices, max_length)`` inputs; only the article is truncated."""
         articles, segments = [], []
@@ -276,7 +278,7 @@ class MultipleChoiceTask(AutoModelLoading, RowScoring):
         return {k: v.view(shape) for k, v in encoded.items()}
 
     def collate(
-        self, rows: Sequence[dict[str, Any]], tokenizer: Any, prefix: str
+        self, rows: Sequence[dict[str, Any]], tokenizer: PreTrainedTokenizerBase, prefix: str
     ) -> dict[str, Any]:
         """A training batch: option pairs with the prefix, and option indices as ``labels``."""
         batch = self.encode(tokenizer, rows, prefix)
@@ -292,8 +294,8 @@ class MultipleChoiceTask(AutoModelLoading, RowScoring):
     # --- scoring ---------------------------------------------------------------------------------
     def logits(
         self,
-        model: Any,
-        tokenizer: Any,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
         rows: Sequence[dict[str, Any]],
         prefix: str,
         *,
@@ -313,8 +315,8 @@ class MultipleChoiceTask(AutoModelLoading, RowScoring):
 
     def outputs(
         self,
-        model: Any,
-        tokenizer: Any,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
         rows: Sequence[dict[str, Any]],
         prefix: str,
         *,
@@ -343,8 +345,8 @@ class MultipleChoiceTask(AutoModelLoading, RowScoring):
 
     def predict(
         self,
-        model: Any,
-        tokenizer: Any,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
         rows: Sequence[dict[str, Any]],
         prefix: str,
         *,
@@ -418,14 +420,16 @@ class MultipleChoiceTask(AutoModelLoading, RowScoring):
 
     @classmethod
     def from_manifest(cls, manifest: Manifest) -> MultipleChoiceTask:
+        from gpta.manifest import required
+
         manifest.require(
             "text_column", "question_column", "options_column", "label_column", "num_choices"
         )
         return cls(
-            article_column=manifest.text_column,
-            question_column=manifest.question_column,
-            options_column=manifest.options_column,
-            answer_column=manifest.label_column,
-            num_choices=manifest.num_choices,
+            article_column=required(manifest.text_column, "text_column"),
+            question_column=required(manifest.question_column, "question_column"),
+            options_column=required(manifest.options_column, "options_column"),
+            answer_column=required(manifest.label_column, "label_column"),
+            num_choices=required(manifest.num_choices, "num_choices"),
             max_length=manifest.max_length,
         )

@@ -48,6 +48,8 @@ from gpta.tasks.common import (
 from gpta.tasks.heads.sequence import join_prefix
 
 if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
     from gpta.config import GptaConfig
     from gpta.manifest import Manifest
 
@@ -222,7 +224,7 @@ class QATask(AutoModelLoading, RowScoring):
         rows: Sequence[dict[str, Any]],
         locations: Sequence[str],
         source: str,
-        tokenizer: Any,
+        tokenizer: PreTrainedTokenizerBase,
         *,
         prefix_tokens: int,
     ) -> None:
@@ -244,7 +246,7 @@ class QATask(AutoModelLoading, RowScoring):
     # --- model inputs --------------------------------------------------------------------------
     def features(
         self,
-        tokenizer: Any,
+        tokenizer: PreTrainedTokenizerBase,
         rows: Sequence[dict[str, Any]],
         prefix: str,
         *,
@@ -305,7 +307,7 @@ class QATask(AutoModelLoading, RowScoring):
         return feats
 
     def collate(
-        self, rows: Sequence[dict[str, Any]], tokenizer: Any, prefix: str
+        self, rows: Sequence[dict[str, Any]], tokenizer: PreTrainedTokenizerBase, prefix: str
     ) -> dict[str, Any]:
         """A training batch: every window of the rows, with start/end positions."""
         feats = self.features(tokenizer, rows, prefix, labelled=True)
@@ -314,8 +316,8 @@ class QATask(AutoModelLoading, RowScoring):
     # --- scoring ---------------------------------------------------------------------------------
     def answer(
         self,
-        model: Any,
-        tokenizer: Any,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
         rows: Sequence[dict[str, Any]],
         prefix: str,
         *,
@@ -354,8 +356,8 @@ class QATask(AutoModelLoading, RowScoring):
 
     def outputs(
         self,
-        model: Any,
-        tokenizer: Any,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
         rows: Sequence[dict[str, Any]],
         prefix: str,
         *,
@@ -393,8 +395,8 @@ class QATask(AutoModelLoading, RowScoring):
 
     def predict(
         self,
-        model: Any,
-        tokenizer: Any,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
         rows: Sequence[dict[str, Any]],
         prefix: str,
         *,
@@ -418,7 +420,7 @@ class QATask(AutoModelLoading, RowScoring):
         word and the number of questions of each word; each row's F1 is appended to
         ``row_f1`` when given."""
         preds = [{"prediction_text": p, "id": str(i)} for i, p in enumerate(predictions)]
-        targets = [
+        targets: list[dict[str, str | dict[str, list[str] | list[int]]]] = [  # torchmetrics' form
             {
                 "answers": {
                     "text": list(row[self.answers_column]["text"]),
@@ -480,13 +482,15 @@ class QATask(AutoModelLoading, RowScoring):
 
     @classmethod
     def from_manifest(cls, manifest: Manifest) -> QATask:
+        from gpta.manifest import required
+
         manifest.require("text_column", "question_column", "label_column", "doc_stride")
         return cls(
-            context_column=manifest.text_column,
-            question_column=manifest.question_column,
-            answers_column=manifest.label_column,
+            context_column=required(manifest.text_column, "text_column"),
+            question_column=required(manifest.question_column, "question_column"),
+            answers_column=required(manifest.label_column, "label_column"),
             max_length=manifest.max_length,
-            doc_stride=manifest.doc_stride,
+            doc_stride=required(manifest.doc_stride, "doc_stride"),
         )
 
 
@@ -500,15 +504,23 @@ def span_label(
     if not context:
         return cls_index, cls_index
     first, last = context[0], context[-1]
-    if offsets[first][0] > start_char or offsets[last][1] < end_char:
+    if _span(offsets, first)[0] > start_char or _span(offsets, last)[1] < end_char:
         return cls_index, cls_index
     start = first
-    while start <= last and offsets[start][0] <= start_char:
+    while start <= last and _span(offsets, start)[0] <= start_char:
         start += 1
     end = last
-    while end >= first and offsets[end][1] >= end_char:
+    while end >= first and _span(offsets, end)[1] >= end_char:
         end -= 1
     return start - 1, end + 1
+
+
+def _span(offsets: Sequence[tuple[int, int] | None], token: int) -> tuple[int, int]:
+    """The character offsets of a context token (the context's tokens are contiguous in a
+    window; only the question's and the special tokens have none)."""
+    span = offsets[token]
+    assert span is not None, f"token {token} is not in the context"
+    return span
 
 
 def decode(
@@ -545,8 +557,8 @@ def decode(
             continue
         start_token = int(top_start.indices[flat // k])
         end_token = int(top_end.indices[flat % k])
-        start_char = offsets[start_token][0]
-        end_char = offsets[end_token][1]
+        start_char = _span(offsets, start_token)[0]  # both tokens are in the context (the mask)
+        end_char = _span(offsets, end_token)[1]
         context = rows[row_index][context_column]
         best_log[row_index] = value
         best[row_index] = {
@@ -567,7 +579,7 @@ def question_word(question: str) -> str:
     return _WORD_ALIASES.get(word, word)
 
 
-def _cls_index(tokenizer: Any, input_ids: Sequence[int]) -> int:
+def _cls_index(tokenizer: PreTrainedTokenizerBase, input_ids: Sequence[int]) -> int:
     cls_id = getattr(tokenizer, "cls_token_id", None)
     if cls_id is not None and cls_id in input_ids:
         return list(input_ids).index(cls_id)

@@ -37,7 +37,7 @@ import copy
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
@@ -49,6 +49,8 @@ from gpta.tasks.base import Evaluation, RowScoring, Screening, TaskIO
 from gpta.tasks.common import require_distinct_columns
 
 if TYPE_CHECKING:
+    from transformers import BatchEncoding, PretrainedConfig, PreTrainedTokenizerBase
+
     from gpta.config import GptaConfig
     from gpta.manifest import Manifest
 
@@ -98,14 +100,14 @@ def model_architecture(name_or_path: str) -> str:
     from gpta.bundled import resolve_model_path
 
     try:
-        config = AutoConfig.from_pretrained(resolve_model_path(name_or_path))
+        config: PretrainedConfig = AutoConfig.from_pretrained(resolve_model_path(name_or_path))
     except (OSError, ValueError) as err:
         raise GptaUserError(
             f"model.name_or_path: could not load {name_or_path!r} ({err})",
             hint="give a local model folder, a model id already in the Hugging Face cache, "
             "or bundled:smollm2",
         ) from None
-    return SEQ2SEQ if getattr(config, "is_encoder_decoder", False) else DECODER
+    return SEQ2SEQ if config.is_encoder_decoder else DECODER
 
 
 @dataclass
@@ -197,7 +199,7 @@ class SummarizationTask(RowScoring):
         return [self._field(r, self.label_column, i) for i, r in enumerate(rows, start=1)]
 
     # --- model inputs -----------------------------------------------------------------------------
-    def prefix_ids(self, tokenizer: Any, prefix: str) -> list[int]:
+    def prefix_ids(self, tokenizer: PreTrainedTokenizerBase, prefix: str) -> list[int]:
         """Decoder-only: the constant start of every input (BOS if the tokenizer adds one)."""
         ids = (
             tokenizer(prefix + PREFIX_END, add_special_tokens=False)["input_ids"] if prefix else []
@@ -208,7 +210,7 @@ class SummarizationTask(RowScoring):
         return ids
 
     def prompt_parts(
-        self, tokenizer: Any, documents: Sequence[str], prefix: str
+        self, tokenizer: PreTrainedTokenizerBase, documents: Sequence[str], prefix: str
     ) -> tuple[list[int], list[list[int]]]:
         """Decoder-only: the constant prefix ids, and per document the rest of the prompt
         (document cut to fit, then the cue)."""
@@ -218,10 +220,12 @@ class SummarizationTask(RowScoring):
         bodies = tokenizer(list(documents), add_special_tokens=False)["input_ids"]
         return head, [body[:budget] + cue for body in bodies]
 
-    def _target_ids(self, tokenizer: Any, summaries: Sequence[str]) -> list[list[int]]:
+    def _target_ids(
+        self, tokenizer: PreTrainedTokenizerBase, summaries: Sequence[str]
+    ) -> list[list[int]]:
         eos = tokenizer.eos_token_id
         if self.seq2seq:
-            encoded = tokenizer(
+            encoded: list[list[int]] = tokenizer(
                 text_target=list(summaries), truncation=True, max_length=self.max_target_length
             )["input_ids"]
             if eos is None:
@@ -230,21 +234,22 @@ class SummarizationTask(RowScoring):
                 ids if ids and ids[-1] == eos else [*ids[: self.max_target_length - 1], eos]
                 for ids in encoded
             ]
-        encoded = tokenizer([" " + s.strip() for s in summaries], add_special_tokens=False)
+        unended = tokenizer([" " + s.strip() for s in summaries], add_special_tokens=False)
         tail = [eos] if eos is not None else []
-        return [ids[: self.max_target_length] + tail for ids in encoded["input_ids"]]
+        return [ids[: self.max_target_length] + tail for ids in unended["input_ids"]]
 
     def encode_source(
-        self, tokenizer: Any, documents: Sequence[str], prefix: str
-    ) -> dict[str, torch.Tensor]:
+        self, tokenizer: PreTrainedTokenizerBase, documents: Sequence[str], prefix: str
+    ) -> BatchEncoding[torch.Tensor]:
         """Seq2seq: the encoder input ``prefix + " " + document``; only the document is cut."""
         texts = [f"{prefix}{PREFIX_SEPARATOR}{d}" if prefix else d for d in documents]
-        return tokenizer(
+        batch: BatchEncoding[torch.Tensor] = tokenizer(
             texts, truncation=True, max_length=self.max_length, padding=True, return_tensors="pt"
         )
+        return batch
 
     def collate(
-        self, rows: Sequence[dict[str, Any]], tokenizer: Any, prefix: str
+        self, rows: Sequence[dict[str, Any]], tokenizer: PreTrainedTokenizerBase, prefix: str
     ) -> dict[str, Any]:
         """A training batch: ``input_ids``, ``attention_mask`` and ``labels`` (-100 = no loss)."""
         documents, summaries = self._documents(rows), self._summaries(rows)
@@ -267,20 +272,20 @@ class SummarizationTask(RowScoring):
         }
 
     # --- models -----------------------------------------------------------------------------------
-    def load_model(self, name_or_path: str) -> tuple[Any, Any]:
+    def load_model(self, name_or_path: str) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
         """A pretrained seq2seq or causal LM (as its config says) and its tokenizer."""
         self.architecture = model_architecture(name_or_path)
         return load_pretrained(self._auto_class(), name_or_path)
 
-    def load_trained(self, model_dir: str) -> tuple[Any, Any]:
+    def load_trained(self, model_dir: str) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
         """A model saved by a run."""
         return load_pretrained(self._auto_class(), model_dir)
 
     # --- loss (no generation) ---------------------------------------------------------------------
     def summary_loss(
         self,
-        model: Any,
-        tokenizer: Any,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
         rows: Sequence[dict[str, Any]],
         prefix: str,
         *,
@@ -292,8 +297,8 @@ class SummarizationTask(RowScoring):
 
     def row_losses(
         self,
-        model: Any,
-        tokenizer: Any,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
         rows: Sequence[dict[str, Any]],
         prefix: str,
         *,
@@ -320,7 +325,7 @@ class SummarizationTask(RowScoring):
         return out
 
     # --- generation -------------------------------------------------------------------------------
-    def _generation_kwargs(self, tokenizer: Any) -> dict[str, Any]:
+    def _generation_kwargs(self, tokenizer: PreTrainedTokenizerBase) -> dict[str, Any]:
         return {
             "do_sample": False,
             "num_beams": self.num_beams,
@@ -334,8 +339,8 @@ class SummarizationTask(RowScoring):
 
     def generate_ids(
         self,
-        model: Any,
-        tokenizer: Any,
+        model: Any,  # a transformers model: its generate() (typed as a union of outputs)
+        tokenizer: PreTrainedTokenizerBase,
         documents: Sequence[str],
         prefix: str,
         *,
@@ -400,8 +405,8 @@ class SummarizationTask(RowScoring):
 
     def generate(
         self,
-        model: Any,
-        tokenizer: Any,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
         documents: Sequence[str],
         prefix: str,
         *,
@@ -417,13 +422,14 @@ class SummarizationTask(RowScoring):
             batch_size=batch_size,
             use_prefix_cache=use_prefix_cache,
         )
-        return [tokenizer.decode(row, skip_special_tokens=True).strip() for row in ids]
+        # one sequence of ids decodes to one str
+        return [cast(str, tokenizer.decode(row, skip_special_tokens=True)).strip() for row in ids]
 
     # --- scoring ----------------------------------------------------------------------------------
     def outputs(
         self,
-        model: Any,
-        tokenizer: Any,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
         rows: Sequence[dict[str, Any]],
         prefix: str,
         *,
@@ -486,8 +492,8 @@ class SummarizationTask(RowScoring):
 
     def predict(
         self,
-        model: Any,
-        tokenizer: Any,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
         rows: Sequence[dict[str, Any]],
         prefix: str,
         *,
@@ -533,6 +539,8 @@ class SummarizationTask(RowScoring):
 
     @classmethod
     def from_manifest(cls, manifest: Manifest) -> SummarizationTask:
+        from gpta.manifest import required
+
         manifest.require(
             "text_column",
             "label_column",
@@ -542,13 +550,13 @@ class SummarizationTask(RowScoring):
             "num_beams",
         )
         return cls(
-            text_column=manifest.text_column,
-            label_column=manifest.label_column,
-            architecture=manifest.architecture,
+            text_column=required(manifest.text_column, "text_column"),
+            label_column=required(manifest.label_column, "label_column"),
+            architecture=required(manifest.architecture, "architecture"),
             max_length=manifest.max_length,
-            max_target_length=manifest.max_target_length,
-            max_new_tokens=manifest.max_new_tokens,
-            num_beams=manifest.num_beams,
+            max_target_length=required(manifest.max_target_length, "max_target_length"),
+            max_new_tokens=required(manifest.max_new_tokens, "max_new_tokens"),
+            num_beams=required(manifest.num_beams, "num_beams"),
         )
 
 

@@ -8,43 +8,63 @@ every head is trained, screened, sharded and served by the same code.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Protocol
+from collections.abc import Mapping, MutableMapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 
 class ClassificationHead(Protocol):
     """One way to score classes; see :mod:`gpta.tasks.heads`."""
 
     name: str
-    reads: str  # what the network reads and predicts, told to the TA (one sentence)
-    example: str  # a good instruction for another dataset, told to the TA
     slot: str | None  # a placeholder every proposal must contain (cloze: the mask), or None
 
-    def load_model(self, name_or_path: str, label_names: list[str]) -> tuple[Any, Any]:
+    @property
+    def reads(self) -> str:
+        """What the network reads and predicts, told to the TA (one sentence)."""
+        ...
+
+    @property
+    def example(self) -> str:
+        """A good instruction for another dataset, told to the TA."""
+        ...
+
+    def load_model(
+        self, name_or_path: str, label_names: list[str]
+    ) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
         """A pretrained model ready to fine-tune for these labels, and its tokenizer."""
         ...
 
-    def load_trained(self, model_dir: str) -> tuple[Any, Any]:
+    def load_trained(self, model_dir: str) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
         """A model saved by a run (``model.save_pretrained`` + the tokenizer)."""
         ...
 
     def encode(
-        self, tokenizer: Any, texts: Sequence[str], prefixes: Sequence[str], max_length: int
-    ) -> dict[str, torch.Tensor]:
-        """Model inputs for a batch; ``prefixes[i]`` goes with ``texts[i]`` (rows of one batch
-        may carry different prefixes). Only text tokens are ever truncated."""
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        texts: Sequence[str],
+        prefixes: Sequence[str],
+        max_length: int,
+    ) -> MutableMapping[str, torch.Tensor]:
+        """Model inputs for a batch (a dict, or the tokenizer's ``BatchEncoding``);
+        ``prefixes[i]`` goes with ``texts[i]`` (rows of one batch may carry different
+        prefixes). Only text tokens are ever truncated."""
         ...
 
-    def class_logits(self, model: Any, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    def class_logits(
+        self, model: torch.nn.Module, inputs: Mapping[str, torch.Tensor]
+    ) -> torch.Tensor:
         """``(batch, num_labels)`` class scores from one forward pass (differentiable)."""
         ...
 
     def prepare(
         self,
-        model: Any,
-        tokenizer: Any,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
         texts: Sequence[str],
         label_ids: Sequence[int],
         *,

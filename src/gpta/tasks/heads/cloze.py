@@ -24,9 +24,9 @@ text tokens are truncated (from the right), so the template and the mask always 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
@@ -42,6 +42,10 @@ from gpta.tasks.heads.lm_verbalizer import (
     token_ids,
     words_listed,
 )
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
 
 HEAD_NAME = "cloze"
 SLOT = "{mask}"
@@ -67,7 +71,9 @@ class ClozeHead(LabelWordLoading):
     label_words_source: str | None = None
     name: str = field(default=HEAD_NAME, init=False)
     slot: str | None = field(default=SLOT, init=False)
-    _tokenizer: Any = field(default=None, init=False, repr=False, compare=False)
+    _tokenizer: PreTrainedTokenizerBase | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
     _label_ids: list[int] = field(default_factory=list, init=False, repr=False, compare=False)
     _mask_id: int = field(default=-1, init=False, repr=False, compare=False)
     _specials: tuple[list[int], list[int]] = field(
@@ -118,7 +124,7 @@ class ClozeHead(LabelWordLoading):
         """Refuse a checkpoint that is not a masked LM or was saved without its MLM head."""
         _require_masked_lm(name_or_path)
 
-    def bind(self, tokenizer: Any) -> None:
+    def bind(self, tokenizer: PreTrainedTokenizerBase) -> None:
         """Find the mask token, the label words' token ids and the special tokens (once)."""
         if self._tokenizer is tokenizer:
             return
@@ -134,7 +140,7 @@ class ClozeHead(LabelWordLoading):
         self._frames = {}
         self._tokenizer = tokenizer
 
-    def _word_ids(self, tokenizer: Any) -> list[int]:
+    def _word_ids(self, tokenizer: PreTrainedTokenizerBase) -> list[int]:
         spaced = token_ids(tokenizer, [" " + w for w in self.words])
         bare = token_ids(tokenizer, self.words)
         ids: list[int] = []
@@ -163,7 +169,7 @@ class ClozeHead(LabelWordLoading):
         return ids
 
     # --- inputs -----------------------------------------------------------------------------
-    def _clean(self, tokenizer: Any, ids: list[int]) -> list[int]:
+    def _clean(self, tokenizer: PreTrainedTokenizerBase, ids: list[int]) -> list[int]:
         """No stray mask token: only the template's slot is a mask."""
         if self._mask_id not in ids:
             return ids
@@ -174,7 +180,7 @@ class ClozeHead(LabelWordLoading):
             else [unk if t == self._mask_id else t for t in ids]
         )
 
-    def _frame(self, tokenizer: Any, prefix: str) -> _Frame:
+    def _frame(self, tokenizer: PreTrainedTokenizerBase, prefix: str) -> _Frame:
         frame = self._frames.get(prefix)
         if frame is not None:
             return frame
@@ -201,7 +207,11 @@ class ClozeHead(LabelWordLoading):
         return frame
 
     def encode(
-        self, tokenizer: Any, texts: Sequence[str], prefixes: Sequence[str], max_length: int
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        texts: Sequence[str],
+        prefixes: Sequence[str],
+        max_length: int,
     ) -> dict[str, torch.Tensor]:
         self.bind(tokenizer)
         if len(texts) != len(prefixes):
@@ -222,14 +232,16 @@ class ClozeHead(LabelWordLoading):
         return {"input_ids": input_ids, "attention_mask": attention_mask}
 
     # --- scores -----------------------------------------------------------------------------
-    def class_logits(self, model: Any, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    def class_logits(
+        self, model: torch.nn.Module, inputs: Mapping[str, torch.Tensor]
+    ) -> torch.Tensor:
         if not self._label_ids:
             raise RuntimeError("cloze head: encode() or load_model() must come first")
         input_ids = inputs["input_ids"]
         positions = (input_ids == self._mask_id).int().argmax(dim=-1)
         kwargs = {"input_ids": input_ids, "attention_mask": inputs["attention_mask"]}
         with keep_positions(model, positions) as kept:
-            logits = model(**kwargs).logits
+            logits: torch.Tensor = model(**kwargs).logits
         if kept:
             at_mask = logits[:, 0, :]
         else:  # no separate backbone: the full logits, read at the mask
@@ -240,8 +252,8 @@ class ClozeHead(LabelWordLoading):
 
     def prepare(
         self,
-        model: Any,
-        tokenizer: Any,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
         texts: Sequence[str],
         label_ids: Sequence[int],
         *,
@@ -273,17 +285,15 @@ def _require_masked_lm(name_or_path: str) -> None:
     config = _model_type(name_or_path)
     if config is None:
         return
-    kind = getattr(config, "model_type", "")
-    if kind not in MODEL_FOR_MASKED_LM_MAPPING_NAMES or getattr(
-        config, "is_encoder_decoder", False
-    ):
+    kind = config.model_type
+    if kind not in MODEL_FOR_MASKED_LM_MAPPING_NAMES or config.is_encoder_decoder:
         raise GptaUserError(
             f"model.head=cloze needs a masked language model (BERT/RoBERTa-class), and "
             f"{name_or_path!r} is a {kind or 'model of unknown type'}",
             hint="pass a masked-LM checkpoint such as roberta-base; for a causal LM use "
             "model.head: lm-verbalizer",
         )
-    architectures = list(getattr(config, "architectures", None) or [])
+    architectures = list(config.architectures or [])
     with_head = [
         a
         for a in architectures

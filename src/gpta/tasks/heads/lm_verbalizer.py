@@ -34,16 +34,20 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
 from gpta.bundled import resolve_model_path
 from gpta.errors import GptaUserError
 from gpta.tasks.common import load_auto_model
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig, PreTrainedTokenizerBase
+
 
 HEAD_NAME = "lm-verbalizer"
 SCORING = "first-token"
@@ -97,7 +101,7 @@ def resolve_label_words(
     return words
 
 
-def token_ids(tokenizer: Any, texts: Sequence[str]) -> list[list[int]]:
+def token_ids(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str]) -> list[list[int]]:
     """Token ids of texts without added special tokens; special tokens written in the text
     (``[MASK]``, ``<|im_end|>``) are split into ordinary text where the tokenizer can."""
     if not texts:
@@ -109,7 +113,7 @@ def token_ids(tokenizer: Any, texts: Sequence[str]) -> list[list[int]]:
     return [list(ids) for ids in out["input_ids"]]
 
 
-def special_frame(tokenizer: Any) -> tuple[list[int], list[int]]:
+def special_frame(tokenizer: PreTrainedTokenizerBase) -> tuple[list[int], list[int]]:
     """The special tokens the tokenizer adds before and after one sequence (e.g. ``[CLS]``
     and ``[SEP]``), found by comparing a tokenization with and without them."""
     bare = list(tokenizer("a", add_special_tokens=False)["input_ids"])
@@ -120,7 +124,7 @@ def special_frame(tokenizer: Any) -> tuple[list[int], list[int]]:
     return [], []
 
 
-def unwrap(model: Any) -> Any:
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     """The model inside DDP/DataParallel/``torch.compile`` wrappers (for inspection and
     hooks only: the wrapper is what gets called)."""
     while True:
@@ -135,7 +139,7 @@ def unwrap(model: Any) -> Any:
 _ACCEPTS: dict[tuple[type, str], bool] = {}
 
 
-def accepts(model: Any, argument: str) -> bool:
+def accepts(model: torch.nn.Module, argument: str) -> bool:
     """Whether the (unwrapped) model's ``forward`` takes ``argument``."""
     inner = unwrap(model)
     key = (type(inner), argument)
@@ -148,7 +152,7 @@ def accepts(model: Any, argument: str) -> bool:
 
 
 @contextmanager
-def keep_positions(model: Any, positions: torch.Tensor) -> Iterator[bool]:
+def keep_positions(model: torch.nn.Module, positions: torch.Tensor) -> Iterator[bool]:
     """While active, the backbone (``model.base_model``) hands only ``positions[i]`` of row
     ``i`` to the model's LM head, so logits come out as ``(batch, 1, vocab)`` and the
     vocabulary projection runs once per row. Yields False (nothing hooked: take the full
@@ -194,7 +198,7 @@ def pad_rows(
     return ids, mask
 
 
-def pad_id_of(tokenizer: Any) -> int:
+def pad_id_of(tokenizer: PreTrainedTokenizerBase) -> int:
     pad = tokenizer.pad_token_id
     if pad is None:
         pad = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
@@ -215,32 +219,46 @@ class LabelWordLoading:
     ``label_names``."""
 
     auto_class: ClassVar[str]
+    label_names: list[str]
+    label_words_source: str | None  # where the label words came from (the run's TA), or None
 
-    def load_model(self, name_or_path: str, label_names: list[str]) -> tuple[Any, Any]:
+    def check_checkpoint(self, name_or_path: str) -> None:
+        """Refuse a checkpoint that is not an LM of ``auto_class`` (the head's own)."""
+        raise NotImplementedError
+
+    def bind(self, tokenizer: PreTrainedTokenizerBase) -> None:
+        """Check the label words against ``tokenizer`` and keep their token ids (the head's
+        own; :class:`gpta.errors.GptaUserError` for words it cannot score)."""
+        raise NotImplementedError
+
+    def load_model(
+        self, name_or_path: str, label_names: list[str]
+    ) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
         """A pretrained LM ready to fine-tune for these labels, and its tokenizer."""
         if [str(n) for n in label_names] != self.label_names:
             raise ValueError(f"head built for labels {self.label_names}, asked for {label_names}")
         self.check_checkpoint(name_or_path)
         return self._load(name_or_path)
 
-    def load_trained(self, model_dir: str) -> tuple[Any, Any]:
+    def load_trained(self, model_dir: str) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
         """A model saved by a run."""
         return self._load(model_dir)
 
-    def _load(self, name_or_path: str) -> tuple[Any, Any]:
+    def _load(self, name_or_path: str) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
         model, tokenizer = load_auto_model(self.auto_class, name_or_path)
         self.bind(tokenizer)
         return model, tokenizer
 
 
-def _model_type(name_or_path: str) -> Any:
+def _model_type(name_or_path: str) -> PretrainedConfig | None:
     """The checkpoint's config, or None when it cannot be read (load_pretrained reports)."""
     from transformers import AutoConfig
 
     try:
-        return AutoConfig.from_pretrained(resolve_model_path(name_or_path))
+        config: PretrainedConfig = AutoConfig.from_pretrained(resolve_model_path(name_or_path))
     except (OSError, ValueError, KeyError):
         return None
+    return config
 
 
 # --------------------------------------------------------------------------------------------
@@ -269,7 +287,9 @@ class LmVerbalizerHead(LabelWordLoading):
     label_words_source: str | None = None
     name: str = field(default=HEAD_NAME, init=False)
     slot: str | None = field(default=None, init=False)
-    _tokenizer: Any = field(default=None, init=False, repr=False, compare=False)
+    _tokenizer: PreTrainedTokenizerBase | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
     _label_ids: list[int] = field(default_factory=list, init=False, repr=False, compare=False)
     _frames: dict[str, _Frame] = field(default_factory=dict, init=False, repr=False, compare=False)
     _parts: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -317,13 +337,13 @@ class LmVerbalizerHead(LabelWordLoading):
         """Refuse a checkpoint that is not a decoder-only causal LM."""
         _require_causal_lm(name_or_path)
 
-    def bind(self, tokenizer: Any) -> None:
+    def bind(self, tokenizer: PreTrainedTokenizerBase) -> None:
         """Work out the template pieces and the label tokens for this tokenizer (once)."""
         if self._tokenizer is tokenizer:
             return
         template = self.template
         if template is None:
-            template = "chat" if getattr(tokenizer, "chat_template", None) else "plain"
+            template = "chat" if tokenizer.chat_template else "plain"
         if template == "chat":
             parts = _chat_parts(tokenizer)
             if parts is None:
@@ -352,7 +372,7 @@ class LmVerbalizerHead(LabelWordLoading):
         self._frames = {}
         self._tokenizer = tokenizer
 
-    def _first_tokens(self, tokenizer: Any, answer_lead: str) -> list[int]:
+    def _first_tokens(self, tokenizer: PreTrainedTokenizerBase, answer_lead: str) -> list[int]:
         tokenized = token_ids(tokenizer, [answer_lead + w for w in self.words])
         firsts: list[int] = []
         for name, word, ids in zip(self.label_names, self.words, tokenized, strict=True):
@@ -379,7 +399,7 @@ class LmVerbalizerHead(LabelWordLoading):
         return firsts
 
     # --- inputs -----------------------------------------------------------------------------
-    def _frame(self, tokenizer: Any, prefix: str) -> _Frame:
+    def _frame(self, tokenizer: PreTrainedTokenizerBase, prefix: str) -> _Frame:
         frame = self._frames.get(prefix)
         if frame is not None:
             return frame
@@ -401,7 +421,11 @@ class LmVerbalizerHead(LabelWordLoading):
         return frame
 
     def encode(
-        self, tokenizer: Any, texts: Sequence[str], prefixes: Sequence[str], max_length: int
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        texts: Sequence[str],
+        prefixes: Sequence[str],
+        max_length: int,
     ) -> dict[str, torch.Tensor]:
         self.bind(tokenizer)
         if len(texts) != len(prefixes):
@@ -423,7 +447,9 @@ class LmVerbalizerHead(LabelWordLoading):
         }
 
     # --- scores -----------------------------------------------------------------------------
-    def class_logits(self, model: Any, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    def class_logits(
+        self, model: torch.nn.Module, inputs: Mapping[str, torch.Tensor]
+    ) -> torch.Tensor:
         if not self._label_ids:
             raise RuntimeError("lm-verbalizer head: encode() or load_model() must come first")
         kwargs: dict[str, Any] = {
@@ -434,6 +460,7 @@ class LmVerbalizerHead(LabelWordLoading):
             kwargs["position_ids"] = inputs["position_ids"]
         if accepts(model, "use_cache"):
             kwargs["use_cache"] = False
+        last: torch.Tensor
         if accepts(model, "logits_to_keep"):
             last = model(**kwargs, logits_to_keep=1).logits[:, -1, :]
         else:  # older models: keep the last position of the backbone's output
@@ -446,8 +473,8 @@ class LmVerbalizerHead(LabelWordLoading):
 
     def prepare(
         self,
-        model: Any,
-        tokenizer: Any,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
         texts: Sequence[str],
         label_ids: Sequence[int],
         *,
@@ -469,12 +496,12 @@ class LmVerbalizerHead(LabelWordLoading):
         }
 
 
-def _template_ids(tokenizer: Any, pieces: Sequence[str]) -> list[list[int]]:
+def _template_ids(tokenizer: PreTrainedTokenizerBase, pieces: Sequence[str]) -> list[list[int]]:
     """Template text keeps its special tokens (``<|im_start|>``): plain tokenization."""
     return [list(tokenizer(p, add_special_tokens=False)["input_ids"]) if p else [] for p in pieces]
 
 
-def _chat_parts(tokenizer: Any) -> dict[str, Any] | None:
+def _chat_parts(tokenizer: PreTrainedTokenizerBase) -> dict[str, Any] | None:
     """The chat template around a user turn ``{prefix}\\n\\n{text}`` (or ``{text}``), up to
     the generation prompt, split at stand-in marks."""
 
@@ -510,9 +537,9 @@ def _require_causal_lm(name_or_path: str) -> None:
     config = _model_type(name_or_path)
     if config is None:
         return
-    kind = getattr(config, "model_type", "")
+    kind = config.model_type
     if (
-        getattr(config, "is_encoder_decoder", False)
+        config.is_encoder_decoder
         or kind in MODEL_FOR_MASKED_LM_MAPPING_NAMES
         or kind not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
     ):

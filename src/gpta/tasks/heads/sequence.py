@@ -12,16 +12,19 @@ input is exactly the plain fine-tuning input.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from gpta.bundled import resolve_model_path
 from gpta.modeling.loading import load_pretrained
 from gpta.modeling.pooled import PooledClassifier, is_pooled_folder, read_pooling
+
+if TYPE_CHECKING:
+    from transformers import BatchEncoding, PreTrainedTokenizerBase
 
 PREFIX_SEPARATOR = " "
 
@@ -48,7 +51,9 @@ class SequenceHead:
     )
     slot: str | None = field(default=None, init=False)
 
-    def load_model(self, name_or_path: str, label_names: list[str]) -> tuple[Any, Any]:
+    def load_model(
+        self, name_or_path: str, label_names: list[str]
+    ) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
         from transformers import AutoModel, AutoModelForSequenceClassification
 
         pooling = read_pooling(_local_folder(name_or_path))
@@ -64,7 +69,7 @@ class SequenceHead:
             ignore_mismatched_sizes=True,
         )
 
-    def load_trained(self, model_dir: str) -> tuple[Any, Any]:
+    def load_trained(self, model_dir: str) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         if is_pooled_folder(model_dir):
@@ -75,8 +80,8 @@ class SequenceHead:
 
     def prepare(
         self,
-        model: Any,
-        tokenizer: Any,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
         texts: Sequence[str],
         label_ids: Sequence[int],
         *,
@@ -101,18 +106,26 @@ class SequenceHead:
         return {"head_init": "linear-probe", "pooling": model.pooling.mode}
 
     def encode(
-        self, tokenizer: Any, texts: Sequence[str], prefixes: Sequence[str], max_length: int
-    ) -> dict[str, torch.Tensor]:
-        return tokenizer(
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        texts: Sequence[str],
+        prefixes: Sequence[str],
+        max_length: int,
+    ) -> BatchEncoding[torch.Tensor]:
+        batch: BatchEncoding[torch.Tensor] = tokenizer(
             [join_prefix(p, t) for p, t in zip(prefixes, texts, strict=True)],
             truncation=True,
             max_length=max_length,
             padding=True,
             return_tensors="pt",
         )
+        return batch
 
-    def class_logits(self, model: Any, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        return model(**inputs).logits
+    def class_logits(
+        self, model: torch.nn.Module, inputs: Mapping[str, torch.Tensor]
+    ) -> torch.Tensor:
+        logits: torch.Tensor = model(**inputs).logits
+        return logits
 
     def manifest(self) -> dict[str, Any]:
         return {"head": self.name}
