@@ -19,7 +19,10 @@ Weights are written as safetensors (no pickle); ``labels.json`` names the classe
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,11 +56,9 @@ def build_model(source: ExportSource) -> Any:
         Transformer,
     )
 
-    from gpta.modeling.loading import quiet_loading
     from gpta.modeling.pooled import HEAD_WEIGHTS
 
-    with quiet_loading():
-        transformer = Transformer(str(source.model_dir), max_seq_length=source.max_length)
+    transformer = Transformer(str(source.model_dir), max_seq_length=source.max_length)
     hidden = transformer.get_embedding_dimension()
     modules: list[torch.nn.Module] = [
         transformer,
@@ -88,11 +89,27 @@ def build_model(source: ExportSource) -> Any:
     )
 
 
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """No loading or saving bars, no sentence-transformers note on the default prompt."""
+    from gpta.modeling.loading import quiet_loading
+
+    log = logging.getLogger("sentence_transformers")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        with quiet_loading():
+            yield
+    finally:
+        log.setLevel(level)
+
+
 def write_sentence_transformers(source: ExportSource, folder: Path) -> None:
     """Write the sentence-transformers folder of ``source`` into ``folder`` (no model card:
     :func:`gpta.export.card.write_card` writes it)."""
-    model = build_model(source)
-    model.save(str(folder), safe_serialization=True, create_model_card=False)
+    with _quiet():
+        model = build_model(source)
+        model.save(str(folder), safe_serialization=True, create_model_card=False)
     (folder / LABELS_FILE).write_text(
         json.dumps(labels_record(source), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
     )
