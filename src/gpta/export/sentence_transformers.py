@@ -49,17 +49,29 @@ def build_model(source: ExportSource) -> Any:
     import torch
     from safetensors.torch import load_file
     from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer.modules import (
-        Dense,
-        Normalize,
-        Pooling,
-        Transformer,
-    )
+
+    try:  # sentence-transformers 6 (what this was written and measured with)
+        from sentence_transformers.sentence_transformer.modules import (
+            Dense,
+            Normalize,
+            Pooling,
+            Transformer,
+        )
+    except ImportError:  # the same modules before 6
+        from sentence_transformers.models import (  # type: ignore[no-redef]
+            Dense,
+            Normalize,
+            Pooling,
+            Transformer,
+        )
 
     from gpta.modeling.pooled import HEAD_WEIGHTS
 
     transformer = Transformer(str(source.model_dir), max_seq_length=source.max_length)
-    hidden = transformer.get_embedding_dimension()
+    if hasattr(transformer, "get_embedding_dimension"):
+        hidden = transformer.get_embedding_dimension()
+    else:  # before sentence-transformers 6
+        hidden = transformer.get_word_embedding_dimension()
     modules: list[torch.nn.Module] = [
         transformer,
         Pooling(hidden, pooling_mode=source.pooling.mode),
