@@ -18,6 +18,7 @@ import click
 from gpta.config import DEVICES, config_field, parse_overrides
 from gpta.data import DATA_FORMATS
 from gpta.errors import GptaUserError
+from gpta.export import FORMATS as EXPORT_FORMATS
 
 if TYPE_CHECKING:
     from gpta.progress import LogFormat
@@ -641,6 +642,46 @@ def evaluate(
     evaluation = pipeline.evaluate(rows)
     metrics = {"rows": len(rows), "prefix": pipeline.prefix, **evaluation.metrics}
     click.echo(json.dumps(metrics, indent=2, ensure_ascii=False))
+
+
+@cli.command(name="export", context_settings={"max_content_width": 100})
+@click.argument("run_dir", metavar="RUN")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(EXPORT_FORMATS),
+    default=None,
+    help="sentence-transformers (a folder SentenceTransformer loads), onnx (model.onnx and "
+    "its tokenizer) or hub (the sentence-transformers folder with a Hub model card). "
+    "Default with --push-to-hub: hub.",
+)
+@click.option(
+    "--output",
+    required=True,
+    metavar="DIR",
+    help="Folder to write: new, empty, or one an earlier gpta export wrote.",
+)
+@click.option(
+    "--push-to-hub",
+    "repo_id",
+    default=None,
+    metavar="REPO",
+    help="Upload the hub folder to this Hugging Face repo (user/name); the token comes "
+    "from HF_TOKEN or `hf auth login`.",
+)
+@click.option("--private", is_flag=True, help="With --push-to-hub: create the repo private.")
+def export_command(
+    run_dir: str, fmt: str | None, output: str, repo_id: str | None, private: bool
+) -> None:
+    """Export a trained classifier for other libraries (docs/export.md); prints the folder."""
+    from gpta.export import export_run
+
+    if fmt is None and repo_id is None:
+        raise GptaUserError("--format is missing", hint=f"give --format {'|'.join(EXPORT_FORMATS)}")
+    if private and repo_id is None:
+        raise GptaUserError("--private applies with --push-to-hub only", hint="add --push-to-hub")
+    folder = export_run(run_dir, fmt or "hub", output, push_to_hub=repo_id, private=private)
+    click.echo(str(folder))
 
 
 @cli.command()
