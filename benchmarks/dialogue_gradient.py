@@ -12,7 +12,7 @@
      truncation and do not give a label away (duplicates are not counted as invalid).
 
 Writes a JSON file of figures (default benchmarks/results/dialogue_gradient.json).
-Sizes are meant for CPUs. The figures in the README come from (2 cores, ~45 min):
+Sizes are meant for CPUs. The figures in docs/ta-tuning.md come from (2 cores, ~45 min):
 
     .venv/bin/python benchmarks/dialogue_gradient.py --work /tmp/dg6 \
         --collect-seeds 0 1 2 3 4 --heldout-seeds 10 11 --rounds 6 --steps 10 \

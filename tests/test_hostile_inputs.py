@@ -9,7 +9,7 @@ the output folder or among the input files deleted or changed (a rejected run wr
 nothing at all).
 
 The CLI is called in-process (``gpta.cli.main``), and every case fails during validation:
-no model is loaded. The README's "Bad input" table counts these cases: keep the two in step
+no model is loaded. The table in docs/bad-input.md counts these cases: keep the two in step
 (``MAX_EXAMPLES`` and the listed cases below).
 """
 
@@ -39,7 +39,7 @@ from gpta.cli import main
 from gpta.config import GptaConfig, build_config, dump_config
 from gpta.tasks.labels import shown
 
-# Examples per generated class (the README table quotes these).
+# Examples per generated class (the docs/bad-input.md table quotes these).
 MAX_EXAMPLES = {
     "tables": 120,
     "configs": 100,

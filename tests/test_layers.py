@@ -6,8 +6,8 @@ matches a module places it, so ``gpta.llm.base`` can sit lower than the rest of
 ``gpta.llm``; the root package ``gpta`` covers only itself). A module may import from its
 own layer and from any layer below, never from one above, and gpta's modules never form an
 import cycle. Every ``import`` counts, wherever it is written: at the top, inside a function
-(a lazy import) or under ``if TYPE_CHECKING:``. The same order is in README.md's
-"Architecture" section.
+(a lazy import) or under ``if TYPE_CHECKING:``. The same order is in docs/architecture.md
+(the layers list).
 """
 
 from __future__ import annotations

@@ -342,7 +342,7 @@ class AssistantConfig(_Section):
         gt=0,
         le=2,
         description="TA sampling temperature. 0.5: the bundled 135M TA writes usable "
-        "instructions far more often than at 0.8 (README, Teaching assistant).",
+        "instructions far more often than at 0.8 (docs/teaching-assistant.md).",
     )
     top_p: float = Field(0.95, gt=0, le=1)
     max_new_tokens: int = Field(64, ge=8, le=1024)

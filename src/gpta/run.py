@@ -693,7 +693,7 @@ def _synergy_loop(
 class _Rounds:
     """The rounds of one run, and what the run keeps between them.
 
-    One ``Trainer.train()`` trains every round (README, "Architecture": the optimizer state
+    One ``Trainer.train()`` trains every round (docs/architecture.md: the optimizer state
     and the learning-rate schedule stay continuous; mixed precision, accumulation, DDP and
     checkpoints come with it), so the Trainer's epoch loop is the rounds loop's ``for``; the
     Trainer calls this object at each round's end (:class:`RoundEndCallback`)::

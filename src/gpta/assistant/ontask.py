@@ -15,7 +15,7 @@ merely off the point ("The best news for today is a story ...") passes: no rule 
 short hints such as "Weigh emojis heavily." without rejecting those too.
 
 Measured on recorded answers of the bundled SmolLM2-135M-Instruct
-(``tests/data/ta_outputs_smollm2.json``): see README, "Teaching assistant".
+(``tests/data/ta_outputs_smollm2.json``): see docs/teaching-assistant.md.
 """
 
 from __future__ import annotations

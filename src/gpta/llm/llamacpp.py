@@ -60,7 +60,7 @@ def gguf_path(model: str) -> Path:
 
 def _import_llama() -> Any:
     # llama.cpp's OpenMP threads spin while they wait; on a shared machine that costs far
-    # more than it saves (README, "Hosting llama.cpp on a busy machine"). Read when the
+    # more than it saves (docs/ta-backends.md, "Hosting llama.cpp"). Read when the
     # library loads, so set before the first import; a value the user set is kept.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
