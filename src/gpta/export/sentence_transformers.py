@@ -58,7 +58,7 @@ def build_model(source: ExportSource) -> Any:
             Transformer,
         )
     except ImportError:  # the same modules before 6
-        from sentence_transformers.models import (  # type: ignore[no-redef]
+        from sentence_transformers.models import (  # type: ignore[import-not-found,no-redef]
             Dense,
             Normalize,
             Pooling,
