@@ -101,6 +101,12 @@ LAYERS: list[tuple[str, str, set[str]]] = [
         {"gpta.run", "gpta.run_folder", "gpta.run_lock", "gpta.report"},
     ),
     (
+        "export",
+        "a finished run's model in the formats other libraries load (sentence-transformers, "
+        "ONNX, a Hub folder with its model card)",
+        {"gpta.export"},
+    ),
+    (
         "entry points",
         "the package's public names (gpta/__init__.py), the command line, `gpta llm-check`",
         {ROOT, "gpta.cli", "gpta.llm.check"},
