@@ -9,13 +9,13 @@ default), served with one prefix. Everything else is refused with the reason (do
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from gpta.downstream.artifact import MANIFEST, read_manifest
 from gpta.errors import GptaUserError
+from gpta.fileio import read_json_record
 from gpta.manifest import Manifest
 from gpta.modeling.pooled import HEAD_CONFIG, HEAD_WEIGHTS, POOLING_MODES, Pooling
 from gpta.tasks.heads.sequence import PREFIX_SEPARATOR, join_prefix
@@ -66,15 +66,6 @@ def _refuse(what: str, where: Path) -> GptaUserError:
         hint="export a run trained with the default head (see docs/export.md); other models "
         "are served with `gpta predict`",
     )
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    """A JSON object of the run, or {} when the file is missing or not one."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def find_run(run: str | Path) -> tuple[Path, Path]:
@@ -130,7 +121,7 @@ def read_source(run: str | Path) -> ExportSource:
             f"RUN {run_dir}: {model_dir / HEAD_WEIGHTS} is missing",
             hint="the model folder is damaged; restore it, or train the run again",
         )
-    head_config = _read_json(head_file)
+    head_config = read_json_record(head_file) or {}
     mode, normalize = head_config.get("pooling"), head_config.get("normalize")
     if mode not in POOLING_MODES or not isinstance(normalize, bool):
         raise GptaUserError(
@@ -152,6 +143,6 @@ def read_source(run: str | Path) -> ExportSource:
         pooling=Pooling(mode, normalize),
         label_values=values,
         label_names=names,
-        metrics=_read_json(run_dir / "metrics.json"),
-        splits=_read_json(run_dir / "splits.json"),
+        metrics=read_json_record(run_dir / "metrics.json") or {},
+        splits=read_json_record(run_dir / "splits.json") or {},
     )
