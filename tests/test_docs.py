@@ -29,7 +29,19 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 # `section.name` in a page that is code, not an option: a function in selection.py and an
 # attribute of a Hugging Face model
 NOT_OPTIONS = {"selection.adopt", "model.base_model"}
-FILE_SUFFIXES = {"py", "md", "onnx", "json", "jsonl", "yaml", "toml", "sqlite", "txt", "html", "png"}
+FILE_SUFFIXES = {
+    "py",
+    "md",
+    "onnx",
+    "json",
+    "jsonl",
+    "yaml",
+    "toml",
+    "sqlite",
+    "txt",
+    "html",
+    "png",
+}
 
 
 def _hooks() -> Any:
