@@ -254,9 +254,17 @@ class TrainingConfig(_Section):
         description="Peak learning rate (AdamW, linear warm-up and decay over the budget).",
     )
     batch_size: int = Field(16, ge=1, le=4096, description="Training batch size.")
-    eval_batch_size: int = Field(64, ge=1, le=4096)
-    weight_decay: float = Field(0.01, ge=0, le=10)
-    warmup_ratio: float = Field(0.06, ge=0, lt=1)
+    eval_batch_size: int = Field(
+        64, ge=1, le=4096, description="Batch size for scoring dev, test and screening rows."
+    )
+    weight_decay: float = Field(0.01, ge=0, le=10, description="AdamW weight decay.")
+    warmup_ratio: float = Field(
+        0.06,
+        ge=0,
+        lt=1,
+        description="Share of all training steps (every round) over which the learning rate "
+        "rises linearly to its peak.",
+    )
     gradient_accumulation_steps: int = Field(
         1, ge=1, le=1024, description="Batches per optimizer step."
     )
@@ -344,8 +352,10 @@ class AssistantConfig(_Section):
         description="TA sampling temperature. 0.5: the bundled 135M TA writes usable "
         "instructions far more often than at 0.8 (docs/teaching-assistant.md).",
     )
-    top_p: float = Field(0.95, gt=0, le=1)
-    max_new_tokens: int = Field(64, ge=8, le=1024)
+    top_p: float = Field(0.95, gt=0, le=1, description="TA nucleus sampling (top-p).")
+    max_new_tokens: int = Field(
+        64, ge=8, le=1024, description="Tokens the TA may write per completion."
+    )
     max_prefix_tokens: int = Field(
         48, ge=4, le=4096, description="Cap on prefix length in downstream tokens."
     )
