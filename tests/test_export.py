@@ -255,12 +255,26 @@ def test_push_to_hub_uploads_the_hub_folder(run, tmp_path, monkeypatch, capsys):
     assert capsys.readouterr().out.strip() == str(output)
 
 
+def _no_network() -> Exception:
+    """The error huggingface_hub's HTTP client raises when the Hub cannot be reached (its
+    ConnectError, an OSError neither in httpx nor httpx2)."""
+    import importlib
+
+    from huggingface_hub.errors import HfHubHTTPError
+
+    client = importlib.import_module(HfHubHTTPError.__mro__[1].__module__.split(".")[0])
+    return client.ConnectError("[Errno -2] Name or service not known")
+
+
 @pytest.mark.slow
-def test_a_failed_push_exits_2_and_keeps_the_folder(run, tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("failure", ["no token", "no network"])
+def test_a_failed_push_exits_2_and_keeps_the_folder(run, tmp_path, monkeypatch, capsys, failure):
     import huggingface_hub
 
     class Offline(_Recorder):
         def create_repo(self, repo_id, **kwargs):
+            if failure == "no network":
+                raise _no_network()
             raise huggingface_hub.errors.LocalTokenNotFoundError("Token is required")
 
     monkeypatch.setattr(huggingface_hub, "HfApi", Offline)

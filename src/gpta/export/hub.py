@@ -31,6 +31,16 @@ def check_repo_id(repo_id: str) -> None:
         )
 
 
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """The base error of the HTTP client huggingface_hub uses (httpx2 now, httpx or requests
+    in other versions): a failed connection raises it as it is, not as an OSError. It is the
+    client's class that huggingface_hub's own HfHubHTTPError derives from."""
+    from huggingface_hub.errors import HfHubHTTPError
+
+    bases = HfHubHTTPError.__mro__[1:]
+    return tuple(b for b in bases if not issubclass(OSError, b) and issubclass(b, Exception))
+
+
 def push_folder(folder: Path, repo_id: str, *, private: bool = False) -> str:
     """Create ``repo_id`` (kept if it exists) and upload ``folder`` to it; returns the URL of
     the commit. Failures (no login, no permission, no network) are a :class:`GptaUserError`
@@ -38,6 +48,11 @@ def push_folder(folder: Path, repo_id: str, *, private: bool = False) -> str:
     from huggingface_hub import HfApi
 
     api = HfApi()
+    failures: tuple[type[BaseException], ...] = (
+        OSError,
+        ValueError,
+        *_transport_errors(),
+    )  # HTTP, token, offline, network
     try:
         api.create_repo(repo_id, repo_type="model", exist_ok=True, private=private or None)
         info = api.upload_folder(
@@ -47,7 +62,7 @@ def push_folder(folder: Path, repo_id: str, *, private: bool = False) -> str:
             commit_message="gpta export",
             ignore_patterns=[MARKER],
         )
-    except (OSError, ValueError) as err:  # huggingface_hub's HTTP, token and offline errors
+    except failures as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise GptaUserError(
             f"--push-to-hub {repo_id}: the upload failed ({type(err).__name__}: {first[:300]}); "
