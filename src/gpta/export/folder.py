@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from gpta.errors import GptaUserError
+from gpta.fileio import check_dir_creatable, read_json_record
 
 MARKER = ".gpta-export.json"
 WRITTEN_BY = "gpta export"
@@ -42,14 +43,8 @@ def _listed(marker: dict[str, Any]) -> list[str] | None:
 
 def read_marker(folder: Path) -> list[str] | None:
     """The files an earlier export into ``folder`` wrote, or None (no valid marker)."""
-    path = folder / MARKER
-    if path.is_symlink() or not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return _listed(data) if isinstance(data, dict) else None
+    data = read_json_record(folder / MARKER)
+    return None if data is None else _listed(data)
 
 
 def _files_in(folder: Path) -> list[str]:
@@ -79,14 +74,8 @@ class ExportFolder:
         hint = "give a new or empty folder as --output (or one an earlier gpta export wrote)"
         if path.is_symlink():
             raise GptaUserError(f"--output {path} is a link", hint=hint)
-        if path.exists() and not path.is_dir():
-            raise GptaUserError(f"--output {path} is a file, not a folder", hint=hint)
+        check_dir_creatable(path, "--output", fix=hint)
         if not path.exists():
-            ancestor = path.parent
-            while not ancestor.exists() and ancestor != ancestor.parent:
-                ancestor = ancestor.parent
-            if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
-                raise GptaUserError(f"--output {path} cannot be created in {ancestor}", hint=hint)
             return []
         present = _files_in(path)
         if not present:
