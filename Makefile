@@ -12,7 +12,7 @@ export HF_DATASETS_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test test-fast install install-test lint format clean
+.PHONY: demo test test-fast install install-test lint format docs clean
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; set PYTHON=/path/to/python3.11"; exit 2; }
@@ -78,7 +78,6 @@ format: $(TEST_STAMP)
 
 # The documentation site (mkdocs.yml): site/index.html, built offline. --strict makes every
 # warning an error: a broken link or anchor, or a page the nav leaves out.
-.PHONY: docs
 $(DOCS_STAMP): $(STAMP)
 	$(PIP) install --quiet -e '.[docs]'
 	@touch $@
@@ -87,4 +86,4 @@ docs: $(DOCS_STAMP)
 	$(VENV)/bin/mkdocs build --strict --site-dir site
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build dist site src/*.egg-info .pytest_cache .ruff_cache .mypy_cache
