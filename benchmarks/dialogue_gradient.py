@@ -133,7 +133,7 @@ class PairedChat:
         return getattr(self.a, name)
 
     def chat(self, messages: list[dict], sampling: Any, **params: Any) -> Any:
-        from gpta.llm.base import ChatResult
+        from gpta.chat.base import ChatResult
 
         first = self.a.chat(messages, sampling, **params)
         second = self.b.chat(messages, sampling, **params)
@@ -247,8 +247,8 @@ def _replay(run_dirs: list[Path], untuned: Any, tuned: Any, args: argparse.Names
     screened on that run's saved downstream model over its whole dev split."""
     from gpta.assistant.dialogue import round_dialogues
     from gpta.assistant.parsing import parse_proposal
+    from gpta.chat.base import Sampling
     from gpta.config import load_config
-    from gpta.llm.base import Sampling
     from gpta.run import load_data
     from gpta.tasks import build_task
 

@@ -31,8 +31,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 from ta_server import start_llama_server, stop_process  # noqa: E402
 
 from gpta.assistant.prompts import TaskBrief, initial_messages  # noqa: E402
+from gpta.chat.base import Sampling  # noqa: E402
 from gpta.config import AssistantConfig  # noqa: E402
-from gpta.llm.base import Sampling  # noqa: E402
 from gpta.llm.cache import CachedChatModel, ResponseCache  # noqa: E402
 from gpta.llm.local import LocalChatModel  # noqa: E402
 from gpta.llm.openai_backend import OpenAIChatModel  # noqa: E402

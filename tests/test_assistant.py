@@ -16,8 +16,8 @@ from gpta.assistant.prompts import (
     initial_messages,
     input_unit,
 )
+from gpta.chat.base import ChatResult, Usage
 from gpta.config import AssistantConfig
-from gpta.llm.base import ChatResult, Usage
 from gpta.privacy import ExposureChannel, ExposureLedger
 
 BRIEF = TaskBrief(

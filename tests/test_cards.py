@@ -22,8 +22,8 @@ from hypothesis import strategies as st
 
 from gpta.assistant import cards as C
 from gpta.assistant.card_choice import choose_cards
+from gpta.chat.base import ChatResult, Usage
 from gpta.config import build_config
-from gpta.llm.base import ChatResult, Usage
 from gpta.run import load_data
 from gpta.selection import (
     CrossValidated,

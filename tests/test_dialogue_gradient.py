@@ -375,7 +375,7 @@ def test_lora_tuning_lowers_loss_saves_and_loads_an_adapter(tmp_path, capsys, ti
 def test_real_bundled_ta_tunes_and_loads_its_adapter(tmp_path):
     import torch
 
-    from gpta.llm.base import Sampling
+    from gpta.chat.base import Sampling
     from gpta.llm.local import LocalChatModel
 
     _write_run(tmp_path / "run", with_hash=True)

@@ -1178,10 +1178,10 @@ class _FakeServer:
 def test_the_audit_counts_every_http_request_that_carried_a_prompt(workdir, requests):
     """Retries, structured-output forms the server refuses and candidates fetched one by one
     are each an HTTP request with the whole prompt: ``gpta audit`` counts what the server got."""
+    from gpta.chat.base import Sampling
+    from gpta.chat.structured import OutputSchema, ServerForms
     from gpta.config import AssistantConfig
-    from gpta.llm.base import Sampling
     from gpta.llm.openai_backend import OpenAIChatModel
-    from gpta.llm.structured import OutputSchema, ServerForms
     from gpta.privacy import ExposureChannel
     from gpta.privacy.audit import audit_run, format_report
     from gpta.privacy.ledger import ExposureLedger
@@ -1614,8 +1614,8 @@ _CARRIERS = [
 )
 def test_secrets_and_personal_data_in_exemplars_never_leave(workdir, kinds, seed, carrier):
     from gpta.assistant.prompts import TaskBrief, initial_messages
+    from gpta.chat.base import ChatResult, Sampling, Usage
     from gpta.data import Table
-    from gpta.llm.base import ChatResult, Sampling, Usage
     from gpta.privacy.policy import build_exposure
 
     rng = random.Random(seed)

@@ -28,13 +28,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gpta import limits, safe_yaml
+from gpta.chat.base import ChatResult, Sampling, Usage, bound_answers
+from gpta.chat.usage import checked_usage, plausible_tokens
 from gpta.cli import main
 from gpta.config import AssistantConfig, build_config, read_config_file
 from gpta.data import Table, read_table
 from gpta.errors import GptaUserError
-from gpta.llm.base import ChatResult, Sampling, Usage, bound_answers
 from gpta.llm.cache import CachedChatModel, ResponseCache
-from gpta.llm.usage import checked_usage, plausible_tokens
 from gpta.manifest import parse_manifest
 from gpta.privacy import ExposureChannel, ExposureLedger
 
@@ -518,7 +518,7 @@ def _openai(base_url: str):
 
 @pytest.mark.parametrize("declare", [True, False])
 def test_a_20_mb_answer_is_not_read_past_the_socket_bound(server, monkeypatch, declare):
-    from gpta.llm.base import LLMRequestError
+    from gpta.chat.base import LLMRequestError
 
     monkeypatch.setenv("GPTA_MAX_RESPONSE_BYTES", str(256 * 1024))
     ScriptedServer.mode = {"body_size": 20 * limits.MIB, "declare": declare}

@@ -18,9 +18,9 @@ from conftest import shared_rows, write_jsonl
 
 from gpta.assistant import label_words as lw
 from gpta.bundled import resolve_model_path
+from gpta.chat.base import ChatResult, Usage
 from gpta.config import build_config
 from gpta.errors import GptaUserError
-from gpta.llm.base import ChatResult, Usage
 from gpta.run import load_data
 from gpta.tasks import build_task
 

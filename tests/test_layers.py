@@ -2,8 +2,8 @@
 
 :data:`LAYERS` lists the layers from the bottom up; each is a set of module-name prefixes
 (a prefix covers the module of that name and everything under it; the longest prefix that
-matches a module places it, so ``gpta.llm.base`` can sit lower than the rest of
-``gpta.llm``; the root package ``gpta`` covers only itself). A module may import from its
+matches a module places it, so one module can sit lower than the rest of its
+folder; the root package ``gpta`` covers only itself). A module may import from its
 own layer and from any layer below, never from one above, and gpta's modules never form an
 import cycle. Every ``import`` counts, wherever it is written: at the top, inside a function
 (a lazy import) or under ``if TYPE_CHECKING:``. The same order is in docs/architecture.md
@@ -54,9 +54,9 @@ LAYERS: list[tuple[str, str, set[str]]] = [
         "chat interface",
         "what every chat backend implements and returns: the ChatModel protocol, structured "
         "output schemas, token usage and budgets",
-        {"gpta.llm.base", "gpta.llm.structured", "gpta.llm.usage"},
+        {"gpta.chat"},
     ),
-    ("secrets", "scrubbing API keys and tokens from text", {"gpta.privacy.secrets"}),
+    ("secrets", "scrubbing API keys and tokens from text", {"gpta.secrets"}),
     (
         "config",
         "the one run configuration; the saved model's manifest (gpta.json)",
@@ -109,7 +109,7 @@ LAYERS: list[tuple[str, str, set[str]]] = [
     (
         "entry points",
         "the package's public names (gpta/__init__.py), the command line, `gpta llm-check`",
-        {ROOT, "gpta.cli", "gpta.llm.check"},
+        {ROOT, "gpta.cli", "gpta.llm_check"},
     ),
 ]
 
@@ -217,6 +217,18 @@ def test_every_prefix_names_a_module() -> None:
         if not any(m == prefix or m.startswith(prefix + ".") for m in modules)
     )
     assert not stale, f"prefixes in LAYERS that match no module: {stale}"
+
+
+def test_folders_are_layers() -> None:
+    """A layer names whole folders and top-level modules, never one module of a folder: a
+    folder is one room of the house, wholly below or above another."""
+    split = [
+        prefix
+        for _, _, prefixes in LAYERS
+        for prefix in prefixes
+        if prefix != ROOT and (SRC / prefix.split(".")[1]).is_dir() and prefix.count(".") > 1
+    ]
+    assert split == []
 
 
 def test_every_import_points_down() -> None:

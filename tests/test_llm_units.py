@@ -12,11 +12,11 @@ import pytest
 from gpta.assistant import ScoredPrefix, TaskBrief, TeachingAssistant
 from gpta.assistant.context import fit_tried
 from gpta.assistant.prompts import feedback_messages
+from gpta.chat.base import ChatResult, Sampling, Usage
+from gpta.chat.usage import BudgetExhausted, UsageMeter, find_price
 from gpta.config import AssistantConfig, GptaConfig, build_config
 from gpta.errors import GptaUserError
-from gpta.llm.base import ChatResult, Sampling, Usage
 from gpta.llm.cache import CachedChatModel, ResponseCache, cache_info, cache_key, clear_cache
-from gpta.llm.usage import BudgetExhausted, UsageMeter, find_price
 from gpta.privacy import ExposureChannel, ExposureLedger
 
 BRIEF = TaskBrief(

@@ -22,8 +22,8 @@ from gpta.assistant.material import KINDS, Material, choose
 from gpta.assistant.parsing import ParsedProposal
 from gpta.assistant.prefix import PrefixCandidate
 from gpta.bundled import resolve_model_path
+from gpta.chat.base import ChatResult, Usage
 from gpta.config import AssistantConfig
-from gpta.llm.base import ChatResult, Usage
 from gpta.selection import CrossValidated
 from gpta.tasks.base import Screening
 

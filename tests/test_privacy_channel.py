@@ -19,8 +19,8 @@ from conftest import gpta_cli
 
 from gpta.assistant import History, TaskBrief, TeachingAssistant
 from gpta.assistant.prompts import initial_messages
+from gpta.chat.base import ChatResult, Sampling, Usage
 from gpta.config import AssistantConfig
-from gpta.llm.base import ChatResult, Sampling, Usage
 from gpta.privacy import (
     Exemplar,
     ExposureChannel,
@@ -30,7 +30,7 @@ from gpta.privacy import (
 )
 from gpta.privacy.audit import audit_run, format_report
 from gpta.privacy.ledger import messages_hash
-from gpta.privacy.secrets import register_secret, scrub
+from gpta.secrets import register_secret, scrub
 
 ROWS = [
     ("train.jsonl:line 1", ["my flight to Denver was cancelled twice and nobody called me back"]),
@@ -245,8 +245,8 @@ def test_secrets_never_reach_any_file_of_the_run(tmp_path, monkeypatch):
 def test_llm_check_treats_the_configured_key_as_a_secret(tmp_path, monkeypatch):
     """A key that is not key-shaped, echoed by a failing server, reaches neither the
     llm-check report nor its ledger."""
+    from gpta import llm_check as check
     from gpta.config import GptaConfig
-    from gpta.llm import check
 
     key = "plain-words-password-4417"
     monkeypatch.setenv("GPTA_CHECK_TEST_KEY", key)
@@ -271,7 +271,7 @@ def test_llm_check_treats_the_configured_key_as_a_secret(tmp_path, monkeypatch):
 KILLED_AFTER_SEND = textwrap.dedent(
     """
     import os, signal, sys
-    from gpta.llm.base import ChatResult, Sampling
+    from gpta.chat.base import ChatResult, Sampling
     from gpta.privacy import ExposureChannel, ExposureLedger
 
     class SendsThenDies:

@@ -21,8 +21,8 @@ from conftest import gpta_cli
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from gpta.chat.base import ChatResult, Sampling, Usage
 from gpta.errors import GptaUserError
-from gpta.llm.base import ChatResult, Sampling, Usage
 from gpta.privacy import ExposureChannel, ExposureLedger, LeakGuard, RequestBlocked
 from gpta.privacy.audit import audit_run
 from gpta.privacy.ledger import GENESIS, messages_hash, record_hash

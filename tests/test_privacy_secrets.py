@@ -11,13 +11,13 @@ from conftest import gpta_cli
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from gpta.chat.base import ChatResult, Sampling, Usage
 from gpta.config import build_config
 from gpta.errors import GptaUserError
-from gpta.llm.base import ChatResult, Sampling, Usage
 from gpta.privacy import ExposureChannel, ExposureLedger, Redactor
 from gpta.privacy.channel import clean_messages
 from gpta.privacy.ledger import messages_hash
-from gpta.privacy.secrets import register_secret, scrub, scrub_counted, scrub_obj
+from gpta.secrets import register_secret, scrub, scrub_counted, scrub_obj
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 

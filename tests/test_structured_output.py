@@ -28,10 +28,10 @@ from gpta.assistant.ontask import meta_talk
 from gpta.assistant.parsing import free_text, parse_proposal
 from gpta.assistant.prompts import initial_messages
 from gpta.assistant.schema import proposal_schema, read_answer
+from gpta.chat.base import ChatResult, Sampling, Usage
+from gpta.chat.structured import ServerForms, response_format
 from gpta.config import AssistantConfig, build_config
-from gpta.llm.base import ChatResult, Sampling, Usage
 from gpta.llm.cache import CachedChatModel, ResponseCache
-from gpta.llm.structured import ServerForms, response_format
 from gpta.privacy import ExposureChannel, ExposureLedger
 
 BRIEF = TaskBrief(
@@ -241,7 +241,7 @@ def test_a_dialogue_gradient_example_replies_in_the_form_its_conversation_asked_
 
 
 def test_requests_seeded_one_apart_share_no_completion_seed():
-    from gpta.llm.base import sample_seed
+    from gpta.chat.base import sample_seed
 
     first = {sample_seed(1000, i) for i in range(4)}
     second = {sample_seed(1001, i) for i in range(4)}

@@ -729,7 +729,7 @@ def audit(run_dir: str, strict: bool, recheck: bool, as_json: bool) -> None:
 def llm_check(config_path: str | None, sets: tuple[str, ...]) -> None:
     """One round-trip to the configured TA (no cache): model, latency, tokens."""
     from gpta.config import load_config
-    from gpta.llm.check import check_llm
+    from gpta.llm_check import check_llm
 
     config = load_config(config_path, parse_overrides(sets))
     report = check_llm(config)

@@ -26,6 +26,7 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 
 from gpta import safe_yaml
+from gpta.chat.base import count_tokens_approx
 from gpta.data import DataFormat
 from gpta.errors import GptaUserError
 from gpta.limits import (
@@ -34,10 +35,9 @@ from gpta.limits import (
     DESCRIPTION_TOKENS,
     read_file_bounded,
 )
-from gpta.llm.base import count_tokens_approx
 
 if TYPE_CHECKING:
-    from gpta.llm.base import Sampling
+    from gpta.chat.base import Sampling
 
 # the task families (``task:``); gpta.tasks.TASKS maps each to the class implementing it
 TaskName = Literal["classification", "qa", "multiple_choice", "summarization"]
@@ -554,7 +554,7 @@ class AssistantConfig(_Section):
         """No credential in the URL: it would sit in config.yaml, error messages and logs."""
         from urllib.parse import parse_qsl, urlsplit
 
-        from gpta.privacy.secrets import scrub
+        from gpta.secrets import scrub
 
         if url is None:
             return url
@@ -581,7 +581,7 @@ class AssistantConfig(_Section):
 
     def sampling(self, *, seed: int) -> Sampling:
         """``candidates`` completions under these sampling settings, seeded ``seed``."""
-        from gpta.llm.base import Sampling
+        from gpta.chat.base import Sampling
 
         return Sampling(
             n=self.candidates,

@@ -37,6 +37,7 @@ from gpta.assistant import History, RoundRecord, TaskBrief, TeachingAssistant, l
 from gpta.assistant.card_choice import CardChoice, choose_cards, load_choice
 from gpta.assistant.prompts import initial_messages
 from gpta.assistant.tuning import DialogueGradient
+from gpta.chat.usage import Projection, UsageMeter
 from gpta.config import DATA_PATH_KEYS, GptaConfig, dump_config, load_config
 from gpta.data import Table, read_splits, require_columns, sample_rows, stratified_split
 from gpta.distributed import Ranks, init_ranks
@@ -46,7 +47,6 @@ from gpta.downstream.training import PrefixCollator, PrefixTrainer, build_traine
 from gpta.errors import GptaUserError
 from gpta.library import record_run, resolve_warm_start
 from gpta.llm import make_chat_model
-from gpta.llm.usage import Projection, UsageMeter
 from gpta.modeling.device import resolve_device
 from gpta.privacy import ExposureChannel, build_exposure
 from gpta.progress import Progress, warn

@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
     from gpta.assistant.tuning import DialogueGradient
-    from gpta.llm.base import Message
+    from gpta.chat.base import Message
 
 
 T = TypeVar("T")

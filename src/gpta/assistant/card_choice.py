@@ -59,10 +59,10 @@ from gpta.selection import (
 )
 
 if TYPE_CHECKING:
+    from gpta.chat.base import Message
     from gpta.config import GptaConfig
     from gpta.data import Table
     from gpta.distributed import Ranks
-    from gpta.llm.base import Message
     from gpta.progress import Progress
     from gpta.tasks.base import Screening, Task
     from gpta.tasks.classification import ClassificationTask

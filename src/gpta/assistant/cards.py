@@ -27,11 +27,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from gpta.llm.base import Message
+from gpta.chat.base import Message
 from gpta.tasks.base import ROW_SOURCE, ROW_WEIGHT
 
 if TYPE_CHECKING:
-    from gpta.llm.structured import OutputSchema
+    from gpta.chat.structured import OutputSchema
 
 SCHEMA_NAME = "gpta_class_card"
 NAME_TEMPLATES = ("{name}", "This text is {name}.", "It is {name}.")
@@ -228,7 +228,7 @@ def feedback_messages(
 def output_schema() -> OutputSchema:
     """The card schema as the backends take it (a grammar for local models,
     ``response_format`` for servers)."""
-    from gpta.llm.structured import OutputSchema
+    from gpta.chat.structured import OutputSchema
 
     return OutputSchema.from_model(SCHEMA_NAME, CardAnswer)
 

@@ -165,7 +165,7 @@ def tune_openai(
         write_chat_jsonl,
     )
     from gpta.privacy.ledger import ExposureLedger
-    from gpta.privacy.secrets import register_secret
+    from gpta.secrets import register_secret
 
     register_secret(os.environ.get(api_key_env))  # before any text is cleaned or written
     store, examples, summary = collect_examples(run_dirs, store_dir)

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from gpta.assistant.prompts import ScoredPrefix
-from gpta.llm.base import Message
+from gpta.chat.base import Message
 
 MARGIN_TOKENS = 32
 

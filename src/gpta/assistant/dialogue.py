@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from gpta.assistant.prompts import answer_json
+from gpta.chat.base import Message
 from gpta.errors import GptaUserError
-from gpta.llm.base import Message
 
 
 @dataclass(frozen=True)

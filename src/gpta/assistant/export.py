@@ -30,13 +30,13 @@ from pathlib import Path
 from typing import Any
 
 from gpta.assistant.dialogue import DialogueExample
+from gpta.chat.base import Message
 from gpta.errors import GptaUserError
-from gpta.llm.base import Message
 from gpta.privacy.channel import clean_messages
 from gpta.privacy.guard import LeakGuard, LeakReport
 from gpta.privacy.ledger import ExposureLedger
 from gpta.privacy.redaction import Redactor
-from gpta.privacy.secrets import register_secret, scrub
+from gpta.secrets import register_secret, scrub
 
 #: OpenAI's own minimum number of training examples for a fine-tuning job.
 OPENAI_MIN_EXAMPLES = 10

@@ -42,17 +42,17 @@ from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 from pydantic import RootModel, ValidationError
 
 from gpta.assistant.material import Kind, Material, choose
+from gpta.chat.base import Message
 from gpta.errors import GptaUserError
-from gpta.llm.base import Message
 
 if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedTokenizerBase
 
+    from gpta.chat.structured import OutputSchema
     from gpta.config import GptaConfig
     from gpta.data import Table
     from gpta.distributed import Ranks
-    from gpta.llm.structured import OutputSchema
     from gpta.progress import Progress
     from gpta.tasks.base import Screening, Task
     from gpta.tasks.classification import ClassificationTask
@@ -207,9 +207,9 @@ def _structured(config: GptaConfig) -> bool:
 
 def _output_schema(labels: Sequence[str]) -> OutputSchema | None:
     """The schema as the backends take it (a grammar for local models, ``response_format``
-    for servers: :mod:`gpta.llm.structured`); ``None`` without that module."""
+    for servers: :mod:`gpta.chat.structured`); ``None`` without that module."""
     try:
-        from gpta.llm.structured import OutputSchema
+        from gpta.chat.structured import OutputSchema
     except ImportError:
         return None
     return OutputSchema(SCHEMA_NAME, label_words_schema(labels))

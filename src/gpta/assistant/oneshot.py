@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 from gpta.errors import GptaUserError
 
 if TYPE_CHECKING:
+    from gpta.chat.base import Message
+    from gpta.chat.structured import OutputSchema
     from gpta.config import GptaConfig
     from gpta.data import Table
-    from gpta.llm.base import Message
-    from gpta.llm.structured import OutputSchema
     from gpta.privacy import ExposureChannel
     from gpta.progress import Progress
 
@@ -52,8 +52,8 @@ class OneShot:
 
     def _open(self) -> ExposureChannel:
         if self._channel is None:
+            from gpta.chat.usage import UsageMeter
             from gpta.llm import make_chat_model
-            from gpta.llm.usage import UsageMeter
             from gpta.modeling.device import resolve_device
             from gpta.privacy import build_exposure
 
@@ -90,7 +90,7 @@ class OneShot:
         """The TA's answers to one conversation and what the call did (``ok``, ``error``,
         ``cached``, tokens, seconds). Never raises for a TA failure; a configuration
         mistake (an unknown TA model) is the user's to fix and is raised."""
-        from gpta.privacy.secrets import scrub
+        from gpta.secrets import scrub
 
         call: dict[str, Any] = {"ok": False, "error": None}
         started = time.perf_counter()

@@ -54,7 +54,7 @@ from gpta.assistant.ontask import meta_talk
 from gpta.assistant.schema import read_answer
 
 if TYPE_CHECKING:
-    from gpta.llm.structured import OutputSchema
+    from gpta.chat.structured import OutputSchema
 
 __all__ = [
     "SLOT_REPAIR",

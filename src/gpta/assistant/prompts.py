@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from gpta.llm.base import Message
+from gpta.chat.base import Message
 
 if TYPE_CHECKING:
     from gpta.privacy.exemplar import Exemplar

@@ -3,7 +3,7 @@
     {"instruction": "Read the tweet and decide how its author feels."}
 
 The backends get it as a JSON schema (a grammar for local models, ``response_format`` for
-servers: :mod:`gpta.llm.structured`). ``instruction`` is the prefix (for the cloze head, the
+servers: :mod:`gpta.chat.structured`). ``instruction`` is the prefix (for the cloze head, the
 template sentence holding ``{mask}``). Its length is capped in characters so that a grammar
 closes the string before the token limit cuts the answer off; an answer that is cut off
 anyway is read by :func:`read_answer` up to its last whole sentence.
@@ -16,7 +16,7 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from gpta.llm.structured import OutputSchema
+from gpta.chat.structured import OutputSchema
 
 SCHEMA_NAME = "gpta_instruction"
 # characters per token a cap may assume: low, so the grammar closes before the token limit

@@ -16,11 +16,11 @@ from gpta.assistant.context import fit_tried
 from gpta.assistant.parsing import ParsedProposal, parse_proposals
 from gpta.assistant.prompts import ScoredPrefix, TaskBrief, feedback_messages
 from gpta.assistant.schema import proposal_schema
+from gpta.chat.base import Message, Usage, count_prompt_tokens
+from gpta.chat.usage import Projection
 from gpta.config import AssistantConfig
-from gpta.llm.base import Message, Usage, count_prompt_tokens
-from gpta.llm.usage import Projection
 from gpta.privacy.channel import ExposureChannel
-from gpta.privacy.secrets import scrub
+from gpta.secrets import scrub
 
 if TYPE_CHECKING:
     from gpta.assistant.history import History
@@ -37,7 +37,7 @@ class ProposalBatch:
     cached: bool = False
     attempts: int = 0
     faults: list[str] = field(default_factory=list)
-    structured: str | None = None  # how the answer was constrained (gpta.llm.structured)
+    structured: str | None = None  # how the answer was constrained (gpta.chat.structured)
 
     @property
     def valid(self) -> list[str]:
@@ -74,7 +74,7 @@ class TeachingAssistant:
         return model.backend if model is not None else "local"
 
     def count_message_tokens(self, messages: list[Message]) -> int:
-        """The TA's prompt tokens for ``messages`` (:func:`gpta.llm.base.count_prompt_tokens`)."""
+        """The TA's prompt tokens for ``messages`` (:func:`gpta.chat.base.count_prompt_tokens`)."""
         return count_prompt_tokens(self.channel.chat_model, messages)
 
     def projection(self, *, calls: int, first: list[Message]) -> Projection:

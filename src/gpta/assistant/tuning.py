@@ -34,8 +34,8 @@ from gpta.assistant.dialogue import (
     resolve_adapter,
     task_key,
 )
+from gpta.chat.base import Message
 from gpta.errors import GptaUserError
-from gpta.llm.base import Message
 from gpta.modeling.loading import quiet_loading
 
 if TYPE_CHECKING:

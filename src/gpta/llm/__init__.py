@@ -1,9 +1,9 @@
 """Chat backends for the teaching assistant: local transformers and OpenAI-compatible
 servers, behind one interface, a response cache and a usage meter."""
 
-from gpta.llm.base import ChatModel, ChatResult, LLMRequestError, Message, Sampling, Usage
+from gpta.chat.base import ChatModel, ChatResult, LLMRequestError, Message, Sampling, Usage
+from gpta.chat.usage import BudgetExhausted, UsageMeter
 from gpta.llm.factory import make_chat_model
-from gpta.llm.usage import BudgetExhausted, UsageMeter
 
 __all__ = [
     "BudgetExhausted",

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from gpta.llm.base import (
+from gpta.chat.base import (
     ChatModel,
     ChatResult,
     Message,
@@ -30,7 +30,7 @@ from gpta.llm.base import (
     bound_answers,
     cache_identity,
 )
-from gpta.llm.structured import OutputSchema
+from gpta.chat.structured import OutputSchema
 from gpta.paths import llm_cache_path
 
 CACHE_VERSION = 1
@@ -206,7 +206,7 @@ class CachedChatModel:
             result = self.inner.chat(messages, sampling)
         else:
             result = self.inner.chat(messages, sampling, schema=schema)
-        from gpta.privacy.secrets import scrub_result  # an echoed API key is never stored
+        from gpta.secrets import scrub_result  # an echoed API key is never stored
 
         result, _ = scrub_result(bound_answers(result))  # nor a runaway answer whole
         if any(text.strip() for text in result.texts) and len(result.texts) == sampling.n:

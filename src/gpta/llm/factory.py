@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from gpta.chat.base import ChatModel
 from gpta.errors import GptaUserError
-from gpta.llm.base import ChatModel
 
 if TYPE_CHECKING:
     from gpta.config import AssistantConfig

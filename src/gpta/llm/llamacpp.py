@@ -22,9 +22,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from gpta.chat.base import ChatResult, Message, Sampling, Usage, sample_seed
+from gpta.chat.structured import OutputSchema
 from gpta.errors import GptaUserError
-from gpta.llm.base import ChatResult, Message, Sampling, Usage, sample_seed
-from gpta.llm.structured import OutputSchema
 
 DEFAULT_CONTEXT = 4096
 _LOAD_LOCK = threading.Lock()

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any, cast
 import torch
 
 from gpta.bundled import resolve_model_path
-from gpta.llm.base import ChatResult, Message, Sampling, Usage
-from gpta.llm.structured import OutputSchema
+from gpta.chat.base import ChatResult, Message, Sampling, Usage
+from gpta.chat.structured import OutputSchema
 from gpta.modeling.loading import quiet_loading
 
 if TYPE_CHECKING:

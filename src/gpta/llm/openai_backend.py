@@ -9,10 +9,10 @@ instead, so that the waits honour ``Retry-After``, add jitter, and every fault i
   it never appears in a config file, a cache key, the ledger, the history or an error message.
 - Servers that ignore ``n`` (llama.cpp, Ollama) return one choice: the missing candidates
   are fetched by single-completion requests, in parallel, each with its own seed
-  (:func:`gpta.llm.base.sample_seed`).
+  (:func:`gpta.chat.base.sample_seed`).
 - At most ``assistant.max_in_flight`` requests are in flight per process and endpoint.
 - With a schema (structured output), the ``response_format`` form the server honours is
-  learned and remembered (:meth:`OpenAIChatModel._structured`, :mod:`gpta.llm.structured`).
+  learned and remembered (:meth:`OpenAIChatModel._structured`, :mod:`gpta.chat.structured`).
 """
 
 from __future__ import annotations
@@ -37,9 +37,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from gpta.errors import GptaUserError
-from gpta.limits import RESPONSE_BYTES
-from gpta.llm.base import (
+from gpta.chat.base import (
     ChatResult,
     LLMRequestError,
     Message,
@@ -49,8 +47,10 @@ from gpta.llm.base import (
     count_tokens_approx,
     sample_seed,
 )
-from gpta.llm.structured import SERVER_FORMS, OutputSchema, ServerForms, response_format
-from gpta.llm.usage import checked_usage, completion_token_ceiling, prompt_token_ceiling
+from gpta.chat.structured import SERVER_FORMS, OutputSchema, ServerForms, response_format
+from gpta.chat.usage import checked_usage, completion_token_ceiling, prompt_token_ceiling
+from gpta.errors import GptaUserError
+from gpta.limits import RESPONSE_BYTES
 
 if TYPE_CHECKING:
     from gpta.config import AssistantConfig

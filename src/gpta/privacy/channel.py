@@ -1,6 +1,6 @@
 """The only way the teaching assistant reaches an LLM.
 
-Every request is first cleaned (:func:`clean_text`): secrets (:mod:`gpta.privacy.secrets`:
+Every request is first cleaned (:func:`clean_text`): secrets (:mod:`gpta.secrets`:
 registered keys, token formats, credentials in URLs, passwords and random-looking keys written
 in prose) become ``[SECRET]`` and personal details
 (:class:`gpta.privacy.redaction.Redactor`: URLs, e-mail addresses, IBANs, dates of birth,
@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
-from gpta.llm.base import (
+from gpta.chat.base import (
     ChatModel,
     ChatResult,
     Message,
@@ -35,13 +35,13 @@ from gpta.llm.base import (
     bound_answers,
     count_prompt_tokens,
 )
-from gpta.llm.usage import UsageMeter
+from gpta.chat.usage import UsageMeter
 from gpta.privacy.ledger import ExposureLedger
 from gpta.privacy.redaction import Redactor
-from gpta.privacy.secrets import scrub_counted, scrub_result
+from gpta.secrets import scrub_counted, scrub_result
 
 if TYPE_CHECKING:
-    from gpta.llm.structured import OutputSchema
+    from gpta.chat.structured import OutputSchema
     from gpta.privacy.exemplar import Exemplar
     from gpta.privacy.guard import LeakGuard, LeakReport
 
@@ -60,7 +60,7 @@ class ExposureChannel:
     """Records each request in the ledger before it is sent, then the response.
 
     With a :class:`UsageMeter` it also enforces the TA budget: a request the budget does
-    not allow raises :class:`gpta.llm.usage.BudgetExhausted` before anything is recorded or
+    not allow raises :class:`gpta.chat.usage.BudgetExhausted` before anything is recorded or
     sent. ``usage`` counts every answer, cached or not; the meter tells them apart.
     """
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gpta.llm.base import Message
+from gpta.chat.base import Message
 from gpta.privacy.normalize import word_spans, word_tokens
 
 __all__ = ["LeakGuard", "LeakReport", "word_tokens"]

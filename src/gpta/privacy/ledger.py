@@ -8,7 +8,7 @@ allowed exemplar row ids, the guard's n), ``request`` (the full messages exactly
 their SHA-256, the row ids they carry, what the channel replaced in them, as counts),
 ``response``, ``error``, and ``blocked`` (a request the leak guard stopped, not sent: its
 hash, size and ``copied_row_ids``, never its text). Every record is passed through
-:func:`gpta.privacy.secrets.scrub_obj` first; a record that still held a secret-shaped
+:func:`gpta.secrets.scrub_obj` first; a record that still held a secret-shaped
 string is marked ``"scrubbed": true`` (the channel scrubs requests before they are sent,
 so its request records never are: they hold what left the machine).
 
@@ -32,8 +32,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gpta.llm.base import Message
-from gpta.privacy.secrets import scrub_obj
+from gpta.chat.base import Message
+from gpta.secrets import scrub_obj
 
 GENESIS = "0" * 64
 

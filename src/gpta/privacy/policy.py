@@ -34,13 +34,13 @@ from gpta.privacy.exemplar import Exemplar
 from gpta.privacy.guard import LeakGuard, LeakReport
 from gpta.privacy.ledger import ExposureLedger
 from gpta.privacy.redaction import Redactor
-from gpta.privacy.secrets import register_secret
+from gpta.secrets import register_secret
 
 if TYPE_CHECKING:
+    from gpta.chat.base import ChatModel, Message
+    from gpta.chat.usage import UsageMeter
     from gpta.config import GptaConfig
     from gpta.data import Table
-    from gpta.llm.base import ChatModel, Message
-    from gpta.llm.usage import UsageMeter
     from gpta.progress import Progress
 
 DEFAULT_EXEMPLARS = 4
@@ -50,8 +50,8 @@ EXEMPLARS_FILE = "exemplars.jsonl"
 
 def register_config_secrets(config: GptaConfig) -> None:
     """Register the API key and every header read from the environment (``env:NAME``), so
-    that :func:`gpta.privacy.secrets.scrub` removes them. Here, not in secrets.py: secrets
-    sits below the config (the config validates with :func:`~gpta.privacy.secrets.scrub`)."""
+    that :func:`gpta.secrets.scrub` removes them. Here, not in secrets.py: secrets
+    sits below the config (the config validates with :func:`~gpta.secrets.scrub`)."""
     assistant = config.assistant
     key_env = assistant.api_key_env
     if key_env:

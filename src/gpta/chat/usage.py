@@ -15,8 +15,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from gpta.chat.base import ChatResult, LLMRequestError, Message, Usage
 from gpta.limits import MAX_TOKENS_PER_CALL
-from gpta.llm.base import ChatResult, LLMRequestError, Message, Usage
 
 
 def plausible_tokens(value: Any, ceiling: int) -> int | None:

@@ -11,9 +11,9 @@ import time
 from dataclasses import replace
 from typing import Any
 
+from gpta.chat.usage import UsageMeter, find_price
 from gpta.config import GptaConfig
 from gpta.llm.factory import make_chat_model
-from gpta.llm.usage import UsageMeter, find_price
 from gpta.paths import cache_dir
 
 CHECK_MESSAGES = [
@@ -26,7 +26,7 @@ def check_llm(config: GptaConfig, *, device: str = "cpu") -> dict[str, Any]:
     """Send one short request; returns what a person needs to see (never the key)."""
     from gpta.privacy import ExposureChannel, ExposureLedger
     from gpta.privacy.policy import register_config_secrets
-    from gpta.privacy.secrets import scrub
+    from gpta.secrets import scrub
 
     # the key and env: headers are secrets before anything is sent or recorded, as in a run:
     # a server's error may echo a key that is not key-shaped

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
         HexHighEntropyString,
     )
 
-    from gpta.llm.base import ChatResult
+    from gpta.chat.base import ChatResult
 
 PLACEHOLDER = "[SECRET]"
 _MIN_LENGTH = 6  # shorter values would blank out ordinary words

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from gpta.limits import ANSWER_CHARS
 
 if TYPE_CHECKING:
-    from gpta.llm.structured import OutputSchema
+    from gpta.chat.structured import OutputSchema
 
 Message = dict[str, str]  # {"role": "system"|"user"|"assistant", "content": "..."}
 
@@ -64,7 +64,7 @@ class ChatResult:
     what went wrong on the way (``"RateLimitError: ..."``) even when a retry then worked.
     ``structured`` says how an answer asked for with a schema was constrained
     (``json_schema``, ``json_object``, ``grammar`` or ``free_text``; see
-    :mod:`gpta.llm.structured`); ``None`` when no schema was asked for.
+    :mod:`gpta.chat.structured`); ``None`` when no schema was asked for.
     """
 
     texts: list[str]

@@ -1,7 +1,7 @@
 """Structured output: a JSON schema the TA's answer must follow, and how each backend gets it.
 
 A request may carry an :class:`OutputSchema`. Every backend says in
-:attr:`gpta.llm.base.ChatResult.structured` how the answer was constrained:
+:attr:`gpta.chat.base.ChatResult.structured` how the answer was constrained:
 
 - ``"json_schema"``: an OpenAI-compatible server honoured OpenAI's form,
   ``response_format={"type": "json_schema", "json_schema": {"name", "schema", "strict"}}``;
