@@ -396,9 +396,6 @@ class ClassificationTask(RowScoring):
             slot=self.head.slot,
         )
 
-    def stratify_column(self) -> str | None:
-        return self.label_column
-
     def exemplar_columns(self) -> tuple[str, str | None]:
         """A text, shown with its label."""
         return self.text_column, self.label_column

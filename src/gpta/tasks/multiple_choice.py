@@ -398,9 +398,6 @@ class MultipleChoiceTask(AutoModelLoading, RowScoring):
             "clearly implies, not the one that only sounds plausible.",
         )
 
-    def stratify_column(self) -> str | None:
-        return None
-
     def exemplar_columns(self) -> tuple[str, str | None]:
         """None of a row's columns: exemplars show one text, and a row is an article, a
         question and options. ``text`` (not a column here) makes ``privacy.exposure:

@@ -461,9 +461,6 @@ class QATask(AutoModelLoading, RowScoring):
             "place or number the question asks about.",
         )
 
-    def stratify_column(self) -> str | None:
-        return None
-
     def exemplar_columns(self) -> tuple[str, str | None]:
         """None of a QA row's columns: exemplars show one text, and a row is a question with
         its context. ``text`` (not a QA column) makes ``privacy.exposure: exemplars`` stop at

@@ -518,9 +518,6 @@ class SummarizationTask(RowScoring):
             example="Summarize the news report in one sentence: who did what, where and when.",
         )
 
-    def stratify_column(self) -> str | None:
-        return None
-
     def exemplar_columns(self) -> tuple[str, str | None]:
         """A document, shown with its reference summary."""
         return self.text_column, self.label_column
