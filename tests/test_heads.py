@@ -402,3 +402,29 @@ def test_registry():
     cloze = build_head("cloze", label_names=LABELS)
     assert lm.slot is None and "{mask}" in cloze.reads and "{mask}" in cloze.example
     assert "negative, neutral or positive" in lm.reads
+
+
+def test_the_head_registry_names_every_head_model_head_accepts_and_no_other():
+    from typing import get_args
+
+    from gpta.config import HeadName
+    from gpta.tasks.heads import HEADS, LABEL_WORD_HEADS
+
+    assert list(HEADS) == list(get_args(HeadName))
+    assert LABEL_WORD_HEADS == ("lm-verbalizer", "cloze")
+    with pytest.raises(ValueError, match="unknown classification head 'linear'"):
+        build_head("linear", label_names=LABELS)
+    with pytest.raises(ValueError, match="unknown classification head 'linear'"):
+        head_from_manifest({"head": "linear"})
+
+
+def test_every_head_rebuilds_from_its_own_manifest():
+    from gpta.tasks.heads import HEADS
+
+    words = {"negative": "bad", "neutral": "okay", "positive": "good"}
+    for name in HEADS:
+        head = build_head(name, label_names=LABELS, label_words=words)
+        manifest = json.loads(json.dumps(head.manifest()))
+        rebuilt = head_from_manifest(manifest)
+        assert type(rebuilt) is type(head) and rebuilt.manifest() == head.manifest()
+        assert manifest.get("head", "sequence") == head.name == name

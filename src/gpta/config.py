@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 
 # the task families (``task:``); gpta.tasks.TASKS maps each to the class implementing it
 TaskName = Literal["classification", "qa", "multiple_choice", "summarization"]
+# the classification heads (``model.head``); gpta.tasks.heads.HEADS maps each to how it is built
+HeadName = Literal["sequence", "lm-verbalizer", "cloze"]
 BUNDLED_ENCODER = "bundled:minilm"
 BUNDLED_TA = "bundled:smollm2"
 # The Trainer's logging integrations (transformers.integrations), and "all" / "none".
@@ -153,7 +155,7 @@ class ModelConfig(_Section):
     )
     max_new_tokens: int = Field(64, ge=1, le=4096, description="Summarization: generated tokens.")
     num_beams: int = Field(1, ge=1, le=64, description="Summarization: beams at generation.")
-    head: Literal["sequence", "lm-verbalizer", "cloze"] = Field(
+    head: HeadName = Field(
         "sequence",
         description="Classification: how the model scores a class. sequence: a new "
         "classification head on the encoder (AutoModelForSequenceClassification). "

@@ -327,11 +327,12 @@ class _Embedder:
     """Frozen embeddings of the pretrained downstream model (loaded once, here only)."""
 
     def __init__(self, task: ClassificationTask, model_name: str, config: GptaConfig) -> None:
-        from gpta.assistant.label_words import LM_HEADS, _load_pretrained
+        from gpta.assistant.label_words import _load_pretrained
         from gpta.modeling.loading import quiet_loading
+        from gpta.tasks.heads import LABEL_WORD_HEADS
 
         with quiet_loading():
-            if task.head.name in LM_HEADS:  # before its words are chosen: no head to bind
+            if task.head.name in LABEL_WORD_HEADS:  # before its words are chosen: no head to bind
                 self.model, self.tokenizer = _load_pretrained(task.head.name, model_name)
             else:
                 self.model, self.tokenizer = task.load_model(model_name)

@@ -57,7 +57,6 @@ if TYPE_CHECKING:
     from gpta.tasks.base import Screening, Task
     from gpta.tasks.classification import ClassificationTask
 
-LM_HEADS = ("lm-verbalizer", "cloze")
 EVENT = "label_words"
 SCHEMA_NAME = "gpta_label_words"
 _PIECES = re.compile(r"[\s_\-./:|]+")
@@ -119,7 +118,11 @@ def _label_names(config: GptaConfig, tables: dict[str, Table]) -> list[str] | No
 
 
 def _pending(config: GptaConfig, tables: dict[str, Table]) -> list[str]:
-    if config.task != "classification" or config.model.head not in LM_HEADS:
+    if config.task != "classification":
+        return []
+    from gpta.tasks.heads import LABEL_WORD_HEADS
+
+    if config.model.head not in LABEL_WORD_HEADS:
         return []
     names = _label_names(config, tables)
     if names is None:

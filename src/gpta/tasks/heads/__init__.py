@@ -13,19 +13,57 @@ Label words (``model.label_words``, default the label names) are what the two LM
 score; for opaque labels (``0``..``4``) a run has the TA propose them before training
 (:mod:`gpta.assistant.label_words`). See docs/heads.md.
 
-Every head implements :class:`gpta.tasks.heads.base.ClassificationHead`.
+Every head implements :class:`gpta.tasks.heads.base.ClassificationHead`. A new head is
+named in two places: :data:`gpta.config.HeadName` (what ``model.head`` accepts) and
+:data:`HEADS` (how it is built), whose keys a test holds equal.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
 
 from gpta.tasks.heads.base import ClassificationHead
 from gpta.tasks.heads.cloze import ClozeHead
 from gpta.tasks.heads.lm_verbalizer import LmVerbalizerHead
 from gpta.tasks.heads.sequence import SequenceHead, join_prefix
 
-HEADS = ("sequence", "lm-verbalizer", "cloze")
+if TYPE_CHECKING:
+    from gpta.config import HeadName
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """One head of the registry: how it is built for a run's labels, how a saved model's
+    manifest rebuilds it, and whether it scores label words (the TA may be asked for them:
+    :mod:`gpta.assistant.label_words`)."""
+
+    build: Callable[[Sequence[str], dict[str, str] | None], ClassificationHead]
+    from_manifest: Callable[[dict[str, Any]], ClassificationHead]
+    scores_label_words: bool
+
+
+HEADS: dict[HeadName, HeadSpec] = {
+    "sequence": HeadSpec(
+        build=lambda _names, _words: SequenceHead(),
+        from_manifest=lambda _manifest: SequenceHead(),
+        scores_label_words=False,
+    ),
+    "lm-verbalizer": HeadSpec(
+        LmVerbalizerHead.build, LmVerbalizerHead.from_manifest, scores_label_words=True
+    ),
+    "cloze": HeadSpec(ClozeHead.build, ClozeHead.from_manifest, scores_label_words=True),
+}
+# the heads whose class scores are label words' (the TA may propose the words)
+LABEL_WORD_HEADS: tuple[HeadName, ...] = tuple(n for n, s in HEADS.items() if s.scores_label_words)
+
+
+def _spec(name: str) -> HeadSpec:
+    spec = HEADS.get(cast("HeadName", name))
+    if spec is None:
+        raise ValueError(f"unknown classification head {name!r} (known: {', '.join(HEADS)})")
+    return spec
 
 
 def build_head(
@@ -37,31 +75,20 @@ def build_head(
     labels without words); words that do not suit the model's tokenizer are found when the
     model is loaded.
     """
-    if name == "sequence":
-        return SequenceHead()
-    if name == "lm-verbalizer":
-        return LmVerbalizerHead.build(label_names, label_words)
-    if name == "cloze":
-        return ClozeHead.build(label_names, label_words)
-    raise ValueError(f"unknown classification head {name!r} (known: {', '.join(HEADS)})")
+    return _spec(name).build(label_names, label_words)
 
 
 def head_from_manifest(manifest: dict[str, Any]) -> ClassificationHead:
     """Rebuild the head of a saved model (models saved before heads existed are ``sequence``)."""
-    name = manifest.get("head", "sequence")
-    if name == "sequence":
-        return SequenceHead()
-    if name == "lm-verbalizer":
-        return LmVerbalizerHead.from_manifest(manifest)
-    if name == "cloze":
-        return ClozeHead.from_manifest(manifest)
-    raise ValueError(f"unknown classification head {name!r}")
+    return _spec(manifest.get("head", "sequence")).from_manifest(manifest)
 
 
 __all__ = [
     "HEADS",
+    "LABEL_WORD_HEADS",
     "ClassificationHead",
     "ClozeHead",
+    "HeadSpec",
     "LmVerbalizerHead",
     "SequenceHead",
     "build_head",

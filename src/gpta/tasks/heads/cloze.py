@@ -32,12 +32,11 @@ import torch
 
 from gpta.errors import GptaUserError
 from gpta.tasks.heads.lm_verbalizer import (
-    LabelWordLoading,
+    LabelWordHead,
     _model_type,
     keep_positions,
     pad_id_of,
     pad_rows,
-    resolve_label_words,
     special_frame,
     token_ids,
     words_listed,
@@ -60,15 +59,10 @@ class _Frame:
 
 
 @dataclass
-class ClozeHead(LabelWordLoading):
+class ClozeHead(LabelWordHead):
     """Scores each label by the masked LM's logit of its (one-token) word at the mask."""
 
-    label_names: list[str]
-    label_words: dict[str, str]
     template: str = DEFAULT_TEMPLATE
-    # where the words came from when the TA was asked (gpta.assistant.label_words): "ta",
-    # "names", "user+ta", ...; None: given or the label names, nothing asked
-    label_words_source: str | None = None
     name: str = field(default=HEAD_NAME, init=False)
     slot: str | None = field(default=SLOT, init=False)
     _tokenizer: PreTrainedTokenizerBase | None = field(
@@ -86,27 +80,7 @@ class ClozeHead(LabelWordLoading):
         if self.template.count(SLOT) != 1:
             raise ValueError(f"the cloze template must hold {SLOT} exactly once: {self.template!r}")
 
-    @classmethod
-    def build(
-        cls, label_names: Sequence[str], label_words: dict[str, str] | None = None
-    ) -> ClozeHead:
-        names = [str(n) for n in label_names]
-        return cls(names, resolve_label_words(HEAD_NAME, names, label_words))
-
-    @classmethod
-    def from_manifest(cls, manifest: dict[str, Any]) -> ClozeHead:
-        return cls(
-            [str(n) for n in manifest["label_names"]],
-            dict(manifest["label_words"]),
-            template=manifest.get("template", DEFAULT_TEMPLATE),
-            label_words_source=manifest.get("label_words_source"),
-        )
-
     # --- what the TA is told -----------------------------------------------------------------
-    @property
-    def words(self) -> list[str]:
-        return [self.label_words[n] for n in self.label_names]
-
     @property
     def reads(self) -> str:
         return (
@@ -250,29 +224,9 @@ class ClozeHead(LabelWordLoading):
         ids = torch.tensor(self._label_ids, device=at_mask.device)
         return at_mask[:, ids].float()
 
-    def prepare(
-        self,
-        model: torch.nn.Module,
-        tokenizer: PreTrainedTokenizerBase,
-        texts: Sequence[str],
-        label_ids: Sequence[int],
-        *,
-        max_length: int,
-        batch_size: int,
-        weights: Sequence[float] | None = None,
-    ) -> dict[str, Any]:
-        """Nothing to start: the label words' scores are the head."""
-        return {}
-
-    def manifest(self) -> dict[str, Any]:
-        return {
-            "head": self.name,
-            "label_names": list(self.label_names),
-            "label_words": dict(self.label_words),
-            "slot": SLOT,
-            "template": self.template,
-            **({"label_words_source": self.label_words_source} if self.label_words_source else {}),
-        }
+    def scoring_fields(self) -> dict[str, Any]:
+        """How the head scores: the slot the template holds."""
+        return {"slot": SLOT}
 
 
 _MLM_ARCHITECTURE_MARKS = ("MaskedLM", "WithLMHead", "LMHeadModel")

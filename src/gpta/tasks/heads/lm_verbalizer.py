@@ -37,7 +37,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import torch
 
@@ -250,6 +250,74 @@ class LabelWordLoading:
         return model, tokenizer
 
 
+@dataclass
+class LabelWordHead(LabelWordLoading):
+    """What the two label-word heads (lm-verbalizer, cloze) share: their fields, how they
+    are built for labels or rebuilt from a saved manifest, nothing to start before
+    training, and the manifest. A head sets ``name`` and ``slot`` (fields with defaults),
+    its own ``template`` default, and ``scoring_fields``."""
+
+    label_names: list[str]
+    label_words: dict[str, str]
+    template: str | None = None
+    # where the words came from when the TA was asked (gpta.assistant.label_words): "ta",
+    # "names", "user+ta", ...; None: given or the label names, nothing asked
+    label_words_source: str | None = None
+    name: str = field(default="", init=False)
+
+    # ``cls.name`` and ``cls.template`` below are the subclass's field defaults (a dataclass
+    # keeps a field's default as the class attribute)
+    @classmethod
+    def build(cls, label_names: Sequence[str], label_words: dict[str, str] | None = None) -> Self:
+        """The head for these labels, with ``model.label_words`` or the label names."""
+        names = [str(n) for n in label_names]
+        return cls(names, resolve_label_words(cls.name, names, label_words))
+
+    @classmethod
+    def from_manifest(cls, manifest: dict[str, Any]) -> Self:
+        """The head of a saved model."""
+        return cls(
+            [str(n) for n in manifest["label_names"]],
+            dict(manifest["label_words"]),
+            template=manifest.get("template", cls.template),
+            label_words_source=manifest.get("label_words_source"),
+        )
+
+    @property
+    def words(self) -> list[str]:
+        """The label words, in label order."""
+        return [self.label_words[n] for n in self.label_names]
+
+    def prepare(
+        self,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
+        texts: Sequence[str],
+        label_ids: Sequence[int],
+        *,
+        max_length: int,
+        batch_size: int,
+        weights: Sequence[float] | None = None,
+    ) -> dict[str, Any]:
+        """Nothing to start: the label words' scores are the head."""
+        return {}
+
+    def scoring_fields(self) -> dict[str, Any]:
+        """The manifest fields of the head's own way of scoring (the head's own)."""
+        raise NotImplementedError
+
+    def manifest(self) -> dict[str, Any]:
+        """What a saved model needs to rebuild this head."""
+        return {
+            "head": self.name,
+            "label_names": list(self.label_names),
+            "label_words": dict(self.label_words),
+            **self.scoring_fields(),
+            "template": self.template,
+            **({"label_words_source": self.label_words_source} if self.label_words_source else {}),
+        }
+
+
 def _model_type(name_or_path: str) -> PretrainedConfig | None:
     """The checkpoint's config, or None when it cannot be read (load_pretrained reports)."""
     from transformers import AutoConfig
@@ -276,15 +344,10 @@ class _Frame:
 
 
 @dataclass
-class LmVerbalizerHead(LabelWordLoading):
+class LmVerbalizerHead(LabelWordHead):
     """Scores each label by the causal LM's log-probability of its word's first token."""
 
-    label_names: list[str]
-    label_words: dict[str, str]
     template: str | None = None  # "chat" or "plain"; None: chat when the tokenizer has one
-    # where the words came from when the TA was asked (gpta.assistant.label_words): "ta",
-    # "names", "user+ta", ...; None: given or the label names, nothing asked
-    label_words_source: str | None = None
     name: str = field(default=HEAD_NAME, init=False)
     slot: str | None = field(default=None, init=False)
     _tokenizer: PreTrainedTokenizerBase | None = field(
@@ -295,28 +358,7 @@ class LmVerbalizerHead(LabelWordLoading):
     _parts: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
     auto_class: ClassVar[str] = "AutoModelForCausalLM"
 
-    @classmethod
-    def build(
-        cls, label_names: Sequence[str], label_words: dict[str, str] | None = None
-    ) -> LmVerbalizerHead:
-        names = [str(n) for n in label_names]
-        return cls(names, resolve_label_words(HEAD_NAME, names, label_words))
-
-    @classmethod
-    def from_manifest(cls, manifest: dict[str, Any]) -> LmVerbalizerHead:
-        names = [str(n) for n in manifest["label_names"]]
-        return cls(
-            names,
-            dict(manifest["label_words"]),
-            template=manifest.get("template"),
-            label_words_source=manifest.get("label_words_source"),
-        )
-
     # --- what the TA is told -----------------------------------------------------------------
-    @property
-    def words(self) -> list[str]:
-        return [self.label_words[n] for n in self.label_names]
-
     @property
     def reads(self) -> str:
         return (
@@ -471,29 +513,9 @@ class LmVerbalizerHead(LabelWordLoading):
         ids = torch.tensor(self._label_ids, device=last.device)
         return last.float().log_softmax(dim=-1)[:, ids]
 
-    def prepare(
-        self,
-        model: torch.nn.Module,
-        tokenizer: PreTrainedTokenizerBase,
-        texts: Sequence[str],
-        label_ids: Sequence[int],
-        *,
-        max_length: int,
-        batch_size: int,
-        weights: Sequence[float] | None = None,
-    ) -> dict[str, Any]:
-        """Nothing to start: the label words' scores are the head."""
-        return {}
-
-    def manifest(self) -> dict[str, Any]:
-        return {
-            "head": self.name,
-            "label_names": list(self.label_names),
-            "label_words": dict(self.label_words),
-            "scoring": SCORING,
-            "template": self.template,
-            **({"label_words_source": self.label_words_source} if self.label_words_source else {}),
-        }
+    def scoring_fields(self) -> dict[str, Any]:
+        """How the head scores: the first token of each label's words."""
+        return {"scoring": SCORING}
 
 
 def _template_ids(tokenizer: PreTrainedTokenizerBase, pieces: Sequence[str]) -> list[list[int]]:
