@@ -533,7 +533,8 @@ def test_sampling_and_splitting_100k_rows_reads_each_label_a_few_times() -> None
 
 
 def test_long_text_is_cut_once_with_one_warning_naming_the_rows():
-    from gpta.data import MIN_TEXT_CHARS, cap_task_rows, text_char_cap
+    from gpta.data import MIN_TEXT_CHARS, text_char_cap
+    from gpta.tasks import cap_task_rows
 
     assert text_char_cap(128) == MIN_TEXT_CHARS and text_char_cap(1024) == 64 * 1024
     long = "word " * 10_000  # 50,000 characters
@@ -566,7 +567,7 @@ def test_long_text_is_cut_once_with_one_warning_naming_the_rows():
     ],
 )
 def test_cells_whose_end_matters_are_refused_naming_the_row(family, row, column):
-    from gpta.data import cap_task_rows
+    from gpta.tasks import cap_task_rows
 
     text, label = {
         "qa": ("context", None),

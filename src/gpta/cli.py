@@ -440,9 +440,10 @@ def _cap_rows(
     rows: list[dict], where: list[str], manifest: dict[str, Any], source: str, *, labelled: bool
 ) -> None:
     """Over-long texts cut before tokenising (one warning), or a cell that must not be cut
-    refused, as in training (:func:`gpta.data.cap_task_rows`)."""
-    from gpta.data import Table, cap_task_rows
+    refused, as in training (:meth:`gpta.tasks.base.Task.cap_rows`)."""
+    from gpta.data import Table
     from gpta.progress import warn
+    from gpta.tasks import cap_task_rows
 
     message = cap_task_rows(
         Table(source, rows, where),

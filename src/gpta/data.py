@@ -727,39 +727,6 @@ def long_cells_warning(source: str, column: str, cut_at: Sequence[str], max_char
     )
 
 
-def cap_task_rows(
-    table: Table,
-    *,
-    family: str,
-    text_column: str,
-    label_column: str | None,
-    question_column: str = "question",
-    options_column: str = "options",
-    max_length: int,
-) -> str | None:
-    """:func:`cap_long_cells` with each task family's rule (see the note above); the
-    warning to print once when rows were cut, else None. ``label_column`` None: unlabelled
-    rows (``gpta predict``)."""
-    max_chars = text_char_cap(max_length)
-    refuse: dict[str, tuple[int, str]] = {}
-    cut: list[str] = []
-    if family == "qa":
-        refuse[text_column] = (QA_CONTEXT_CHARS, "a QA context")
-        refuse[question_column] = (max_chars, "a question")
-    else:
-        cut.append(text_column)
-    if family == "multiple_choice":
-        refuse[question_column] = (max_chars, "a question")
-        refuse[options_column] = (max_chars, "the options of a row")
-    if label_column is not None and family != "qa":  # QA answers are checked by the task
-        what = "a reference summary" if family == "summarization" else "a label"
-        refuse[label_column] = (max_chars, what)
-    cut_at = cap_long_cells(table, cut=cut, refuse=refuse, max_chars=max_chars)
-    if not cut_at:
-        return None
-    return long_cells_warning(table.source, text_column, cut_at, max_chars)
-
-
 # --------------------------------------------------------------------------- splitting
 
 

@@ -153,9 +153,15 @@ def load_data(config: GptaConfig) -> dict[str, Table]:
             hint="set data.train (--train) to a file, a datasets folder or a hub dataset name",
         )
     tables = read_splits(data.train, data.dev, data.test, fmt=data.format)
-    _cap_rows(config, tables)
+    family = TASKS[config.task]
+    for table in tables.values():  # before anything tokenises a row
+        message = family.cap_rows(
+            table, family.columns_for(config), max_length=config.model.max_length
+        )
+        if message:
+            warn(message)  # never silenced
     train = tables["train"]
-    column = TASKS[config.task].stratify_column_for(config)
+    column = family.stratify_column_for(config)
 
     def strata(table: Table) -> list | None:
         return table.column(column) if column else None
@@ -176,31 +182,6 @@ def load_data(config: GptaConfig) -> dict[str, Table]:
         train.unsampled = drawn_from - len(train)
     tables["train"] = train
     return tables
-
-
-def _cap_rows(config: GptaConfig, tables: dict[str, Table]) -> None:
-    """Cut over-long texts before anything tokenises them (one warning, never silenced), or
-    refuse a cell that must not be cut, naming its row (see :func:`gpta.data.cap_task_rows`)."""
-    from gpta.data import cap_task_rows
-
-    default_text, default_label = {
-        "classification": ("text", "label"),
-        "qa": ("context", "answers"),
-        "multiple_choice": ("article", "answer"),
-        "summarization": ("document", "summary"),
-    }[config.task]
-    for table in tables.values():
-        message = cap_task_rows(
-            table,
-            family=config.task,
-            text_column=config.data.text_column or default_text,
-            label_column=config.data.label_column or default_label,
-            question_column=config.data.question_column,
-            options_column=config.data.options_column,
-            max_length=config.model.max_length,
-        )
-        if message:
-            warn(message)
 
 
 def _write_json(path: Path, payload: dict[str, Any]) -> None:

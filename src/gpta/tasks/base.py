@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 if TYPE_CHECKING:
     import torch
@@ -26,12 +26,36 @@ if TYPE_CHECKING:
     from gpta.data import Table
     from gpta.manifest import Manifest
 
+# What a family cuts (columns) and refuses past a length (column -> (characters, what it
+# holds)) before anything tokenises a row: see :meth:`RowScoring.long_cells`
+LongCells = tuple[list[str], dict[str, tuple[int, str]]]
 # ``(model, inputs) -> (loss, logits)``: a family's own training loss (see ``Task.compute_loss``)
 TaskLoss = Callable[[Any, dict[str, Any]], tuple[Any, Any]]
 # A training row's loss weight (rows the run adds, such as class-card examples; a row
 # without it weighs 1), and where such a row came from
 ROW_WEIGHT = "__gpta_weight"
 ROW_SOURCE = "__gpta_source"
+
+
+@dataclass(frozen=True)
+class Columns:
+    """The columns a family reads a row from, by the names the data gives them."""
+
+    text: str  # the text the prefix joins (QA: the context, multiple choice: the article)
+    label: str  # the reference answer (read only from labelled rows)
+    question: str = "question"  # QA and multiple choice
+    options: str = "options"  # multiple choice
+
+    @classmethod
+    def configured(cls, config: GptaConfig, defaults: tuple[str, str]) -> Columns:
+        """The run's ``data.*_column`` options, ``defaults`` (text, label) where unset."""
+        data = config.data
+        return cls(
+            data.text_column or defaults[0],
+            data.label_column or defaults[1],
+            data.question_column,
+            data.options_column,
+        )
 
 
 @dataclass
@@ -159,6 +183,39 @@ class RowScoring:
 
     # None: the Trainer uses the model's own loss; a family with its own defines a method
     compute_loss: TaskLoss | None = None
+    # (text, label): the columns a family reads when the config names none
+    default_columns: ClassVar[tuple[str, str]]
+
+    @classmethod
+    def columns_for(cls, config: GptaConfig) -> Columns:
+        """The columns a run reads: its ``data.*_column`` options, else the family's
+        ``default_columns``."""
+        return Columns.configured(config, cls.default_columns)
+
+    @staticmethod
+    def long_cells(columns: Columns, max_chars: int, *, labelled: bool) -> LongCells:
+        """The family's rule for over-long cells (see :mod:`gpta.data`'s note on long rows):
+        the columns cut to ``max_chars``, and the ones refused past a length, naming what
+        they hold (a label only in ``labelled`` rows). Default: cut the text, refuse a long
+        label."""
+        return [columns.text], ({columns.label: (max_chars, "a label")} if labelled else {})
+
+    @classmethod
+    def cap_rows(
+        cls, table: Table, columns: Columns, *, max_length: int, labelled: bool = True
+    ) -> str | None:
+        """Cut over-long texts of ``table`` before anything tokenises them, or refuse a cell
+        that must not be cut, naming its row (the family's :meth:`long_cells`; unlabelled
+        rows, ``gpta predict``, have no label to check); the warning to print once when rows
+        were cut, else None."""
+        from gpta.data import cap_long_cells, long_cells_warning, text_char_cap
+
+        max_chars = text_char_cap(max_length)
+        cut, refuse = cls.long_cells(columns, max_chars, labelled=labelled)
+        cut_at = cap_long_cells(table, cut=cut, refuse=refuse, max_chars=max_chars)
+        if not cut_at:
+            return None
+        return long_cells_warning(table.source, columns.text, cut_at, max_chars)
 
     def check_rows(
         self,
@@ -279,6 +336,8 @@ class Task(Protocol):
 
     family: str
     primary_metric: str
+    # (text, label): the columns the family reads when the config names none
+    default_columns: ClassVar[tuple[str, str]]
 
     # Read-only: QA and multiple choice derive the two columns from their own, and
     # classification's loss is a method.
@@ -313,6 +372,24 @@ class Task(Protocol):
     @staticmethod
     def stratify_column_for(config: GptaConfig) -> str | None:
         """The column splits and low-resource samples are stratified by, or None."""
+        ...
+
+    @classmethod
+    def columns_for(cls, config: GptaConfig) -> Columns:
+        """The columns a run reads: its ``data.*_column`` options, else ``default_columns``."""
+        ...
+
+    @staticmethod
+    def long_cells(columns: Columns, max_chars: int, *, labelled: bool) -> LongCells:
+        """The columns cut to ``max_chars`` and those refused past a length (what they hold)."""
+        ...
+
+    @classmethod
+    def cap_rows(
+        cls, table: Table, columns: Columns, *, max_length: int, labelled: bool = True
+    ) -> str | None:
+        """Cut over-long cells of ``table`` or refuse one, naming its row, by the family's
+        rule; the warning to print once when rows were cut, else None."""
         ...
 
     def check_rows(

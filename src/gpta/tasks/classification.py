@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import MutableMapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torchmetrics.functional.classification import (
@@ -66,20 +66,22 @@ class ClassificationTask(RowScoring):
     head: ClassificationHead = field(default_factory=SequenceHead)
     family: str = field(default="classification", init=False)
     primary_metric: str = field(default="accuracy", init=False)
+    default_columns: ClassVar[tuple[str, str]] = ("text", "label")
 
     # --- building and validating -------------------------------------------------------------
     @staticmethod
     def stratify_column_for(config: GptaConfig) -> str | None:
         """Splits and low-resource samples are stratified by the label."""
-        return config.data.label_column or "label"
+        return ClassificationTask.columns_for(config).label
 
     @classmethod
     def from_config(cls, config: GptaConfig, tables: dict[str, Table]) -> ClassificationTask:
         """Build from the run configuration; validates every split."""
+        columns = cls.columns_for(config)
         return cls.from_tables(
             tables,
-            text_column=config.data.text_column or "text",
-            label_column=config.data.label_column or "label",
+            text_column=columns.text,
+            label_column=columns.label,
             max_length=config.model.max_length,
             head=config.model.head,
             label_words=config.model.label_words,

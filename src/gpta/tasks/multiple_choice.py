@@ -33,7 +33,7 @@ from torchmetrics.functional.classification import multiclass_accuracy, multicla
 from gpta.data import Table, require_columns, require_text
 from gpta.errors import GptaUserError
 from gpta.modeling.inference import forward_batches
-from gpta.tasks.base import Evaluation, RowScoring, TaskIO, majority_of
+from gpta.tasks.base import Columns, Evaluation, LongCells, RowScoring, TaskIO, majority_of
 from gpta.tasks.common import (
     PREFIX_ROOM_HINT,
     AutoModelLoading,
@@ -78,6 +78,7 @@ class MultipleChoiceTask(AutoModelLoading, RowScoring):
     max_length: int
     family: str = field(default="multiple_choice", init=False)
     primary_metric: str = field(default="accuracy", init=False)
+    default_columns: ClassVar[tuple[str, str]] = ("article", "answer")
     # a pretrained encoder gets a fresh multiple-choice head (one score per option)
     auto_class: ClassVar[str] = "AutoModelForMultipleChoice"
 
@@ -97,17 +98,29 @@ class MultipleChoiceTask(AutoModelLoading, RowScoring):
         """No stratification: splits and samples are plain seeded."""
         return None
 
+    @staticmethod
+    def long_cells(columns: Columns, max_chars: int, *, labelled: bool) -> LongCells:
+        """Cut the article; refuse a long question, options or answer."""
+        refuse = {
+            columns.question: (max_chars, "a question"),
+            columns.options: (max_chars, "the options of a row"),
+        }
+        if labelled:
+            refuse[columns.label] = (max_chars, "a label")
+        return [columns.text], refuse
+
     @classmethod
     def from_config(cls, config: GptaConfig, tables: dict[str, Table]) -> MultipleChoiceTask:
         """Build from the run configuration; validates every split."""
         train = tables["train"]
-        options_column = config.data.options_column
+        columns = cls.columns_for(config)
+        options_column = columns.options
         require_distinct_columns(
             {
-                "data.text_column": config.data.text_column or "article",
-                "data.question_column": config.data.question_column,
+                "data.text_column": columns.text,
+                "data.question_column": columns.question,
                 "data.options_column": options_column,
-                "data.label_column": config.data.label_column or "answer",
+                "data.label_column": columns.label,
             }
         )
         require_columns(train, [options_column], option="data.options_column")
@@ -124,10 +137,10 @@ class MultipleChoiceTask(AutoModelLoading, RowScoring):
                 "(answer letters A-Z) are supported"
             )
         task = cls(
-            article_column=config.data.text_column or "article",
-            question_column=config.data.question_column,
+            article_column=columns.text,
+            question_column=columns.question,
             options_column=options_column,
-            answer_column=config.data.label_column or "answer",
+            answer_column=columns.label,
             num_choices=len(first),
             max_length=config.model.max_length,
         )

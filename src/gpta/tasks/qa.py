@@ -34,10 +34,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from torchmetrics.functional.text import squad
 
-from gpta.data import Table, require_columns, require_text
+from gpta.data import QA_CONTEXT_CHARS, Table, require_columns, require_text
 from gpta.errors import GptaUserError
 from gpta.modeling.inference import forward_batches
-from gpta.tasks.base import Evaluation, RowScoring, TaskIO
+from gpta.tasks.base import Columns, Evaluation, LongCells, RowScoring, TaskIO
 from gpta.tasks.common import (
     PREFIX_ROOM_HINT,
     AutoModelLoading,
@@ -95,6 +95,7 @@ class QATask(AutoModelLoading, RowScoring):
     doc_stride: int
     family: str = field(default="qa", init=False)
     primary_metric: str = field(default="f1", init=False)
+    default_columns: ClassVar[tuple[str, str]] = ("context", "answers")
     # a pretrained encoder gets a fresh span (start/end) head
     auto_class: ClassVar[str] = "AutoModelForQuestionAnswering"
 
@@ -114,20 +115,31 @@ class QATask(AutoModelLoading, RowScoring):
         """No stratification: splits and samples are plain seeded."""
         return None
 
+    @staticmethod
+    def long_cells(columns: Columns, max_chars: int, *, labelled: bool) -> LongCells:
+        """Cut nothing: every window of a context is read, so a context past
+        :data:`gpta.data.QA_CONTEXT_CHARS` is refused, as is a long question (the answers are
+        checked by :meth:`check_table`)."""
+        return [], {
+            columns.text: (QA_CONTEXT_CHARS, "a QA context"),
+            columns.question: (max_chars, "a question"),
+        }
+
     @classmethod
     def from_config(cls, config: GptaConfig, tables: dict[str, Table]) -> QATask:
         """Build from the run configuration; validates every split (answers, offsets, lengths)."""
+        columns = cls.columns_for(config)
         require_distinct_columns(
             {
-                "data.text_column": config.data.text_column or "context",
-                "data.question_column": config.data.question_column,
-                "data.label_column": config.data.label_column or "answers",
+                "data.text_column": columns.text,
+                "data.question_column": columns.question,
+                "data.label_column": columns.label,
             }
         )
         task = cls(
-            context_column=config.data.text_column or "context",
-            question_column=config.data.question_column,
-            answers_column=config.data.label_column or "answers",
+            context_column=columns.text,
+            question_column=columns.question,
+            answers_column=columns.label,
             max_length=config.model.max_length,
             doc_stride=config.model.doc_stride,
         )

@@ -37,7 +37,7 @@ import copy
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import torch
 
@@ -45,7 +45,7 @@ from gpta.data import Table, require_columns, require_text
 from gpta.errors import GptaUserError
 from gpta.modeling.inference import forward_batches
 from gpta.modeling.loading import load_pretrained
-from gpta.tasks.base import Evaluation, RowScoring, Screening, TaskIO
+from gpta.tasks.base import Columns, Evaluation, LongCells, RowScoring, Screening, TaskIO
 from gpta.tasks.common import require_distinct_columns
 
 if TYPE_CHECKING:
@@ -123,6 +123,7 @@ class SummarizationTask(RowScoring):
     num_beams: int
     family: str = field(default="summarization", init=False)
     primary_metric: str = field(default=PRIMARY, init=False)
+    default_columns: ClassVar[tuple[str, str]] = ("document", "summary")
 
     # --- building and validating -------------------------------------------------------------
     @staticmethod
@@ -130,11 +131,17 @@ class SummarizationTask(RowScoring):
         """Splits and samples are plain seeded: there is no label to stratify by."""
         return None
 
+    @staticmethod
+    def long_cells(columns: Columns, max_chars: int, *, labelled: bool) -> LongCells:
+        """Cut the document; refuse a long reference summary (cutting it changes it)."""
+        refuse = {columns.label: (max_chars, "a reference summary")} if labelled else {}
+        return [columns.text], refuse
+
     @classmethod
     def from_config(cls, config: GptaConfig, tables: dict[str, Table]) -> SummarizationTask:
         """Build from the run configuration; validates every split and the length budget."""
-        text_column = config.data.text_column or "document"
-        label_column = config.data.label_column or "summary"
+        columns = cls.columns_for(config)
+        text_column, label_column = columns.text, columns.label
         require_distinct_columns(
             {"data.text_column": text_column, "data.label_column": label_column}
         )
