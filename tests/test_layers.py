@@ -26,7 +26,8 @@ LAYERS: list[tuple[str, str, set[str]]] = [
         "core",
         "plain Python every layer uses: the version, GptaUserError, gpta's cache paths, "
         "process ranks, terminal output (progress), atomic file writes, the size bounds of "
-        "every input (limits), YAML without aliases, stop signals",
+        "every input (limits), YAML without aliases, stop signals, the run folder's file "
+        "names",
         {
             "gpta._version",
             "gpta.errors",
@@ -37,6 +38,7 @@ LAYERS: list[tuple[str, str, set[str]]] = [
             "gpta.limits",
             "gpta.safe_yaml",
             "gpta.signals",
+            "gpta.run_files",
         },
     ),
     (

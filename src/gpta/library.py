@@ -28,7 +28,7 @@ from typing import Any
 import platformdirs
 import yaml
 
-from gpta import safe_yaml
+from gpta import run_files, safe_yaml
 from gpta.config import bounded_description
 from gpta.errors import GptaUserError
 from gpta.fileio import object_at
@@ -292,9 +292,9 @@ def entry_from_run(
 ) -> LibraryEntry:
     """A library entry for a finished run directory (its saved prefix and dev score)."""
     run_dir = Path(run_dir)
-    metrics = _json(run_dir / "metrics.json")
-    manifest = _json(run_dir / "model" / "gpta.json")
-    config = _yaml(run_dir / "config.yaml")
+    metrics = _json(run_dir / run_files.METRICS)
+    manifest = _json(run_dir / run_files.MODEL_MANIFEST)
+    config = _yaml(run_dir / run_files.CONFIG)
     prefix = metrics.get("prefix", manifest.get("prefix"))
     if not isinstance(prefix, str):
         raise GptaUserError(

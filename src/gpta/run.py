@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gpta import run_files
 from gpta.assistant import History, RoundRecord, TaskBrief, TeachingAssistant, label_words
 from gpta.assistant.card_choice import CardChoice, choose_cards, load_choice
 from gpta.assistant.prompts import initial_messages
@@ -200,18 +201,17 @@ def _save_best(run_dir: Path, model: Any, tokenizer: Any, manifest: dict[str, An
         shutil.rmtree(staging, ignore_errors=True)
         raise
     written = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file())
-    target = run_dir / "model"
+    target = run_dir / run_files.MODEL
     if not target.exists():
         staging.rename(target)
-        return [f"model/{name}" for name in written]
+        return [f"{run_files.MODEL}/{name}" for name in written]
     marker = read_marker(run_dir)
     old = run_dir / ".model-old"
     shutil.rmtree(old, ignore_errors=True)  # left by a crash between the renames: gpta's
     target.rename(old)
     staging.rename(target)
-    listed = (
-        {e[len("model/") :] for e in marker.files if e.startswith("model/")} if marker else None
-    )
+    inside = f"{run_files.MODEL}/"
+    listed = {e[len(inside) :] for e in marker.files if e.startswith(inside)} if marker else None
     for path in sorted(old.rglob("*")):
         name = path.relative_to(old).as_posix()
         mine = listed is None or name in listed or name in written
@@ -219,7 +219,7 @@ def _save_best(run_dir: Path, model: Any, tokenizer: Any, manifest: dict[str, An
             (target / name).parent.mkdir(parents=True, exist_ok=True)
             path.rename(target / name)
     shutil.rmtree(old)
-    return [f"model/{name}" for name in written]
+    return [f"{run_files.MODEL}/{name}" for name in written]
 
 
 def _write_predictions(path: Path, table: Table, predictions: list[Any]) -> None:
@@ -272,8 +272,8 @@ def train(config: GptaConfig, *, overwrite: bool = False, quiet: bool = False) -
                 offered=cards.names,  # the TA's card names, in place of a request for words
             )
             if ranks.is_main:
-                dump_config(config, run_dir / "config.yaml")
-                _write_json(run_dir / "splits.json", _split_summary(tables))
+                dump_config(config, run_dir / run_files.CONFIG)
+                _write_json(run_dir / run_files.SPLITS, _split_summary(tables))
                 sync_files(run_dir)
             result = _execute(
                 config,
@@ -346,12 +346,12 @@ def resume(run_dir: str | Path, *, quiet: bool = False) -> RunResult:
     run_dir = Path(run_dir)
     if run_dir.is_dir():
         refuse_if_in_use(run_dir)  # early; taking the lock below is the check that counts
-    if not (run_dir / "config.yaml").is_file():
+    if not (run_dir / run_files.CONFIG).is_file():
         raise GptaUserError(
             f"--resume: {run_dir} holds no run (no config.yaml)",
             hint="pass the output directory of an earlier `gpta train`",
         )
-    if (run_dir / "metrics.json").is_file():
+    if (run_dir / run_files.METRICS).is_file():
         raise GptaUserError(
             f"--resume: {run_dir} is a finished run, nothing is left to resume; its model is "
             f"{run_dir / 'model'}",
@@ -372,11 +372,11 @@ def resume(run_dir: str | Path, *, quiet: bool = False) -> RunResult:
             f"skipped damaged checkpoint(s) ({'; '.join(unreadable)}); resuming from "
             f"{checkpoint[0].name} (after round {checkpoint[1]['round']}) instead"
         )
-    config = load_config(run_dir / "config.yaml")
+    config = load_config(run_dir / run_files.CONFIG)
     description = config.description_text()
     tables = load_data(config)
     try:
-        recorded = json.loads((run_dir / "splits.json").read_text("utf-8"))
+        recorded = json.loads((run_dir / run_files.SPLITS).read_text("utf-8"))
     except (OSError, ValueError):
         recorded = None
     if _split_summary(tables) != recorded:
@@ -388,7 +388,7 @@ def resume(run_dir: str | Path, *, quiet: bool = False) -> RunResult:
     ranks = init_ranks(resolve_device(config.device))
     with run_lock(run_dir, ranks=ranks):  # held until the run ends, however it ends
         latest = latest_checkpoint(run_dir)
-        if (run_dir / "metrics.json").is_file() or latest is None or latest[0] != checkpoint[0]:
+        if (run_dir / run_files.METRICS).is_file() or latest is None or latest[0] != checkpoint[0]:
             raise GptaUserError(
                 f"--resume: {run_dir} changed while this command read its data (another "
                 "gpta command wrote there)",
@@ -542,8 +542,8 @@ def _execute(
         metrics["budget"] = round_budget(
             config.training, len(selection.labelled), world_size=ranks.world
         ).as_dict()
-    _write_json(run_dir / "metrics.json", metrics)
-    write_manifest(run_dir / "model", rounds.manifest_of(best, results))
+    _write_json(run_dir / run_files.METRICS, metrics)
+    write_manifest(run_dir / run_files.MODEL, rounds.manifest_of(best, results))
     history = side.history
     if config.assistant.library:
         record_run(run_dir, domain=config.data.domain, history=history, progress=progress)
@@ -797,7 +797,7 @@ def _evaluate_saved(
     """The saved model on dev and test exactly as ``gpta predict`` will run it (sharded
     across processes, like the rounds' evaluation); the main process writes predictions/."""
     pipeline = GptaPipeline(
-        run_dir / "model", device=device, batch_size=config.training.eval_batch_size
+        run_dir / run_files.MODEL, device=device, batch_size=config.training.eval_batch_size
     )
     results: dict[str, dict[str, Any]] = {}
     for name in ("dev", "test"):
@@ -806,7 +806,7 @@ def _evaluate_saved(
         results[name] = evaluation.metrics
         if ranks.is_main:
             _write_predictions(
-                run_dir / "predictions" / f"{name}.jsonl", table, evaluation.predictions
+                run_dir / run_files.predictions_file(name), table, evaluation.predictions
             )
     return results
 
@@ -972,9 +972,9 @@ def _teaching_side(
             f"price for {config.assistant.model}: only the token budget can apply"
         )
     if resume_from is None:
-        history = History(run_dir / "history.jsonl")
+        history = History(run_dir / run_files.HISTORY)
     else:
-        history = History.resume(run_dir / "history.jsonl", lines=resume_from[1]["history_lines"])
+        history = History.resume(run_dir / run_files.HISTORY, lines=resume_from[1]["history_lines"])
     # the dialogue gradient: the task's example store, the TA's adapter and tuning, its rates
     dialogue = None
     if chat_model is not None:

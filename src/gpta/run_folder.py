@@ -31,10 +31,12 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from gpta import run_files
 from gpta.distributed import Ranks
 from gpta.errors import GptaUserError
 from gpta.fileio import read_json_record, replace_atomic
 from gpta.progress import warn
+from gpta.run_files import CHECKPOINTS, PREVIOUS, RUN_MARKER, STATE_FILE
 from gpta.run_lock import (
     RunLock,
     held_lock,
@@ -44,41 +46,35 @@ from gpta.run_lock import (
 )
 from gpta.signals import deferred
 
-CHECKPOINTS = "checkpoints"
-STATE_FILE = "gpta_state.json"
 # The names gpta writes at the top of a run folder.
 RUN_FILES = (
-    "config.yaml",
-    "splits.json",
-    "history.jsonl",
-    "exposure.jsonl",
-    "exemplars.jsonl",
-    "cards.json",
-    "metrics.json",
-    "predictions",
-    "model",
+    run_files.CONFIG,
+    run_files.SPLITS,
+    run_files.HISTORY,
+    run_files.EXPOSURE,
+    run_files.EXEMPLARS,
+    run_files.CARDS,
+    run_files.METRICS,
+    run_files.PREDICTIONS,
+    run_files.MODEL,
     CHECKPOINTS,
-    "report",
+    run_files.REPORT,
 )
-RUN_EXTRA = ("logs",)  # TensorBoard's event files (training.report_to: tensorboard)
-RUN_MARKER = ".gpta-run.json"
-# The run that `--overwrite` replaces (gpta's files of it, moved here) until the new run
-# has finished; put back if the new run fails before its first complete round.
-PREVIOUS = ".gpta-previous"
+RUN_EXTRA = (run_files.LOGS,)
 MARKER_FORMAT = 2
 
 _NAMES = frozenset((*RUN_FILES, *RUN_EXTRA))
 # Files gpta always writes at these paths in a run, listed or not.
 _FIXED_FILES = (
-    "config.yaml",
-    "splits.json",
-    "history.jsonl",
-    "exposure.jsonl",
-    "exemplars.jsonl",
-    "metrics.json",
-    "predictions/dev.jsonl",
-    "predictions/test.jsonl",
-    "model/gpta.json",
+    run_files.CONFIG,
+    run_files.SPLITS,
+    run_files.HISTORY,
+    run_files.EXPOSURE,
+    run_files.EXEMPLARS,
+    run_files.METRICS,
+    run_files.predictions_file("dev"),
+    run_files.predictions_file("test"),
+    run_files.MODEL_MANIFEST,
 )
 _CHECKPOINT_DIR = re.compile(r"checkpoint-[0-9]+")
 _TFEVENTS = "events.out.tfevents."
@@ -202,7 +198,7 @@ def _patterns(run_dir: Path) -> set[str]:
     found = {entry for entry in found if (run_dir / entry).is_file()}
     for folder, keep in (
         (CHECKPOINTS, lambda p: _CHECKPOINT_DIR.fullmatch(p.name) and p.is_dir()),
-        ("logs", lambda p: p.name.startswith(_TFEVENTS) and p.is_file()),
+        (run_files.LOGS, lambda p: p.name.startswith(_TFEVENTS) and p.is_file()),
     ):
         if _real(run_dir, folder) and (run_dir / folder).is_dir():
             found |= {
@@ -440,7 +436,7 @@ def check_run_dir(path: str | Path, *, overwrite: bool) -> RunDirPlan:
             "gpta replaces only runs it wrote",
             hint="choose another --output-dir (a new or empty folder), or move those files away",
         )
-    finished = marker is not None and (run_dir / "metrics.json").is_file()
+    finished = marker is not None and (run_dir / run_files.METRICS).is_file()
     if not overwrite:
         note = (
             f"; the finished run it was replacing is kept in {previous_dir}"

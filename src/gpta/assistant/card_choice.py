@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from gpta import run_files
 from gpta.assistant.cards import (
     CardAnswer,
     CardSet,
@@ -67,7 +68,6 @@ if TYPE_CHECKING:
     from gpta.tasks.base import Screening, Task
     from gpta.tasks.classification import ClassificationTask
 
-CARDS_FILE = "cards.json"
 EVENT = "cards"
 
 
@@ -166,7 +166,7 @@ def choose_cards(
 
 def load_choice(run_dir: str | Path) -> CardChoice:
     """The adopted rows of a run's ``cards.json`` (``--resume``); none if it has none."""
-    path = Path(run_dir) / CARDS_FILE
+    path = Path(run_dir) / run_files.CARDS
     if not path.is_file():
         return CardChoice()
     try:
@@ -203,7 +203,7 @@ def _choose(
     from gpta.progress import Progress
 
     progress = Progress(quiet=quiet)
-    history = History(run_dir / "history.jsonl")
+    history = History(run_dir / run_files.HISTORY)
     started = time.perf_counter()
     rows, where = _labelled(tables)
     labels = task._ids([r[task.label_column] for r in rows])
@@ -304,7 +304,7 @@ def _choose(
             "rows": choice.rows,
         },
     }
-    (run_dir / CARDS_FILE).write_text(
+    (run_dir / run_files.CARDS).write_text(
         json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
     )
     history.log(

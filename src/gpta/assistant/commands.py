@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from gpta import safe_yaml
+from gpta import run_files, safe_yaml
 from gpta.assistant.dialogue import (
     DialogueStore,
     default_store_dir,
@@ -28,18 +28,18 @@ from gpta.errors import GptaUserError
 def _run_info(run_dir: Path, *, store_given: bool = False) -> dict[str, Any]:
     """Task key, store and TA model of a run (from its history, else its config + manifest)."""
     info: dict[str, Any] = {}
-    config_path = run_dir / "config.yaml"
+    config_path = run_dir / run_files.CONFIG
     config: dict[str, Any] = {}
     if config_path.is_file():
         config = safe_yaml.load_file(config_path, what="run config") or {}
     info["ta_model"] = ((config or {}).get("assistant") or {}).get("model")
     info["backend"] = ((config or {}).get("assistant") or {}).get("backend")
-    for event in read_jsonl(run_dir / "history.jsonl"):
+    for event in read_jsonl(run_dir / run_files.HISTORY):
         if event.get("event") == "dialogue" and event.get("task_key"):
             info.update(key=event["task_key"], store=event.get("store"))
             return info
     # a run from before the dialogue event: rebuild the key from its description and labels
-    manifest_path = run_dir / "model" / "gpta.json"
+    manifest_path = run_dir / run_files.MODEL_MANIFEST
     if not manifest_path.is_file() or not config:
         if store_given:
             return {**info, "key": None, "store": None}
@@ -207,7 +207,7 @@ def tune_openai(
         base_model=base_model,
         base_url=base_url,
         api_key_env=api_key_env,
-        ledger=ExposureLedger(store.root / "exposure.jsonl"),
+        ledger=ExposureLedger(store.root / run_files.EXPOSURE),
         poll_seconds=poll_seconds,
         on_status=say,
     )

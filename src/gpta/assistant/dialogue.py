@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gpta import run_files
 from gpta.assistant.prompts import answer_json
 from gpta.chat.base import Message
 from gpta.errors import GptaUserError
@@ -106,7 +107,7 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def require_run(run_dir: Path) -> None:
-    missing = [n for n in ("history.jsonl", "exposure.jsonl") if not (run_dir / n).is_file()]
+    missing = [n for n in (run_files.HISTORY, run_files.EXPOSURE) if not (run_dir / n).is_file()]
     if missing:
         raise GptaUserError(
             f"{run_dir} is not a gpta run directory (no {', '.join(missing)})",
@@ -116,7 +117,7 @@ def require_run(run_dir: Path) -> None:
 
 def run_task_key(run_dir: Path) -> str | None:
     """The task key recorded by the run (``dialogue`` event), else from its config + ledger."""
-    for event in read_jsonl(run_dir / "history.jsonl"):
+    for event in read_jsonl(run_dir / run_files.HISTORY):
         if event.get("event") == "dialogue" and event.get("task_key"):
             return str(event["task_key"])
     return None
@@ -142,8 +143,8 @@ def round_dialogues(run_dir: str | Path) -> list[RoundDialogue]:
     """
     run_dir = Path(run_dir)
     require_run(run_dir)
-    events = read_jsonl(run_dir / "history.jsonl")
-    ledger = read_jsonl(run_dir / "exposure.jsonl")
+    events = read_jsonl(run_dir / run_files.HISTORY)
+    ledger = read_jsonl(run_dir / run_files.EXPOSURE)
     requests = {r["id"]: r for r in ledger if r.get("event") == "request"}
     by_hash = {r["sha256"]: r["messages"] for r in requests.values() if "sha256" in r}
     responses = [

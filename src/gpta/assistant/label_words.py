@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from pydantic import RootModel, ValidationError
 
+from gpta import run_files
 from gpta.assistant.material import Kind, Material, choose
 from gpta.chat.base import Message
 from gpta.errors import GptaUserError
@@ -610,7 +611,7 @@ def _choose(
     from gpta.progress import Progress
 
     progress = Progress(quiet=quiet)
-    history = History(run_dir / "history.jsonl")
+    history = History(run_dir / run_files.HISTORY)
     head_name = config.model.head
     names = list(task.label_names)
     given = {str(k): str(v) for k, v in (config.model.label_words or {}).items()}

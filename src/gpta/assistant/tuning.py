@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
+from gpta import run_files
 from gpta.assistant.dialogue import (
     DialogueExample,
     DialogueStore,
@@ -436,7 +437,7 @@ class DialogueGradient:
         return result
 
     def _events(self) -> list[dict[str, Any]]:
-        path = self.run_dir / "history.jsonl"
+        path = self.run_dir / run_files.HISTORY
         if not path.is_file():
             return []
         return [json.loads(line) for line in path.open(encoding="utf-8") if line.strip()]

@@ -14,8 +14,7 @@ from typing import Any
 from gpta.errors import GptaUserError
 from gpta.limits import CONFIG_BYTES, read_stream_bounded
 from gpta.manifest import DAMAGED_HINT, FORMAT_VERSION, Manifest, parse_manifest
-
-MANIFEST = "gpta.json"
+from gpta.run_files import MANIFEST, MODEL
 
 
 def library_versions() -> dict[str, str]:
@@ -52,7 +51,7 @@ def write_manifest(directory: str | Path, manifest: dict[str, Any]) -> None:
 def find_model_dir(path: str | Path) -> Path:
     """Accept a run directory (``RUN/model``) or a model directory."""
     path = Path(path)
-    for candidate in (path, path / "model"):
+    for candidate in (path, path / MODEL):
         if (candidate / MANIFEST).is_file():
             return candidate
     if not path.exists():

@@ -11,6 +11,7 @@ from gpta.downstream.artifact import find_model_dir, read_manifest
 from gpta.errors import GptaUserError
 from gpta.manifest import Manifest
 from gpta.modeling.device import resolve_device
+from gpta.run_files import MANIFEST
 from gpta.tasks import task_from_manifest
 from gpta.tasks.base import Evaluation
 
@@ -33,7 +34,7 @@ class GptaPipeline:
         self.prefix: str = self.manifest.prefix
         # prefix variety with `augment_predict: mean`: class probabilities averaged over these
         self.prefixes: list[str] | None = self.manifest.predict_prefixes
-        where = self.model_dir / "gpta.json"
+        where = self.model_dir / MANIFEST
         try:
             self.task = task_from_manifest(self.manifest)
         except (KeyError, TypeError, ValueError, AttributeError) as err:

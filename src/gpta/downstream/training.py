@@ -32,6 +32,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from gpta import run_files
 from gpta.config import TrainingConfig
 from gpta.distributed import launched_world_size
 from gpta.errors import GptaUserError
@@ -420,6 +421,6 @@ def build_trainer(
         if type(callback).__name__ == "TensorBoardCallback" and callback.logging_dir is None:
             # next to the checkpoints, not inside them: they are deleted when the run ends
             callback.logging_dir = logs_dir or os.path.join(
-                os.path.dirname(os.path.abspath(checkpoint_dir)), "logs"
+                os.path.dirname(os.path.abspath(checkpoint_dir)), run_files.LOGS
             )
     return trainer, collator

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gpta.downstream.artifact import MANIFEST, read_manifest
+from gpta import run_files
+from gpta.downstream.artifact import read_manifest
 from gpta.errors import GptaUserError
 from gpta.fileio import read_json_record
 from gpta.manifest import Manifest
@@ -80,12 +81,12 @@ def find_run(run: str | Path) -> tuple[Path, Path]:
             f"RUN {path} is a file, not a run directory",
             hint="pass the run directory `gpta train` wrote (its --output-dir)",
         )
-    if (path / "model" / MANIFEST).is_file():
-        return path, path / "model"
-    if (path / MANIFEST).is_file() and path.name == "model":
+    if (path / run_files.MODEL_MANIFEST).is_file():
+        return path, path / run_files.MODEL
+    if (path / run_files.MANIFEST).is_file() and path.name == run_files.MODEL:
         return path.parent, path
     raise GptaUserError(
-        f"RUN {path} holds no trained model ({Path('model') / MANIFEST} is missing)",
+        f"RUN {path} holds no trained model ({run_files.MODEL_MANIFEST} is missing)",
         hint="pass the run directory `gpta train` wrote (its --output-dir); a run that has not "
         "finished its first round has no model yet",
     )
@@ -95,7 +96,7 @@ def read_source(run: str | Path) -> ExportSource:
     """The run's model, checked to be the exported case; a :class:`GptaUserError` otherwise."""
     run_dir, model_dir = find_run(run)
     manifest = read_manifest(model_dir)
-    where = model_dir / MANIFEST
+    where = model_dir / run_files.MANIFEST
     if manifest.task != "classification":
         raise _refuse(f"the model is a {manifest.task} model", where)
     head = manifest.head or "sequence"
@@ -143,6 +144,6 @@ def read_source(run: str | Path) -> ExportSource:
         pooling=Pooling(mode, normalize),
         label_values=values,
         label_names=names,
-        metrics=read_json_record(run_dir / "metrics.json") or {},
-        splits=read_json_record(run_dir / "splits.json") or {},
+        metrics=read_json_record(run_dir / run_files.METRICS) or {},
+        splits=read_json_record(run_dir / run_files.SPLITS) or {},
     )

@@ -42,14 +42,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from gpta import run_files
 from gpta.errors import GptaUserError
 from gpta.privacy.ledger import GENESIS, messages_hash, record_hash
-from gpta.privacy.policy import EXEMPLARS_FILE, read_exemplars
+from gpta.privacy.policy import read_exemplars
 
-LEDGER_FILE = "exposure.jsonl"
 #: backends whose requests go out over HTTP (the others run in this process)
 HTTP_BACKENDS = frozenset({"openai"})
-METRICS_FILE = "metrics.json"
 _DAMAGED_HINT = (
     "the ledger was damaged or edited after gpta wrote it and cannot be audited: restore it "
     "from a copy, or treat everything the run's TA requests could hold as exposed"
@@ -268,21 +267,21 @@ def _verify_chain(report: AuditReport, records: list[tuple[int, dict[str, Any]]]
 
 def _verify_seal(report: AuditReport, ledger: Path) -> None:
     """The final hash and record count the run wrote to metrics.json at its end."""
-    metrics_path = ledger.parent / METRICS_FILE
-    if ledger.name != LEDGER_FILE or not metrics_path.is_file():
+    metrics_path = ledger.parent / run_files.METRICS
+    if ledger.name != run_files.EXPOSURE or not metrics_path.is_file():
         report.integrity.append(
-            f"the ledger is not sealed: no {METRICS_FILE} beside it (the run has not finished, "
-            "or was stopped), so records removed from its end cannot be detected"
+            f"the ledger is not sealed: no {run_files.METRICS} beside it (the run has not "
+            "finished, or was stopped), so records removed from its end cannot be detected"
         )
         return
     try:
         metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        report.integrity.append(f"{METRICS_FILE} cannot be read, so the ledger's seal cannot")
+        report.integrity.append(f"{run_files.METRICS} cannot be read, so the ledger's seal cannot")
         return
     if not isinstance(metrics, dict) or "ledger_sha256" not in metrics:
         report.integrity.append(
-            f"{METRICS_FILE} holds no ledger seal (a run of a gpta older than the seal, or "
+            f"{run_files.METRICS} holds no ledger seal (a run of a gpta older than the seal, or "
             "the seal was removed)"
         )
         return
@@ -290,12 +289,12 @@ def _verify_seal(report: AuditReport, ledger: Path) -> None:
     if type(sealed_count) is not int or sealed_count != report.records:
         report.integrity.append(
             f"the ledger holds {report.records} record(s) but the run sealed "
-            f"{metrics.get('ledger_records')!r} in {METRICS_FILE} (records were removed or "
+            f"{metrics.get('ledger_records')!r} in {run_files.METRICS} (records were removed or "
             "added after the run)"
         )
     elif metrics.get("ledger_sha256") != report.final_hash:
         report.integrity.append(
-            f"the ledger's final hash does not match the seal in {METRICS_FILE}"
+            f"the ledger's final hash does not match the seal in {run_files.METRICS}"
         )
     else:
         report.sealed = True
@@ -308,7 +307,7 @@ def _policy_from_run_dir(run_dir: Path) -> tuple[str, list[str]]:
     from gpta import safe_yaml
 
     exposure = "none"
-    config_path = run_dir / "config.yaml"
+    config_path = run_dir / run_files.CONFIG
     if config_path.is_file():
         try:
             config = safe_yaml.load_file(config_path, what="run config") or {}
@@ -316,7 +315,7 @@ def _policy_from_run_dir(run_dir: Path) -> tuple[str, list[str]]:
         except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError):
             exposure = "none"  # the strictest reading: any row is beyond policy
     allowed = []
-    exemplars = run_dir / EXEMPLARS_FILE
+    exemplars = run_dir / run_files.EXEMPLARS
     if exposure != "none" and exemplars.is_file():
         allowed = [str(r["row_id"]) for r in read_exemplars(exemplars) if "row_id" in r]
     return exposure, allowed
@@ -327,7 +326,7 @@ def audit_run(run_dir: str | Path, *, recheck: bool = False) -> AuditReport:
     the run's exposure policy; with ``recheck``, also scan every request against the run's
     data (see the module doc)."""
     run_dir = Path(run_dir)
-    ledger = run_dir / LEDGER_FILE if run_dir.is_dir() else run_dir
+    ledger = run_dir / run_files.EXPOSURE if run_dir.is_dir() else run_dir
     if not ledger.is_file():
         raise GptaUserError(
             f"no exposure ledger at {ledger}",
@@ -496,7 +495,7 @@ def format_report(report: AuditReport) -> str:
     if report.records and not report.integrity:
         lines.append(
             f"  hash chain:        intact, {report.records} records, final sha256 "
-            f"{report.final_hash}, sealed in {METRICS_FILE}"
+            f"{report.final_hash}, sealed in {run_files.METRICS}"
         )
     for problem in report.integrity:
         lines.append(f"  integrity:         {problem}")

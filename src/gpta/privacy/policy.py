@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gpta import run_files
 from gpta.errors import GptaUserError
 from gpta.privacy.channel import ExposureChannel, clean_messages, clean_text
 from gpta.privacy.exemplar import Exemplar
@@ -45,7 +46,6 @@ if TYPE_CHECKING:
 
 DEFAULT_EXEMPLARS = 4
 MAX_EXEMPLAR_CHARS = 600
-EXEMPLARS_FILE = "exemplars.jsonl"
 
 
 def register_config_secrets(config: GptaConfig) -> None:
@@ -133,7 +133,7 @@ def rebuild_guard(
     from gpta.config import load_config
 
     run_dir = Path(run_dir)
-    config_path = run_dir / "config.yaml"
+    config_path = run_dir / run_files.CONFIG
     if not config_path.is_file():
         raise GptaUserError(
             f"{config_path} is missing",
@@ -148,10 +148,10 @@ def rebuild_guard(
     )
     allow_label_names(
         guard,
-        _ledger_label_names(run_dir / "exposure.jsonl"),
+        _ledger_label_names(run_dir / run_files.EXPOSURE),
         Redactor(config.privacy.redact_names),
     )
-    exemplars = run_dir / EXEMPLARS_FILE
+    exemplars = run_dir / run_files.EXEMPLARS
     if allow_exemplars and exemplars.is_file():
         guard.allow(str(e.get("text", "")) for e in read_exemplars(exemplars))
     return guard, config
@@ -353,7 +353,7 @@ class Exposure:
             ]
         lines = [
             f"privacy: exposure exemplars: these {len(self.exemplars)} redacted training rows "
-            f"will be sent to the TA (also in {EXEMPLARS_FILE}):"
+            f"will be sent to the TA (also in {run_files.EXEMPLARS}):"
         ]
         for e in self.exemplars:
             label = f" [{e.label}]" if e.label is not None else ""
@@ -410,10 +410,10 @@ def build_exposure(
                 "data in your own words"
             )
     if exemplars:
-        with (run_dir / EXEMPLARS_FILE).open("w", encoding="utf-8") as handle:
+        with (run_dir / run_files.EXEMPLARS).open("w", encoding="utf-8") as handle:
             for e in exemplars:
                 handle.write(json.dumps(asdict(e), ensure_ascii=False) + "\n")
-    ledger = ExposureLedger(run_dir / "exposure.jsonl")
+    ledger = ExposureLedger(run_dir / run_files.EXPOSURE)
     ledger.record_policy(
         exposure=privacy.exposure,
         exemplar_ids=[e.row_id for e in exemplars],

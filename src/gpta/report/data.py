@@ -14,11 +14,11 @@ from typing import Any
 
 import yaml
 
-from gpta import safe_yaml
+from gpta import run_files, safe_yaml
 from gpta.errors import GptaUserError
 from gpta.fileio import object_at
 
-RUN_MARKERS = ("history.jsonl", "metrics.json", "config.yaml", "model/gpta.json")
+RUN_MARKERS = (run_files.HISTORY, run_files.METRICS, run_files.CONFIG, run_files.MODEL_MANIFEST)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -344,19 +344,24 @@ def load_run(path: str | Path) -> RunData:
         )
     missing = [
         name
-        for name in ("history.jsonl", "metrics.json", "exposure.jsonl", "model/gpta.json")
+        for name in (
+            run_files.HISTORY,
+            run_files.METRICS,
+            run_files.EXPOSURE,
+            run_files.MODEL_MANIFEST,
+        )
         if not (run_dir / name).is_file()
     ]
-    metrics = _read_json(run_dir / "metrics.json")
-    manifest = _read_json(run_dir / "model" / "gpta.json")
-    events = _read_jsonl(run_dir / "history.jsonl")
-    ledger = _read_jsonl(run_dir / "exposure.jsonl")
+    metrics = _read_json(run_dir / run_files.METRICS)
+    manifest = _read_json(run_dir / run_files.MODEL_MANIFEST)
+    events = _read_jsonl(run_dir / run_files.HISTORY)
+    ledger = _read_jsonl(run_dir / run_files.EXPOSURE)
     rounds = _rounds(events, metrics)
-    exposure = _exposure(ledger, (run_dir / "exposure.jsonl").is_file())
+    exposure = _exposure(ledger, (run_dir / run_files.EXPOSURE).is_file())
     data = RunData(
         run_dir=run_dir,
         name=run_dir.resolve().name,
-        config=_read_yaml(run_dir / "config.yaml"),
+        config=_read_yaml(run_dir / run_files.CONFIG),
         metrics=metrics,
         manifest=manifest,
         events=events,
@@ -367,7 +372,7 @@ def load_run(path: str | Path) -> RunData:
         exposure=exposure,
         tokens=_tokens(metrics, exposure),
         missing=missing,
-        cards=_read_json(run_dir / "cards.json"),
+        cards=_read_json(run_dir / run_files.CARDS),
     )
     best = data.best_round
     for row in rounds:

@@ -12,6 +12,7 @@ from typing import Any
 
 import jinja2
 
+from gpta import run_files
 from gpta.fileio import check_dir_creatable, make_dir, object_at, write_text_atomic
 from gpta.report import plots
 from gpta.report.data import RunData, load_run
@@ -192,7 +193,7 @@ def _environment() -> jinja2.Environment:
 
 def default_output_dir(run_dirs: Sequence[str | Path]) -> Path:
     """``RUN_DIR/report`` for one run; ``compare-report`` here for several."""
-    return Path(run_dirs[0]) / "report" if len(run_dirs) == 1 else Path("compare-report")
+    return Path(run_dirs[0]) / run_files.REPORT if len(run_dirs) == 1 else Path("compare-report")
 
 
 def write_report(run_dirs: Sequence[str | Path], output_dir: str | Path | None = None) -> Path:
