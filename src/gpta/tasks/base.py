@@ -177,7 +177,10 @@ class RowScoring:
     metric of ``score``) and ``outputs_many`` (default: one pass per prefix).
 
     Also the documented defaults of the :class:`Task` members a family may leave out: no
-    row checks beyond the columns (``check_rows``), the model's own loss (``compute_loss``),
+    stratified splits (``stratify_column_for``), the default columns of a run
+    (``columns_for``), cutting the text and refusing a long label (``long_cells``,
+    ``cap_rows``), no row checks beyond the columns (``check_rows``), the model's own loss
+    (``compute_loss``),
     no new weights to start (``prepare_model``) and no majority answer (``majority_baseline``).
     """
 
@@ -216,6 +219,12 @@ class RowScoring:
         if not cut_at:
             return None
         return long_cells_warning(table.source, columns.text, cut_at, max_chars)
+
+    @staticmethod
+    def stratify_column_for(config: GptaConfig) -> str | None:
+        """The column splits and low-resource samples are stratified by (default: none, they
+        are plain seeded; classification stratifies by the label)."""
+        return None
 
     def check_rows(
         self,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
+from gpta.data import Table
 from gpta.errors import GptaUserError
 from gpta.modeling.loading import load_pretrained
 
@@ -91,3 +93,54 @@ class AutoModelLoading:
     def load_trained(self, model_dir: str) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
         """A model saved by a run."""
         return load_auto_model(self.auto_class, model_dir)
+
+
+class QuestionOnPassage:
+    """What the two families whose row is a question on a passage (QA, multiple choice)
+    share: a row is checked as a table (``check_table``) and for the room its question
+    leaves the passage next to the longest prefix (``check_fits``), in every split of a run
+    and in the rows given to ``gpta predict`` / ``gpta eval``; and no exemplar shows one."""
+
+    def check_table(self, table: Table, *, labelled: bool = True) -> None:
+        """Columns, types and (when ``labelled``) the answer of every row (the family's own)."""
+        raise NotImplementedError
+
+    def check_fits(
+        self,
+        rows: Sequence[dict[str, Any]],
+        locations: Sequence[str],
+        source: str,
+        tokenizer: PreTrainedTokenizerBase,
+        *,
+        prefix_tokens: int,
+    ) -> None:
+        """Every row leaves its passage room next to a prefix of ``prefix_tokens`` tokens
+        (the family's own)."""
+        raise NotImplementedError
+
+    def check_splits(self, config: GptaConfig, tables: dict[str, Table]) -> None:
+        """Every split of a run: its rows, and their room next to the run's longest prefix."""
+        tokenizer = load_tokenizer(config.model.resolved_name(config.task))
+        prefix_tokens = prefix_budget(config, tokenizer)
+        for table in tables.values():
+            self.check_table(table)
+            self.check_fits(
+                table.rows, table.locations, table.source, tokenizer, prefix_tokens=prefix_tokens
+            )
+
+    def check_rows(
+        self,
+        rows: Sequence[dict[str, Any]],
+        locations: Sequence[str],
+        source: str,
+        *,
+        labelled: bool,
+    ) -> None:
+        """Validate rows given to ``gpta predict`` / ``gpta eval``, naming the bad row."""
+        self.check_table(Table(source, list(rows), list(locations)), labelled=labelled)
+
+    def exemplar_columns(self) -> tuple[str, str | None]:
+        """None of a row's columns: exemplars show one text, and a row is a question on a
+        passage. ``text`` (not a column here) makes ``privacy.exposure: exemplars`` stop at
+        the first exemplar, naming the column; no label is shown."""
+        return "text", None

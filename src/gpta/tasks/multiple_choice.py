@@ -37,8 +37,7 @@ from gpta.tasks.base import Columns, Evaluation, LongCells, RowScoring, TaskIO, 
 from gpta.tasks.common import (
     PREFIX_ROOM_HINT,
     AutoModelLoading,
-    load_tokenizer,
-    prefix_budget,
+    QuestionOnPassage,
     require_distinct_columns,
 )
 from gpta.tasks.heads.sequence import join_prefix
@@ -67,7 +66,7 @@ def letters(count: int) -> list[str]:
 
 
 @dataclass
-class MultipleChoiceTask(AutoModelLoading, RowScoring):
+class MultipleChoiceTask(QuestionOnPassage, AutoModelLoading, RowScoring):
     """Option pairs, the answer letter, accuracy."""
 
     article_column: str
@@ -93,11 +92,6 @@ class MultipleChoiceTask(AutoModelLoading, RowScoring):
         return self.answer_column
 
     # --- building and validating -------------------------------------------------------------
-    @staticmethod
-    def stratify_column_for(config: GptaConfig) -> str | None:
-        """No stratification: splits and samples are plain seeded."""
-        return None
-
     @staticmethod
     def long_cells(columns: Columns, max_chars: int, *, labelled: bool) -> LongCells:
         """Cut the article; refuse a long question, options or answer."""
@@ -144,16 +138,7 @@ class MultipleChoiceTask(AutoModelLoading, RowScoring):
             num_choices=len(first),
             max_length=config.model.max_length,
         )
-        tokenizer = load_tokenizer(config.model.resolved_name(config.task))
-        for table in tables.values():
-            task.check_table(table)
-            task.check_fits(
-                table.rows,
-                table.locations,
-                table.source,
-                tokenizer,
-                prefix_tokens=prefix_budget(config, tokenizer),
-            )
+        task.check_splits(config, tables)
         return task
 
     @property
@@ -179,17 +164,6 @@ class MultipleChoiceTask(AutoModelLoading, RowScoring):
             self._check_options(row[self.options_column], at)
             if labelled:
                 self.answer_index(row[self.answer_column], at)
-
-    def check_rows(
-        self,
-        rows: Sequence[dict[str, Any]],
-        locations: Sequence[str],
-        source: str,
-        *,
-        labelled: bool,
-    ) -> None:
-        """Validate rows given to ``gpta predict`` / ``gpta eval``, naming the bad row."""
-        self.check_table(Table(source, list(rows), list(locations)), labelled=labelled)
 
     def _check_options(self, options: Any, at: str) -> None:
         column = self.options_column
@@ -410,12 +384,6 @@ class MultipleChoiceTask(AutoModelLoading, RowScoring):
             example="Read the story closely and choose the option that the story states or "
             "clearly implies, not the one that only sounds plausible.",
         )
-
-    def exemplar_columns(self) -> tuple[str, str | None]:
-        """None of a row's columns: exemplars show one text, and a row is an article, a
-        question and options. ``text`` (not a column here) makes ``privacy.exposure:
-        exemplars`` stop at the first exemplar, naming the column; no label is shown."""
-        return "text", None
 
     def manifest(self) -> dict[str, Any]:
         return {

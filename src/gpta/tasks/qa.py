@@ -41,8 +41,7 @@ from gpta.tasks.base import Columns, Evaluation, LongCells, RowScoring, TaskIO
 from gpta.tasks.common import (
     PREFIX_ROOM_HINT,
     AutoModelLoading,
-    load_tokenizer,
-    prefix_budget,
+    QuestionOnPassage,
     require_distinct_columns,
 )
 from gpta.tasks.heads.sequence import join_prefix
@@ -85,7 +84,7 @@ class Features:
 
 
 @dataclass
-class QATask(AutoModelLoading, RowScoring):
+class QATask(QuestionOnPassage, AutoModelLoading, RowScoring):
     """Windows, span labels, decoding and SQuAD metrics for extractive QA."""
 
     context_column: str
@@ -110,11 +109,6 @@ class QATask(AutoModelLoading, RowScoring):
         return self.answers_column
 
     # --- building and validating -------------------------------------------------------------
-    @staticmethod
-    def stratify_column_for(config: GptaConfig) -> str | None:
-        """No stratification: splits and samples are plain seeded."""
-        return None
-
     @staticmethod
     def long_cells(columns: Columns, max_chars: int, *, labelled: bool) -> LongCells:
         """Cut nothing: every window of a context is read, so a context past
@@ -143,16 +137,7 @@ class QATask(AutoModelLoading, RowScoring):
             max_length=config.model.max_length,
             doc_stride=config.model.doc_stride,
         )
-        tokenizer = load_tokenizer(config.model.resolved_name(config.task))
-        for table in tables.values():
-            task.check_table(table)
-            task.check_fits(
-                table.rows,
-                table.locations,
-                table.source,
-                tokenizer,
-                prefix_tokens=prefix_budget(config, tokenizer),
-            )
+        task.check_splits(config, tables)
         return task
 
     def check_table(self, table: Table, *, labelled: bool = True) -> None:
@@ -165,17 +150,6 @@ class QATask(AutoModelLoading, RowScoring):
             require_columns(table, [self.answers_column], option="data.label_column")
             for row, where in zip(table.rows, table.locations, strict=True):
                 self._check_answers(row, f"{table.source}, {where}")
-
-    def check_rows(
-        self,
-        rows: Sequence[dict[str, Any]],
-        locations: Sequence[str],
-        source: str,
-        *,
-        labelled: bool,
-    ) -> None:
-        """Validate rows given to ``gpta predict`` / ``gpta eval``, naming the bad row."""
-        self.check_table(Table(source, list(rows), list(locations)), labelled=labelled)
 
     def _check_answers(self, row: dict[str, Any], where: str) -> None:
         column = self.answers_column
@@ -472,12 +446,6 @@ class QATask(AutoModelLoading, RowScoring):
             example="Find the shortest phrase in the news story that names the person, date, "
             "place or number the question asks about.",
         )
-
-    def exemplar_columns(self) -> tuple[str, str | None]:
-        """None of a QA row's columns: exemplars show one text, and a row is a question with
-        its context. ``text`` (not a QA column) makes ``privacy.exposure: exemplars`` stop at
-        the first exemplar, naming the column; no label is shown."""
-        return "text", None
 
     def manifest(self) -> dict[str, Any]:
         return {

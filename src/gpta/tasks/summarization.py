@@ -127,11 +127,6 @@ class SummarizationTask(RowScoring):
 
     # --- building and validating -------------------------------------------------------------
     @staticmethod
-    def stratify_column_for(config: GptaConfig) -> str | None:
-        """Splits and samples are plain seeded: there is no label to stratify by."""
-        return None
-
-    @staticmethod
     def long_cells(columns: Columns, max_chars: int, *, labelled: bool) -> LongCells:
         """Cut the document; refuse a long reference summary (cutting it changes it)."""
         refuse = {columns.label: (max_chars, "a reference summary")} if labelled else {}
