@@ -28,7 +28,7 @@ from gpta.limits import CLASSES
 from gpta.modeling.inference import forward_batches
 from gpta.progress import warn
 from gpta.tasks.base import ROW_WEIGHT, Evaluation, RowScoring, TaskIO, majority_of
-from gpta.tasks.common import require_distinct_columns
+from gpta.tasks.common import TextWithAnswer, require_distinct_columns
 from gpta.tasks.heads import ClassificationHead, SequenceHead, build_head, head_from_manifest
 from gpta.tasks.heads.sequence import join_prefix
 from gpta.tasks.labels import LabelIndex, label_key, read_labels
@@ -56,7 +56,7 @@ def _check_class_count(labels: Sequence[Any], source: str, column: str) -> None:
 
 
 @dataclass
-class ClassificationTask(RowScoring):
+class ClassificationTask(TextWithAnswer, RowScoring):
     """Labels, input encoding and metrics for single-label classification."""
 
     text_column: str
@@ -398,15 +398,9 @@ class ClassificationTask(RowScoring):
             slot=self.head.slot,
         )
 
-    def exemplar_columns(self) -> tuple[str, str | None]:
-        """A text, shown with its label."""
-        return self.text_column, self.label_column
-
     def manifest(self) -> dict[str, Any]:
         return {
-            "text_column": self.text_column,
-            "label_column": self.label_column,
-            "input_columns": [self.text_column],
+            **self.column_manifest(),
             "labels": self.labels,
             "max_length": self.max_length,
             **self.head.manifest(),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from gpta.data import Table
@@ -101,22 +101,11 @@ class QuestionOnPassage:
     leaves the passage next to the longest prefix (``check_fits``), in every split of a run
     and in the rows given to ``gpta predict`` / ``gpta eval``; and no exemplar shows one."""
 
-    def check_table(self, table: Table, *, labelled: bool = True) -> None:
-        """Columns, types and (when ``labelled``) the answer of every row (the family's own)."""
-        raise NotImplementedError
-
-    def check_fits(
-        self,
-        rows: Sequence[dict[str, Any]],
-        locations: Sequence[str],
-        source: str,
-        tokenizer: PreTrainedTokenizerBase,
-        *,
-        prefix_tokens: int,
-    ) -> None:
-        """Every row leaves its passage room next to a prefix of ``prefix_tokens`` tokens
-        (the family's own)."""
-        raise NotImplementedError
+    # the family's own: ``check_table(table, *, labelled=True)`` checks the columns, types
+    # and (labelled) answers of every row; ``check_fits(rows, locations, source, tokenizer,
+    # *, prefix_tokens)`` the room each row leaves its passage next to such a prefix
+    check_table: Callable[..., None]
+    check_fits: Callable[..., None]
 
     def check_splits(self, config: GptaConfig, tables: dict[str, Table]) -> None:
         """Every split of a run: its rows, and their room next to the run's longest prefix."""
@@ -144,3 +133,24 @@ class QuestionOnPassage:
         passage. ``text`` (not a column here) makes ``privacy.exposure: exemplars`` stop at
         the first exemplar, naming the column; no label is shown."""
         return "text", None
+
+
+class TextWithAnswer:
+    """What the two families whose row is one text and its reference answer share
+    (classification: a label, summarization: a summary): exemplars show the text with its
+    answer, and the text is a saved model's one input column."""
+
+    text_column: str
+    label_column: str
+
+    def exemplar_columns(self) -> tuple[str, str | None]:
+        """A text, shown with its label (or reference summary)."""
+        return self.text_column, self.label_column
+
+    def column_manifest(self) -> dict[str, Any]:
+        """The manifest's columns: the text is the one input."""
+        return {
+            "text_column": self.text_column,
+            "label_column": self.label_column,
+            "input_columns": [self.text_column],
+        }

@@ -46,7 +46,7 @@ from gpta.errors import GptaUserError
 from gpta.modeling.inference import forward_batches
 from gpta.modeling.loading import load_pretrained
 from gpta.tasks.base import Columns, Evaluation, LongCells, RowScoring, Screening, TaskIO
-from gpta.tasks.common import require_distinct_columns
+from gpta.tasks.common import TextWithAnswer, require_distinct_columns
 
 if TYPE_CHECKING:
     from transformers import BatchEncoding, PretrainedConfig, PreTrainedTokenizerBase
@@ -111,7 +111,7 @@ def model_architecture(name_or_path: str) -> str:
 
 
 @dataclass
-class SummarizationTask(RowScoring):
+class SummarizationTask(TextWithAnswer, RowScoring):
     """Input encoding, generation and ROUGE for abstractive summarization."""
 
     text_column: str
@@ -520,15 +520,9 @@ class SummarizationTask(RowScoring):
             example="Summarize the news report in one sentence: who did what, where and when.",
         )
 
-    def exemplar_columns(self) -> tuple[str, str | None]:
-        """A document, shown with its reference summary."""
-        return self.text_column, self.label_column
-
     def manifest(self) -> dict[str, Any]:
         return {
-            "text_column": self.text_column,
-            "label_column": self.label_column,
-            "input_columns": [self.text_column],
+            **self.column_manifest(),
             "architecture": self.architecture,
             "max_length": self.max_length,
             "max_target_length": self.max_target_length,
