@@ -200,6 +200,8 @@ class RunSelection:
     ) -> RunSelection:
         """``legacy``: a run resumed from a checkpoint written before ``selection`` existed
         goes on as it started (dev)."""
+        from gpta.tasks.classification import ClassificationTask
+
         classification = config.task == "classification"
         train, dev = tables["train"], tables["dev"]
         labelled = [*train.rows, *dev.rows]
@@ -212,7 +214,7 @@ class RunSelection:
                 return wanted
             return "cv" if split_off and classification and few else "dev"
 
-        column = config.data.label_column or "label"
+        column = ClassificationTask.columns_for(config).label
         labels = [str(r.get(column)) for r in labelled] if classification else []
         return cls(
             prefix=mode(config.selection.prefix),

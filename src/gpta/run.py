@@ -1023,7 +1023,7 @@ def _cards_summary(config: GptaConfig, cards: CardChoice) -> dict[str, Any] | No
         return None
     counts: dict[str, int] = {}
     for row in cards.rows:
-        label = str(row.get(config.data.label_column or "label"))
+        label = str(row.get(TASKS["classification"].columns_for(config).label))
         counts[label] = counts.get(label, 0) + 1
     return {
         "source": config.cards.source,

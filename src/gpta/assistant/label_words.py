@@ -106,9 +106,10 @@ def labels_needing_words(
 
 
 def _label_names(config: GptaConfig, tables: dict[str, Table]) -> list[str] | None:
+    from gpta.tasks.classification import ClassificationTask
     from gpta.tasks.labels import label_values
 
-    column = config.data.label_column or "label"
+    column = ClassificationTask.columns_for(config).label
     train = tables.get("train")
     if train is None or not train.rows or column not in train.rows[0]:
         return None  # build_task reports the missing column
