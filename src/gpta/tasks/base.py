@@ -147,11 +147,11 @@ class RowScoring:
     metric of ``score``) and ``outputs_many`` (default: one pass per prefix).
 
     Also the documented defaults of the :class:`Task` members a family may leave out: no
-    stratified splits (``stratify_column_for``), the default columns of a run
-    (``columns_for``), cutting the text and refusing a long label (``long_cells``,
-    ``cap_rows``), no row checks beyond the columns (``check_rows``), the model's own loss
-    (``compute_loss``),
-    no new weights to start (``prepare_model``) and no majority answer (``majority_baseline``).
+    stratified splits (``stratify_column_for``), the run's columns (``columns_for``),
+    cutting the text and refusing a long label (``long_cells``, ``cap_rows``), no row checks
+    beyond the columns (``check_table``, which ``check_rows`` runs), the model's own loss
+    (``compute_loss``), no new weights to start (``prepare_model``) and no majority answer
+    (``majority_baseline``).
     """
 
     # None: the Trainer uses the model's own loss; a family with its own defines a method
@@ -205,8 +205,14 @@ class RowScoring:
         labelled: bool,
     ) -> None:
         """Validate rows given to ``gpta predict`` / ``gpta eval`` beyond their columns, naming
-        the bad row (default: nothing more to check; QA and multiple choice check answers,
-        options and shapes)."""
+        the bad row: the family's ``check_table`` on them (``labelled``: with their answers)."""
+        from gpta.data import Table
+
+        self.check_table(Table(source, list(rows), list(locations)), labelled=labelled)
+
+    def check_table(self, table: Table, *, labelled: bool = True) -> None:
+        """A table's rows beyond their columns (default: nothing more to check; QA and
+        multiple choice check answers, options and shapes, classification the labels)."""
 
     def prepare_model(
         self,

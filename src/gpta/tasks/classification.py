@@ -151,23 +151,16 @@ class ClassificationTask(TextWithAnswer, RowScoring):
             ids.append(found)
         return ids
 
-    def check_rows(
-        self,
-        rows: Sequence[dict[str, Any]],
-        locations: Sequence[str],
-        source: str,
-        *,
-        labelled: bool,
-    ) -> None:
-        """``gpta eval``: every label must be one the model knows, by the rule training used
-        (docs/meaning.md); labels read as a class written otherwise are named in a warning."""
+    def check_table(self, table: Table, *, labelled: bool = True) -> None:
+        """``gpta eval`` (:meth:`check_rows`): every label must be one the model knows, by
+        the rule training used (docs/meaning.md); labels read as a class written otherwise
+        are named in a warning."""
         if not labelled:
             return
-        table = Table(source, list(rows), list(locations))
         _require_labels_present(table, self.label_column)
         self.label_ids(table)
         message = LabelIndex(self.labels).normalised_warning(
-            table.column(self.label_column), table.locations, source, column=self.label_column
+            table.column(self.label_column), table.locations, table.source, column=self.label_column
         )
         if message is not None:
             warn(message)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from gpta.data import Table
@@ -98,8 +98,8 @@ class AutoModelLoading:
 class QuestionOnPassage:
     """What the two families whose row is a question on a passage (QA, multiple choice)
     share: a row is checked as a table (``check_table``) and for the room its question
-    leaves the passage next to the longest prefix (``check_fits``), in every split of a run
-    and in the rows given to ``gpta predict`` / ``gpta eval``; and no exemplar shows one."""
+    leaves the passage next to the longest prefix (``check_fits``) in every split of a run;
+    and no exemplar shows one."""
 
     # the family's own: ``check_table(table, *, labelled=True)`` checks the columns, types
     # and (labelled) answers of every row; ``check_fits(rows, locations, source, tokenizer,
@@ -116,17 +116,6 @@ class QuestionOnPassage:
             self.check_fits(
                 table.rows, table.locations, table.source, tokenizer, prefix_tokens=prefix_tokens
             )
-
-    def check_rows(
-        self,
-        rows: Sequence[dict[str, Any]],
-        locations: Sequence[str],
-        source: str,
-        *,
-        labelled: bool,
-    ) -> None:
-        """Validate rows given to ``gpta predict`` / ``gpta eval``, naming the bad row."""
-        self.check_table(Table(source, list(rows), list(locations)), labelled=labelled)
 
     def exemplar_columns(self) -> tuple[str, str | None]:
         """None of a row's columns: exemplars show one text, and a row is a question on a
