@@ -59,7 +59,7 @@ class _Frame:
 
 
 @dataclass
-class ClozeHead(LabelWordHead):
+class ClozeHead(LabelWordHead[_Frame]):
     """Scores each label by the masked LM's logit of its (one-token) word at the mask."""
 
     template: str = DEFAULT_TEMPLATE
@@ -73,7 +73,6 @@ class ClozeHead(LabelWordHead):
     _specials: tuple[list[int], list[int]] = field(
         default=([], []), init=False, repr=False, compare=False
     )
-    _frames: dict[str, _Frame] = field(default_factory=dict, init=False, repr=False, compare=False)
     auto_class: ClassVar[str] = "AutoModelForMaskedLM"
 
     def __post_init__(self) -> None:
@@ -154,10 +153,7 @@ class ClozeHead(LabelWordHead):
             else [unk if t == self._mask_id else t for t in ids]
         )
 
-    def _frame(self, tokenizer: PreTrainedTokenizerBase, prefix: str) -> _Frame:
-        frame = self._frames.get(prefix)
-        if frame is not None:
-            return frame
+    def _build_frame(self, tokenizer: PreTrainedTokenizerBase, prefix: str) -> _Frame:
         count = prefix.count(SLOT)
         if count > 1:
             raise GptaUserError(
@@ -172,13 +168,9 @@ class ClozeHead(LabelWordHead):
         before, t_head, t_tail = [
             self._clean(tokenizer, tokenized.pop(0)) if p else [] for p in pieces
         ]
-        frame = _Frame(
+        return _Frame(
             before=before, tail=[*t_head, self._mask_id, *t_tail], text_lead=" " if before else ""
         )
-        if len(self._frames) >= 256:
-            self._frames.clear()
-        self._frames[prefix] = frame
-        return frame
 
     def encode(
         self,
@@ -187,16 +179,10 @@ class ClozeHead(LabelWordHead):
         prefixes: Sequence[str],
         max_length: int,
     ) -> dict[str, torch.Tensor]:
-        self.bind(tokenizer)
-        if len(texts) != len(prefixes):
-            raise ValueError(f"{len(texts)} texts but {len(prefixes)} prefixes")
+        framed = self.framed_texts(tokenizer, texts, prefixes)
         lead, trail = self._specials
-        frames = [self._frame(tokenizer, p) for p in prefixes]
-        text_ids = token_ids(
-            tokenizer, [f.text_lead + t for f, t in zip(frames, texts, strict=True)]
-        )
         rows = []
-        for frame, ids in zip(frames, text_ids, strict=True):
+        for frame, ids in framed:
             fixed = len(lead) + len(frame.before) + len(frame.tail) + len(trail)
             room = max(max_length - fixed, 0)
             rows.append(

@@ -37,7 +37,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, Self, TypeVar
 
 import torch
 
@@ -250,12 +250,23 @@ class LabelWordLoading:
         return model, tokenizer
 
 
+class Frame(Protocol):
+    """The token ids a head puts around a text for one prefix (the head's own ``_Frame``)."""
+
+    text_lead: str  # prepended to the text before tokenizing
+
+
+FrameT = TypeVar("FrameT", bound=Frame)
+_FRAMES_KEPT = 256  # prefixes whose frames a head keeps (a round screens a few dozen)
+
+
 @dataclass
-class LabelWordHead(LabelWordLoading):
+class LabelWordHead(LabelWordLoading, Generic[FrameT]):
     """What the two label-word heads (lm-verbalizer, cloze) share: their fields, how they
-    are built for labels or rebuilt from a saved manifest, nothing to start before
-    training, and the manifest. A head sets ``name`` and ``slot`` (fields with defaults),
-    its own ``template`` default, and ``scoring_fields``."""
+    are built for labels or rebuilt from a saved manifest, the frames kept per prefix and
+    each row's text ids in its frame, nothing to start before training, and the manifest.
+    A head sets ``name`` and ``slot`` (fields with defaults), its own ``template`` default,
+    ``_build_frame`` and ``scoring_fields``."""
 
     label_names: list[str]
     label_words: dict[str, str]
@@ -264,6 +275,7 @@ class LabelWordHead(LabelWordLoading):
     # "names", "user+ta", ...; None: given or the label names, nothing asked
     label_words_source: str | None = None
     name: str = field(default="", init=False)
+    _frames: dict[str, FrameT] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     # ``cls.name`` and ``cls.template`` below are the subclass's field defaults (a dataclass
     # keeps a field's default as the class attribute)
@@ -301,6 +313,33 @@ class LabelWordHead(LabelWordLoading):
     ) -> dict[str, Any]:
         """Nothing to start: the label words' scores are the head."""
         return {}
+
+    def _build_frame(self, tokenizer: PreTrainedTokenizerBase, prefix: str) -> FrameT:
+        """The frame of one prefix (the head's own; its tokenizer is bound)."""
+        raise NotImplementedError
+
+    def _frame(self, tokenizer: PreTrainedTokenizerBase, prefix: str) -> FrameT:
+        frame = self._frames.get(prefix)
+        if frame is None:
+            frame = self._build_frame(tokenizer, prefix)
+            if len(self._frames) >= _FRAMES_KEPT:
+                self._frames.clear()
+            self._frames[prefix] = frame
+        return frame
+
+    def framed_texts(
+        self, tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], prefixes: Sequence[str]
+    ) -> list[tuple[FrameT, list[int]]]:
+        """Each row's frame (for its prefix) and its text's token ids, the frame's lead
+        included; binds ``tokenizer`` first."""
+        self.bind(tokenizer)
+        if len(texts) != len(prefixes):
+            raise ValueError(f"{len(texts)} texts but {len(prefixes)} prefixes")
+        frames = [self._frame(tokenizer, p) for p in prefixes]
+        text_ids = token_ids(
+            tokenizer, [f.text_lead + t for f, t in zip(frames, texts, strict=True)]
+        )
+        return list(zip(frames, text_ids, strict=True))
 
     def scoring_fields(self) -> dict[str, Any]:
         """The manifest fields of the head's own way of scoring (the head's own)."""
@@ -344,7 +383,7 @@ class _Frame:
 
 
 @dataclass
-class LmVerbalizerHead(LabelWordHead):
+class LmVerbalizerHead(LabelWordHead[_Frame]):
     """Scores each label by the causal LM's log-probability of its word's first token."""
 
     template: str | None = None  # "chat" or "plain"; None: chat when the tokenizer has one
@@ -354,7 +393,6 @@ class LmVerbalizerHead(LabelWordHead):
         default=None, init=False, repr=False, compare=False
     )
     _label_ids: list[int] = field(default_factory=list, init=False, repr=False, compare=False)
-    _frames: dict[str, _Frame] = field(default_factory=dict, init=False, repr=False, compare=False)
     _parts: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
     auto_class: ClassVar[str] = "AutoModelForCausalLM"
 
@@ -441,10 +479,7 @@ class LmVerbalizerHead(LabelWordHead):
         return firsts
 
     # --- inputs -----------------------------------------------------------------------------
-    def _frame(self, tokenizer: PreTrainedTokenizerBase, prefix: str) -> _Frame:
-        frame = self._frames.get(prefix)
-        if frame is not None:
-            return frame
+    def _build_frame(self, tokenizer: PreTrainedTokenizerBase, prefix: str) -> _Frame:
         parts = self._parts
         lead = list(parts.get("lead_ids", []))
         if prefix:
@@ -456,11 +491,7 @@ class LmVerbalizerHead(LabelWordHead):
             t0, t2 = parts["no_prefix"]
             ids_t0, ids_t2 = _template_ids(tokenizer, [t0, t2])
             before = lead + ids_t0
-        frame = _Frame(before=before, after=ids_t2, text_lead=parts.get("text_lead", ""))
-        if len(self._frames) >= 256:
-            self._frames.clear()
-        self._frames[prefix] = frame
-        return frame
+        return _Frame(before=before, after=ids_t2, text_lead=parts.get("text_lead", ""))
 
     def encode(
         self,
@@ -469,15 +500,8 @@ class LmVerbalizerHead(LabelWordHead):
         prefixes: Sequence[str],
         max_length: int,
     ) -> dict[str, torch.Tensor]:
-        self.bind(tokenizer)
-        if len(texts) != len(prefixes):
-            raise ValueError(f"{len(texts)} texts but {len(prefixes)} prefixes")
-        frames = [self._frame(tokenizer, p) for p in prefixes]
-        text_ids = token_ids(
-            tokenizer, [f.text_lead + t for f, t in zip(frames, texts, strict=True)]
-        )
         rows = []
-        for frame, ids in zip(frames, text_ids, strict=True):
+        for frame, ids in self.framed_texts(tokenizer, texts, prefixes):
             room = max(max_length - len(frame.before) - len(frame.after), 0)
             rows.append(frame.before + ids[:room] + frame.after)
         input_ids, attention_mask = pad_rows(rows, pad_id_of(tokenizer), left=True)
