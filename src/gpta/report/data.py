@@ -17,6 +17,7 @@ import yaml
 from gpta import safe_yaml
 from gpta.errors import GptaUserError
 from gpta.fileio import object_at
+from gpta.privacy.audit import LEDGER_FILE, read_ledger
 
 RUN_MARKERS = ("history.jsonl", "metrics.json", "config.yaml", "model/gpta.json")
 
@@ -350,9 +351,10 @@ def load_run(path: str | Path) -> RunData:
     metrics = _read_json(run_dir / "metrics.json")
     manifest = _read_json(run_dir / "model" / "gpta.json")
     events = _read_jsonl(run_dir / "history.jsonl")
-    ledger = _read_jsonl(run_dir / "exposure.jsonl")
+    ledger = run_dir / LEDGER_FILE
+    records = [record for _, record in read_ledger(ledger, strict=False)[0]]
     rounds = _rounds(events, metrics)
-    exposure = _exposure(ledger, (run_dir / "exposure.jsonl").is_file())
+    exposure = _exposure(records, ledger.is_file())
     data = RunData(
         run_dir=run_dir,
         name=run_dir.resolve().name,
