@@ -24,8 +24,9 @@ import pytest
 from ta_server import start_llama_server, stop_process
 
 from gpta.assistant import TaskBrief, TeachingAssistant
+from gpta.assistant.freetext import clean_completion as free_text
 from gpta.assistant.ontask import meta_talk
-from gpta.assistant.parsing import free_text, parse_proposal
+from gpta.assistant.parsing import parse_proposal
 from gpta.assistant.prompts import initial_messages
 from gpta.assistant.schema import proposal_schema, read_answer
 from gpta.chat.base import ChatResult, Sampling, Usage
