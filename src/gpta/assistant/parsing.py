@@ -335,15 +335,7 @@ def parse_proposals(
     seen = _seen_from(previous)
     results: list[ParsedProposal] = []
     for index, raw in enumerate(raws):
-        parsed = _parse_one(
-            raw,
-            labels=labels,
-            seen=seen,
-            max_tokens=max_tokens,
-            count_tokens=counter,
-            slot=slot,
-            schema=schema,
-        )
+        parsed = _parse_one(raw, labels, seen, max_tokens, counter, slot, schema)
         if parsed.valid and parsed.prefix is not None:
             seen.setdefault(normalize_prefix(parsed.prefix), f"batch item {index}")
         results.append(parsed)
@@ -389,13 +381,12 @@ def _seen_from(previous: Iterable[str]) -> dict[str, str]:
 
 def _parse_one(
     raw: str,
-    *,
     labels: list[_Label],
     seen: dict[str, str],
     max_tokens: int,
     count_tokens: Callable[[str], int],
-    slot: str | None = None,
-    schema: OutputSchema | None = None,
+    slot: str | None,
+    schema: OutputSchema | None,
 ) -> ParsedProposal:
     if max_tokens < 1:
         raise ValueError(f"max_tokens must be at least 1, got {max_tokens}")
