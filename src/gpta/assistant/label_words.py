@@ -413,16 +413,7 @@ def _ask(
     Never raises for a TA failure (it is reported in the returned dict)."""
     from gpta.assistant.oneshot import OneShot
 
-    channel = OneShot(
-        config,
-        tables,
-        run_dir,
-        description,
-        text_column=task.text_column,
-        label_column=task.label_column,
-        progress=progress,
-        label_names=task.label_names,
-    )
+    channel = OneShot(config, tables, run_dir, description, task=task, progress=progress)
     schema = _output_schema(task.label_names) if _structured(config) else None
     return channel.send(
         label_word_messages(description, task.label_names),

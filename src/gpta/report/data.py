@@ -16,18 +16,14 @@ import yaml
 
 from gpta import safe_yaml
 from gpta.errors import GptaUserError
-from gpta.fileio import object_at
+from gpta.fileio import object_at, read_json_record
 from gpta.privacy.audit import LEDGER_FILE, read_ledger
 
 RUN_MARKERS = ("history.jsonl", "metrics.json", "config.yaml", "model/gpta.json")
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    return read_json_record(path) or {}
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
