@@ -16,17 +16,14 @@ import yaml
 
 from gpta import run_files, safe_yaml
 from gpta.errors import GptaUserError
-from gpta.fileio import object_at
+from gpta.fileio import object_at, read_json_record
+from gpta.privacy.audit import read_ledger
 
 RUN_MARKERS = (run_files.HISTORY, run_files.METRICS, run_files.CONFIG, run_files.MODEL_MANIFEST)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    return read_json_record(path) or {}
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -355,9 +352,10 @@ def load_run(path: str | Path) -> RunData:
     metrics = _read_json(run_dir / run_files.METRICS)
     manifest = _read_json(run_dir / run_files.MODEL_MANIFEST)
     events = _read_jsonl(run_dir / run_files.HISTORY)
-    ledger = _read_jsonl(run_dir / run_files.EXPOSURE)
+    ledger = run_dir / run_files.EXPOSURE
+    records = [record for _, record in read_ledger(ledger, strict=False)[0]]
     rounds = _rounds(events, metrics)
-    exposure = _exposure(ledger, (run_dir / run_files.EXPOSURE).is_file())
+    exposure = _exposure(records, ledger.is_file())
     data = RunData(
         run_dir=run_dir,
         name=run_dir.resolve().name,
