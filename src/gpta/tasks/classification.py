@@ -22,13 +22,13 @@ from torchmetrics.functional.classification import (
     multiclass_recall,
 )
 
-from gpta.data import Table, require_columns, require_text
+from gpta.data import Table
 from gpta.errors import GptaUserError
 from gpta.limits import CLASSES
 from gpta.modeling.inference import forward_batches
 from gpta.progress import warn
 from gpta.tasks.base import ROW_WEIGHT, Evaluation, RowScoring, TaskIO, majority_of
-from gpta.tasks.common import TextWithAnswer, require_distinct_columns
+from gpta.tasks.common import TextWithAnswer, require_text_and_answer
 from gpta.tasks.heads import ClassificationHead, SequenceHead, build_head, head_from_manifest
 from gpta.tasks.heads.sequence import join_prefix
 from gpta.tasks.labels import LabelIndex, label_key, read_labels
@@ -99,14 +99,7 @@ class ClassificationTask(TextWithAnswer, RowScoring):
         label_words: dict[str, str] | None = None,
     ) -> ClassificationTask:
         """Validate every split and take the label set from the training split."""
-        require_distinct_columns(
-            {"data.text_column": text_column, "data.label_column": label_column}
-        )
-        for table in tables.values():
-            require_columns(table, [text_column], option="data.text_column")
-            require_columns(table, [label_column], option="data.label_column")
-            require_text(table, text_column)
-            _require_labels_present(table, label_column)
+        require_text_and_answer(tables, text_column, label_column, _require_labels_present)
         # every split's spellings: a case clash in dev is refused as in train (docs/meaning.md)
         unique = {id(t): t for t in tables.values()}.values()
         reading = read_labels(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from gpta.data import Table
+from gpta.data import Table, require_columns, require_text
 from gpta.errors import GptaUserError
 from gpta.modeling.loading import load_pretrained
 
@@ -37,6 +37,23 @@ def require_distinct_columns(columns: dict[str, str]) -> None:
                 hint=f"set {seen[column]} and {option} to two different columns of the data",
             )
         seen[column] = option
+
+
+def require_text_and_answer(
+    tables: dict[str, Table],
+    text_column: str,
+    label_column: str,
+    answer_check: Callable[[Table, str], None],
+) -> None:
+    """Every split of a family whose row is a text and its answer: the two columns, named
+    apart, a text in each row, and an answer ``answer_check(table, label_column)`` accepts
+    (naming the first bad row of the first bad split)."""
+    require_distinct_columns({"data.text_column": text_column, "data.label_column": label_column})
+    for table in tables.values():
+        require_columns(table, [text_column], option="data.text_column")
+        require_columns(table, [label_column], option="data.label_column")
+        require_text(table, text_column)
+        answer_check(table, label_column)
 
 
 def load_tokenizer(name_or_path: str) -> PreTrainedTokenizerBase:

@@ -41,12 +41,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import torch
 
-from gpta.data import Table, require_columns, require_text
+from gpta.data import Table, require_text
 from gpta.errors import GptaUserError
 from gpta.modeling.inference import forward_batches
 from gpta.modeling.loading import load_pretrained
 from gpta.tasks.base import Columns, Evaluation, LongCells, RowScoring, Screening, TaskIO
-from gpta.tasks.common import TextWithAnswer, require_distinct_columns
+from gpta.tasks.common import TextWithAnswer, require_text_and_answer
 
 if TYPE_CHECKING:
     from transformers import BatchEncoding, PretrainedConfig, PreTrainedTokenizerBase
@@ -137,14 +137,7 @@ class SummarizationTask(TextWithAnswer, RowScoring):
         """Build from the run configuration; validates every split and the length budget."""
         columns = cls.columns_for(config)
         text_column, label_column = columns.text, columns.label
-        require_distinct_columns(
-            {"data.text_column": text_column, "data.label_column": label_column}
-        )
-        for table in tables.values():
-            require_columns(table, [text_column], option="data.text_column")
-            require_columns(table, [label_column], option="data.label_column")
-            require_text(table, text_column)
-            require_text(table, label_column)
+        require_text_and_answer(tables, text_column, label_column, require_text)
         model = config.model
         architecture = model_architecture(model.resolved_name("summarization"))
         if architecture == DECODER:
