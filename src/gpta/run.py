@@ -657,7 +657,7 @@ def _synergy_loop(
     cross-validation over the labelled rows (``selection.prefix: cv``)."""
     screen_indices = sorted(
         random.Random(config.seed).sample(
-            range(len(dev)), min(config.assistant.screen_size, len(dev))
+            range(len(dev)), min(config.selection.screen_size, len(dev))
         )
     )
     return SynergyLoop(
@@ -667,6 +667,7 @@ def _synergy_loop(
         brief=side.brief if side else None,
         history=side.history if side else None,
         config=config.assistant,
+        rule=config.selection,
         dev_rows=dev.rows,
         screen_indices=screen_indices,
         eval_batch_size=config.training.eval_batch_size,

@@ -13,7 +13,7 @@ each round r: train with prefix_r (the Trainer does this; once a prefix is adopt
     the TA proposes K candidates; screen them, the current prefix and the empty prefix
         on a dev subset with the current model (forward passes only)
     prefix_{r+1} = the best screened candidate if a paired test on the screening rows says it
-        beats the current prefix (assistant.adopt_confidence), else prefix_r
+        beats the current prefix (selection.adopt_confidence), else prefix_r
 
 Why each step, and what it costs: docs/never-worse.md. With assistant.fixed_prefix (the
 benchmark baselines) none of warm-up, prefix mixing or the no-prefix choice applies: the
@@ -43,10 +43,10 @@ from gpta.assistant.background import BackgroundProposals
 from gpta.assistant.material import choose
 from gpta.assistant.prefix import PrefixCandidate
 from gpta.assistant.prompts import initial_messages
-from gpta.config import AssistantConfig
+from gpta.config import AssistantConfig, SelectionConfig
 from gpta.distributed import Ranks
 from gpta.progress import Progress
-from gpta.selection import best_of
+from gpta.selection import beats, best_of
 from gpta.tasks.base import Evaluation, Screening, Task
 
 if TYPE_CHECKING:
@@ -105,6 +105,7 @@ class SynergyLoop:
         brief: TaskBrief | None,
         history: History | None,
         config: AssistantConfig,
+        rule: SelectionConfig,
         dev_rows: Sequence[dict[str, Any]],
         screen_indices: Sequence[int],
         eval_batch_size: int,
@@ -126,6 +127,7 @@ class SynergyLoop:
         self._brief = brief
         self._history = history
         self.config = config
+        self.rule = rule  # the adoption rule's margin and confidence (selection section)
         self.dev_rows = list(dev_rows)
         self.screen_rows = [self.dev_rows[i] for i in screen_indices]
         self.eval_batch_size = eval_batch_size
@@ -451,7 +453,7 @@ class SynergyLoop:
             self.history.add_proposal(
                 PrefixCandidate.proposed(proposal, result),
                 round=round_index + 1,
-                improved=bool(result and result.beats(current, self.config.margin)),
+                improved=bool(result and beats(result, current, self.rule.margin)),
             )
         for result in screened.values():
             self.history.note_screened(result.prefix, result.score)
@@ -464,11 +466,11 @@ class SynergyLoop:
         challengers = [PrefixCandidate.screened(s) for s in screened.values()]
         best = best_of(list(screened.values()))
         # the one adoption rule of every material (a paired test, Bonferroni over the k)
-        adopted = choose(PrefixCandidate.screened(current), challengers, self.config)
+        adopted = choose(PrefixCandidate.screened(current), challengers, self.rule)
         changed = adopted is not None
-        if best is not None and not changed and best.beats(current, self.config.margin):
+        if best is not None and not changed and beats(best, current, self.rule.margin):
             reason = (
-                f"not significant at {self.config.adopt_confidence:g} on "
+                f"not significant at {self.rule.adopt_confidence:g} on "
                 f"{len(best.rows)} screening rows"
             )
             self.history.log(
