@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from gpta.assistant import History, ProposalBatch, TaskBrief
-from gpta.config import AssistantConfig
+from gpta.config import AssistantConfig, SelectionConfig
 from gpta.progress import Progress
 from gpta.synergy import SynergyLoop
 from gpta.tasks.base import Evaluation, Screening
@@ -65,6 +65,7 @@ def test_the_current_prefix_is_screened_while_the_answer_is_awaited(tmp_path):
         brief=BRIEF,
         history=History(tmp_path / "history.jsonl"),
         config=AssistantConfig(frozen=True, background=True),
+        rule=SelectionConfig(),
         dev_rows=ROWS,
         screen_indices=range(len(ROWS)),
         eval_batch_size=4,
