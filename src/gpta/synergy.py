@@ -257,10 +257,10 @@ class SynergyLoop:
         is_best = self._keep_if_best(record)  # the best round so far? early stopping
         self._report_round(record, is_best)
         if self._asks_after(round_index):  # not after the last round, the warm-up, a fixed prefix
-            self._before_asking(round_index)  # a background answer joined; the TA tuned if due
             screening = _Stopwatch()
-            with screening:
+            with screening:  # before the join: a TA slower than the round is awaited meanwhile
                 current = self._screen_current(model)  # the score to beat
+            self._before_asking(round_index)  # a background answer joined; the TA tuned if due
             batch, waited = self._ask_ta(round_index, record)  # ask (or take the background answer)
             with screening:
                 screened = self._screen(model, self._challengers(round_index, batch))  # screen
