@@ -11,6 +11,7 @@ import http.server
 import json
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 from typing import ClassVar
 
 import pytest
@@ -249,6 +250,94 @@ def test_submit_to_a_server_without_finetuning_says_unsupported(tmp_path, monkey
     assert b"Weigh the words of praise" in sent  # the upload did reach the server
     assert b"encore gave everyone goosebumps" not in sent and b"sk-test" not in sent
     assert "left out 1 example(s) that copy words of a data row" in err
+
+
+class _FakeJobs:
+    """The fine-tuning jobs of a fake OpenAI client: queued, running, then succeeded."""
+
+    def __init__(self) -> None:
+        self.created: list[dict] = []
+        self.states = iter(["running", "succeeded"])
+
+    def create(self, **params):
+        self.created.append(params)
+        return SimpleNamespace(id="ftjob-1", status="queued", error=None, fine_tuned_model=None)
+
+    def retrieve(self, job_id):
+        status = next(self.states)
+        model = "ft:gpt-4o-mini:gpta" if status == "succeeded" else None
+        return SimpleNamespace(id=job_id, status=status, error=None, fine_tuned_model=model)
+
+
+class _FakeFiles:
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    def create(self, *, file, purpose):
+        assert purpose == "fine-tune"
+        self.sent.append(file.read())
+        return SimpleNamespace(id="file-1")
+
+
+def test_submit_finetune_uploads_the_checked_file_and_polls_the_job_to_its_end(tmp_path):
+    """The file is recorded then uploaded, the job created from it and polled until it ends."""
+    from gpta.assistant.export import Upload, submit_finetune
+    from gpta.privacy.ledger import ExposureLedger
+
+    chats = [_conversation(1, "Read the tweet.", 0.5), _conversation(2, "Weigh it.", 0.6)]
+    upload = Upload(chats=chats, removed=[{}, {"secret": 1}])
+    client = SimpleNamespace(files=_FakeFiles(), fine_tuning=SimpleNamespace(jobs=_FakeJobs()))
+    said: list[str] = []
+    record = submit_finetune(
+        upload,
+        tmp_path / "ft.jsonl",
+        base_model="gpt-4o-mini",
+        base_url=None,
+        api_key_env="GPTA_UNSET_KEY",
+        ledger=ExposureLedger(tmp_path / "exposure.jsonl"),
+        poll_seconds=0.0,
+        on_status=said.append,
+        client=client,
+    )
+    assert said == [
+        "uploaded ft.jsonl as file-1",
+        "fine-tuning job ftjob-1: queued",
+        "fine-tuning job ftjob-1: running",
+        "fine-tuning job ftjob-1: succeeded",
+    ]
+    assert client.fine_tuning.jobs.created == [
+        {"training_file": "file-1", "model": "gpt-4o-mini", "suffix": "gpta"}
+    ]
+    assert client.files.sent == [(tmp_path / "ft.jsonl").read_bytes()]
+    assert {k: v for k, v in record.items() if k != "time"} == {
+        "job_id": "ftjob-1",
+        "status": "succeeded",
+        "fine_tuned_model": "ft:gpt-4o-mini:gpta",
+        "base_model": "gpt-4o-mini",
+        "base_url": "https://api.openai.com/v1",
+        "training_file": "file-1",
+        "examples": 2,
+        "error": None,
+    }
+    events = [json.loads(line) for line in (tmp_path / "exposure.jsonl").read_text().splitlines()]
+    assert [e["event"] for e in events] == ["request", "request"]
+
+
+def test_submit_finetune_with_nothing_to_upload_is_a_user_error(tmp_path):
+    from gpta.assistant.export import Upload, submit_finetune
+    from gpta.privacy.ledger import ExposureLedger
+
+    with pytest.raises(GptaUserError, match="no example may be uploaded: none given"):
+        submit_finetune(
+            Upload(),
+            tmp_path / "ft.jsonl",
+            base_model="gpt-4o-mini",
+            base_url=None,
+            api_key_env="GPTA_UNSET_KEY",
+            ledger=ExposureLedger(tmp_path / "exposure.jsonl"),
+            client=object(),
+        )
+    assert not (tmp_path / "ft.jsonl").exists()
 
 
 def _example(run: Path, target: str) -> DialogueExample:

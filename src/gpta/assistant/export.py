@@ -159,29 +159,53 @@ def submit_finetune(
     The record holds ``job_id``, ``status``, ``fine_tuned_model`` (``None`` unless it
     succeeded), ``base_model``, ``base_url``, ``training_file`` and ``error``.
     """
+    url = base_url or "https://api.openai.com/v1"
+    client = _client(url, api_key_env) if client is None else client
+    _require_chats(upload)
+    # written here even when the caller wrote it already: what is recorded and sent must be
+    # this file, whoever calls
+    write_chat_jsonl(upload.chats, jsonl_path)
+    _record_upload(upload, ledger, base_model=base_model, file_name=Path(jsonl_path).name)
+    say = on_status or (lambda _msg: None)
+    file_id = _upload_file(client, url, Path(jsonl_path))
+    say(f"uploaded {Path(jsonl_path).name} as {file_id}")
+    job = _create_job(client, url, file_id, base_model=base_model, suffix=suffix)
+    say(f"fine-tuning job {job.id}: {job.status}")
+    job = _poll(client, job, poll_seconds=poll_seconds, timeout_seconds=timeout_seconds, say=say)
+    return _job_record(job, base_model=base_model, base_url=url, file_id=file_id, upload=upload)
+
+
+def _client(url: str, api_key_env: str) -> Any:
+    """An OpenAI client for ``url`` with the key in ``api_key_env`` (registered as a
+    secret, so that it is scrubbed from every error message)."""
     import openai
 
-    url = base_url or "https://api.openai.com/v1"
-    if client is None:
-        api_key = os.environ.get(api_key_env)
-        if not api_key:
-            raise GptaUserError(
-                f"the environment variable {api_key_env} holds no API key",
-                hint=f"export {api_key_env}=... (the key is read from the environment only), "
-                "or name another variable with --api-key-env",
-            )
-        register_secret(api_key)  # scrubbed from every error message below
-        client = openai.OpenAI(base_url=url, api_key=api_key, max_retries=1, timeout=60.0)
+    api_key = os.environ.get(api_key_env)
+    if not api_key:
+        raise GptaUserError(
+            f"the environment variable {api_key_env} holds no API key",
+            hint=f"export {api_key_env}=... (the key is read from the environment only), "
+            "or name another variable with --api-key-env",
+        )
+    register_secret(api_key)
+    return openai.OpenAI(base_url=url, api_key=api_key, max_retries=1, timeout=60.0)
+
+
+def _require_chats(upload: Upload) -> None:
+    """Refuse an upload the checks left empty, saying why each example was left out."""
     if not upload.chats:
         raise GptaUserError(
             "no example may be uploaded: " + " and ".join(upload.warnings() or ["none given"]),
             hint="keep the runs' config.yaml and data files where they were, or tune the "
             "local TA instead (`gpta assistant tune --from RUN_DIR`)",
         )
-    # written here even when the caller wrote it already: what is recorded and sent must be
-    # this file, whoever calls
-    write_chat_jsonl(upload.chats, jsonl_path)
-    params = {"purpose": "fine-tune", "file": Path(jsonl_path).name}
+
+
+def _record_upload(
+    upload: Upload, ledger: ExposureLedger, *, base_model: str, file_name: str
+) -> None:
+    """Record, before anything is sent, each blocked conversation as ``blocked`` and each
+    one of the file as a request."""
     for chat, report in upload.blocked:
         ledger.record_block(
             backend="openai-fine-tuning",
@@ -191,6 +215,7 @@ def submit_finetune(
             reason="verbatim overlap with data rows the example's run read",
             windows=report.windows,
         )
+    params = {"purpose": "fine-tune", "file": file_name}
     for chat, removed in zip(upload.chats, upload.removed, strict=True):
         ledger.record_request(
             backend="openai-fine-tuning",
@@ -200,9 +225,14 @@ def submit_finetune(
             params=params,
             removed=removed,
         )
-    say = on_status or (lambda _msg: None)
+
+
+def _upload_file(client: Any, url: str, path: Path) -> str:
+    """Upload the training file; its id on the server."""
+    import openai
+
     try:
-        with Path(jsonl_path).open("rb") as handle:
+        with path.open("rb") as handle:
             uploaded = client.files.create(file=handle, purpose="fine-tune")
     except openai.APIStatusError as err:
         if _status(err) in _UNSUPPORTED_STATUS:
@@ -213,30 +243,56 @@ def submit_finetune(
         raise GptaUserError(
             f"could not reach {url}: {scrub(str(err))}", hint="check --base-url and the network"
         ) from None
-    say(f"uploaded {Path(jsonl_path).name} as {uploaded.id}")
+    file_id: str = uploaded.id
+    return file_id
+
+
+def _create_job(client: Any, url: str, file_id: str, *, base_model: str, suffix: str | None) -> Any:
+    """Create the fine-tuning job on the uploaded file; the job as the server returns it."""
+    import openai
+
     try:
-        job = client.fine_tuning.jobs.create(
-            training_file=uploaded.id, model=base_model, suffix=suffix
+        return client.fine_tuning.jobs.create(
+            training_file=file_id, model=base_model, suffix=suffix
         )
     except openai.APIStatusError as err:
         if _status(err) in _UNSUPPORTED_STATUS:
             raise _unsupported(url, "POST /fine_tuning/jobs", err) from None
         message = f"creating the fine-tuning job on {url} failed: {scrub(str(err))}"
         raise GptaUserError(message) from None
-    say(f"fine-tuning job {job.id}: {job.status}")
+
+
+def _poll(
+    client: Any,
+    job: Any,
+    *,
+    poll_seconds: float,
+    timeout_seconds: float,
+    say: Callable[[str], None],
+) -> Any:
+    """The job once it has ended (or when ``timeout_seconds`` have passed), each status
+    it went through said."""
     deadline = time.monotonic() + timeout_seconds
     while job.status not in _FINAL and time.monotonic() < deadline:
         time.sleep(poll_seconds)
         job = client.fine_tuning.jobs.retrieve(job.id)
         say(f"fine-tuning job {job.id}: {job.status}")
+    return job
+
+
+def _job_record(
+    job: Any, *, base_model: str, base_url: str, file_id: str, upload: Upload
+) -> dict[str, Any]:
+    """The job's record, as :func:`submit_finetune` returns it and the store keeps it
+    (:meth:`gpta.assistant.dialogue.DialogueStore.record_api_model`)."""
     error = getattr(job, "error", None)
     return {
         "job_id": job.id,
         "status": job.status,
         "fine_tuned_model": getattr(job, "fine_tuned_model", None),
         "base_model": base_model,
-        "base_url": url,
-        "training_file": uploaded.id,
+        "base_url": base_url,
+        "training_file": file_id,
         "examples": len(upload.chats),
         "error": (getattr(error, "message", None) or str(error)) if error else None,
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
