@@ -18,7 +18,7 @@ from gpta.assistant import label_words as lw
 from gpta.assistant.card_choice import CardCandidate, choose_cards
 from gpta.assistant.cards import CardAnswer, CardSet, ClassCard, card_from_answer, names_cards
 from gpta.assistant.label_words import WordCandidate
-from gpta.assistant.material import KINDS, Material, choose
+from gpta.assistant.material import KINDS, Material, choose, held_after
 from gpta.assistant.parsing import ParsedProposal
 from gpta.assistant.prefix import PrefixCandidate
 from gpta.bundled import resolve_model_path
@@ -153,6 +153,18 @@ def test_choose_without_a_current_takes_the_best_screened_and_never_an_unscreene
     unscreened_current = WordCandidate("names", {"0": "0"}, reason="tokens")
     assert choose(unscreened_current, [low], RULE) is low
     assert choose(None, [refused], RULE) is None
+
+
+def test_held_after_keeps_a_screened_current_and_drops_an_unscreened_one():
+    current = _prefix("current", 20)
+    better = _prefix("better", 35)
+    assert held_after(current, [_prefix("same", 20)], RULE) is current
+    assert held_after(current, [better], RULE) is better
+    unscreened = WordCandidate("names", {"0": "0"}, reason="tokens")
+    low = WordCandidate("ta", {"0": "a"}, result=_screening("low", [1, 0, 0, 0]))
+    assert held_after(unscreened, [low], RULE) is low
+    assert held_after(unscreened, [], RULE) is None
+    assert held_after(None, [], RULE) is None
 
 
 def test_choose_decides_card_sets_against_the_plain_rows():

@@ -48,7 +48,7 @@ from gpta.assistant.cards import (
     output_schema,
     parse_card,
 )
-from gpta.assistant.material import Kind, Material, choose
+from gpta.assistant.material import Kind, Material, choose, held_after
 from gpta.errors import GptaUserError
 from gpta.selection import (
     CrossValidated,
@@ -199,62 +199,82 @@ def _choose(
     description: str,
     quiet: bool,
 ) -> CardChoice:
-    from gpta.assistant.history import History
+    """The card step on the main process: the folds, the proxy's screening of the plain rows
+    and of each candidate, the dialogue rounds, the adoption, the record."""
     from gpta.progress import Progress
 
     progress = Progress(quiet=quiet)
-    history = History(run_dir / run_files.HISTORY)
     started = time.perf_counter()
     rows, where = _labelled(tables)
     labels = task._ids([r[task.label_column] for r in rows])
-    names = list(task.label_names)
     k = fold_count(labels, config.selection.folds)
-    folds = stratified_folds(labels, k, seed=config.seed)
     selection = f"selection: {k}-fold cross-validation over the {where}"
     progress.info(f"class cards ({config.cards.source}): {selection}")
-
-    model_name = config.model.resolved_name(config.task)
-    embed = _Embedder(task, model_name, config)
-    features = embed([r[task.text_column] for r in rows])
+    proxy = _Proxy.load(config, task, rows, labels, stratified_folds(labels, k, seed=config.seed))
 
     writer = None
-    sets: list[CardSet] = []
-    if config.cards.source == "names":
-        sets.append(names_cards(names))
-    else:
+    if config.cards.source != "names":
         writer = _CardWriter(config, tables, task, run_dir, description, rows, progress)
-        sets.append(writer.initial())
-    baseline = proxy_scores(
-        features,
-        labels,
-        folds,
-        ExtraRows.none(features.shape[1]),
-        num_classes=len(names),
-        name="w=0",
+    first = names_cards(list(task.label_names)) if writer is None else writer.initial()
+    plain = CardCandidate.plain(proxy.baseline())  # the material to beat: no cards
+    screened = _Screened(plain, [first], _candidates(config, first))
+    proxy.screen(screened.candidates)
+    current = held_after(plain, screened.candidates, config.selection) or plain
+    if writer is not None:  # the names control has no TA to ask
+        current = _dialogue_rounds(config, writer, proxy, screened, current)
+
+    intended = proxy.intended_share(screened.sets[-1])
+    names = first.names() if writer else {}  # the TA's class names, adopted or not
+    choice = _adoption(current, plain, proxy, task, selection=selection, names=names)
+    record = _card_record(
+        config,
+        screened,
+        choice,
+        folds=k,
+        intended=intended,
+        calls=writer.calls if writer else [],
+        seconds=round(time.perf_counter() - started, 3),
     )
-    candidates = _candidates(config, sets[0])
-    _screen(candidates, features, labels, folds, embed, len(names))
-    plain = CardCandidate.plain(baseline)  # the material to beat: no cards
-    current = choose(plain, candidates, config.selection) or plain
-    rounds_log: list[dict[str, Any]] = []
+    _save(run_dir, record)
+    _report(progress, record, choice)
+    return choice
+
+
+@dataclass
+class _Screened:
+    """What the card step has screened: the plain rows, every card set asked for (the first,
+    then one per dialogue round), every candidate in order, and each round's record."""
+
+    plain: CardCandidate
+    sets: list[CardSet]
+    candidates: list[CardCandidate]
+    rounds: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _dialogue_rounds(
+    config: GptaConfig,
+    writer: _CardWriter,
+    proxy: _Proxy,
+    screened: _Screened,
+    current: CardCandidate,
+) -> CardCandidate:
+    """The dialogue gradient for cards (``cards.rounds``): each round the TA revises a set
+    from per-class feedback, the revised set's candidates are screened against the material
+    held, and the winner, if any, is held. Adds each round's set, candidates and record to
+    ``screened``; returns what is held after the last round."""
     for round_index in range(1, config.cards.rounds + 1):
-        if writer is None:  # the names control has no TA to ask
-            break
-        # feedback on the adopted set, else on the best screened candidate, else on the
-        # plain rows; the examples are added to the set they came from
-        screened = [(c, c.result) for c in candidates if c.result is not None]
-        guide = current
-        if guide is plain and screened:
-            guide = max(screened, key=lambda pair: pair[1].accuracy)[0]
-        feedback = per_class_feedback(guide.result or baseline, labels, names)
-        guide_cards = sets[-1] if guide is plain else guide.cards
+        guide = _guide(current, screened)
+        assert guide.result is not None  # the plain rows and every guide are screened
+        feedback = per_class_feedback(guide.result, proxy.labels, writer.names)
+        # the examples are added to the set the guide came from
+        guide_cards = screened.sets[-1] if guide is screened.plain else guide.cards
         revised = writer.revise(guide_cards, feedback, round_index)
-        sets.append(revised)
+        screened.sets.append(revised)
         challengers = _candidates(config, revised, tag=f"r{round_index}")
-        _screen(challengers, features, labels, folds, embed, len(names))
-        candidates.extend(challengers)
+        proxy.screen(challengers)
+        screened.candidates.extend(challengers)
         chosen = choose(current, challengers, config.selection)
-        rounds_log.append(
+        screened.rounds.append(
             {
                 "round": round_index,
                 "feedback": feedback,
@@ -264,24 +284,62 @@ def _choose(
         )
         if chosen is not None:
             current = chosen
+    return current
 
-    intended = _intended_share(features, labels, sets[-1], embed, len(names))
-    choice = CardChoice(selection=selection, names=sets[0].names() if writer else {})
-    if current is not plain:
-        kept = _kept_set(current, features, labels, embed, len(names))
-        choice.cards, choice.weight, choice.variant = kept, current.weight, current.name
-        choice.rows = card_rows(
-            kept,
-            labels=task.labels,
-            text_column=task.text_column,
-            label_column=task.label_column,
-            weight=current.weight,
-        )
-    seconds = round(time.perf_counter() - started, 3)
-    record: dict[str, Any] = {
+
+def _guide(current: CardCandidate, screened: _Screened) -> CardCandidate:
+    """What a round's feedback is about: the adopted set, else the best screened candidate,
+    else the plain rows."""
+    results = [(c, c.result) for c in screened.candidates if c.result is not None]
+    if current is screened.plain and results:
+        return max(results, key=lambda pair: pair[1].accuracy)[0]
+    return current
+
+
+def _adoption(
+    current: CardCandidate,
+    plain: CardCandidate,
+    proxy: _Proxy,
+    task: ClassificationTask,
+    *,
+    selection: str,
+    names: dict[str, str],
+) -> CardChoice:
+    """The choice the run trains with: the held candidate's set as it trains, its weight and
+    its rows; the plain rows (nothing adopted) when nothing beat them."""
+    choice = CardChoice(selection=selection, names=names)
+    if current is plain:
+        return choice
+    kept = proxy.kept_set(current)
+    choice.cards, choice.weight, choice.variant = kept, current.weight, current.name
+    choice.rows = card_rows(
+        kept,
+        labels=task.labels,
+        text_column=task.text_column,
+        label_column=task.label_column,
+        weight=current.weight,
+    )
+    return choice
+
+
+def _card_record(
+    config: GptaConfig,
+    screened: _Screened,
+    choice: CardChoice,
+    *,
+    folds: int,
+    intended: float | None,
+    calls: list[dict[str, Any]],
+    seconds: float,
+) -> dict[str, Any]:
+    """What ``cards.json`` holds: the selection, the plain rows, every candidate, set and
+    round, the TA's calls, and the choice with its rows."""
+    baseline = screened.plain.result
+    assert baseline is not None  # the plain rows are screened first
+    return {
         "source": config.cards.source,
-        "selection": selection,
-        "folds": k,
+        "selection": choice.selection,
+        "folds": folds,
         "proxy": "logistic regression (C=1) on the pretrained model's frozen embeddings",
         "paired_score": "out-of-fold 0/1 correctness, per labelled row",
         "confidence": config.selection.adopt_confidence,
@@ -291,11 +349,11 @@ def _choose(
             "cv_loss": round(baseline.loss, 6),
             "cv_correct": [int(v) for v in baseline.correct],
         },
-        "candidates": [c.record() for c in candidates],
-        "rounds": rounds_log,
-        "sets": [s.record() for s in sets],
+        "candidates": [c.record() for c in screened.candidates],
+        "rounds": screened.rounds,
+        "sets": [s.record() for s in screened.sets],
         "intended_class_share": intended,
-        "calls": writer.calls if writer else [],
+        "calls": calls,
         "seconds": seconds,
         "chosen": {
             "name": choice.variant or "w=0",
@@ -304,23 +362,28 @@ def _choose(
             "rows": choice.rows,
         },
     }
+
+
+def _save(run_dir: Path, record: dict[str, Any]) -> None:
+    """Write ``cards.json``, then the ``cards`` event of ``history.jsonl`` (the record less
+    the rows, the sets and the rounds)."""
+    from gpta.assistant.history import History
+
     (run_dir / run_files.CARDS).write_text(
         json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
     )
-    history.log(
+    History(run_dir / run_files.HISTORY).log(
         EVENT,
-        source=config.cards.source,
-        selection=selection,
+        source=record["source"],
+        selection=record["selection"],
         baseline=record["baseline"],
         candidates=record["candidates"],
         chosen=record["chosen"]["name"],
-        weight=choice.weight,
+        weight=record["chosen"]["weight"],
         counts=record["chosen"]["counts"],
-        calls=len(writer.calls) if writer else 0,
-        seconds=seconds,
+        calls=len(record["calls"]),
+        seconds=record["seconds"],
     )
-    _report(progress, record, choice)
-    return choice
 
 
 class _Embedder:
@@ -363,37 +426,108 @@ def _candidates(config: GptaConfig, cards: CardSet, *, tag: str = "") -> list[Ca
     return out
 
 
-def _screen(
-    candidates: Sequence[CardCandidate],
-    features: np.ndarray,
-    labels: Sequence[int],
-    folds: Sequence[Sequence[int]],
-    embed: _Embedder,
-    num_classes: int,
-) -> None:
-    cache: dict[int, np.ndarray] = {}  # a card set's examples, embedded once
-    for candidate in candidates:
+@dataclass
+class _Proxy:
+    """The screening proxy: logistic regression on the pretrained model's frozen embeddings
+    of the labelled rows, cross-validated over fixed folds."""
+
+    embed: _Embedder
+    features: np.ndarray  # the labelled rows, embedded
+    labels: list[int]
+    folds: list[list[int]]
+    num_classes: int
+
+    @classmethod
+    def load(
+        cls,
+        config: GptaConfig,
+        task: ClassificationTask,
+        rows: Sequence[dict[str, Any]],
+        labels: list[int],
+        folds: list[list[int]],
+    ) -> _Proxy:
+        """Load the pretrained model and embed the labelled rows."""
+        embed = _Embedder(task, config.model.resolved_name(config.task), config)
+        features = embed([r[task.text_column] for r in rows])
+        return cls(embed, features, labels, folds, len(task.label_names))
+
+    def baseline(self) -> CrossValidated:
+        """The plain rows' cross-validated result (no cards, w = 0)."""
+        return proxy_scores(
+            self.features,
+            self.labels,
+            self.folds,
+            ExtraRows.none(self.features.shape[1]),
+            num_classes=self.num_classes,
+            name="w=0",
+        )
+
+    def screen(self, candidates: Sequence[CardCandidate]) -> None:
+        """Set each candidate's cross-validated result (None: a set with no example)."""
+        cache: dict[int, np.ndarray] = {}  # a card set's examples, embedded once
+        for candidate in candidates:
+            examples = candidate.cards.examples()
+            key = id(candidate.cards)
+            if not examples:
+                candidate.result = None
+                continue
+            if key not in cache:
+                cache[key] = self.embed([t for _, t in examples])
+            extra = ExtraRows(
+                cache[key],
+                np.asarray([i for i, _ in examples], dtype=int),
+                np.full(len(examples), candidate.weight),
+            )
+            candidate.result = proxy_scores(
+                self.features,
+                self.labels,
+                self.folds,
+                extra,
+                num_classes=self.num_classes,
+                name=candidate.name,
+                keep_extra=_confident_filter if candidate.filtered else None,
+            )
+
+    def kept_set(self, candidate: CardCandidate) -> CardSet:
+        """The adopted set as it trains: for a filtered candidate, the filter applied once
+        with a probe on every labelled row (the examples it drops are marked
+        ``confident_other``)."""
+        if not candidate.filtered:
+            return candidate.cards
+        from sklearn.linear_model import LogisticRegression
+
         examples = candidate.cards.examples()
-        key = id(candidate.cards)
-        if not examples:
-            candidate.result = None
-            continue
-        if key not in cache:
-            cache[key] = embed([t for _, t in examples])
         extra = ExtraRows(
-            cache[key],
+            self.embed([t for _, t in examples]),
             np.asarray([i for i, _ in examples], dtype=int),
-            np.full(len(examples), candidate.weight),
+            np.ones(len(examples)),
         )
-        candidate.result = proxy_scores(
-            features,
-            labels,
-            folds,
-            extra,
-            num_classes=num_classes,
-            name=candidate.name,
-            keep_extra=_confident_filter if candidate.filtered else None,
-        )
+        probe = LogisticRegression(max_iter=1000).fit(self.features, np.asarray(self.labels))
+        keep = _confident_filter(probe, extra)
+        import copy
+
+        filtered = copy.deepcopy(candidate.cards)
+        position = 0
+        for card in filtered.cards:
+            for example in card.examples:
+                if example.dropped is None:
+                    if not keep[position]:
+                        example.dropped = "confident_other"
+                    position += 1
+        return filtered
+
+    def intended_share(self, cards: CardSet) -> float | None:
+        """The share of kept examples that a probe on the real rows alone gives to their
+        intended class (a measure of card quality, not used to choose)."""
+        from sklearn.linear_model import LogisticRegression
+
+        examples = cards.examples()
+        if not examples or len(set(self.labels)) < 2:
+            return None
+        probe = LogisticRegression(max_iter=1000).fit(self.features, np.asarray(self.labels))
+        predicted = probe.predict(self.embed([t for _, t in examples]))
+        share = np.mean([p == i for p, (i, _) in zip(predicted, examples, strict=True)])
+        return round(float(share), 4)
 
 
 def _confident_filter(probe: Any, extra: ExtraRows) -> np.ndarray:
@@ -405,55 +539,6 @@ def _confident_filter(probe: Any, extra: ExtraRows) -> np.ndarray:
     top = probs.argmax(axis=1)
     keep: np.ndarray = ~((top != extra.labels) & (probs.max(axis=1) >= 2 * intended))
     return keep
-
-
-def _kept_set(
-    candidate: CardCandidate,
-    features: np.ndarray,
-    labels: Sequence[int],
-    embed: _Embedder,
-    num_classes: int,
-) -> CardSet:
-    """The adopted set as it trains: for a filtered candidate, the filter applied once with
-    a probe on every labelled row (the examples it drops are marked ``confident_other``)."""
-    if not candidate.filtered:
-        return candidate.cards
-    from sklearn.linear_model import LogisticRegression
-
-    examples = candidate.cards.examples()
-    extra = ExtraRows(
-        embed([t for _, t in examples]),
-        np.asarray([i for i, _ in examples], dtype=int),
-        np.ones(len(examples)),
-    )
-    probe = LogisticRegression(max_iter=1000).fit(features, np.asarray(labels))
-    keep = _confident_filter(probe, extra)
-    import copy
-
-    filtered = copy.deepcopy(candidate.cards)
-    position = 0
-    for card in filtered.cards:
-        for example in card.examples:
-            if example.dropped is None:
-                if not keep[position]:
-                    example.dropped = "confident_other"
-                position += 1
-    return filtered
-
-
-def _intended_share(
-    features: np.ndarray, labels: Sequence[int], cards: CardSet, embed: _Embedder, classes: int
-) -> float | None:
-    """The share of kept examples that a probe on the real rows alone gives to their
-    intended class (a measure of card quality, not used to choose)."""
-    from sklearn.linear_model import LogisticRegression
-
-    examples = cards.examples()
-    if not examples or len(set(labels)) < 2:
-        return None
-    probe = LogisticRegression(max_iter=1000).fit(features, np.asarray(labels))
-    predicted = probe.predict(embed([t for _, t in examples]))
-    return round(float(np.mean([p == i for p, (i, _) in zip(predicted, examples, strict=True)])), 4)
 
 
 # --------------------------------------------------------------------------------------------

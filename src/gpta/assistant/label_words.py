@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import json
 import random
 import re
@@ -42,7 +43,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 from pydantic import RootModel, ValidationError
 
 from gpta import run_files
-from gpta.assistant.material import Kind, Material, choose
+from gpta.assistant.material import Kind, Material, held_after
 from gpta.chat.base import Message
 from gpta.chat.structured import json_spans
 from gpta.errors import GptaUserError
@@ -52,7 +53,7 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
     from gpta.chat.structured import OutputSchema
-    from gpta.config import GptaConfig
+    from gpta.config import GptaConfig, SelectionConfig
     from gpta.data import Table
     from gpta.distributed import Ranks
     from gpta.progress import Progress
@@ -575,89 +576,200 @@ def _choose(
     quiet: bool,
     offered: dict[str, str] | None,
 ) -> LabelWordChoice:
-    from gpta.assistant.history import History
+    """The label-word step on the main process: the first candidates (the label names, the
+    card names, else the TA's proposals), their screening, the TA asked when the card names
+    fail the head's tokenizer, the choice, the record, the report."""
     from gpta.progress import Progress
 
     progress = Progress(quiet=quiet)
-    history = History(run_dir / run_files.HISTORY)
-    head_name = config.model.head
-    names = list(task.label_names)
-    given = {str(k): str(v) for k, v in (config.model.label_words or {}).items()}
-    needs = (
-        f"label words: the labels {pending} need words ({head_name}, "
-        f"model.propose_label_words={config.model.propose_label_words})"
+    need = _Need.of(config, task, pending)
+    ask = functools.partial(
+        _ask_proposals, config, tables, task, run_dir, description, need, progress
     )
-
-    def ask() -> tuple[list[WordCandidate], dict[str, Any]]:
-        progress.info(f"{needs}; asking the TA")
-        texts, call = _ask(config, tables, task, run_dir, description, progress)
-        if not call["ok"]:
-            progress.info(f"[yellow]label words: the TA call failed:[/] {call['error']}")
-        return _proposals(texts, names, pending, given), call
-
-    candidates: list[WordCandidate] = []
-    names_usable = not any(_NUMERIC.fullmatch(n.strip()) for n in names if n not in given)
-    names_candidate = None
-    if names_usable:
-        names_candidate = WordCandidate("names", {n: given.get(n, n) for n in names})
-        candidates.append(names_candidate)
-    cards = None
-    if offered:
-        progress.info(f"{needs}; offering the names of the TA's class cards")
-        cards = _candidate(
-            "cards", {str(k): str(v) for k, v in offered.items()}, names, pending, given
-        )
-        candidates.append(cards)
+    names_candidate = need.names_candidate()
+    cards = _cards_candidate(need, offered, progress)
+    candidates = [c for c in (names_candidate, cards) if c is not None]
     call: dict[str, Any] | None = None
     if cards is None or cards.reason is not None:
         proposals, call = ask()
         candidates.extend(proposals)
 
-    model_name = config.model.resolved_name(config.task)
-    model, tokenizer = _load_pretrained(head_name, model_name)
-    model.eval()
-    dev = tables["dev"]
-    indices = sorted(
-        random.Random(config.seed).sample(
-            range(len(dev)), min(config.selection.screen_size, len(dev))
-        )
-    )
-    rows = [dev.rows[i] for i in indices]
-    seen: set[tuple[str, ...]] = set()
-    batch_size = config.training.eval_batch_size
-    _screen_words(candidates, task, model, tokenizer, rows, batch_size=batch_size, seen=seen)
+    screener = _WordScreener.load(config, tables, task)
+    screener.screen(candidates)
     if call is None and cards is not None and cards.result is None:
         # the card names passed the checks but not the head's tokenizer: ask as before
         proposals, call = ask()
         candidates.extend(proposals)
-        _screen_words(proposals, task, model, tokenizer, rows, batch_size=batch_size, seen=seen)
+        screener.screen(proposals)
+    screen_rows = len(screener.rows)
+    del screener  # the pretrained model
 
+    best, source = _adopt(names_candidate, candidates, config.selection, need)
+    _log(run_dir, need, call, candidates, best, source, screen_rows=screen_rows)
+    _report_candidates(progress, candidates)
+    if best is None or source is None:
+        raise _no_words(need, candidates, call)
+    words = dict(best.words or {})
+    progress.info(
+        f"label words: {words} ({source}; screen accuracy {best.screen_score:.3f} on "
+        f"{screen_rows} dev rows)"
+    )
+    return LabelWordChoice(words, source, candidates, call["error"] if call else None)
+
+
+@dataclass(frozen=True)
+class _Need:
+    """What the label-word step is asked for: the head, every label, the labels that need a
+    word, the words the user gave, and ``model.propose_label_words``."""
+
+    head: str
+    names: list[str]
+    pending: list[str]
+    given: dict[str, str]
+    mode: str
+
+    @classmethod
+    def of(cls, config: GptaConfig, task: ClassificationTask, pending: list[str]) -> _Need:
+        """The need of ``task`` under ``config``."""
+        given = {str(k): str(v) for k, v in (config.model.label_words or {}).items()}
+        mode = config.model.propose_label_words
+        return cls(config.model.head, list(task.label_names), pending, given, mode)
+
+    @property
+    def line(self) -> str:
+        """The need, as the terminal says it."""
+        return (
+            f"label words: the labels {self.pending} need words ({self.head}, "
+            f"model.propose_label_words={self.mode})"
+        )
+
+    def names_candidate(self) -> WordCandidate | None:
+        """The label names as words (the user's words kept over them); none when a label
+        without a given word is a number."""
+        if any(_NUMERIC.fullmatch(n.strip()) for n in self.names if n not in self.given):
+            return None
+        return WordCandidate("names", {n: self.given.get(n, n) for n in self.names})
+
+
+def _cards_candidate(
+    need: _Need, offered: dict[str, str] | None, progress: Progress
+) -> WordCandidate | None:
+    """The class names of the TA's cards as one candidate, checked like a proposal; none
+    when no card names were offered."""
+    if not offered:
+        return None
+    progress.info(f"{need.line}; offering the names of the TA's class cards")
+    words = {str(k): str(v) for k, v in offered.items()}
+    return _candidate("cards", words, need.names, need.pending, need.given)
+
+
+def _ask_proposals(
+    config: GptaConfig,
+    tables: dict[str, Table],
+    task: ClassificationTask,
+    run_dir: Path,
+    description: str,
+    need: _Need,
+    progress: Progress,
+) -> tuple[list[WordCandidate], dict[str, Any]]:
+    """Ask the TA (:func:`_ask`); its answers as checked candidates, and what the call did."""
+    progress.info(f"{need.line}; asking the TA")
+    texts, call = _ask(config, tables, task, run_dir, description, progress)
+    if not call["ok"]:
+        progress.info(f"[yellow]label words: the TA call failed:[/] {call['error']}")
+    return _proposals(texts, need.names, need.pending, need.given), call
+
+
+@dataclass
+class _WordScreener:
+    """The pretrained model and the dev rows word sets are screened on, and the word sets
+    already screened (a repeat is refused)."""
+
+    task: ClassificationTask
+    model: torch.nn.Module
+    tokenizer: PreTrainedTokenizerBase
+    rows: list[dict[str, Any]]
+    batch_size: int
+    seen: set[tuple[str, ...]] = field(default_factory=set)
+
+    @classmethod
+    def load(
+        cls, config: GptaConfig, tables: dict[str, Table], task: ClassificationTask
+    ) -> _WordScreener:
+        """Load the head's pretrained model and draw ``selection.screen_size`` dev rows
+        (seeded with ``seed``)."""
+        model_name = config.model.resolved_name(config.task)
+        model, tokenizer = _load_pretrained(config.model.head, model_name)
+        model.eval()
+        dev = tables["dev"]
+        size = min(config.selection.screen_size, len(dev))
+        indices = sorted(random.Random(config.seed).sample(range(len(dev)), size))
+        rows = [dev.rows[i] for i in indices]
+        return cls(task, model, tokenizer, rows, config.training.eval_batch_size)
+
+    def screen(self, candidates: Sequence[WordCandidate]) -> None:
+        """Screen every valid candidate not screened yet (:func:`_screen_words`)."""
+        _screen_words(
+            candidates,
+            self.task,
+            self.model,
+            self.tokenizer,
+            self.rows,
+            batch_size=self.batch_size,
+            seen=self.seen,
+        )
+
+
+def _adopt(
+    names_candidate: WordCandidate | None,
+    candidates: Sequence[WordCandidate],
+    selection: SelectionConfig,
+    need: _Need,
+) -> tuple[WordCandidate | None, str | None]:
+    """The chosen candidate (marked ``chosen``) and its source (``user+`` in front when the
+    user gave words); none when nothing screened."""
     # the label names (when usable) are the current words: kept unless a proposal beats them
     # by the margin (no paired test: the label-word step's rule before the shared one)
     challengers = [c for c in candidates if c is not names_candidate]
-    best = choose(names_candidate, challengers, config.selection, paired_test=False)
-    if best is None and names_candidate is not None and names_candidate.result is not None:
-        best = names_candidate
-    del model
-    if best is not None:
-        best.chosen = True
-    source = None if best is None else best.source
-    if source is not None and given:
-        source = f"user+{source}"
-    history.log(
+    best = held_after(names_candidate, challengers, selection, paired_test=False)
+    if best is None:
+        return None, None
+    best.chosen = True
+    return best, f"user+{best.source}" if need.given else best.source
+
+
+def _log(
+    run_dir: Path,
+    need: _Need,
+    call: dict[str, Any] | None,
+    candidates: Sequence[WordCandidate],
+    best: WordCandidate | None,
+    source: str | None,
+    *,
+    screen_rows: int,
+) -> None:
+    """The ``label_words`` event of ``history.jsonl``: the need, the call, every candidate
+    and the choice."""
+    from gpta.assistant.history import History
+
+    History(run_dir / run_files.HISTORY).log(
         EVENT,
-        labels=names,
-        needed=pending,
-        mode=config.model.propose_label_words,
-        given=given,
+        labels=need.names,
+        needed=need.pending,
+        mode=need.mode,
+        given=need.given,
         call=call,
-        screen_rows=len(rows),
+        screen_rows=screen_rows,
         screen_metric="accuracy",
-        screen_prefix=screen_prefix(head_name, ["<word>"] * len(names)),
+        screen_prefix=screen_prefix(need.head, ["<word>"] * len(need.names)),
         candidates=[c.record() for c in candidates],
         chosen=None if best is None else best.words,
         source=source,
     )
+
+
+def _report_candidates(progress: Progress, candidates: Sequence[WordCandidate]) -> None:
+    """One terminal line per candidate: its screened accuracy, or why it was rejected."""
     what = {"names": "label names", "cards": "card names", "ta": "proposal"}
     for candidate in candidates:
         if candidate.reason is None:
@@ -668,20 +780,19 @@ def _choose(
         else:
             shown = _short(candidate.raw) if candidate.source == "ta" else candidate.words
             progress.info(f"  {what[candidate.source]} rejected ({candidate.reason}): {shown}")
-    if best is None or source is None:
-        example = ", ".join(f"'{n}': <word>" for n in names[:5])
-        raise GptaUserError(
-            f"model.head={head_name} needs a word per label, the labels {pending} are "
-            "not words a language model can say, and the TA proposed no usable words "
-            f"({_summary(candidates, call)})",
-            hint=f"set model.label_words, e.g. {{{example}}}, and run again",
-        )
-    words = dict(best.words or {})
-    progress.info(
-        f"label words: {words} ({source}; screen accuracy {best.screen_score:.3f} on "
-        f"{len(rows)} dev rows)"
+
+
+def _no_words(
+    need: _Need, candidates: Sequence[WordCandidate], call: dict[str, Any] | None
+) -> GptaUserError:
+    """The error when no usable words were found, naming ``model.label_words``."""
+    example = ", ".join(f"'{n}': <word>" for n in need.names[:5])
+    return GptaUserError(
+        f"model.head={need.head} needs a word per label, the labels {need.pending} are "
+        "not words a language model can say, and the TA proposed no usable words "
+        f"({_summary(candidates, call)})",
+        hint=f"set model.label_words, e.g. {{{example}}}, and run again",
     )
-    return LabelWordChoice(words, source, candidates, call["error"] if call else None)
 
 
 def _short(text: str | None, width: int = 80) -> str:
@@ -689,7 +800,7 @@ def _short(text: str | None, width: int = 80) -> str:
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
-def _summary(candidates: list[WordCandidate], call: dict[str, Any] | None) -> str:
+def _summary(candidates: Sequence[WordCandidate], call: dict[str, Any] | None) -> str:
     if call is None:
         return "the card names were not usable and the TA was not asked"
     if not call["ok"]:

@@ -4,8 +4,9 @@ Each kind of teaching material is proposed from the description and aggregate fe
 screened (a :class:`~gpta.tasks.base.Screening`: a score, a loss, and one score per
 screening row), adopted or refused by one rule (:func:`choose`, which is
 :func:`gpta.selection.adopt` with the run's ``selection.margin`` and
-``selection.adopt_confidence``), and recorded in one common shape (:meth:`Material.record`:
-``kind``, ``name``, ``screen_score``, ``screen_loss``, then what only that kind has).
+``selection.adopt_confidence``; :func:`held_after` adds the current material as the
+fallback), and recorded in one common shape (:meth:`Material.record`: ``kind``, ``name``,
+``screen_score``, ``screen_loss``, then what only that kind has).
 
 The kinds, and where their code lives:
 
@@ -106,3 +107,18 @@ def choose(
             confidence=config.adopt_confidence if paired_test else 0.0,
         )
     return next((c for c, s in screened if s is winner), None)
+
+
+def held_after(
+    current: M | None,
+    challengers: Sequence[M],
+    config: SelectionConfig,
+    *,
+    paired_test: bool = True,
+) -> M | None:
+    """What holds after the choice: the challenger :func:`choose` adopts, else ``current``
+    when it was screened; None when nothing was screened."""
+    winner = choose(current, challengers, config, paired_test=paired_test)
+    if winner is None and current is not None and current.screening is not None:
+        return current
+    return winner
