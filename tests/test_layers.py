@@ -110,8 +110,9 @@ LAYERS: list[tuple[str, str, set[str]]] = [
     ),
     (
         "entry points",
-        "the package's public names (gpta/__init__.py), the command line, `gpta llm-check`",
-        {ROOT, "gpta.cli", "gpta.llm_check"},
+        "the package's public names (gpta/__init__.py), the command line (gpta/cli/, "
+        "`gpta llm-check` included)",
+        {ROOT, "gpta.cli"},
     ),
 ]
 

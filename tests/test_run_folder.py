@@ -443,7 +443,7 @@ def test_a_manifest_with_no_labels_is_named(capsys, tmp_path):
 
 
 def test_predict_output_refuses_a_user_file_and_writes_through_links(capsys, tmp_path):
-    from gpta.cli import _check_output, _write_output
+    from gpta.cli.inference import _check_output, _write_output
 
     (tmp_path / "gpta.json").write_text(json.dumps(MANIFEST), encoding="utf-8")
     (tmp_path / "rows.txt").write_text("fine\n", encoding="utf-8")
