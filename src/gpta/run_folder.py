@@ -334,6 +334,17 @@ def _read_state(state_file: Path) -> dict[str, Any]:
     return state
 
 
+def write_state(path: Path, state: dict[str, Any]) -> None:
+    """A checkpoint's gpta state (what :func:`_read_state` checks), written atomically and
+    synced: its presence marks the checkpoint complete."""
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        handle.write(json.dumps(state, ensure_ascii=False))
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
 def latest_checkpoint(
     run_dir: Path, *, unreadable: list[str] | None = None
 ) -> tuple[Path, dict[str, Any]] | None:
