@@ -82,7 +82,7 @@ _FIXED_FILES = (
 )
 _CHECKPOINT_DIR = re.compile(r"checkpoint-[0-9]+")
 _TFEVENTS = "events.out.tfevents."
-_STAGING = ".model-"  # _save_best's folders (a new best model before its rename)
+_STAGING = ".model-"  # run_lifecycle.save_best: a new best model before its rename
 _MAX_RECORD_BYTES = 16 * 2**20
 
 
@@ -197,7 +197,7 @@ def _real(run_dir: Path, entry: str) -> bool:
 
 def _patterns(run_dir: Path) -> set[str]:
     """What gpta writes at fixed names and patterns (present now): its fixed files, the
-    Trainer's checkpoint folders, TensorBoard's event files, _save_best's staging folders."""
+    Trainer's checkpoint folders, TensorBoard's event files, save_best's staging folders."""
     found = {entry for entry in _FIXED_FILES if _real(run_dir, entry)}
     found = {entry for entry in found if (run_dir / entry).is_file()}
     for folder, keep in (

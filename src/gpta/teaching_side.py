@@ -20,7 +20,7 @@ from gpta.chat.usage import Projection, UsageMeter
 from gpta.config import GptaConfig
 from gpta.data import Table
 from gpta.llm import make_chat_model
-from gpta.privacy import ExposureChannel, build_exposure
+from gpta.privacy import Exposure, ExposureChannel, build_exposure
 from gpta.progress import Progress
 from gpta.tasks import Task
 
@@ -84,12 +84,7 @@ def teaching_side(
         slot=io.slot,
         exemplars=tuple(exposure.exemplars),
     )
-    meter = UsageMeter(
-        config.assistant.model,
-        prices={k: v.model_dump() for k, v in config.assistant.prices.items()},
-        max_cost_usd=config.assistant.max_cost_usd,
-        max_total_tokens=config.assistant.max_total_tokens,
-    )
+    meter = _usage_meter(config)
     channel = exposure.channel(chat_model, meter)
     # a background TA request counts tokens in its own thread: not with the collator's tokenizer
     ta_tokenizer = copy.deepcopy(tokenizer) if config.assistant.background else tokenizer
@@ -111,13 +106,7 @@ def teaching_side(
     )
     if chat_model is not None:
         progress.info(projection.line())
-        blocked = None if exposure.warnings else exposure.check(initial_messages(brief))
-        if blocked is not None:  # the TA would be off for the run: printed even with -q
-            progress.warn(
-                f"the leak guard blocks the TA's first request ({blocked.summary()}): every "
-                "request that carries the same text will be blocked too, and the run may "
-                "train without the TA (exposure.jsonl names the rows)"
-            )
+        _warn_if_first_request_blocked(exposure, brief, progress)
     if config.assistant.max_cost_usd is not None and meter.price is None:
         progress.warn(  # it changes what the run does: printed even with -q
             f"assistant.max_cost_usd is set but assistant.prices has no "
@@ -142,3 +131,27 @@ def teaching_side(
         )
 
     return TeachingSide(assistant, brief, history, dialogue, channel, meter, projection)
+
+
+def _usage_meter(config: GptaConfig) -> UsageMeter:
+    """The TA's token and cost meter, with the run's prices and budgets."""
+    return UsageMeter(
+        config.assistant.model,
+        prices={k: v.model_dump() for k, v in config.assistant.prices.items()},
+        max_cost_usd=config.assistant.max_cost_usd,
+        max_total_tokens=config.assistant.max_total_tokens,
+    )
+
+
+def _warn_if_first_request_blocked(
+    exposure: Exposure, brief: TaskBrief, progress: Progress
+) -> None:
+    """The leak guard would block the TA's first request: the TA would be off for the run,
+    said even with -q."""
+    blocked = None if exposure.warnings else exposure.check(initial_messages(brief))
+    if blocked is not None:
+        progress.warn(
+            f"the leak guard blocks the TA's first request ({blocked.summary()}): every "
+            "request that carries the same text will be blocked too, and the run may "
+            "train without the TA (exposure.jsonl names the rows)"
+        )
