@@ -18,7 +18,9 @@ talks to the TA and writes the run folder (see :mod:`gpta.distributed`).
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -215,18 +217,22 @@ class GptaRecipe:
                 checkpoint(r)                the best round's model saved, the checkpoint
                                              marked complete (for --resume)
 
-        Ctrl-C says how to continue. A run resumed after its chosen last round was saved has
-        nothing left to train."""
-        from transformers.utils import logging as hf_logging
-
+        A run resumed after its chosen last round was saved has nothing left to train."""
         if self.stop_after is not None and self.start_round >= self.stop_after:
             self.ranks.barrier()
             return
-        bars = hf_logging.is_progress_bar_enabled()
-        hf_logging.disable_progress_bar()  # no "Writing model shards" bar at every checkpoint
-        started = time.perf_counter()
+        with self._said_how_to_continue(), _no_progress_bars():
+            started = time.perf_counter()
+            self.trainer.train(resume_from_checkpoint=self.checkpoint_path)  # every round
+            # training, evaluation, TA, screening and checkpoints
+            self.loop_seconds = time.perf_counter() - started
+        self.ranks.barrier()  # the main process has written the best model
+
+    @contextlib.contextmanager
+    def _said_how_to_continue(self) -> Iterator[None]:
+        """Ctrl-C (or SIGTERM) during the rounds says how many are complete and how to go on."""
         try:
-            self.trainer.train(resume_from_checkpoint=self.checkpoint_path)
+            yield
         except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (gpta.signals.Terminated)
             done = len(self.side.history.rounds) if self.side else 0
             what = "stopped by SIGTERM" if isinstance(stop, Terminated) else "interrupted"
@@ -235,12 +241,6 @@ class GptaRecipe:
                 f"gpta train --resume {self.run_dir}"
             )
             raise
-        finally:
-            if bars:
-                hf_logging.enable_progress_bar()
-        # training, evaluation, TA, screening and checkpoints
-        self.loop_seconds = time.perf_counter() - started
-        self.ranks.barrier()  # the main process has written the best model
 
     def end_of_round(self, round_index: int, model: Any, train_loss: float | None) -> bool:
         """The body of the rounds loop: the Trainer has just trained round ``round_index``
@@ -384,6 +384,21 @@ class GptaRecipe:
         :func:`gpta.run_lifecycle.new_run`'s."""
         if self.ranks.is_main and not self.config.training.keep_checkpoints:
             remove_checkpoints(self.run_dir)
+
+
+@contextlib.contextmanager
+def _no_progress_bars() -> Iterator[None]:
+    """No transformers progress bar (e.g. "Writing model shards" at every checkpoint) inside;
+    the Trainer's step bar is gpta's own callback."""
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 class _Stopwatch:

@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from gpta.assistant import label_words
-from gpta.assistant.card_choice import CardChoice, choose_cards, load_choice
+from gpta.assistant.card_choice import choose_cards, load_choice
 from gpta.config import GptaConfig, dump_config, load_config
 from gpta.data import Table, read_splits, require_columns, sample_rows, stratified_split
-from gpta.distributed import Ranks, init_ranks
+from gpta.distributed import init_ranks
 from gpta.errors import GptaUserError
 from gpta.fileio import write_json
 from gpta.library import resolve_warm_start
@@ -52,7 +52,7 @@ from gpta.run_folder import (  # the run folder's own module; its public names s
     sync_files,
 )
 from gpta.run_lifecycle import new_run, resumable_checkpoint, resumed_run
-from gpta.tasks import TASKS, Task, build_task
+from gpta.tasks import TASKS, build_task
 from gpta.teaching_side import needs_ta
 
 __all__ = [
@@ -162,31 +162,10 @@ def resume(run_dir: str | Path, *, quiet: bool = False) -> RunResult:
         )
 
 
-def _execute(
-    config: GptaConfig,
-    run_dir: Path,
-    tables: dict[str, Table],
-    task: Task,
-    description: str,
-    *,
-    resume_from: tuple[Path, dict[str, Any]] | None,
-    quiet: bool,
-    ranks: Ranks | None = None,
-    cards: CardChoice | None = None,
-) -> RunResult:
-    """One run in its prepared directory, the recipe's four steps (a test replaces this to
-    try the run folder's life without training)."""
-    recipe = GptaRecipe(
-        config,
-        run_dir,
-        tables,
-        task,
-        description,
-        resume_from=resume_from,
-        quiet=quiet,
-        ranks=ranks,
-        cards=cards,
-    )
+def _execute(*args: Any, **kwargs: Any) -> RunResult:
+    """One run in its prepared folder (:class:`GptaRecipe`'s arguments), the recipe's steps
+    in order; the run folder's tests replace it to try the folder's life without training."""
+    recipe = GptaRecipe(*args, **kwargs)
     recipe.setup()  # the model, the TA side, round 0's prefix, the Trainer
     recipe.train()  # the rounds
     recipe.cleanup()  # the checkpoints go once the best model is saved (before it is evaluated)
