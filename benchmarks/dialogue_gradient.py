@@ -68,7 +68,6 @@ def _config(args: argparse.Namespace, *, seed: int, data_dir: Path, output_dir: 
 
     assistant = {
         "candidates": args.candidates,
-        "screen_size": 48,
         "max_new_tokens": args.max_new_tokens,
         "max_prefix_tokens": 24,
     }
@@ -87,6 +86,7 @@ def _config(args: argparse.Namespace, *, seed: int, data_dir: Path, output_dir: 
                 "description": DESCRIPTION,
             },
             "model": {"max_length": 64},
+            "selection": {"screen_size": 48},
             "training": {
                 "rounds": args.rounds,
                 "steps_per_round": args.steps,
@@ -146,10 +146,14 @@ class PairedChat:
 
 
 def _beats(score: float, loss: float, current: dict[str, float], margin: float) -> bool:
-    """The synergy loop's keep-unless-better rule (gpta.synergy.Screened.beats)."""
-    if score > current["score"] + margin:
-        return True
-    return margin == 0 and score == current["score"] and loss < current["loss"] * 0.98
+    """The loop's rule without the paired test (:func:`gpta.selection.beats`) on logged
+    scores."""
+    from gpta.selection import beats
+    from gpta.tasks.base import Screening
+
+    return beats(
+        Screening("", score, loss), Screening("", current["score"], current["loss"]), margin
+    )
 
 
 def _judge(run_dir: Path, calls: list[dict], count_tokens: Any, max_tokens: int) -> dict:
@@ -250,6 +254,7 @@ def _replay(run_dirs: list[Path], untuned: Any, tuned: Any, args: argparse.Names
     from gpta.chat.base import Sampling
     from gpta.config import load_config
     from gpta.run import load_data
+    from gpta.selection import beats
     from gpta.tasks import build_task
 
     totals = {s: {"proposals": 0, "valid": 0, "improved": 0} for s in ("untuned", "tuned")}
@@ -295,7 +300,7 @@ def _replay(run_dirs: list[Path], untuned: Any, tuned: Any, args: argparse.Names
                         continue
                     valid += 1
                     if parsed.prefix != dialogue.current_prefix:
-                        improved += screen(parsed.prefix).beats(current, 0.0)
+                        improved += beats(screen(parsed.prefix), current, 0.0)
                 totals[side]["proposals"] += len(texts)
                 totals[side]["valid"] += valid
                 totals[side]["improved"] += improved

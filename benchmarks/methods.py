@@ -179,7 +179,6 @@ def base_config(
         "training": training,
         "assistant": {
             "candidates": profile.candidates,
-            "screen_size": profile.screen_size,
             "max_new_tokens": profile.ta_max_new_tokens,
             "max_prefix_tokens": profile.max_prefix_tokens
             or min(48, setting(profile, dataset, "max_length") // 2),
@@ -189,6 +188,7 @@ def base_config(
             "library": False,
             **ta_choice(profile)[0],
         },
+        "selection": {"screen_size": profile.screen_size},
     }
 
 
@@ -275,7 +275,7 @@ def method_config(
             config["cards"]["rounds"] = 1
         if method == "cards-ungated":
             config["cards"].update(weights=[1.0], filter_confident=False)
-            assistant["adopt_confidence"] = 0.0
+            config.setdefault("selection", {})["adopt_confidence"] = 0.0
         if method == "cards-bundled":
             for key in ("backend", "model", "threads"):
                 assistant.pop(key, None)

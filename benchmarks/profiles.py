@@ -54,7 +54,7 @@ ALL_METHODS = (
     "cards-dialogue",
     "cards-bundled",
     # the gate's cost: the TA's cards at w = 1 whenever the proxy's cross-validated accuracy
-    # rises, with no paired test (assistant.adopt_confidence 0): a measurement arm, not a
+    # rises, with no paired test (selection.adopt_confidence 0): a measurement arm, not a
     # product setting
     "cards-ungated",
 )

@@ -69,7 +69,7 @@ def load_run(run_dir: Path) -> FinishedRun:
     task = build_task(config, tables)
     rows = list(tables["train"].rows) + list(tables["dev"].rows)  # the card step's rows
     labels = task._ids([r[task.label_column] for r in rows])
-    folds = stratified_folds(labels, fold_count(labels, config.cards.folds), seed=config.seed)
+    folds = stratified_folds(labels, fold_count(labels, config.selection.folds), seed=config.seed)
     record = json.loads((run_dir / "cards.json").read_text(encoding="utf-8"))
     ta = CardSet(
         "ta",

@@ -85,7 +85,7 @@ def test_description_is_required_and_read_from_file(tmp_path: Path):
         ("training", "gradient_accumulation_steps", 10**5, "1024"),
         ("training", "eval_batch_size", 10**5, "4096"),
         ("assistant", "candidates", 10**3, "32"),
-        ("assistant", "screen_size", 10**12, "100000000"),
+        ("selection", "screen_size", 10**12, "100000000"),
         ("model", "max_length", 10**6, "8192"),
         ("model", "num_beams", 10**3, "64"),
         ("data", "train_size", 10**12, "100,000,000"),
@@ -124,3 +124,43 @@ def test_config_file_that_cannot_be_read_or_parsed(tmp_path: Path):
     with pytest.raises(GptaUserError) as err:
         load_config(bad)
     assert "could not be parsed" in err.value.message and err.value.hint
+
+
+# --- options that moved to the selection section ------------------------------------------
+@pytest.mark.parametrize(
+    ("section", "key", "value"),
+    [
+        ("assistant", "screen_size", 8),
+        ("assistant", "margin", 0.25),
+        ("assistant", "adopt_confidence", 0.5),
+        ("cards", "folds", 3),
+    ],
+)
+def test_a_moved_option_is_still_read_where_it_was(section, key, value, tmp_path):
+    """A saved run's config.yaml (or an older config file) keeps working: the option lands in
+    the selection section, and the config written back holds it there only."""
+    from gpta.config import MOVED_OPTIONS, dump_config, read_config_file
+
+    config = build_config({section: {key: value}})
+    new = MOVED_OPTIONS[(section, key)].split(".")[1]
+    assert getattr(config.selection, new) == value
+    assert key not in type(getattr(config, section)).model_fields
+    dump_config(config, tmp_path / "config.yaml")
+    written = read_config_file(tmp_path / "config.yaml")
+    assert written["selection"][new] == value and key not in written[section]
+    assert build_config(written) == config
+
+
+def test_a_moved_option_set_in_both_places_must_agree():
+    agreed = build_config({"assistant": {"margin": 0.1}, "selection": {"margin": 0.1}})
+    assert agreed.selection.margin == 0.1
+    with pytest.raises(GptaUserError) as err:
+        build_config({"assistant": {"screen_size": 8}, "selection": {"screen_size": 16}})
+    assert "assistant.screen_size" in err.value.message
+    assert "selection.screen_size" in err.value.message
+
+
+def test_selection_options_are_set_by_their_new_name():
+    config = build_config({"selection": {"screen_size": 12, "folds": 5, "adopt_confidence": 0}})
+    assert (config.selection.screen_size, config.selection.folds) == (12, 5)
+    assert config.selection.adopt_confidence == 0

@@ -23,7 +23,7 @@ from gpta.assistant.parsing import ParsedProposal
 from gpta.assistant.prefix import PrefixCandidate
 from gpta.bundled import resolve_model_path
 from gpta.chat.base import ChatResult, Usage
-from gpta.config import AssistantConfig
+from gpta.config import SelectionConfig
 from gpta.selection import CrossValidated
 from gpta.tasks.base import Screening
 
@@ -109,7 +109,7 @@ def test_a_card_set_records_itself_in_the_common_shape():
 # one rule: choose
 # --------------------------------------------------------------------------------------------
 
-RULE = AssistantConfig(margin=0.0, adopt_confidence=0.95)
+RULE = SelectionConfig(margin=0.0, adopt_confidence=0.95)
 ROWS = 40
 
 
@@ -133,7 +133,7 @@ def test_choose_refuses_a_challenger_higher_but_not_significant():
     # without the paired test (the label-word step) the margin alone decides
     assert choose(current, [noisy], RULE, paired_test=False) is noisy
     # and a margin larger than the gain refuses it too
-    margin = AssistantConfig(margin=0.1, adopt_confidence=0.95)
+    margin = SelectionConfig(margin=0.1, adopt_confidence=0.95)
     assert choose(current, [noisy], margin, paired_test=False) is None
 
 

@@ -30,7 +30,8 @@ from gpta.downstream.training import PrefixCollator, preserved_rng, round_budget
 from gpta.modeling.pooled import PooledClassifier, Pooling, read_pooling
 from gpta.progress import Progress
 from gpta.run_metrics import check_majority as _check_majority
-from gpta.tasks.base import Screening, paired_p_value
+from gpta.selection import beats, paired_p_value, significantly_beats
+from gpta.tasks.base import Screening
 from gpta.tasks.classification import ClassificationTask
 
 
@@ -127,16 +128,16 @@ def test_a_candidate_must_beat_the_current_prefix_by_a_paired_test():
     current = Screening("now", 0.5, 1.0, tuple([1.0] * 16 + [0.0] * 16))
     # two rows better out of 32: higher, not significant
     slightly = Screening("new", 0.5625, 1.0, tuple([1.0] * 18 + [0.0] * 14))
-    assert slightly.beats(current, 0.0)
-    assert not slightly.significantly_beats(current, margin=0.0, alpha=0.05)
-    assert slightly.significantly_beats(current, margin=0.0, alpha=1.0)  # the test turned off
+    assert beats(slightly, current, 0.0)
+    assert not significantly_beats(slightly, current, margin=0.0, alpha=0.05)
+    assert significantly_beats(slightly, current, margin=0.0, alpha=1.0)  # the test turned off
     # ten rows better, none worse
     clearly = Screening("new", 0.8125, 1.0, tuple([1.0] * 26 + [0.0] * 6))
-    assert clearly.significantly_beats(current, margin=0.0, alpha=0.05)
-    assert not clearly.significantly_beats(current, margin=0.4, alpha=0.05)  # margin still binds
+    assert significantly_beats(clearly, current, margin=0.0, alpha=0.05)
+    assert not significantly_beats(clearly, current, margin=0.4, alpha=0.05)  # margin still binds
     # better on some rows, worse on as many: never
     mixed = Screening("new", 0.5, 0.9, tuple([0.0] * 8 + [1.0] * 24))
-    assert not mixed.significantly_beats(current, margin=0.0, alpha=0.05)
+    assert not significantly_beats(mixed, current, margin=0.0, alpha=0.05)
     assert paired_p_value([1.0, 1.0], [0.0, 0.0]) == 0.0
     assert paired_p_value([0.0, 0.0], [0.0, 0.0]) == 1.0
 

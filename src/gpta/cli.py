@@ -97,7 +97,7 @@ TRAIN_FLAGS: dict[str, str] = {
     "--max-llm-cost": "assistant.max_cost_usd",
     "--max-llm-tokens": "assistant.max_total_tokens",
     "--max-prefix-tokens": "assistant.max_prefix_tokens",
-    "--screen-size": "assistant.screen_size",
+    "--screen-size": "selection.screen_size",
     "--warm-start-from": "assistant.warm_start",
     "--domain": "data.domain",
     "--report-to": "training.report_to",
@@ -340,7 +340,8 @@ def demo(output_dir: str, rounds: int, quiet: bool, log_format: str) -> None:
                 "learning_rate": 1e-4,
                 "batch_size": 16,
             },
-            "assistant": {"candidates": 4, "screen_size": 48},
+            "assistant": {"candidates": 4},
+            "selection": {"screen_size": 48},
         },
         source="gpta demo",
     )

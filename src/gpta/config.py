@@ -360,15 +360,6 @@ class AssistantConfig(_Section):
         48, ge=4, le=4096, description="Cap on prefix length in downstream tokens."
     )
     history_top_m: int = Field(5, ge=1, le=100, description="Scored prefixes shown to the TA.")
-    screen_size: int = Field(
-        64, ge=4, le=MAX_ROWS, description="Dev rows used to screen candidates."
-    )
-    margin: float = Field(
-        0.0,
-        ge=0,
-        le=100,
-        description="A candidate must beat the current prefix's screened score by more than this.",
-    )
     warm_start: str | None = Field(
         None,
         description="Round-0 prefix transferred from a prefix library entry id (`gpta prefixes "
@@ -409,14 +400,6 @@ class AssistantConfig(_Section):
         "task before any prefix exists; the TA's first proposals are screened against the "
         "empty prefix at the end of the warm-up (0: train round 0 with the TA's first "
         "proposal, the paper's order). Not applied with fixed_prefix.",
-    )
-    adopt_confidence: float = Field(
-        0.95,
-        ge=0,
-        lt=1,
-        description="A candidate replaces the current prefix only when a one-sided paired "
-        "t-test over the screening rows says it is better at this confidence (and by more "
-        "than margin); 0: any improvement is adopted.",
     )
     frozen: bool = Field(
         False,
@@ -667,13 +650,6 @@ class CardsConfig(_Section):
         "the plain run, is always a candidate and wins ties. Each extra weight is one more "
         "candidate, and the adoption test is Bonferroni-corrected over the candidates.",
     )
-    folds: int = Field(
-        4,
-        ge=2,
-        le=20,
-        description="Stratified cross-validation folds over the labelled rows (cut to the "
-        "rows of the rarest class).",
-    )
     rounds: int = Field(
         0,
         ge=0,
@@ -704,8 +680,10 @@ class CardsConfig(_Section):
 
 
 class SelectionConfig(_Section):
-    """Which rows choose the prefix and the round the run keeps: the dev rows, or
-    cross-validation over every labelled row the run has (docs/selection.md)."""
+    """How the run chooses among teaching materials and rounds, all from your own labelled
+    rows: which rows screen the prefix and choose the round kept (the dev rows, or
+    cross-validation over every labelled row), and the one adoption rule of every material
+    (margin and paired test: :func:`gpta.selection.adopt`; docs/selection.md)."""
 
     prefix: Literal["auto", "dev", "cv"] = Field(
         "auto",
@@ -721,7 +699,7 @@ class SelectionConfig(_Section):
         description="How the round the run keeps is chosen. dev: the best dev score; last: the "
         "last round; cv: k fold trainings (no TA) pick the round count with the best "
         "out-of-fold accuracy, then the model trains on all labelled rows for that many rounds "
-        "(classification only; about cards.folds + 1 times the training time); auto: as for "
+        "(classification only; about selection.folds + 1 times the training time); auto: as for "
         "selection.prefix. dev by default: cv did not beat it in the cards profile "
         "(docs/selection.md).",
     )
@@ -731,8 +709,43 @@ class SelectionConfig(_Section):
         le=1_000_000,
         description="auto cross-validates only up to this many labelled rows (train + dev); "
         "above it the dev rows split off them number 20 or more and choose (cross-validating "
-        "the round count trains cards.folds extra models).",
+        "the round count trains selection.folds extra models).",
     )
+    screen_size: int = Field(
+        64, ge=4, le=MAX_ROWS, description="Dev rows used to screen prefix candidates."
+    )
+    margin: float = Field(
+        0.0,
+        ge=0,
+        le=100,
+        description="A candidate (prefix, label words, class cards) must beat the current "
+        "material's screened score by more than this.",
+    )
+    adopt_confidence: float = Field(
+        0.95,
+        ge=0,
+        lt=1,
+        description="A candidate replaces the current material only when a one-sided paired "
+        "t-test over the screening rows says it is better at this confidence (and by more "
+        "than margin), Bonferroni-corrected over the candidates; 0: any improvement is "
+        "adopted.",
+    )
+    folds: int = Field(
+        4,
+        ge=2,
+        le=20,
+        description="Stratified cross-validation folds over the labelled rows (cut to the "
+        "rows of the rarest class): class cards, selection.prefix cv, selection.best_round cv.",
+    )
+
+
+#: Options that moved: (old section, key) -> their name now.
+MOVED_OPTIONS: dict[tuple[str, str], str] = {
+    ("assistant", "screen_size"): "selection.screen_size",
+    ("assistant", "margin"): "selection.margin",
+    ("assistant", "adopt_confidence"): "selection.adopt_confidence",
+    ("cards", "folds"): "selection.folds",
+}
 
 
 class GptaConfig(_Section):
@@ -755,6 +768,32 @@ class GptaConfig(_Section):
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     cards: CardsConfig = Field(default_factory=CardsConfig)
     selection: SelectionConfig = Field(default_factory=SelectionConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved_options(cls, data: Any) -> Any:
+        """Options that moved to the ``selection`` section are still read where they were
+        (a saved run's config.yaml, an older config file); set in both places, they must
+        agree."""
+        if not isinstance(data, dict):
+            return data
+        for (section, key), new in MOVED_OPTIONS.items():
+            old = data.get(section)
+            if not isinstance(old, dict) or key not in old:
+                continue
+            old = dict(old)
+            value = old.pop(key)
+            target = data.get("selection")
+            target = dict(target) if isinstance(target, dict) else {}
+            leaf = new.split(".")[1]
+            if leaf in target and target[leaf] != value:
+                raise ValueError(
+                    f"{section}.{key} is now {new}; it is set in both places, to "
+                    f"{_shown(value)} and {_shown(target[leaf])}: keep one"
+                )
+            target.setdefault(leaf, value)
+            data = {**data, section: old, "selection": target}
+        return data
 
     @model_validator(mode="after")
     def _check_prefix_fits(self) -> GptaConfig:

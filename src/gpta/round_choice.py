@@ -160,11 +160,11 @@ def choose_rounds(
     extra_rows: Sequence[dict[str, Any]] = (),
     device: str,
 ) -> RoundChoice:
-    """Stratified k-fold cross-validation (``cards.folds``, the run's seed) of the run's
+    """Stratified k-fold cross-validation (``selection.folds``, the run's seed) of the run's
     schedule over ``rows``: the round count with the best out-of-fold accuracy."""
     started = time.perf_counter()
     labels = task._ids([r[task.label_column] for r in rows])
-    k = fold_count(labels, config.cards.folds)
+    k = fold_count(labels, config.selection.folds)
     folds = stratified_folds(labels, k, seed=config.seed)
     correct = out_of_fold_accuracy(config, task, rows, folds, extra_rows=extra_rows, device=device)
     accuracies = [float(v) for v in correct.mean(axis=1)]
@@ -190,7 +190,7 @@ class RunSelection:
     best_round: str  # "dev" | "cv" | "last"
     labelled: list[dict[str, Any]]  # train + dev: the rows cross-validation uses
     where: str  # "16 labelled rows (train 13 + dev 3)"
-    k: int  # the folds: cards.folds, cut to the rows of the rarest class
+    k: int  # the folds: selection.folds, cut to the rows of the rarest class
     seed: int
     rounds: RoundChoice | None = None  # best_round cv, once chosen
 
@@ -219,7 +219,7 @@ class RunSelection:
             best_round=mode(config.selection.best_round),
             labelled=labelled,
             where=f"{len(labelled)} labelled rows (train {len(train)} + dev {len(dev)})",
-            k=fold_count(labels, config.cards.folds),
+            k=fold_count(labels, config.selection.folds),
             seed=config.seed,
         )
 

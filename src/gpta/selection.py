@@ -40,12 +40,50 @@ def adopt(
 
     The best challenger (by score, then lower loss) must beat ``current`` by more than
     ``margin`` and, with ``confidence`` > 0, pass a one-sided paired t-test on the same rows
-    at level ``(1 - confidence) / len(challengers)``."""
+    at level ``(1 - confidence) / len(challengers)`` (``selection.margin`` and
+    ``selection.adopt_confidence`` in a run)."""
     best = best_of(challengers)
     if best is None:
         return None
     alpha = (1 - confidence) / max(1, len(challengers)) if confidence else 1.0
-    return best if best.significantly_beats(current, margin=margin, alpha=alpha) else None
+    return best if significantly_beats(best, current, margin=margin, alpha=alpha) else None
+
+
+def beats(challenger: Screening, current: Screening, margin: float) -> bool:
+    """Higher score by more than ``margin``; on an exact tie, a clearly lower loss wins (the
+    rule without the paired test)."""
+    if challenger.score > current.score + margin:
+        return True
+    return (
+        margin == 0 and challenger.score == current.score and challenger.loss < current.loss * 0.98
+    )
+
+
+def significantly_beats(
+    challenger: Screening, current: Screening, *, margin: float, alpha: float
+) -> bool:
+    """Better than ``current`` by more than ``margin`` AND by a one-sided paired t-test on
+    the same rows at level ``alpha`` (per-row scores; without them, :func:`beats` alone).
+
+    The screening sample is small (tens of rows): a plain "higher score" there adopts
+    noise about half the time. ``alpha >= 1`` turns the test off."""
+    if not challenger.score > current.score + margin:
+        return False
+    if alpha >= 1 or not challenger.rows or len(challenger.rows) != len(current.rows):
+        return beats(challenger, current, margin)
+    return paired_p_value(challenger.rows, current.rows) < alpha
+
+
+def paired_p_value(better: Sequence[float], than: Sequence[float]) -> float:
+    """One-sided p-value of a paired t-test that ``better`` scores higher than ``than``, row by
+    row (scipy). Equal differences on every row (no variance): 0 if they are all positive,
+    else 1."""
+    from scipy.stats import ttest_rel
+
+    differences = [a - b for a, b in zip(better, than, strict=True)]
+    if len(set(differences)) <= 1:
+        return 0.0 if differences and differences[0] > 0 else 1.0
+    return float(ttest_rel(list(better), list(than), alternative="greater").pvalue)
 
 
 def best_of(screenings: Sequence[Screening]) -> Screening | None:

@@ -17,7 +17,7 @@ each round r: train with prefix_r (the Trainer does this; once a prefix is adopt
     the TA proposes K candidates; screen them, the current prefix and the empty prefix
         on a dev subset with the current model (forward passes only)
     prefix_{r+1} = the best screened candidate if a paired test on the screening rows says it
-        beats the current prefix (assistant.adopt_confidence), else prefix_r
+        beats the current prefix (selection.adopt_confidence), else prefix_r
 
 Why each step, and what it costs: docs/never-worse.md. With assistant.fixed_prefix (the
 benchmark baselines) none of warm-up, prefix mixing or the no-prefix choice applies: the
@@ -52,7 +52,7 @@ from gpta.config import GptaConfig
 from gpta.distributed import Ranks
 from gpta.progress import Progress
 from gpta.round_choice import RunSelection
-from gpta.selection import best_of
+from gpta.selection import beats, best_of
 from gpta.tasks.base import Evaluation, Screening, Task
 from gpta.teaching_side import TeachingSide
 
@@ -116,7 +116,7 @@ class SynergyLoop:
         progress: Progress,
         ranks: Ranks | None = None,
     ) -> None:
-        """The policy of one run: ``config`` (its ``assistant`` and ``training`` sections),
+        """The policy of one run: ``config`` (its assistant, selection and training sections),
         the TA side (the main process's; None on the others, which only take part in the
         sharded evaluation and screening) and what chooses the prefix and the round kept
         (``selection``)."""
@@ -128,11 +128,12 @@ class SynergyLoop:
         self._history = side.history if side else None
         self.dialogue = side.dialogue if side else None  # TA tuning, improvement rates
         self.config = config.assistant
+        self.rule = config.selection  # the adoption rule's margin and confidence
         self.dev_rows = list(dev_rows)
         # screening on a seeded sample of the dev rows (or by cross-validation, screener)
         screen_indices = sorted(
             random.Random(config.seed).sample(
-                range(len(self.dev_rows)), min(config.assistant.screen_size, len(self.dev_rows))
+                range(len(self.dev_rows)), min(config.selection.screen_size, len(self.dev_rows))
             )
         )
         self.screen_rows = [self.dev_rows[i] for i in screen_indices]
@@ -430,7 +431,7 @@ class SynergyLoop:
             self.history.add_proposal(
                 PrefixCandidate.proposed(proposal, result),
                 round=round_index + 1,
-                improved=bool(result and result.beats(current, self.config.margin)),
+                improved=bool(result and beats(result, current, self.rule.margin)),
             )
         for result in screened.values():
             self.history.note_screened(result.prefix, result.score)
@@ -443,11 +444,11 @@ class SynergyLoop:
         challengers = [PrefixCandidate.screened(s) for s in screened.values()]
         best = best_of(list(screened.values()))
         # the one adoption rule of every material (a paired test, Bonferroni over the k)
-        adopted = choose(PrefixCandidate.screened(current), challengers, self.config)
+        adopted = choose(PrefixCandidate.screened(current), challengers, self.rule)
         changed = adopted is not None
-        if best is not None and not changed and best.beats(current, self.config.margin):
+        if best is not None and not changed and beats(best, current, self.rule.margin):
             reason = (
-                f"not significant at {self.config.adopt_confidence:g} on "
+                f"not significant at {self.rule.adopt_confidence:g} on "
                 f"{len(best.rows)} screening rows"
             )
             self.history.log(

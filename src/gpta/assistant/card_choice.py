@@ -11,7 +11,7 @@
    embeddings (the proxy, seconds), every candidate at every weight in ``cards.weights``
    against the plain rows (w = 0). Each row's out-of-fold 0/1 correctness is the paired
    score; :func:`gpta.selection.adopt` decides (higher accuracy AND a one-sided paired
-   t-test at ``assistant.adopt_confidence``, Bonferroni over candidates; w = 0 wins ties).
+   t-test at ``selection.adopt_confidence``, Bonferroni over candidates; w = 0 wins ties).
 3. The dialogue gradient for cards (``cards.rounds``): the TA gets the per-class recall
    and the most confused class pairs over the cross-validated rows (aggregates only: no
    row, no example text) and writes new examples for the weak classes; the revised set is
@@ -208,7 +208,7 @@ def _choose(
     rows, where = _labelled(tables)
     labels = task._ids([r[task.label_column] for r in rows])
     names = list(task.label_names)
-    k = fold_count(labels, config.cards.folds)
+    k = fold_count(labels, config.selection.folds)
     folds = stratified_folds(labels, k, seed=config.seed)
     selection = f"selection: {k}-fold cross-validation over the {where}"
     progress.info(f"class cards ({config.cards.source}): {selection}")
@@ -235,7 +235,7 @@ def _choose(
     candidates = _candidates(config, sets[0])
     _screen(candidates, features, labels, folds, embed, len(names))
     plain = CardCandidate.plain(baseline)  # the material to beat: no cards
-    current = choose(plain, candidates, config.assistant) or plain
+    current = choose(plain, candidates, config.selection) or plain
     rounds_log: list[dict[str, Any]] = []
     for round_index in range(1, config.cards.rounds + 1):
         if writer is None:  # the names control has no TA to ask
@@ -253,7 +253,7 @@ def _choose(
         challengers = _candidates(config, revised, tag=f"r{round_index}")
         _screen(challengers, features, labels, folds, embed, len(names))
         candidates.extend(challengers)
-        chosen = choose(current, challengers, config.assistant)
+        chosen = choose(current, challengers, config.selection)
         rounds_log.append(
             {
                 "round": round_index,
@@ -284,7 +284,7 @@ def _choose(
         "folds": k,
         "proxy": "logistic regression (C=1) on the pretrained model's frozen embeddings",
         "paired_score": "out-of-fold 0/1 correctness, per labelled row",
-        "confidence": config.assistant.adopt_confidence,
+        "confidence": config.selection.adopt_confidence,
         "baseline": {
             "name": "w=0",
             "cv_accuracy": round(baseline.accuracy, 6),

@@ -10,7 +10,7 @@ distinct; the head's own tokenizer checks: distinct first tokens for lm-verbaliz
 token for cloze) and *screened* like a prefix: the zero-shot score of the pretrained model
 with those words on the dev screening rows. The label names, when usable, are screened too
 and kept unless a proposal beats them (:func:`gpta.assistant.material.choose`, the rule
-of every material, here with ``assistant.margin`` alone: no paired test, as before).
+of every material, here with ``selection.margin`` alone: no paired test, as before).
 
 With class cards (``cards.source: ta``) the class names of the TA's cards are offered
 first, as one candidate checked and screened like a proposal, in place of the request;
@@ -647,7 +647,7 @@ def _choose(
     dev = tables["dev"]
     indices = sorted(
         random.Random(config.seed).sample(
-            range(len(dev)), min(config.assistant.screen_size, len(dev))
+            range(len(dev)), min(config.selection.screen_size, len(dev))
         )
     )
     rows = [dev.rows[i] for i in indices]
@@ -663,7 +663,7 @@ def _choose(
     # the label names (when usable) are the current words: kept unless a proposal beats them
     # by the margin (no paired test: the label-word step's rule before the shared one)
     challengers = [c for c in candidates if c is not names_candidate]
-    best = choose(names_candidate, challengers, config.assistant, paired_test=False)
+    best = choose(names_candidate, challengers, config.selection, paired_test=False)
     if best is None and names_candidate is not None and names_candidate.result is not None:
         best = names_candidate
     del model

@@ -3,8 +3,8 @@
 Each kind of teaching material is proposed from the description and aggregate feedback,
 screened (a :class:`~gpta.tasks.base.Screening`: a score, a loss, and one score per
 screening row), adopted or refused by one rule (:func:`choose`, which is
-:func:`gpta.selection.adopt` with the run's ``assistant.margin`` and
-``assistant.adopt_confidence``), and recorded in one common shape (:meth:`Material.record`:
+:func:`gpta.selection.adopt` with the run's ``selection.margin`` and
+``selection.adopt_confidence``), and recorded in one common shape (:meth:`Material.record`:
 ``kind``, ``name``, ``screen_score``, ``screen_loss``, then what only that kind has).
 
 The kinds, and where their code lives:
@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 from gpta.selection import adopt, best_of
 
 if TYPE_CHECKING:
-    from gpta.config import AssistantConfig
+    from gpta.config import SelectionConfig
     from gpta.tasks.base import Screening
 
 Kind = Literal["prefix", "label_words", "cards"]
@@ -77,7 +77,7 @@ M = TypeVar("M", bound=Material)
 def choose(
     current: Material | None,
     challengers: Sequence[M],
-    config: AssistantConfig,
+    config: SelectionConfig,
     *,
     paired_test: bool = True,
 ) -> M | None:

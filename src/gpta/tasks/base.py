@@ -82,36 +82,6 @@ class Screening:
             prefix, evaluation.score, evaluation.loss or 0.0, tuple(evaluation.row_scores or ())
         )
 
-    def beats(self, other: Screening, margin: float) -> bool:
-        """Higher score by more than ``margin``; on an exact tie, a clearly lower loss wins."""
-        if self.score > other.score + margin:
-            return True
-        return margin == 0 and self.score == other.score and self.loss < other.loss * 0.98
-
-    def significantly_beats(self, other: Screening, *, margin: float, alpha: float) -> bool:
-        """Better than ``other`` by more than ``margin`` AND by a one-sided paired t-test on
-        the same rows at level ``alpha`` (per-row scores; without them, ``beats`` alone).
-
-        The screening sample is small (tens of rows): a plain "higher score" there adopts
-        noise about half the time. ``alpha >= 1`` turns the test off."""
-        if not self.score > other.score + margin:
-            return False
-        if alpha >= 1 or not self.rows or len(self.rows) != len(other.rows):
-            return self.beats(other, margin)
-        return paired_p_value(self.rows, other.rows) < alpha
-
-
-def paired_p_value(better: Sequence[float], than: Sequence[float]) -> float:
-    """One-sided p-value of a paired t-test that ``better`` scores higher than ``than``, row by
-    row (scipy). Equal differences on every row (no variance): 0 if they are all positive,
-    else 1."""
-    from scipy.stats import ttest_rel
-
-    differences = [a - b for a, b in zip(better, than, strict=True)]
-    if len(set(differences)) <= 1:
-        return 0.0 if differences and differences[0] > 0 else 1.0
-    return float(ttest_rel(list(better), list(than), alternative="greater").pvalue)
-
 
 @dataclass(frozen=True)
 class TaskIO:
