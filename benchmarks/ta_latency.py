@@ -8,7 +8,10 @@ used); the timed runs replay each recorded answer byte for byte after a fixed de
 without touching the server, so the TA's compute is off this machine's cores exactly as a
 remote API's is. The same seed gives the same requests (the run is deterministic), so every
 timed request is a replay; a request the recording does not hold is forwarded and counted
-(``misses``), and the figure is then not clean.
+(``misses``), and the figure is then not clean. llama.cpp's server ignores ``n``: each run's
+first TA request asks for all K completions and gets one, the other K-1 follow one by one in
+parallel, and every later request is K single-completion requests sent at once (the backend
+learns this per run, so the recording and each timed run send the same bodies).
 
     .venv/bin/python benchmarks/ta_latency.py [--delays 2 10] [--rows 64] [--local]
 

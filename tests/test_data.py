@@ -12,6 +12,7 @@ import pytest
 
 from gpta.data import (
     Table,
+    read_input,
     read_splits,
     read_table,
     require_columns,
@@ -263,6 +264,29 @@ def test_jsonl_line_that_is_not_an_object(tmp_path: Path) -> None:
     path.write_text('{"text": "ok"}\n[1, 2]\n', encoding="utf-8")
     with pytest.raises(GptaUserError, match=r"line 2: expected a JSON object, got an array"):
         read_table(path)
+
+
+def test_stdin_and_text_input_are_read_by_the_one_reader(tmp_path, monkeypatch) -> None:
+    import io
+    import sys
+
+    stdin = '{"text": "ok"}\n\n{"text": "a\u2028b"}\n[1]\n'
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin.encode())))
+    with pytest.raises(GptaUserError, match=r"^stdin, line 4: expected a JSON object, got an"):
+        read_input("-", fmt="jsonl", text_column="text", what="--input")
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin.encode()[:-4])))
+    table = read_input("-", fmt="jsonl", text_column="text", what="--input")
+    assert table.rows == [{"text": "ok"}, {"text": "a\u2028b"}]
+    assert table.locations == ["line 1", "line 3"]
+    lines = tmp_path / "in.txt"
+    lines.write_text("first\n\n  \nsecond\n", encoding="utf-8")
+    table = read_input(str(lines), fmt="text", text_column="review", what="--input")
+    assert (table.rows, table.locations) == (
+        [{"review": "first"}, {"review": "second"}],
+        ["line 1", "line 4"],
+    )
+    with pytest.raises(GptaUserError, match=r"^--input: file not found: "):
+        read_input(str(tmp_path / "nope.txt"), fmt="text", text_column="text", what="--input")
 
 
 def test_empty_files_are_errors(tmp_path: Path) -> None:

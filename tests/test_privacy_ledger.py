@@ -359,6 +359,22 @@ def test_a_damaged_ledger_is_a_clear_error_not_a_traceback(tmp_path, content, ex
     assert expected in result.stderr
 
 
+def test_the_report_reads_the_same_damaged_ledger_without_failing(tmp_path):
+    from gpta.report import load_run
+
+    (tmp_path / "metrics.json").write_text("{}", encoding="utf-8")
+    (tmp_path / "exposure.jsonl").write_bytes(
+        b'{"event": "policy", "exposure": "none"}\n'
+        b'{"event": "request", "id": 1, "chars": 5, "backend": "b\xff"}\n'
+        b"[1, 2, 3]\nnot json\n"
+        b'{"event": "response", "id": 1, "usage": {"prompt_tokens": 7}}\n{"event": "req'
+    )
+    exposure = load_run(tmp_path).exposure
+    assert (exposure.requests, exposure.responses, exposure.characters) == (1, 1, 5)
+    assert exposure.backends == ["b\ufffd"] and exposure.policy == {"exposure": "none"}
+    assert exposure.per_request[0]["prompt_tokens"] == 7
+
+
 def test_a_resumed_ledger_continues_the_chain_and_drops_a_cut_line(tmp_path):
     ledger = ExposureLedger(tmp_path / "exposure.jsonl")
     ledger.record_policy(exposure="none", exemplar_ids=[])

@@ -24,12 +24,13 @@ import pytest
 from ta_server import start_llama_server, stop_process
 
 from gpta.assistant import TaskBrief, TeachingAssistant
+from gpta.assistant.freetext import clean_completion as free_text
 from gpta.assistant.ontask import meta_talk
-from gpta.assistant.parsing import free_text, parse_proposal
+from gpta.assistant.parsing import parse_proposal
 from gpta.assistant.prompts import initial_messages
 from gpta.assistant.schema import proposal_schema, read_answer
 from gpta.chat.base import ChatResult, Sampling, Usage
-from gpta.chat.structured import ServerForms, response_format
+from gpta.chat.structured import ServerForms, json_spans, response_format
 from gpta.config import AssistantConfig, build_config
 from gpta.llm.cache import CachedChatModel, ResponseCache
 from gpta.privacy import ExposureChannel, ExposureLedger
@@ -86,6 +87,19 @@ def test_a_string_the_grammar_closed_at_the_length_cap_keeps_whole_words():
     )
     assert parsed.truncated and parsed.prefix.endswith(".")
     assert parsed.prefix[:-1] in text and len(parsed.prefix) < cap
+
+
+def test_check_tells_an_answer_cut_off_from_one_that_is_not_json_of_the_schema():
+    assert SCHEMA.check('{"instruction": "Read the tweet."}') == "valid"
+    assert SCHEMA.check('{"instruction": "Read the {tweet} and') == "cut"
+    assert SCHEMA.check('{"instruction": "Read the tweet.", "extra": [1]}') == "invalid"
+    assert SCHEMA.check("Read the tweet.") == "invalid"
+
+
+def test_json_spans_are_the_balanced_objects_and_lists_of_a_text_string_aware():
+    text = 'Sure: {"a": "}]"} then [1, [2, {"b": 3}]] and {"cut": '
+    assert json_spans(text) == ['{"a": "}]"}', '[1, [2, {"b": 3}]]']
+    assert json_spans('no JSON "{here}"') == ["{here}"]  # quotes outside a span are text
 
 
 # --- the meta-talk rule ------------------------------------------------------------------------

@@ -371,52 +371,9 @@ def _check_demo_data(data_dir: Path) -> None:
 
 def _read_rows(source: str, fmt: str | None, text_column: str) -> tuple[list[dict], list[str]]:
     """Rows to predict and their locations, from a file or stdin."""
-    from gpta.data import decode_utf8, read_table
-    from gpta.limits import DATA_BYTES, LINE_BYTES, read_file_bounded, read_stream_bounded
+    from gpta.data import read_input
 
-    if source == "-" or fmt == "text":
-        if source == "-":
-            raw = getattr(sys.stdin, "buffer", None)
-            if raw is None:  # a text-only stdin (an embedding program's): read within the bound
-                import io
-
-                raw = io.BytesIO(sys.stdin.read(DATA_BYTES.value() + 1).encode("utf-8"))
-            data = read_stream_bounded(raw, name="stdin", lines=LINE_BYTES)
-            name = "stdin"
-        else:
-            path = Path(source)
-            if not path.is_file():
-                raise GptaUserError(f"--input: file not found: {source}", hint="check the path")
-            data = read_file_bounded(path, what="--input", lines=LINE_BYTES)
-            name = source
-        lines = decode_utf8(data, name).splitlines()
-        if fmt in (None, "text"):
-            kept = [(i, line) for i, line in enumerate(lines, start=1) if line.strip()]
-            return [{text_column: line} for _, line in kept], [f"line {i}" for i, _ in kept]
-        if fmt != "jsonl":
-            raise GptaUserError(f"--input-format {fmt}: stdin takes text or jsonl")
-        rows, where = [], []
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise GptaUserError(
-                    f"{name}, line {number}: not valid JSON ({err.msg})",
-                    hint='write one JSON object per line, e.g. {"text": "..."}',
-                ) from None
-            except RecursionError:
-                raise GptaUserError(
-                    f"{name}, line {number}: JSON nested too deeply to read",
-                    hint='write one flat JSON object per line, e.g. {"text": "..."}',
-                ) from None
-            if not isinstance(row, dict):
-                raise GptaUserError(f"{name}, line {number}: expected a JSON object")
-            rows.append(row)
-            where.append(f"line {number}")
-        return rows, where
-    table = read_table(source, fmt=fmt or "auto")
+    table = read_input(source, fmt=fmt, text_column=text_column, what="--input")
     return table.rows, table.locations
 
 

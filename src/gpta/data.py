@@ -28,6 +28,7 @@ import json
 import numbers
 import os
 import re
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 import numpy as np
 
 from gpta.errors import GptaUserError
-from gpta.limits import DATA_BYTES, LINE_BYTES, read_file_bounded
+from gpta.limits import DATA_BYTES, LINE_BYTES, read_file_bounded, read_stream_bounded
 
 # The input formats read_table reads ("auto": by the file's suffix); the config's data.format,
 # the CLI's --format and predict's --input-format offer these.
@@ -300,6 +301,44 @@ def decode_utf8(data: bytes, name: str) -> str:
         ) from None
 
 
+def read_input(source: str, *, fmt: str | None, text_column: str, what: str) -> Table:
+    """The rows of an input to predict on: a file, or stdin (``source`` ``"-"``).
+
+    Plain text (stdin's default, or ``fmt="text"``) is one row a non-blank line, its text
+    in ``text_column``; stdin also takes ``fmt="jsonl"``. Any other file is read by
+    :func:`read_table`. Text and stdin are read within :data:`gpta.limits.DATA_BYTES` and
+    :data:`gpta.limits.LINE_BYTES`; ``what`` names the input in messages (``"--input"``).
+    """
+    if source != "-" and fmt != "text":
+        return read_table(source, fmt=fmt or "auto")
+    if source == "-":
+        name, data = "stdin", _read_stdin()
+    else:
+        name, path = source, Path(source)
+        if not path.is_file():
+            raise GptaUserError(f"{what}: file not found: {source}", hint="check the path")
+        data = read_file_bounded(path, what=what, lines=LINE_BYTES)
+    text = decode_utf8(data, name)
+    if fmt in (None, "text"):
+        kept = [(i, line) for i, line in enumerate(text.splitlines(), start=1) if line.strip()]
+        return Table(
+            source=name,
+            rows=[{text_column: line} for _, line in kept],
+            locations=[f"line {i}" for i, _ in kept],
+        )
+    if fmt != "jsonl":
+        raise GptaUserError(f"--input-format {fmt}: stdin takes text or jsonl")
+    return _jsonl_table(text, name)
+
+
+def _read_stdin() -> bytes:
+    """stdin's bytes, within :data:`gpta.limits.DATA_BYTES` and :data:`gpta.limits.LINE_BYTES`."""
+    raw = getattr(sys.stdin, "buffer", None)
+    if raw is None:  # a text-only stdin (an embedding program's): read within the bound
+        raw = io.BytesIO(sys.stdin.read(DATA_BYTES.value() + 1).encode("utf-8"))
+    return read_stream_bounded(raw, name="stdin", lines=LINE_BYTES)
+
+
 # --------------------------------------------------------------------------- JSONL
 
 
@@ -310,20 +349,25 @@ def _read_jsonl(path: Path, *, must_be_lines: bool) -> Table:
     line-delimited; a regular JSON document gets an error explaining the difference.
     """
     text = _read_text(path)
-    lines = text.split("\n")  # not splitlines(): JSON strings may hold U+2028 etc.
-    if must_be_lines and not _looks_line_delimited(lines):
+    if must_be_lines and not _looks_line_delimited(text.split("\n")):
         raise GptaUserError(
             f"{path} is a JSON document, not JSON Lines (one object per line)",
             hint="write one JSON object per line and name the file .jsonl, e.g. "
             "pandas.read_json(path).to_json('data.jsonl', orient='records', lines=True)",
         )
+    return _jsonl_table(text, str(path))
+
+
+def _jsonl_table(text: str, name: str) -> Table:
+    """The rows of JSON Lines text read from ``name`` (a file, or stdin)."""
     rows: list[dict[str, Any]] = []
     locations: list[str] = []
-    for number, line in enumerate(lines, start=1):
+    # not splitlines(): JSON strings may hold U+2028 etc.
+    for number, line in enumerate(text.split("\n"), start=1):
         if line.strip():
-            rows.append(_parse_json_object(line, path, number))
+            rows.append(_parse_json_object(line, name, number))
             locations.append(f"line {number}")
-    return Table(source=str(path), rows=rows, locations=locations)
+    return Table(source=name, rows=rows, locations=locations)
 
 
 def _looks_line_delimited(lines: Sequence[str]) -> bool:
@@ -337,23 +381,23 @@ def _looks_line_delimited(lines: Sequence[str]) -> bool:
         return False
 
 
-def _parse_json_object(line: str, path: Path, number: int) -> dict[str, Any]:
+def _parse_json_object(line: str, name: str, number: int) -> dict[str, Any]:
     try:
         value = json.loads(line)
     except json.JSONDecodeError as exc:
         raise GptaUserError(
-            f"{path}, line {number}: invalid JSON ({exc.msg} at column {exc.colno})",
+            f"{name}, line {number}: invalid JSON ({exc.msg} at column {exc.colno})",
             hint="each line must be one complete JSON object, e.g. "
             '{"text": "great film", "label": "pos"}',
         ) from None
     except RecursionError:
         raise GptaUserError(
-            f"{path}, line {number}: JSON nested too deeply to read",
+            f"{name}, line {number}: JSON nested too deeply to read",
             hint="each line must be one flat JSON object of texts, numbers and short lists",
         ) from None
     if not isinstance(value, dict):
         raise GptaUserError(
-            f"{path}, line {number}: expected a JSON object, got {_json_kind(value)}",
+            f"{name}, line {number}: expected a JSON object, got {_json_kind(value)}",
             hint='each line must be one JSON object with named fields, e.g. {"text": "..."}',
         )
     return value

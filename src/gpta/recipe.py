@@ -256,10 +256,10 @@ class GptaRecipe:
         is_best = loop.keep_if_best(record)  # the best round so far? early stopping
         loop.report_round(record, is_best)
         if loop.asks_after(round_index):  # not after the last round, the warm-up, a fixed prefix
-            loop.before_asking(round_index)  # a background answer joined; the TA tuned if due
             screening = _Stopwatch()
-            with screening:
+            with screening:  # before the join: a TA slower than the round is awaited meanwhile
                 current = loop.screen_current(model)  # the score to beat
+            loop.before_asking(round_index)  # a background answer joined; the TA tuned if due
             batch, waited = loop.ask_ta(round_index, record)  # ask (or take the background answer)
             with screening:
                 screened = loop.screen(model, loop.challengers(round_index, batch))  # screen

@@ -252,7 +252,7 @@ class SynergyLoop:
             return []
         return None
 
-    # --- the steps of a round boundary, in the order the recipe's round body calls them ---
+    # --- the steps of a round boundary (the recipe's round body calls them) -----------------
     def _last_round(self, round_index: int) -> bool:
         return round_index == self.rounds - 1 or self.stopped
 

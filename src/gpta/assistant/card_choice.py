@@ -491,16 +491,7 @@ class _CardWriter:
             description,
             progress,
         )
-        self.channel = OneShot(
-            config,
-            tables,
-            run_dir,
-            description,
-            text_column=task.text_column,
-            label_column=task.label_column,
-            progress=progress,
-            label_names=task.label_names,
-        )
+        self.channel = OneShot(config, tables, run_dir, description, task=task, progress=progress)
         self.schema = output_schema() if _structured(config) else None
         self.names = list(task.label_names)
         self.bounds = length_bounds([r[task.text_column] for r in rows])

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from gpta.chat.base import Message
+from gpta.chat.structured import json_spans
 from gpta.tasks.base import ROW_SOURCE, ROW_WEIGHT
 
 if TYPE_CHECKING:
@@ -242,9 +243,7 @@ def parse_card(text: str) -> CardAnswer | None:
     """The card in one answer: the JSON object of :data:`CARD_SCHEMA` (structured output),
     or the first balanced ``{...}`` span that validates (free text); None if none does.
     Examples given as plain strings are accepted (attributes then unknown)."""
-    from gpta.assistant.label_words import _json_spans
-
-    for span in [text.strip(), *_json_spans(text)]:
+    for span in [text.strip(), *json_spans(text)]:
         try:
             data = json.loads(span)
         except (json.JSONDecodeError, TypeError):

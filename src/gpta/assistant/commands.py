@@ -113,9 +113,9 @@ def tune_local(
     device: str,
 ) -> dict[str, Any]:
     """``gpta assistant tune`` (local): a new LoRA adapter version in the store."""
-    from gpta.assistant.tuning import LoraSettings, tune_lora
+    from gpta.assistant.tuning import LoraSettings, tune_store
 
-    store, examples, summary = collect_examples(run_dirs, store_dir)
+    store, _examples, summary = collect_examples(run_dirs, store_dir)
     model = base_model or summary["ta_model"] or "bundled:smollm2"
     if summary["backend"] not in (None, "local") and base_model is None:
         raise GptaUserError(
@@ -123,14 +123,11 @@ def tune_local(
             hint="pass --base-model (e.g. bundled:smollm2), or use --backend openai",
         )
     settings = LoraSettings(rank=rank, alpha=2 * rank, learning_rate=learning_rate, epochs=epochs)
-    result = tune_lora(
-        examples,
-        base_model=model,
-        out_dir=store.next_adapter_dir(),
-        settings=settings,
-        seed=seed,
-        device=device,
+    # min_examples=0: with none, tune_lora says why (a user error), not a silent None
+    result = tune_store(
+        store, base_model=model, settings=settings, seed=seed, device=device, min_examples=0
     )
+    assert result is not None
     return {
         **summary,
         "adapter": result.adapter_dir,

@@ -94,31 +94,29 @@ _POLITE_RE = re.compile(
     r"alright|all\s+right|no\s+problem|happy\s+to\s+help|gladly)\b[!.,:;\s-]*",
     re.IGNORECASE,
 )
+_HERE = r"here\s+is|here['’]s|here\s+are|below\s+is|below\s+are"
 _HERE_RE = re.compile(
-    r"^(?:here\s+is|here['’]s|here\s+are|below\s+is|below\s+are|the\s+following\s+is|"
-    r"i\s+(?:would\s+|'d\s+)?(?:suggest|propose|recommend)|my\s+(?:suggestion|proposal|"
-    r"answer|prefix|instruction)\s+is)\b",
+    rf"^(?:{_HERE}|the\s+following\s+is|i\s+(?:would\s+|'d\s+)?(?:suggest|propose|recommend)"
+    r"|my\s+(?:suggestion|proposal|answer|prefix|instruction)\s+is)\b",
     re.IGNORECASE,
 )
-_HERE_NO_COLON_RE = re.compile(
-    r"^(?:here\s+is|here['’]s|here\s+are|below\s+is|below\s+are)\b", re.I
-)
-# "Prefix:", "New prefix:", "Instruction for the model:", "Answer:", "Prompt 2 -", ...
-_LABEL_LEADIN_RE = re.compile(
+_HERE_NO_COLON_RE = re.compile(rf"^(?:{_HERE})\b", re.IGNORECASE)
+# Up to two adjectives before the noun of a lead-in ("New prefix", "My improved instruction").
+_LEADIN_WORDS = (
     r"^(?:(?:new|improved|better|revised|updated|final|suggested|proposed|alternative|refined|"
     r"rewritten|modified|your|my|the|a|an)\s+){0,2}"
-    r"(?:prefix|instruction|prompt|answer|response|output|hint|suggestion|assistant|system|ta)"
+)
+_LEADIN_NOUNS = r"prefix|instruction|prompt|answer|response|output|hint|suggestion"
+# "Prefix:", "New prefix:", "Instruction for the model:", "Answer:", "Prompt 2 -", ...
+_LABEL_LEADIN_RE = re.compile(
+    rf"{_LEADIN_WORDS}(?:{_LEADIN_NOUNS}|assistant|system|ta)"
     r"(?:\s*#?\s*\d+)?(?:\s+(?:for|to)\b[^:\n]{0,40})?"
     r"(?:\s+(?:is|would\s+be|will\s+be|could\s+be|might\s+be))?\s*(?::|\s-\s|\s?[–—]\s|=)\s*",
     re.IGNORECASE,
 )
 # A heading that is only a lead-in label ("### New Prefix").
 _BARE_LEADIN_RE = re.compile(
-    r"^(?:(?:new|improved|better|revised|updated|final|suggested|proposed|alternative|refined|"
-    r"rewritten|modified|your|my|the|a|an)\s+){0,2}"
-    r"(?:prefix|instruction|prompt|answer|response|output|hint|suggestion)(?:\s*#?\s*\d+)?"
-    r"\s*[.!]?$",
-    re.IGNORECASE,
+    rf"{_LEADIN_WORDS}(?:{_LEADIN_NOUNS})(?:\s*#?\s*\d+)?\s*[.!]?$", re.IGNORECASE
 )
 _EMBEDDED_LEADIN_RE = re.compile(
     r"(?:here\s+is|here['’]s|here\s+are|below\s+is|(?:new\s+|improved\s+)?"
@@ -260,13 +258,7 @@ def _strip_quotes_once(text: str) -> str:
     body, punct = text[: tail_match.start()], tail_match.group(0)
     family = _quote_family(text[0]) if text else None
     if family is None:
-        # Only a trailing, unbalanced quote ("Classify the tweet."”)?
-        if body and _quote_family(body[-1]) is not None:
-            fam = _quote_family(body[-1])
-            assert fam is not None
-            if _count_quotes(text, fam) % 2 == 1:
-                return body[:-1] + punct
-        return text
+        return _without_lone_closing_quote(text, body, punct)
     if (
         len(body) >= 2
         and _quote_family(body[-1]) == family
@@ -286,11 +278,15 @@ def _strip_quotes_once(text: str) -> str:
             return inner
     if _count_quotes(text, family) % 2 == 1:
         return text[1:]
-    if body and _quote_family(body[-1]) is not None:
-        fam = _quote_family(body[-1])
-        assert fam is not None
-        if _count_quotes(text, fam) % 2 == 1:
-            return body[:-1] + punct
+    return _without_lone_closing_quote(text, body, punct)
+
+
+def _without_lone_closing_quote(text: str, body: str, punct: str) -> str:
+    """``text`` without the quote that ends its ``body`` when that quote is unbalanced
+    (``Classify the tweet."”``), else ``text`` as it is."""
+    family = _quote_family(body[-1]) if body else None
+    if family is not None and _count_quotes(text, family) % 2 == 1:
+        return body[:-1] + punct
     return text
 
 

@@ -43,6 +43,7 @@ from pydantic import RootModel, ValidationError
 
 from gpta.assistant.material import Kind, Material, choose
 from gpta.chat.base import Message
+from gpta.chat.structured import json_spans
 from gpta.errors import GptaUserError
 
 if TYPE_CHECKING:
@@ -223,31 +224,6 @@ class _ListAnswer(RootModel[list[str]]):
     """An answer given as a list of words in label order."""
 
 
-def _json_spans(text: str) -> list[str]:
-    """Balanced ``{...}`` or ``[...]`` spans of a text, outermost first (string-aware)."""
-    spans, depth, start, quote, escaped = [], 0, -1, False, False
-    for i, char in enumerate(text):
-        if quote:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                quote = False
-            continue
-        if char == '"' and depth:
-            quote = True
-        elif char in "{[":
-            if depth == 0:
-                start = i
-            depth += 1
-        elif char in "}]" and depth:
-            depth -= 1
-            if depth == 0:
-                spans.append(text[start : i + 1])
-    return spans
-
-
 _PAIR = re.compile(r"""^\s*["']?([^"':=\n]+?)["']?\s*(?::|=|->|=>|-)\s*["']?([^"',\n}]+)""")
 
 
@@ -260,7 +236,7 @@ def parse_label_words(text: str, labels: Sequence[str]) -> tuple[dict[str, str] 
     (keys are label names; other keys are dropped; words are not checked here).
     """
     names = [str(label) for label in labels]
-    for span in _json_spans(text):
+    for span in json_spans(text):
         try:
             if span.startswith("{"):
                 obj = _Answer.model_validate_json(span).root
@@ -437,16 +413,7 @@ def _ask(
     Never raises for a TA failure (it is reported in the returned dict)."""
     from gpta.assistant.oneshot import OneShot
 
-    channel = OneShot(
-        config,
-        tables,
-        run_dir,
-        description,
-        text_column=task.text_column,
-        label_column=task.label_column,
-        progress=progress,
-        label_names=task.label_names,
-    )
+    channel = OneShot(config, tables, run_dir, description, task=task, progress=progress)
     schema = _output_schema(task.label_names) if _structured(config) else None
     return channel.send(
         label_word_messages(description, task.label_names),

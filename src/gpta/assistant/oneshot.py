@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +22,7 @@ if TYPE_CHECKING:
     from gpta.data import Table
     from gpta.privacy import ExposureChannel
     from gpta.progress import Progress
+    from gpta.tasks.classification import ClassificationTask
 
 
 class OneShot:
@@ -35,19 +35,17 @@ class OneShot:
         run_dir: str | Path,
         description: str,
         *,
-        text_column: str,
-        label_column: str | None,
+        task: ClassificationTask,
         progress: Progress,
-        label_names: Sequence[str] = (),
     ) -> None:
         self.config = config
         self.tables = tables
         self.run_dir = Path(run_dir)
         self.description = description
-        self.text_column = text_column
-        self.label_column = label_column
+        self.text_column = task.text_column
+        self.label_column = task.label_column
         self.progress = progress
-        self.label_names = list(label_names)  # text the TA is given: allowed by the guard
+        self.label_names = list(task.label_names)  # text the TA is given: allowed by the guard
         self._channel: ExposureChannel | None = None
 
     def _open(self) -> ExposureChannel:

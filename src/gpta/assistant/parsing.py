@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING
 
 from gpta.assistant.freetext import clean_completion, strip_quotes
 from gpta.assistant.ontask import meta_talk
-from gpta.assistant.schema import read_answer
+from gpta.assistant.schema import at_cap, read_answer
 
 if TYPE_CHECKING:
     from gpta.chat.structured import OutputSchema
@@ -60,25 +60,10 @@ __all__ = [
     "SLOT_REPAIR",
     "ParsedProposal",
     "default_count_tokens",
-    "free_text",
     "normalize_prefix",
     "parse_proposal",
     "parse_proposals",
 ]
-
-#: Reason codes a rejected proposal can carry.
-REASON_CODES = (
-    "empty",
-    "unfinished",
-    "template_junk",
-    "names_label",
-    "meta_talk",
-    "too_short",
-    "repetitive",
-    "too_long",
-    "duplicate",
-    "slot",
-)
 
 #: Appended to a proposal that lacks the slot (``{slot}`` is replaced by the slot itself).
 SLOT_REPAIR = "It was {slot}."
@@ -318,22 +303,15 @@ def parse_proposal(
     Returns:
         A :class:`ParsedProposal`; ``valid`` tells whether it was accepted.
     """
-    seen = _seen_from(previous)
-    return _parse_one(
-        raw,
-        labels=_compile_labels(label_names),
-        seen=seen,
+    return parse_proposals(
+        [raw],
+        label_names=label_names,
+        previous=previous,
         max_tokens=max_tokens,
-        count_tokens=count_tokens or default_count_tokens,
+        count_tokens=count_tokens,
         slot=slot,
         schema=schema,
-    )
-
-
-def free_text(raw: str) -> str:
-    """The free-text cleanup alone (the fallback for answers that are not JSON): the text the
-    checks read, before the token cap."""
-    return clean_completion(raw if isinstance(raw, str) else "")
+    )[0]
 
 
 def parse_proposals(
@@ -357,15 +335,7 @@ def parse_proposals(
     seen = _seen_from(previous)
     results: list[ParsedProposal] = []
     for index, raw in enumerate(raws):
-        parsed = _parse_one(
-            raw,
-            labels=labels,
-            seen=seen,
-            max_tokens=max_tokens,
-            count_tokens=counter,
-            slot=slot,
-            schema=schema,
-        )
+        parsed = _parse_one(raw, labels, seen, max_tokens, counter, slot, schema)
         if parsed.valid and parsed.prefix is not None:
             seen.setdefault(normalize_prefix(parsed.prefix), f"batch item {index}")
         results.append(parsed)
@@ -411,13 +381,12 @@ def _seen_from(previous: Iterable[str]) -> dict[str, str]:
 
 def _parse_one(
     raw: str,
-    *,
     labels: list[_Label],
     seen: dict[str, str],
     max_tokens: int,
     count_tokens: Callable[[str], int],
-    slot: str | None = None,
-    schema: OutputSchema | None = None,
+    slot: str | None,
+    schema: OutputSchema | None,
 ) -> ParsedProposal:
     if max_tokens < 1:
         raise ValueError(f"max_tokens must be at least 1, got {max_tokens}")
@@ -433,9 +402,8 @@ def _parse_one(
                     reason="unfinished: cut off before one whole sentence",
                     source=how,
                 )
-            source, cut = value, _at_cap(value, schema)
-            if cut:
-                source = _whole(source)
+            whole = at_cap(value, schema)
+            source, cut = whole or value, whole is not None
         else:
             how = "free_text"
     if slot is not None:
@@ -450,21 +418,6 @@ def _parse_one(
     if cut and parsed.prefix is not None:
         parsed = replace(parsed, truncated=True)
     return replace(parsed, source=how)
-
-
-def _at_cap(value: str, schema: OutputSchema) -> bool:
-    """Whether a JSON string reached the schema's length cap (the grammar closed it there)."""
-    cap = schema.schema.get("properties", {}).get("instruction", {}).get("maxLength")
-    return cap is not None and len(value) >= int(cap) - 1
-
-
-def _whole(text: str) -> str:
-    """A string the cap cut mid-way: its whole sentences, else its whole words."""
-    ends = list(re.finditer(r"[.!?](?=\s|$)", text))
-    if ends and ends[-1].end() > len(text) // 3:
-        return text[: ends[-1].end()]
-    cut = text.rsplit(None, 1)[0] if len(text.split()) > 1 else text
-    return cut.rstrip(" ,;:-–—(") + "."
 
 
 def _checked(

@@ -88,6 +88,19 @@ def read_answer(text: str, schema: OutputSchema) -> tuple[str | None, str]:
     return value[: ends[-1].end()].strip(), "json_partial"
 
 
+def at_cap(value: str, schema: OutputSchema) -> str | None:
+    """A JSON string that reached the schema's length cap (the grammar closed it there), cut
+    back to its whole sentences, else its whole words; ``None`` when it is under the cap."""
+    cap = schema.schema.get("properties", {}).get("instruction", {}).get("maxLength")
+    if cap is None or len(value) < int(cap) - 1:
+        return None
+    ends = list(_SENTENCE_END.finditer(value))
+    if ends and ends[-1].end() > len(value) // 3:
+        return value[: ends[-1].end()]
+    cut = value.rsplit(None, 1)[0] if len(value.split()) > 1 else value
+    return cut.rstrip(" ,;:-–—(") + "."
+
+
 def _closing_quote(body: str) -> int | None:
     """Index of the quote that ends a JSON string body, or ``None`` (it was cut off)."""
     escaped = False

@@ -79,7 +79,7 @@ class OutputSchema:
         if self.parse(text) is not None:
             return "valid"
         stripped = text.strip()
-        if stripped.startswith("{") and not _closed(stripped):
+        if stripped.startswith("{") and _scan(stripped)[1]:
             return "cut"
         return "invalid"
 
@@ -102,24 +102,36 @@ def response_format(form: str, schema: OutputSchema) -> dict[str, Any] | None:
     raise ValueError(f"unknown structured-output form {form!r}")
 
 
-def _closed(text: str) -> bool:
-    """Whether the braces of a JSON-looking text balance (string-aware)."""
-    depth, quoted, escaped = 0, False, False
-    for ch in text:
+def json_spans(text: str) -> list[str]:
+    """Balanced ``{...}`` or ``[...]`` spans of a text, outermost first (string-aware): the
+    JSON a free-text answer may hold, for the caller to decode."""
+    return _scan(text)[0]
+
+
+def _scan(text: str) -> tuple[list[str], bool]:
+    """``(spans, open)``: the balanced spans of :func:`json_spans`, and whether the text
+    ends inside a span (an unclosed bracket or string)."""
+    spans, depth, start, quoted, escaped = [], 0, -1, False, False
+    for i, char in enumerate(text):
         if quoted:
             if escaped:
                 escaped = False
-            elif ch == "\\":
+            elif char == "\\":
                 escaped = True
-            elif ch == '"':
+            elif char == '"':
                 quoted = False
-        elif ch == '"':
+            continue
+        if char == '"' and depth:
             quoted = True
-        elif ch in "{[":
+        elif char in "{[":
+            if depth == 0:
+                start = i
             depth += 1
-        elif ch in "}]":
+        elif char in "}]" and depth:
             depth -= 1
-    return depth <= 0 and not quoted
+            if depth == 0:
+                spans.append(text[start : i + 1])
+    return spans, depth > 0
 
 
 def _without(value: Any, keys: tuple[str, ...]) -> Any:

@@ -9,7 +9,8 @@ instead, so that the waits honour ``Retry-After``, add jitter, and every fault i
   it never appears in a config file, a cache key, the ledger, the history or an error message.
 - Servers that ignore ``n`` (llama.cpp, Ollama) return one choice: the missing candidates
   are fetched by single-completion requests, in parallel, each with its own seed
-  (:func:`gpta.chat.base.sample_seed`).
+  (:func:`gpta.chat.base.sample_seed`); from then on the model object sends all n at once
+  as single-completion requests (:meth:`OpenAIChatModel._complete`).
 - At most ``assistant.max_in_flight`` requests are in flight per process and endpoint.
 - With a schema (structured output), the ``response_format`` form the server honours is
   learned and remembered (:meth:`OpenAIChatModel._structured`, :mod:`gpta.chat.structured`).
@@ -26,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from tenacity import (
@@ -258,6 +259,13 @@ class OpenAIChatModel:
         self.context_window = config.context_window or DEFAULT_CONTEXT_WINDOW
         self.count_tokens = count_tokens_approx
         self.forms = ServerForms()  # which response_format this server honours, once learned
+        # Whether this server ignores n (it answered one choice to a request for more); see
+        # _complete. Kept by this object, i.e. for one run, and never written anywhere: a
+        # run's request bodies then do not depend on what ran before it (the response cache
+        # and replays key on them), and a finding that single-completion requests can never
+        # disprove does not outlive the server it was made on. Requests of one object are
+        # sequential in gpta (a background request is joined before the next is sent).
+        self.ignores_n = False
 
     def identity(self) -> dict[str, str]:
         """Cache identity: backend, endpoint and model; never the key or the headers."""
@@ -434,43 +442,105 @@ class OpenAIChatModel:
     def _complete(
         self, messages: list[Message], sampling: Sampling, fmt: Any
     ) -> tuple[list[str], list[str | None], Usage, int, list[str]]:
-        """n completions: (texts, finish reasons, usage, attempts, faults)."""
+        """n completions: (texts, finish reasons, usage, attempts, faults).
+
+        A server not yet known to ignore ``n`` is asked once for all n (a server that honours
+        it bills the prompt once); when it answers one choice, the model remembers that it
+        ignores ``n`` and fetches the rest one by one. Once known, the n completions go out at
+        once as n single-completion requests (``max_in_flight`` at a time), so the answer
+        costs one round trip instead of two. Completion i is seeded ``sample_seed(seed, i)``
+        either way, so the request bodies, and the texts of a seeded server, are the same
+        whichever way the run learned it."""
         n = sampling.n
+        if n > 1 and self.ignores_n:
+            fetched = self._one_by_one(messages, sampling, fmt, range(n))
+            if all(isinstance(item, LLMRequestError) for item in fetched):
+                raise _all_failed([e for e in fetched if isinstance(e, LLMRequestError)])
+            return _gathered(fetched, [], [], Usage(), 0, [])
         response, attempts, faults = self._request(messages, sampling, fmt)
-        choices = list(response.choices)[:n]
+        texts, finish, usage, warnings = self._read(response, messages, sampling, limit=n)
+        if len(texts) == 1 < n:
+            self.ignores_n = True
+        missing = n - len(texts)
+        if missing <= 0:
+            return texts, finish, usage, attempts, faults + warnings
+        fetched = self._one_by_one(messages, sampling, fmt, range(1, missing + 1))
+        return _gathered(fetched, texts, finish, usage, attempts, faults + warnings)
+
+    def _read(
+        self, response: Any, messages: list[Message], sampling: Sampling, *, limit: int
+    ) -> tuple[list[str], list[str | None], Usage, list[str]]:
+        """The first ``limit`` choices of a response: texts, finish reasons, usage, warnings."""
+        choices = list(response.choices)[:limit]
         texts = [_choice_text(c) for c in choices]
         finish = [getattr(c, "finish_reason", None) for c in choices]
         usage, warnings = self._usage(response, messages, texts, sampling.max_new_tokens)
-        faults = faults + warnings
-        missing = n - len(texts)
-        if missing > 0:  # the server ignored n: fetch the rest one by one, in parallel
+        return texts, finish, usage, warnings
 
-            def one(i: int) -> tuple[Any, int, list[str]] | LLMRequestError:
-                try:
-                    one_more = replace(sampling, n=1, seed=sample_seed(sampling.seed, i))
-                    return self._request(messages, one_more, fmt)
-                except LLMRequestError as err:  # keep the candidates that did arrive
-                    return err
+    def _one_by_one(
+        self, messages: list[Message], sampling: Sampling, fmt: Any, indices: range
+    ) -> list[_Single | LLMRequestError]:
+        """Completion i of each index as its own single-completion request (seed
+        ``sample_seed(seed, i)``), all at once within ``max_in_flight``; in index order, a
+        request that failed as its error (the candidates that did arrive are kept)."""
 
-            workers = min(missing, self.max_in_flight)
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                extra = list(pool.map(one, range(1, missing + 1)))
-            for item in extra:
-                if isinstance(item, LLMRequestError):
-                    attempts += item.attempts
-                    faults += list(item.faults)
-                    continue
-                more, more_attempts, more_faults = item
-                more_texts = [_choice_text(more.choices[0])]
-                texts += more_texts
-                finish.append(getattr(more.choices[0], "finish_reason", None))
-                more_usage, warnings = self._usage(
-                    more, messages, more_texts, sampling.max_new_tokens
-                )
-                usage = usage + more_usage
-                attempts += more_attempts
-                faults += more_faults + warnings
-        return texts, finish, usage, attempts, faults
+        def one(i: int) -> _Single | LLMRequestError:
+            single = replace(sampling, n=1, seed=sample_seed(sampling.seed, i))
+            try:
+                response, attempts, faults = self._request(messages, single, fmt)
+            except LLMRequestError as err:
+                return err
+            texts, finish, usage, warnings = self._read(response, messages, single, limit=1)
+            return _Single(texts[0], finish[0], usage, attempts, faults + warnings)
+
+        with ThreadPoolExecutor(max_workers=min(len(indices), self.max_in_flight)) as pool:
+            return list(pool.map(one, indices))
+
+
+@dataclass(frozen=True)
+class _Single:
+    """One single-completion request's answer."""
+
+    text: str
+    finish: str | None
+    usage: Usage
+    attempts: int
+    faults: list[str]
+
+
+def _gathered(
+    fetched: list[_Single | LLMRequestError],
+    texts: list[str],
+    finish: list[str | None],
+    usage: Usage,
+    attempts: int,
+    faults: list[str],
+) -> tuple[list[str], list[str | None], Usage, int, list[str]]:
+    """What arrived added, in index order, to what a first request gave."""
+    texts, finish, faults = list(texts), list(finish), list(faults)
+    for item in fetched:
+        if isinstance(item, LLMRequestError):
+            attempts += item.attempts
+            faults += list(item.faults)
+            continue
+        texts.append(item.text)
+        finish.append(item.finish)
+        usage = usage + item.usage
+        attempts += item.attempts
+        faults += item.faults
+    return texts, finish, usage, attempts, faults
+
+
+def _all_failed(errors: list[LLMRequestError]) -> LLMRequestError:
+    """No single-completion request was answered: the first one's error, with every
+    request's attempts and faults."""
+    failure = LLMRequestError(
+        str(errors[0]),
+        attempts=sum(e.attempts for e in errors),
+        faults=tuple(f for e in errors for f in e.faults),
+    )
+    failure.format_refused = errors[0].format_refused
+    return failure
 
 
 def _verdict(schema: OutputSchema, text: str, finish_reason: str | None) -> str:

@@ -196,14 +196,21 @@ def _check_shape(path: Path, number: int, record: Any) -> None:
         ) from None
 
 
-def _read_ledger(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], int]:
-    """(line number, record) of every record, and how many lines could not be read.
+def read_ledger(path: Path, *, strict: bool = True) -> tuple[list[tuple[int, dict[str, Any]]], int]:
+    """(line number, record) of every record of an exposure ledger, and how many lines could
+    not be read. A last line without its newline that is not JSON (cut short by a crash) is
+    counted as unreadable.
 
-    Not UTF-8, or a record of the wrong shape: :class:`GptaUserError`. A last line without
-    its newline that is not JSON (cut short by a crash) is counted as unreadable."""
+    ``strict`` (the audit, which fails closed): a ledger that cannot be read, is not UTF-8
+    or holds a record of the wrong shape raises :class:`GptaUserError`; a line in the middle
+    that is not JSON stays as an ``{"event": "unreadable"}`` record. Otherwise (a report,
+    which never fails): text is decoded with replacement characters, and what is not a JSON
+    object is left out."""
     try:
         lines = path.read_bytes().split(b"\n")
     except OSError as err:
+        if not strict:
+            return [], 0
         raise GptaUserError(f"cannot read {path}: {err.strerror or err}") from None
     cut = lines.pop() if lines else b""  # after the last newline: empty, or a cut line
     records: list[tuple[int, dict[str, Any]]] = []
@@ -213,7 +220,7 @@ def _read_ledger(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], int]:
         if not raw.strip():
             continue
         try:
-            text = raw.decode("utf-8")
+            text = raw.decode("utf-8", "strict" if strict else "replace")
         except UnicodeDecodeError as err:
             if last:
                 bad += 1  # a crash cut a character in two
@@ -226,10 +233,14 @@ def _read_ledger(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], int]:
             record = json.loads(text)
         except (json.JSONDecodeError, RecursionError):
             bad += 1
-            if not last:
+            if strict and not last:
                 records.append((number, {"event": "unreadable"}))
             continue
-        _check_shape(path, number, record)
+        if strict:
+            _check_shape(path, number, record)
+        elif not isinstance(record, dict):
+            bad += 1
+            continue
         records.append((number, record))
     return records, bad
 
@@ -334,7 +345,7 @@ def audit_run(run_dir: str | Path, *, recheck: bool = False) -> AuditReport:
             hint="pass the run directory of a `gpta train` run (it holds exposure.jsonl); a "
             "run whose ledger was deleted cannot be audited: treat what its TA saw as exposed",
         )
-    lines, bad = _read_ledger(ledger)
+    lines, bad = read_ledger(ledger)
     records = [r for _, r in lines if r.get("event") != "unreadable"]
     policy = next((r for r in records if r.get("event") == "policy"), None)
     if policy is not None:

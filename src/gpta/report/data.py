@@ -16,17 +16,14 @@ import yaml
 
 from gpta import safe_yaml
 from gpta.errors import GptaUserError
-from gpta.fileio import object_at
+from gpta.fileio import object_at, read_json_record
+from gpta.privacy.audit import LEDGER_FILE, read_ledger
 
 RUN_MARKERS = ("history.jsonl", "metrics.json", "config.yaml", "model/gpta.json")
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    return read_json_record(path) or {}
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -350,9 +347,10 @@ def load_run(path: str | Path) -> RunData:
     metrics = _read_json(run_dir / "metrics.json")
     manifest = _read_json(run_dir / "model" / "gpta.json")
     events = _read_jsonl(run_dir / "history.jsonl")
-    ledger = _read_jsonl(run_dir / "exposure.jsonl")
+    ledger = run_dir / LEDGER_FILE
+    records = [record for _, record in read_ledger(ledger, strict=False)[0]]
     rounds = _rounds(events, metrics)
-    exposure = _exposure(ledger, (run_dir / "exposure.jsonl").is_file())
+    exposure = _exposure(records, ledger.is_file())
     data = RunData(
         run_dir=run_dir,
         name=run_dir.resolve().name,
