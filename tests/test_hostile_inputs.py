@@ -136,7 +136,7 @@ def never_train():
         raise AssertionError(f"a generated input passed validation: {args} {kwargs}")
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("gpta.run.prepare_run_dir", refuse)
+        patch.setattr("gpta.run_lifecycle.prepare_run_dir", refuse)
         yield
 
 
@@ -1032,7 +1032,7 @@ def test_ta_requests_without_an_answer_are_warned_even_with_q(
     from types import SimpleNamespace
 
     from gpta.progress import Progress
-    from gpta.run import _ta_warning
+    from gpta.run_metrics import ta_warning as _ta_warning
 
     channel = SimpleNamespace(
         requests=answered + failed, failed=failed, blocked=blocked, last_block="1 run(s) ..."
