@@ -372,6 +372,7 @@ def main() -> None:
     from transformers import AutoTokenizer
 
     import gpta.run as gpta_run
+    import gpta.teaching_side as teaching_side
     from gpta.assistant.dialogue import DialogueStore, examples_from_run
     from gpta.assistant.tuning import LoraSettings, tune_lora
     from gpta.bundled import resolve_model_path
@@ -460,10 +461,10 @@ def main() -> None:
         return len(count_tokens_tok(text, add_special_tokens=False)["input_ids"])
 
     heldout = []
-    original = gpta_run.make_chat_model
+    original = teaching_side.make_chat_model
     for seed in args.heldout_seeds:
         paired = PairedChat(untuned_ta, tuned_ta)
-        gpta_run.make_chat_model = lambda *a, _p=paired, **k: _p
+        teaching_side.make_chat_model = lambda *a, _p=paired, **k: _p
         run_dir = args.work / "heldout" / f"seed{seed}"
         t0 = time.perf_counter()
         try:
@@ -473,7 +474,7 @@ def main() -> None:
                 quiet=True,
             )
         finally:
-            gpta_run.make_chat_model = original
+            teaching_side.make_chat_model = original
         stats = _judge(run_dir, paired.calls, count_tokens, 24)
         heldout.append(
             {

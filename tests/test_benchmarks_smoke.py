@@ -224,11 +224,12 @@ def test_gpta_bench_runs_the_benchmark_module_from_any_directory(tmp_path, monke
 
 
 def test_gpta_bench_without_a_checkout_says_so(tmp_path, monkeypatch):
-    import gpta.cli as cli
+    import gpta.cli.bench as bench
+    from gpta.cli import main
 
-    monkeypatch.setattr(cli, "_benchmarks_root", lambda: None)
+    monkeypatch.setattr(bench, "_benchmarks_root", lambda: None)
     with pytest.raises(SystemExit) as raised:
-        cli.main(["bench", "run", "--profile", "smoke"])
+        main(["bench", "run", "--profile", "smoke"])
     assert raised.value.code == 2
 
 

@@ -150,7 +150,7 @@ def test_real_process_exits_2_without_traceback(tmp_path):
 
 
 def test_eval_names_a_missing_user_column(capsys, tmp_path):
-    from gpta.cli import _rename
+    from gpta.cli.inference import _rename
     from gpta.errors import GptaUserError
 
     rows = [{"text": "ok", "label": "positive"}]
@@ -384,7 +384,7 @@ def test_gpta_never_writes_a_gpta_json_it_would_refuse(tmp_path):
 def test_predict_names_non_utf8_bytes_on_stdin(monkeypatch):
     import io
 
-    from gpta.cli import _read_rows
+    from gpta.cli.inference import _read_rows
     from gpta.errors import GptaUserError
 
     stdin = io.TextIOWrapper(io.BytesIO("ok\ncaf\xe9\n".encode("latin-1")))

@@ -10,8 +10,7 @@ from typing import Literal, get_args, get_origin
 import click
 import pytest
 
-from gpta import cli
-from gpta.cli import TRAIN_FLAGS, main
+from gpta.cli import TRAIN_FLAGS, inference, main, teaching_assistant, training
 from gpta.config import (
     DEVICES,
     GptaConfig,
@@ -54,14 +53,14 @@ def _literal(annotation: object) -> tuple[str, ...] | None:
 
 
 def test_every_old_train_flag_is_still_there_and_task_is_new():
-    flags = set(_options(cli.train))
+    flags = set(_options(training.train))
     assert flags >= OLD_FLAGS
     assert "--task" in flags
 
 
 @pytest.mark.parametrize(("flag", "dotted"), sorted(TRAIN_FLAGS.items()))
 def test_each_generated_flag_has_its_config_fields_help_and_choices(flag, dotted):
-    option = _options(cli.train)[flag]
+    option = _options(training.train)[flag]
     field = config_field(dotted)
     assert field.description, f"{dotted} needs a description: it is the help of {flag}"
     assert option.help == f"{field.description} [{dotted}]"
@@ -78,10 +77,10 @@ def test_each_generated_flag_has_its_config_fields_help_and_choices(flag, dotted
 def test_the_other_commands_offer_the_configs_devices_and_formats():
     assert _literal(GptaConfig.model_fields["device"].annotation) == DEVICES
     assert _literal(config_field("data.format").annotation) == DATA_FORMATS
-    assigned = [cli.predict, cli.evaluate, cli.assistant_tune]
+    assigned = [inference.predict, inference.evaluate, teaching_assistant.assistant_tune]
     for command in assigned:
         assert tuple(_options(command)["--device"].type.choices) == DEVICES
-    input_formats = tuple(_options(cli.predict)["--input-format"].type.choices)
+    input_formats = tuple(_options(inference.predict)["--input-format"].type.choices)
     assert input_formats == ("text", "csv", "tsv", "jsonl", "parquet")
 
 

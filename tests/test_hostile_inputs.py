@@ -136,7 +136,7 @@ def never_train():
         raise AssertionError(f"a generated input passed validation: {args} {kwargs}")
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr("gpta.run.prepare_run_dir", refuse)
+        patch.setattr("gpta.run_lifecycle.prepare_run_dir", refuse)
         yield
 
 
@@ -782,7 +782,7 @@ def test_predict_never_replaces_a_file_it_did_not_write(workdir, data):
 @settings(max_examples=30, deadline=None, database=None)
 @given(st.one_of(PREDICTIONS, USER_ROWS, st.binary(max_size=200)))
 def test_predictions_are_told_from_other_files(tmp_path_factory, data):
-    from gpta.cli import _is_prediction_file
+    from gpta.cli.inference import _is_prediction_file
 
     path = tmp_path_factory.mktemp("out") / "p.jsonl"
     path.write_bytes(data)
@@ -1012,7 +1012,7 @@ def test_an_option_given_two_values_is_refused_naming_both(workdir, case):
 @_settings("option_pairs")
 @given(conflicting_options())
 def test_an_option_given_twice_with_one_value_is_one_option(case):
-    from gpta.cli import _refuse_conflicts
+    from gpta.cli.train_flags import _refuse_conflicts
 
     args, dotted, value = case
     _refuse_conflicts((args[3], args[3]), {})  # the same --set item twice
@@ -1032,7 +1032,7 @@ def test_ta_requests_without_an_answer_are_warned_even_with_q(
     from types import SimpleNamespace
 
     from gpta.progress import Progress
-    from gpta.run import _ta_warning
+    from gpta.run_metrics import ta_warning as _ta_warning
 
     channel = SimpleNamespace(
         requests=answered + failed, failed=failed, blocked=blocked, last_block="1 run(s) ..."

@@ -240,7 +240,7 @@ def test_train_on_dev_zero_or_a_sparse_file_exits_2_naming_the_bound(tmp_path, m
 
 
 def test_predict_input_is_bounded_on_stdin_and_from_a_file(tmp_path, monkeypatch):
-    from gpta.cli import _read_rows
+    from gpta.cli.inference import _read_rows
 
     monkeypatch.setenv("GPTA_MAX_DATA_BYTES", "1000")
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"a fine film\n" * 200)))

@@ -95,12 +95,26 @@ LAYERS: list[tuple[str, str, set[str]]] = [
         "class cards, the dialogue gradient, `gpta assistant`",
         {"gpta.assistant"},
     ),
-    ("loop", "the synergy loop and the prefix library", {"gpta.synergy", "gpta.library"}),
+    (
+        "loop",
+        "the prefix-selection policy and the TA side it asks; the prefix library",
+        {"gpta.synergy", "gpta.teaching_side", "gpta.library"},
+    ),
     (
         "run",
-        "one run end to end, its folder (marker, gpta's files, lock); a finished run read "
-        "into a report",
-        {"gpta.run", "gpta.run_folder", "gpta.run_lock", "gpta.report"},
+        "one run end to end (the recipe: setup, the rounds, save, cleanup), its data, its "
+        "numbers, its folder (marker, gpta's files, lock, its life); a finished run read into "
+        "a report",
+        {
+            "gpta.run",
+            "gpta.recipe",
+            "gpta.run_data",
+            "gpta.run_metrics",
+            "gpta.run_folder",
+            "gpta.run_lifecycle",
+            "gpta.run_lock",
+            "gpta.report",
+        },
     ),
     (
         "export",
@@ -110,8 +124,9 @@ LAYERS: list[tuple[str, str, set[str]]] = [
     ),
     (
         "entry points",
-        "the package's public names (gpta/__init__.py), the command line, `gpta llm-check`",
-        {ROOT, "gpta.cli", "gpta.llm_check"},
+        "the package's public names (gpta/__init__.py), the command line (gpta/cli/, "
+        "`gpta llm-check` included)",
+        {ROOT, "gpta.cli"},
     ),
 ]
 

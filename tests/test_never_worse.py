@@ -29,7 +29,7 @@ from gpta.downstream.pipeline import GptaPipeline
 from gpta.downstream.training import PrefixCollator, preserved_rng, round_budget
 from gpta.modeling.pooled import PooledClassifier, Pooling, read_pooling
 from gpta.progress import Progress
-from gpta.run import _check_majority
+from gpta.run_metrics import check_majority as _check_majority
 from gpta.selection import beats, paired_p_value, significantly_beats
 from gpta.tasks.base import Screening
 from gpta.tasks.classification import ClassificationTask

@@ -245,7 +245,7 @@ def test_secrets_never_reach_any_file_of_the_run(tmp_path, monkeypatch):
 def test_llm_check_treats_the_configured_key_as_a_secret(tmp_path, monkeypatch):
     """A key that is not key-shaped, echoed by a failing server, reaches neither the
     llm-check report nor its ledger."""
-    from gpta import llm_check as check
+    from gpta.cli import llm_check as check
     from gpta.config import GptaConfig
 
     key = "plain-words-password-4417"

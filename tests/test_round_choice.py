@@ -203,7 +203,7 @@ def test_prefix_cross_validation_scores_every_labelled_row_once_with_0_1_rows(tm
 
 @pytest.mark.slow
 def test_best_round_cv_trains_the_final_model_on_every_labelled_row(tmp_path, monkeypatch):
-    from gpta import run
+    from gpta import recipe, run
 
     config = _config(
         tmp_path,
@@ -214,13 +214,13 @@ def test_best_round_cv_trains_the_final_model_on_every_labelled_row(tmp_path, mo
     )
     tables = load_data(config)
     trained: list[list[dict]] = []
-    build = run.build_trainer
+    build = recipe.build_trainer
 
     def spy(**kwargs):
         trained.append(kwargs["rows"])
         return build(**kwargs)
 
-    monkeypatch.setattr(run, "build_trainer", spy)
+    monkeypatch.setattr(recipe, "build_trainer", spy)
     run.train(config, quiet=True)
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     chosen = metrics["selection"]["best_round"]

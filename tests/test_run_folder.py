@@ -72,12 +72,13 @@ def _fake_execute(tag: str, *, fail: BaseException | None = None, rounds: int = 
     """What `_execute` writes, with the same functions: a model saved as the best round's,
     checkpoints, the file list synced, then predictions and metrics; ``fail`` after the
     checkpoints (``rounds=0``: before any)."""
-    import gpta.run as run
+    import gpta.run_lifecycle as lifecycle
+    from gpta.run_folder import remove_checkpoints
 
     def execute(config, run_dir, tables, task, description, **kwargs):
         (run_dir / "history.jsonl").write_text(f'{{"event": "{tag}"}}\n', encoding="utf-8")
         for index in range(rounds):
-            written = run._save_best(
+            written = lifecycle.save_best(
                 run_dir,
                 _Saving({"config.json": tag, "model.safetensors": tag}),
                 _Saving({"tokenizer.json": tag}),
@@ -95,7 +96,7 @@ def _fake_execute(tag: str, *, fail: BaseException | None = None, rounds: int = 
         for split in ("dev", "test"):
             (run_dir / "predictions" / f"{split}.jsonl").write_text(tag, encoding="utf-8")
         (run_dir / "metrics.json").write_text(json.dumps({"run": tag}), encoding="utf-8")
-        run.remove_checkpoints(run_dir)
+        remove_checkpoints(run_dir)
         return tag
 
     return execute
@@ -387,15 +388,15 @@ def test_a_full_disk_before_any_round_leaves_the_folder_as_it_was(capsys, tmp_pa
 
 
 def test_a_model_save_that_fills_the_disk_leaves_no_staging_folder(tmp_path):
-    import gpta.run
+    import gpta.run_lifecycle
 
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    good = gpta.run._save_best(run_dir, _Saving({"a.bin": "1"}), _Saving({}), MANIFEST)
+    good = gpta.run_lifecycle.save_best(run_dir, _Saving({"a.bin": "1"}), _Saving({}), MANIFEST)
     assert good == ["model/a.bin", "model/gpta.json"]
     full = RuntimeError("Error while serializing: I/O error: No space left on device (os error 28)")
     with pytest.raises(RuntimeError):
-        gpta.run._save_best(run_dir, _Saving({}, fail=full), _Saving({}), MANIFEST)
+        gpta.run_lifecycle.save_best(run_dir, _Saving({}, fail=full), _Saving({}), MANIFEST)
     assert sorted(p.name for p in run_dir.iterdir()) == ["model"]  # no .model-* left
     assert (run_dir / "model" / "a.bin").read_text(encoding="utf-8") == "1"  # the old best stays
 
@@ -443,7 +444,7 @@ def test_a_manifest_with_no_labels_is_named(capsys, tmp_path):
 
 
 def test_predict_output_refuses_a_user_file_and_writes_through_links(capsys, tmp_path):
-    from gpta.cli import _check_output, _write_output
+    from gpta.cli.inference import _check_output, _write_output
 
     (tmp_path / "gpta.json").write_text(json.dumps(MANIFEST), encoding="utf-8")
     (tmp_path / "rows.txt").write_text("fine\n", encoding="utf-8")

@@ -9,8 +9,11 @@ from __future__ import annotations
 from typing import Any
 
 from gpta.assistant import History, ProposalBatch, TaskBrief
-from gpta.config import AssistantConfig, SelectionConfig
+from gpta.config import build_config
+from gpta.downstream.training import PrefixCollator
 from gpta.progress import Progress
+from gpta.recipe import GptaRecipe
+from gpta.round_choice import RunSelection
 from gpta.synergy import SynergyLoop
 from gpta.tasks.base import Evaluation, Screening
 
@@ -58,26 +61,33 @@ def test_the_current_prefix_is_screened_while_the_answer_is_awaited(tmp_path):
         events.append(("screened", tuple(prefixes)))
         return [Screening(p, 0.5, 1.0, (1.0,) * len(ROWS)) for p in prefixes]
 
+    config = build_config(
+        {
+            "seed": 0,
+            "assistant": {"frozen": True, "background": True},
+            "training": {"rounds": 2, "eval_batch_size": 4},
+            "selection": {"screen_size": len(ROWS)},
+        }
+    )
+    selection = RunSelection(prefix="dev", best_round="dev", labelled=[], where="", k=2, seed=0)
     loop = SynergyLoop(
+        config,
         task=_Task(),  # type: ignore[arg-type]
         tokenizer=None,  # type: ignore[arg-type]
-        assistant=None,
-        brief=BRIEF,
-        history=History(tmp_path / "history.jsonl"),
-        config=AssistantConfig(frozen=True, background=True),
-        rule=SelectionConfig(),
         dev_rows=ROWS,
-        screen_indices=range(len(ROWS)),
-        eval_batch_size=4,
-        rounds=2,
-        seed=0,
+        side=None,
+        selection=selection,
         progress=Progress(quiet=True),
-        screener=screener,
     )
+    loop.brief, loop.history = BRIEF, History(tmp_path / "history.jsonl")
+    loop.screener = screener
     loop.prefix = "Current instruction:"
     batch = ProposalBatch(error="no proposals")  # its challengers: the empty prefix alone
     loop._pending = _Answer(events, batch)  # type: ignore[assignment]
-    loop.end_of_round(0, model=None, train_loss=0.1)  # type: ignore[arg-type]
+    recipe = GptaRecipe.__new__(GptaRecipe)  # only the rounds loop's body is used
+    recipe.loop, recipe.stop_after = loop, None
+    recipe.collator = PrefixCollator(_Task(), None)  # type: ignore[arg-type]
+    recipe.end_of_round(0, model=None, train_loss=0.1)
     joined = events.index("joined the TA's answer")  # (the batch is read again after it)
     assert events[:joined] == [("screened", ("Current instruction:",))]  # needs no answer
     assert events[-1] == ("screened", ("",))  # the challengers come with the answer

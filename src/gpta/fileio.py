@@ -164,3 +164,8 @@ def replace_atomic(path: Path, text: str) -> None:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    """``payload`` as indented UTF-8 JSON (a run's splits.json and metrics.json)."""
+    path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -78,7 +78,7 @@ _FIXED_FILES = (
 )
 _CHECKPOINT_DIR = re.compile(r"checkpoint-[0-9]+")
 _TFEVENTS = "events.out.tfevents."
-_STAGING = ".model-"  # _save_best's folders (a new best model before its rename)
+_STAGING = ".model-"  # run_lifecycle.save_best: a new best model before its rename
 _MAX_RECORD_BYTES = 16 * 2**20
 
 
@@ -193,7 +193,7 @@ def _real(run_dir: Path, entry: str) -> bool:
 
 def _patterns(run_dir: Path) -> set[str]:
     """What gpta writes at fixed names and patterns (present now): its fixed files, the
-    Trainer's checkpoint folders, TensorBoard's event files, _save_best's staging folders."""
+    Trainer's checkpoint folders, TensorBoard's event files, save_best's staging folders."""
     found = {entry for entry in _FIXED_FILES if _real(run_dir, entry)}
     found = {entry for entry in found if (run_dir / entry).is_file()}
     for folder, keep in (
@@ -328,6 +328,17 @@ def _read_state(state_file: Path) -> dict[str, Any]:
     except (OSError, ValueError):
         raise ValueError(f"{trainer_state.name} is missing or not valid JSON") from None
     return state
+
+
+def write_state(path: Path, state: dict[str, Any]) -> None:
+    """A checkpoint's gpta state (what :func:`_read_state` checks), written atomically and
+    synced: its presence marks the checkpoint complete."""
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        handle.write(json.dumps(state, ensure_ascii=False))
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
 
 
 def latest_checkpoint(

@@ -1,11 +1,15 @@
-"""The synergistic loop, and nothing else.
+"""The prefix-selection policy of the rounds loop, and the TA's requests behind it.
+
+:class:`SynergyLoop` is not the loop itself: the rounds loop reads in the recipe
+(:meth:`gpta.recipe.GptaRecipe.train` and its round body,
+:meth:`~gpta.recipe.GptaRecipe.end_of_round`). This module holds the steps that body calls,
+and what they keep between rounds (the prefix, the best round, the request in flight):
 
 warm-up:  the first round(s) train with NO prefix, so the model learns the task before any
           prefix exists (assistant.warmup_rounds); the TA's description-only proposals are
           asked meanwhile (in the background where the backend allows) and screened at its end
 each round r: train with prefix_r (the Trainer does this; once a prefix is adopted, a share
-          of the rows still trains with none) -> then, here (:meth:`SynergyLoop.end_of_round`,
-          the body of the rounds loop, one named step a line):
+          of the rows still trains with none) -> then, at the round's end:
     evaluate on dev -> score_r, and with no prefix too when prefix_r is not empty; the round's
         model serves with whichever scored better; keep it if it is the best so far
     stop early after `patience` rounds without a better dev score
@@ -19,13 +23,14 @@ Why each step, and what it costs: docs/never-worse.md. With assistant.fixed_pref
 benchmark baselines) none of warm-up, prefix mixing or the no-prefix choice applies: the
 round-0 prefix trains and serves as given.
 
-Under several processes (torchrun / accelerate launch) every process runs this loop: the
+Under several processes (torchrun / accelerate launch) every process runs every step: the
 evaluation and screening rows are sharded and gathered (:mod:`gpta.distributed`), the main
 process alone asks the TA and keeps the history, and its chosen prefix is broadcast.
 """
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -43,17 +48,18 @@ from gpta.assistant.background import BackgroundProposals
 from gpta.assistant.material import choose
 from gpta.assistant.prefix import PrefixCandidate
 from gpta.assistant.prompts import initial_messages
-from gpta.config import AssistantConfig, SelectionConfig
+from gpta.config import GptaConfig
 from gpta.distributed import Ranks
 from gpta.progress import Progress
+from gpta.round_choice import RunSelection
 from gpta.selection import beats, best_of
 from gpta.tasks.base import Evaluation, Screening, Task
+from gpta.teaching_side import TeachingSide
 
 if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedTokenizerBase
 
-    from gpta.assistant.tuning import DialogueGradient
     from gpta.chat.base import Message
 
 
@@ -68,7 +74,9 @@ def _main_only(value: T | None, name: str) -> T:
 
 
 class SynergyLoop:
-    """Chooses the prefix of each round from the TA's proposals and the model's scores."""
+    """Chooses the prefix of each round from the TA's proposals and the model's scores: the
+    steps of a round boundary (evaluate, keep the best, ask, screen, choose, record), the
+    TA's background requests, and the state a checkpoint keeps."""
 
     # The TA, its brief and the run's history: the main process's (None on the others,
     # which never read them)
@@ -98,47 +106,43 @@ class SynergyLoop:
 
     def __init__(
         self,
+        config: GptaConfig,
         *,
         task: Task,
         tokenizer: PreTrainedTokenizerBase,
-        assistant: TeachingAssistant | None,
-        brief: TaskBrief | None,
-        history: History | None,
-        config: AssistantConfig,
-        rule: SelectionConfig,
         dev_rows: Sequence[dict[str, Any]],
-        screen_indices: Sequence[int],
-        eval_batch_size: int,
-        rounds: int,
-        seed: int,
+        side: TeachingSide | None,
+        selection: RunSelection,
         progress: Progress,
-        dialogue: DialogueGradient | None = None,
         ranks: Ranks | None = None,
-        augment: int = 0,
-        patience: int = 0,
-        compare_empty: bool = True,
-        empty_share: float = 0.0,
-        screener: Callable[[torch.nn.Module, Sequence[str]], list[Screening]] | None = None,
-        keep_last: bool = False,
     ) -> None:
+        """The policy of one run: ``config`` (its assistant, selection and training sections),
+        the TA side (the main process's; None on the others, which only take part in the
+        sharded evaluation and screening) and what chooses the prefix and the round kept
+        (``selection``)."""
+        training = config.training
         self.task = task
         self.tokenizer = tokenizer
-        self._assistant = assistant
-        self._brief = brief
-        self._history = history
-        self.config = config
-        self.rule = rule  # the adoption rule's margin and confidence (selection section)
+        self._assistant = side.assistant if side else None
+        self._brief = side.brief if side else None
+        self._history = side.history if side else None
+        self.dialogue = side.dialogue if side else None  # TA tuning, improvement rates
+        self.config = config.assistant
+        self.rule = config.selection  # the adoption rule's margin and confidence
         self.dev_rows = list(dev_rows)
+        # screening on a seeded sample of the dev rows (or by cross-validation, screener)
+        screen_indices = sorted(
+            random.Random(config.seed).sample(
+                range(len(self.dev_rows)), min(config.selection.screen_size, len(self.dev_rows))
+            )
+        )
         self.screen_rows = [self.dev_rows[i] for i in screen_indices]
-        self.eval_batch_size = eval_batch_size
-        self.rounds = rounds
-        self.seed = seed
+        self.eval_batch_size = training.eval_batch_size
+        self.rounds = selection.rounds.rounds if selection.rounds else training.rounds
+        self.seed = config.seed
         self.progress = progress
-        self.dialogue = dialogue  # TA tuning, improvement rates
-        # On processes other than the main one, assistant/brief/history/dialogue are None:
-        # they only take part in the sharded evaluation and screening.
         self.ranks = ranks or Ranks()
-        self.augment = augment  # prefix variety: train with the top-M screened prefixes
+        self.augment = training.augment_prefixes  # prefix variety: the top-M screened prefixes
         self.prefix = ""
         self.pool: list[str] = []  # with augment: the prefixes a training row may draw
         # assistant.background: the request in flight while a round trains, and the one
@@ -153,20 +157,28 @@ class SynergyLoop:
         self.rounds_since_best = 0
         self._best_serving: tuple[float, float] | None = None  # the best round's (score, -loss)
         self.stopped = False  # early stopping: no better dev score for `patience` rounds
-        self.patience = patience
+        # dev scores choose nothing when the last round is kept
+        self.patience = 0 if selection.keeps_last else training.patience
         # score each prefixed round with no prefix too, and serve with the better (off for
-        # the fixed-prefix baselines and for prediction averaged over a prefix pool)
-        self.compare_empty = compare_empty and not config.fixed_prefix
+        # the fixed-prefix baselines, for prediction averaged over a prefix pool, and under
+        # best_round cv, where the dev rows train too)
+        self.compare_empty = (
+            not (training.augment_prefixes and training.augment_predict == "mean")
+            and selection.best_round != "cv"
+            and not self.config.fixed_prefix
+        )
         # once a prefix is adopted, this share of the batches still trains with none (not for
         # the fixed-prefix baselines, which train with exactly their prefix)
-        self.empty_share = 0.0 if config.fixed_prefix else empty_share
+        self.empty_share = 0.0 if self.config.fixed_prefix else training.empty_prefix_share
         self.ta_seconds = 0.0
         self._round_started = time.perf_counter()
         # selection.prefix: cv screens by cross-validation over every labelled row instead
         # of the dev rows (gpta.prefix_cv); selection.best_round: cv / last keeps the last
         # round (docs/selection.md)
-        self.screener = screener
-        self.keep_last = keep_last
+        self.screener: Callable[[torch.nn.Module, Sequence[str]], list[Screening]] | None = (
+            selection.screener(config, task, tokenizer)
+        )
+        self.keep_last = selection.keeps_last
 
     # --- round 0 -----------------------------------------------------------------------------
     def initial_prefix(self) -> str:
@@ -240,39 +252,7 @@ class SynergyLoop:
             return []
         return None
 
-    # --- every round boundary: the body of the rounds loop -----------------------------------
-    def end_of_round(
-        self, round_index: int, model: torch.nn.Module, train_loss: float | None
-    ) -> bool:
-        """The rounds loop's step: the Trainer has just trained round ``round_index`` with
-        ``self.prefix``; evaluate the round, keep it if it is the best so far, and choose the
-        prefix of the next round (``self.prefix``, ``self.pool`` afterwards). True when the
-        round is the new best.
-
-        Every process runs every step in this order (the scoring is sharded and gathered,
-        so the processes meet in the same collectives); the main process alone reports,
-        asks the TA and writes the history.
-        """
-        record = self._evaluate_round(round_index, model, train_loss)  # evaluate on dev
-        is_best = self._keep_if_best(record)  # the best round so far? early stopping
-        self._report_round(record, is_best)
-        if self._asks_after(round_index):  # not after the last round, the warm-up, a fixed prefix
-            screening = _Stopwatch()
-            with screening:  # before the join: a TA slower than the round is awaited meanwhile
-                current = self._screen_current(model)  # the score to beat
-            self._before_asking(round_index)  # a background answer joined; the TA tuned if due
-            batch, waited = self._ask_ta(round_index, record)  # ask (or take the background answer)
-            with screening:
-                screened = self._screen(model, self._challengers(round_index, batch))  # screen
-                self._choose(round_index, current, batch, screened)  # adopt only a significant gain
-            ta, screen = round(batch.seconds, 3), round(screening.seconds, 3)
-            record.seconds.update({**waited, "ta": ta, "screen": screen})
-            if self.dialogue is not None:
-                self.dialogue.after_proposals(round_index + 1)  # logs the improvement rate
-        self._record_round(record)
-        self._start_round()
-        return is_best
-
+    # --- the steps of a round boundary (the recipe's round body calls them) -----------------
     def _last_round(self, round_index: int) -> bool:
         return round_index == self.rounds - 1 or self.stopped
 
@@ -280,13 +260,13 @@ class SynergyLoop:
         """No proposals until the warm-up's last round."""
         return round_index < self.warmup - 1
 
-    def _asks_after(self, round_index: int) -> bool:
+    def asks_after(self, round_index: int) -> bool:
         """Whether this boundary asks the TA and screens: not after the last round, not during
         the warm-up, never with a fixed prefix."""
         fixed = self.config.fixed_prefix
         return not (self._last_round(round_index) or fixed or self._warming(round_index))
 
-    def _evaluate_round(
+    def evaluate_round(
         self, round_index: int, model: torch.nn.Module, train_loss: float | None
     ) -> RoundRecord:
         """The round on dev with its prefix, and (the round then serves with whichever is
@@ -315,7 +295,7 @@ class SynergyLoop:
             empty_dev_metrics=empty.metrics if empty else None,
         )
 
-    def _keep_if_best(self, record: RoundRecord) -> bool:
+    def keep_if_best(self, record: RoundRecord) -> bool:
         """Whether this round is the best so far (by the score it would be saved with; the
         same on every process, the scores are gathered), and early stopping."""
         serving = record.serving_score
@@ -329,7 +309,7 @@ class SynergyLoop:
         self.stopped = bool(self.patience) and self.rounds_since_best >= self.patience
         return is_best
 
-    def _report_round(self, record: RoundRecord, is_best: bool) -> None:
+    def report_round(self, record: RoundRecord, is_best: bool) -> None:
         """The round's line; an early stop said and logged (main process)."""
         if not self.ranks.is_main:
             return
@@ -350,7 +330,7 @@ class SynergyLoop:
                 f"{self.patience} rounds (best: round {best.round})"
             )
 
-    def _before_asking(self, round_index: int) -> None:
+    def before_asking(self, round_index: int) -> None:
         """A background request must be answered before the TA may be tuned (main process)."""
         if not self.ranks.is_main:
             return
@@ -360,14 +340,14 @@ class SynergyLoop:
         if self.dialogue is not None:
             self.dialogue.before_proposals(round_index)  # tunes the TA when due
 
-    def _screen_current(self, model: torch.nn.Module) -> Screening:
+    def screen_current(self, model: torch.nn.Module) -> Screening:
         """The current prefix on the screening rows: the score a challenger must beat."""
         (current,) = self._screen_many(model, [self.prefix])
         if self.ranks.is_main:
             self.history.note_screened(current.prefix, current.score)
         return current
 
-    def _ask_ta(
+    def ask_ta(
         self, round_index: int, record: RoundRecord
     ) -> tuple[ProposalBatch, dict[str, float]]:
         """The TA's proposals for the next round (main process; an empty batch elsewhere):
@@ -418,7 +398,7 @@ class SynergyLoop:
         the empty one (None: the TA's proposals are the challengers)."""
         return self._first if round_index == self.warmup - 1 else None
 
-    def _challengers(self, round_index: int, batch: ProposalBatch) -> list[str] | None:
+    def challengers(self, round_index: int, batch: ProposalBatch) -> list[str] | None:
         """What is screened against the current prefix: the proposals and the empty prefix
         (main process; None elsewhere, which gets them by broadcast)."""
         if not self.ranks.is_main:
@@ -428,14 +408,12 @@ class SynergyLoop:
             return [p for p in dict.fromkeys(first) if p and p != self.prefix]
         return [p for p in dict.fromkeys([*batch.valid, ""]) if p != self.prefix]
 
-    def _screen(
-        self, model: torch.nn.Module, challengers: list[str] | None
-    ) -> dict[str, Screening]:
+    def screen(self, model: torch.nn.Module, challengers: list[str] | None) -> dict[str, Screening]:
         """The main process's challengers on the screening rows, on every process."""
         challengers = self.ranks.broadcast(challengers)
         return dict(zip(challengers, self._screen_many(model, challengers), strict=True))
 
-    def _choose(
+    def choose_next(
         self,
         round_index: int,
         current: Screening,
@@ -487,7 +465,12 @@ class SynergyLoop:
         self.progress.screen_done(current, list(screened.values()), self.prefix, changed)
         self.progress.prefix_chosen(round_index + 1, self.prefix, changed=changed)
 
-    def _record_round(self, record: RoundRecord) -> None:
+    def after_asking(self, round_index: int) -> None:
+        """The dialogue gradient's improvement rate of this boundary's proposals (logged)."""
+        if self.dialogue is not None:
+            self.dialogue.after_proposals(round_index + 1)
+
+    def record_round(self, record: RoundRecord) -> None:
         """The round and the next round's prefix in the history; the next round's prefix pool
         (main process)."""
         if not self.ranks.is_main:
@@ -499,7 +482,7 @@ class SynergyLoop:
             self.history.log("select", round=record.round + 1, prefix=self.prefix, reason=reason)
         self.pool = self._pool()
 
-    def _start_round(self) -> None:
+    def start_round(self) -> None:
         """The next round trains with the main process's prefix, on every process."""
         self._share_prefix()
         self._round_started = time.perf_counter()
@@ -601,21 +584,6 @@ class SynergyLoop:
         """The main process's prefix (and pool) on every process, checked to be equal."""
         self.prefix, self.pool = self.ranks.broadcast((self.prefix, self.pool))
         self.ranks.assert_same((self.prefix, self.pool), "the prefix of the next round")
-
-
-class _Stopwatch:
-    """The seconds spent inside its ``with`` blocks, added up."""
-
-    def __init__(self) -> None:
-        self.seconds = 0.0
-        self._started = 0.0
-
-    def __enter__(self) -> _Stopwatch:
-        self._started = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.seconds += time.perf_counter() - self._started
 
 
 def _logged(screening: Screening) -> dict[str, Any]:

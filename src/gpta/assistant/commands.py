@@ -1,4 +1,5 @@
-"""What ``gpta assistant export`` and ``gpta assistant tune`` do (the click wiring is in cli.py).
+"""What ``gpta assistant export`` and ``gpta assistant tune`` do (the click wiring is
+in cli/teaching_assistant.py).
 
 Both read the positive dialogues of the given run directories, add them to the task's
 dialogue store (deduplicated) and work on the store's whole example set, so examples collected

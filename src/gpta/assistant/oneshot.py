@@ -1,6 +1,6 @@
 """Requests the TA answers before training (label words, class cards), through privacy.
 
-The rounds loop has its own channel (run.py's teaching side); the steps that run before it
+The rounds loop has its own channel (gpta.teaching_side); the steps that run before it
 use :class:`OneShot`: the exposure (leak guard over every row, ledger, exemplars) is built
 on the first request and reused, every request goes through :meth:`ExposureChannel.send`,
 and a failing TA call never raises: it comes back as an error in the call record.

@@ -9,8 +9,8 @@ as they do for any Trainer script. A Trainer *epoch* is one GPTA *round*:
 - :class:`PrefixCollator` tokenizes each batch with the prefix of the current
   round, so a new prefix takes effect at the next round without re-tokenizing
   (with prefix variety on, each row draws its prefix from the round's pool);
-- :class:`RoundEndCallback` hands control to the synergy loop at every round
-  boundary, which may set a new prefix on the collator.
+- :class:`RoundEndCallback` calls the rounds loop's body (``GptaRecipe.end_of_round``)
+  at every round boundary, which may set a new prefix on the collator.
 
 A new epoch's data iterator is created after ``on_epoch_end`` returns, so every
 batch of round r is built with prefix_r.
@@ -160,7 +160,7 @@ class PrefixCollator:
 
 
 class RoundEndCallback(TrainerCallback):
-    """Hands each round boundary to the synergy loop.
+    """Hands each round boundary to the rounds loop's body (the recipe's ``end_of_round``).
 
     ``on_round_end(round_index, model, train_loss)`` runs at the end of every round and
     returns True to stop training there (early stopping);
