@@ -167,5 +167,6 @@ def replace_atomic(path: Path, text: str) -> None:
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
-    """``payload`` as indented UTF-8 JSON (a run's splits.json and metrics.json)."""
+    """``payload`` as indented UTF-8 JSON, non-ASCII kept as written: every JSON file gpta writes
+    for a reader (splits.json, metrics.json, gpta.json, cards.json, the exported labels)."""
     path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

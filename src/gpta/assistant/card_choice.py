@@ -50,6 +50,7 @@ from gpta.assistant.cards import (
 )
 from gpta.assistant.material import Kind, Material, choose, held_after
 from gpta.errors import GptaUserError
+from gpta.fileio import write_json
 from gpta.selection import (
     CrossValidated,
     ExtraRows,
@@ -369,9 +370,7 @@ def _save(run_dir: Path, record: dict[str, Any]) -> None:
     the rows, the sets and the rounds)."""
     from gpta.assistant.history import History
 
-    (run_dir / run_files.CARDS).write_text(
-        json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
+    write_json(run_dir / run_files.CARDS, record)
     History(run_dir / run_files.HISTORY).log(
         EVENT,
         source=record["source"],

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from gpta.errors import GptaUserError
+from gpta.fileio import write_json
 from gpta.limits import CONFIG_BYTES, read_stream_bounded
 from gpta.manifest import DAMAGED_HINT, FORMAT_VERSION, Manifest, parse_manifest
 from gpta.run_files import MANIFEST, MODEL
@@ -43,9 +44,7 @@ def write_manifest(directory: str | Path, manifest: dict[str, Any]) -> None:
     as it will be read (a bug, never a user error, if it does not pass)."""
     body = {"format_version": FORMAT_VERSION, **manifest, "versions": library_versions()}
     Manifest.model_validate(body)
-    (Path(directory) / MANIFEST).write_text(
-        json.dumps(body, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
+    write_json(Path(directory) / MANIFEST, body)
 
 
 def find_model_dir(path: str | Path) -> Path:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from gpta.export.source import ExportSource
+from gpta.fileio import write_json
 
 CARD_FILE = "README.md"
 # base_model on the Hub for gpta's bundled encoders (the metadata wants a Hub id)
@@ -359,6 +360,4 @@ def write_card(source: ExportSource, folder: Path, fmt: str, name: str) -> None:
             **labels_record(source),
             "output": "model.onnx returns logits and probabilities, one per label, in this order",
         }
-        (folder / LABELS_FILE).write_text(
-            json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-        )
+        write_json(folder / LABELS_FILE, record)

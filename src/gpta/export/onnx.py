@@ -18,7 +18,6 @@ onnxruntime against torch on the tracing inputs before the export is kept.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import warnings
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from typing import Any
 
 from gpta.errors import GptaUserError
 from gpta.export.source import ExportSource
+from gpta.fileio import write_json
 from gpta.tasks.heads.sequence import PREFIX_SEPARATOR
 
 ONNX_FILE = "model.onnx"
@@ -161,7 +161,4 @@ def write_onnx(source: ExportSource, folder: Path) -> None:
             f"{CHECK_TOLERANCE}) on its tracing inputs"
         )
     tokenizer.save_pretrained(str(folder))
-    (folder / CONFIG_FILE).write_text(
-        json.dumps(preprocessing_config(source), indent=2, ensure_ascii=False) + "\n",
-        encoding="utf-8",
-    )
+    write_json(folder / CONFIG_FILE, preprocessing_config(source))

@@ -20,13 +20,13 @@ Weights are written as safetensors (no pickle); ``labels.json`` names the classe
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from gpta.export.source import ExportSource
+from gpta.fileio import write_json
 
 LABELS_FILE = "labels.json"
 DEFAULT_PROMPT = "classification"
@@ -122,6 +122,4 @@ def write_sentence_transformers(source: ExportSource, folder: Path) -> None:
     with _quiet():
         model = build_model(source)
         model.save(str(folder), safe_serialization=True, create_model_card=False)
-    (folder / LABELS_FILE).write_text(
-        json.dumps(labels_record(source), indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
+    write_json(folder / LABELS_FILE, labels_record(source))
